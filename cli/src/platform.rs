@@ -1,0 +1,280 @@
+//! A local stand-in for the Lambda platform around the three functions: the SQS event
+//! source mapping (batches, partial batch failures, redelivery after the visibility
+//! timeout, dead-letter queue) and the EventBridge rules with asynchronous invocation
+//! (delivery delay, two retries one and two minutes apart), all on simulated time.
+//!
+//! The handlers it calls are the functions' real `handler`s, fed the JSON shapes AWS
+//! sends; the cloud behind them is [`SimCloud`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use warmpool::Config;
+use warmpool::events;
+use warmpool::sim::{BusEvent, LatencyModel, SimCloud, Snapshot, fixture};
+
+/// How the local platform and cloud are set up.
+#[derive(Debug, Clone)]
+pub struct PlatformOptions {
+    pub model: LatencyModel,
+    pub seed: u64,
+    /// Prepared instances in the pool at the start.
+    pub pool: u32,
+    /// The signup queue's visibility timeout (s).
+    pub visibility_timeout_s: u64,
+    /// Receives before a signup message goes to the dead-letter queue.
+    pub max_receive_count: u32,
+    /// Lambda asynchronous invocation retries of an EventBridge event, by delay (s).
+    pub async_retry_delays_s: Vec<u64>,
+    /// Configuration variables to override (name, value).
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Default for PlatformOptions {
+    fn default() -> Self {
+        Self {
+            model: LatencyModel::default(),
+            seed: 1,
+            pool: 10,
+            visibility_timeout_s: 90,
+            max_receive_count: 5,
+            async_retry_delays_s: vec![60, 120],
+            overrides: Vec::new(),
+        }
+    }
+}
+
+/// The running platform. Create it inside a tokio runtime with paused time.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    cloud: SimCloud,
+    cfg: Arc<Config>,
+    opts: Arc<PlatformOptions>,
+    next_event: Arc<AtomicU64>,
+}
+
+impl Platform {
+    /// Sets up the cloud (the pool, the queues) and starts the event source mapping
+    /// and the EventBridge rules.
+    #[must_use]
+    pub fn start(opts: PlatformOptions) -> Self {
+        let (cloud, bus) =
+            SimCloud::new(opts.model.clone(), opts.seed, opts.visibility_timeout_s, opts.max_receive_count);
+        let overrides: Vec<(&str, String)> = opts.overrides.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let cfg = Arc::new(fixture::config(&cloud.subnets(), &overrides));
+        cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, opts.pool, opts.pool * 2 + 10);
+        let platform = Self { cloud, cfg, opts: Arc::new(opts), next_event: Arc::new(AtomicU64::new(1)) };
+        platform.spawn_event_rules(bus);
+        platform.spawn_signup_mapping();
+        platform
+    }
+
+    #[must_use]
+    pub fn cloud(&self) -> &SimCloud {
+        &self.cloud
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// A producer sends a signup for `user_id` (FIFO group = the user id).
+    pub fn signup(&self, user_id: &str) -> String {
+        let body = json!({ "kind": "signup", "user_id": user_id, "signup_id": format!("s-{user_id}") });
+        self.cloud.send_signup(&body.to_string(), user_id)
+    }
+
+    /// A producer sends any body.
+    pub fn send_raw(&self, body: &str, group_id: &str) -> String {
+        self.cloud.send_signup(body, group_id)
+    }
+
+    /// The ground truth now.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        self.cloud.snapshot()
+    }
+
+    /// Runs simulated time until every listed user is ready or failed and the signup
+    /// queue is drained, or until `deadline_s` of simulated time have passed. Returns
+    /// whether everything settled.
+    pub async fn run_until_settled(&self, users: &[String], deadline_s: u64) -> bool {
+        let deadline = Duration::from_secs(deadline_s);
+        let start = tokio::time::Instant::now();
+        loop {
+            if self.all_final(users) && self.cloud.signup_backlog() == 0 {
+                // Let terminations and trailing events finish.
+                tokio::time::sleep(Duration::from_secs_f64(self.cloud.model().shutdown_s + 5.0)).await;
+                return true;
+            }
+            if start.elapsed() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Whether every listed user's record is ready or failed.
+    #[must_use]
+    pub fn all_final(&self, users: &[String]) -> bool {
+        let snap = self.cloud.snapshot();
+        users.iter().all(|u| {
+            snap.tags
+                .get(&self.cfg.user_group(u))
+                .and_then(warmpool::domain::UserRecord::from_tags)
+                .is_some_and(|r| r.state.is_final())
+        })
+    }
+
+    // ----- SQS event source mapping -----
+
+    fn spawn_signup_mapping(&self) {
+        let platform = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = platform.cloud.receive_signups(10);
+                if batch.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                let p = platform.clone();
+                tokio::spawn(async move { p.invoke_signup(batch).await });
+            }
+        });
+    }
+
+    async fn invoke_signup(&self, batch: Vec<warmpool::sim::Received>) {
+        let records: Vec<Value> = batch
+            .iter()
+            .map(|m| {
+                json!({
+                    "messageId": m.message_id,
+                    "receiptHandle": m.receipt_handle,
+                    "body": m.body,
+                    "attributes": {
+                        "ApproximateReceiveCount": m.receive_count.to_string(),
+                        "SentTimestamp": (m.sent_at_ms).to_string(),
+                        "MessageGroupId": m.group_id.clone().unwrap_or_default(),
+                        "MessageDeduplicationId": m.message_id,
+                        "SequenceNumber": "1",
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:warmpool-signup.fifo",
+                    "awsRegion": "us-east-1",
+                })
+            })
+            .collect();
+        let event: SqsEvent = match serde_json::from_value(json!({ "Records": records })) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "local platform built an SQS event the handler cannot read");
+                return;
+            }
+        };
+        let response =
+            warmpool_signup::handler(&self.cloud, &self.cfg, LambdaEvent::new(event, Context::default())).await;
+        let failed: Vec<String> = match response {
+            Ok(r) => r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+            // A function error fails the whole batch.
+            Err(_) => batch.iter().map(|m| m.message_id.clone()).collect(),
+        };
+        for m in &batch {
+            if !failed.contains(&m.message_id) {
+                self.cloud.delete_signup(&m.receipt_handle);
+            }
+        }
+    }
+
+    // ----- EventBridge rules and asynchronous invocation -----
+
+    fn spawn_event_rules(&self, mut bus: mpsc::UnboundedReceiver<BusEvent>) {
+        let platform = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = bus.recv().await {
+                let Some(target) = platform.route(&event) else {
+                    continue;
+                };
+                let p = platform.clone();
+                tokio::spawn(async move { p.deliver(target, event).await });
+            }
+        });
+    }
+
+    /// The rules of `template.yaml`: Auto Scaling events of the pool (lifecycle action)
+    /// and of user groups (launch successful) to lifecycle; user-init command statuses
+    /// and pool-prep invocation statuses to command-status.
+    fn route(&self, e: &BusEvent) -> Option<Target> {
+        let cfg = &self.cfg;
+        let str_of = |k: &str| e.detail.get(k).and_then(Value::as_str).unwrap_or_default();
+        match (e.source, e.detail_type) {
+            (events::SOURCE_AUTOSCALING, events::LAUNCH_LIFECYCLE_ACTION)
+                if str_of("AutoScalingGroupName") == cfg.pool_group =>
+            {
+                Some(Target::Lifecycle)
+            }
+            (events::SOURCE_AUTOSCALING, events::LAUNCH_SUCCESSFUL)
+                if str_of("AutoScalingGroupName").starts_with(&cfg.user_group_prefix) =>
+            {
+                Some(Target::Lifecycle)
+            }
+            (events::SOURCE_SSM, events::COMMAND_STATUS) if str_of("document-name") == cfg.user_init_document => {
+                Some(Target::CommandStatus)
+            }
+            (events::SOURCE_SSM, events::COMMAND_INVOCATION_STATUS)
+                if str_of("document-name") == cfg.pool_prep_document =>
+            {
+                Some(Target::CommandStatus)
+            }
+            _ => None,
+        }
+    }
+
+    async fn deliver(&self, target: Target, event: BusEvent) {
+        let delay = self.cloud.draw_ms(self.cloud.model().event_delivery_ms);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let id = self.next_event.fetch_add(1, Ordering::Relaxed);
+        let envelope = event.envelope(id);
+        let mut retries = self.opts.async_retry_delays_s.iter();
+        loop {
+            if self.invoke_event(target, &envelope).await {
+                return;
+            }
+            let Some(delay_s) = retries.next() else {
+                tracing::warn!(?target, detail_type = event.detail_type, "event dropped after Lambda's retries");
+                return;
+            };
+            tokio::time::sleep(Duration::from_secs(*delay_s)).await;
+        }
+    }
+
+    /// Invokes the target with the event; true when it succeeded.
+    async fn invoke_event(&self, target: Target, envelope: &Value) -> bool {
+        let event: EventBridgeEvent<Value> = match serde_json::from_value(envelope.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "local platform built an event the handler cannot read");
+                return true;
+            }
+        };
+        let event = LambdaEvent::new(event, Context::default());
+        match target {
+            Target::Lifecycle => warmpool_lifecycle::handler(&self.cloud, &self.cfg, event).await.is_ok(),
+            Target::CommandStatus => warmpool_command_status::handler(&self.cloud, &self.cfg, event).await.is_ok(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Lifecycle,
+    CommandStatus,
+}

@@ -1,0 +1,32 @@
+//! The command-status function: SSM command-status events in; a ready user, a failover
+//! or a completed pool lifecycle hook out.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+use warmpool::Config;
+use warmpool::events::SsmEvent;
+use warmpool::flow::status::handle_event;
+use warmpool::ports::Cloud;
+
+/// Handles one event. An error makes Lambda retry the asynchronous invocation (twice,
+/// then its on-failure destination); its `errorType` is `Retryable`, `NonRetryable`
+/// or `InvalidInput`.
+pub async fn handler<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    event: LambdaEvent<EventBridgeEvent<Value>>,
+) -> Result<Value, Diagnostic> {
+    let e = event.payload;
+    let result = match SsmEvent::parse(&e.detail_type, e.detail) {
+        Ok(parsed) => handle_event(cloud, cfg, &parsed).await,
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(outcome) => Ok(json!({ "outcome": format!("{outcome:?}") })),
+        Err(err) => {
+            tracing::error!(error = %err, kind = err.kind(), detail_type = %e.detail_type, "command-status event failed");
+            Err(Diagnostic { error_type: err.kind().to_owned(), error_message: err.to_string() })
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The signup function: SQS batch of signup messages in, partial batch failures out.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::LambdaEvent;
+use warmpool::Config;
+use warmpool::flow::signup::{QueueRecord, handle_batch};
+use warmpool::ports::Cloud;
+
+/// Handles one batch. Only the failed records are reported, so SQS retries those
+/// alone and dead-letters them after `maxReceiveCount`; a bad record never fails the
+/// others. Never returns an error: a whole-batch failure would retry good records.
+pub async fn handler<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Diagnostic> {
+    let records: Vec<QueueRecord> = event
+        .payload
+        .records
+        .into_iter()
+        .filter_map(|r| {
+            let Some(message_id) = r.message_id.filter(|id| !id.is_empty()) else {
+                // Without an id the record cannot be reported as failed (an empty
+                // itemIdentifier fails the whole batch); SQS always sets it.
+                tracing::error!("SQS record without a messageId skipped");
+                return None;
+            };
+            Some(QueueRecord {
+                message_id,
+                group_id: r.attributes.get("MessageGroupId").cloned(),
+                body: r.body.unwrap_or_default(),
+                sent_at_ms: r.attributes.get("SentTimestamp").and_then(|v| v.parse().ok()),
+            })
+        })
+        .collect();
+    let failed = handle_batch(cloud, cfg, records).await;
+    let mut response = SqsBatchResponse::default();
+    for id in failed {
+        response.add_failure(id);
+    }
+    Ok(response)
+}

@@ -1,0 +1,202 @@
+//! [`AutoScaling`] over `aws-sdk-autoscaling`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
+
+use super::AwsCloud;
+use super::errors::{Subject, classify};
+use crate::error::CloudError;
+use crate::ports::{AutoScaling, Group, LifecycleResult, Member, MemberState, UserGroupSpec};
+
+fn group_subject(group: &str) -> Subject<'_> {
+    Subject { group: Some(group), ..Subject::default() }
+}
+
+fn member_subject<'a>(group: &'a str, instance_id: &'a str) -> Subject<'a> {
+    Subject { group: Some(group), instance_id: Some(instance_id), ..Subject::default() }
+}
+
+fn group_tags(group: &str, tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .resource_id(group)
+                .resource_type("auto-scaling-group")
+                .key(k)
+                .value(v)
+                .propagate_at_launch(false)
+                .build()
+        })
+        .collect()
+}
+
+fn count(n: Option<i32>) -> u32 {
+    n.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
+}
+
+impl AutoScaling for AwsCloud {
+    async fn create_user_group(&self, spec: &UserGroupSpec) -> Result<(), CloudError> {
+        let template =
+            LaunchTemplateSpecification::builder().launch_template_id(&spec.launch_template).version("$Latest").build();
+        self.autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(&spec.name)
+            .launch_template(template)
+            .min_size(0)
+            .max_size(1)
+            .desired_capacity(0)
+            .vpc_zone_identifier(spec.subnets.join(","))
+            .set_tags(Some(group_tags(&spec.name, &spec.tags)))
+            .send()
+            .await
+            .map_err(|e| classify("CreateAutoScalingGroup", group_subject(&spec.name), &e))?;
+        Ok(())
+    }
+
+    async fn describe_group(&self, name: &str) -> Result<Option<Group>, CloudError> {
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(name)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeAutoScalingGroups", group_subject(name), &e))?;
+        let Some(g) = out.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(name)) else {
+            return Ok(None);
+        };
+        let members = g
+            .instances()
+            .iter()
+            .filter_map(|i| {
+                Some(Member {
+                    instance_id: i.instance_id()?.to_owned(),
+                    state: MemberState::from_aws(i.lifecycle_state().map(|s| s.as_str()).unwrap_or_default()),
+                    healthy: i.health_status() == Some("Healthy"),
+                    availability_zone: i.availability_zone().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect();
+        let tags: BTreeMap<String, String> = g
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+            .collect();
+        Ok(Some(Group {
+            name: name.to_owned(),
+            min_size: count(g.min_size()),
+            max_size: count(g.max_size()),
+            desired_capacity: count(g.desired_capacity()),
+            members,
+            tags,
+        }))
+    }
+
+    async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
+        let out =
+            self.autoscaling.describe_auto_scaling_instances().instance_ids(instance_id).send().await.map_err(|e| {
+                classify(
+                    "DescribeAutoScalingInstances",
+                    Subject { instance_id: Some(instance_id), ..Subject::default() },
+                    &e,
+                )
+            })?;
+        Ok(out
+            .auto_scaling_instances()
+            .iter()
+            .find(|i| i.instance_id() == Some(instance_id))
+            .and_then(|i| i.auto_scaling_group_name())
+            .map(str::to_owned))
+    }
+
+    async fn detach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
+        self.autoscaling
+            .detach_instances()
+            .auto_scaling_group_name(group)
+            .instance_ids(instance_id)
+            .should_decrement_desired_capacity(false)
+            .send()
+            .await
+            .map_err(|e| classify("DetachInstances", member_subject(group, instance_id), &e))?;
+        Ok(())
+    }
+
+    async fn attach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
+        self.autoscaling
+            .attach_instances()
+            .auto_scaling_group_name(group)
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| classify("AttachInstances", member_subject(group, instance_id), &e))?;
+        Ok(())
+    }
+
+    async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), CloudError> {
+        self.autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(group)
+            .desired_capacity(i32::try_from(desired).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| classify("SetDesiredCapacity", group_subject(group), &e))?;
+        Ok(())
+    }
+
+    async fn terminate_instance(&self, instance_id: &str, decrement_desired: bool) -> Result<(), CloudError> {
+        self.autoscaling
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance_id)
+            .should_decrement_desired_capacity(decrement_desired)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "TerminateInstanceInAutoScalingGroup",
+                    Subject { instance_id: Some(instance_id), ..Subject::default() },
+                    &e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn tag_group(&self, group: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
+        self.autoscaling
+            .create_or_update_tags()
+            .set_tags(Some(group_tags(group, tags)))
+            .send()
+            .await
+            .map_err(|e| classify("CreateOrUpdateTags", group_subject(group), &e))?;
+        Ok(())
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<(), CloudError> {
+        self.autoscaling
+            .delete_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .force_delete(true)
+            .send()
+            .await
+            .map_err(|e| classify("DeleteAutoScalingGroup", group_subject(group), &e))?;
+        Ok(())
+    }
+
+    async fn complete_lifecycle_action(
+        &self,
+        group: &str,
+        hook: &str,
+        instance_id: &str,
+        result: LifecycleResult,
+    ) -> Result<(), CloudError> {
+        self.autoscaling
+            .complete_lifecycle_action()
+            .auto_scaling_group_name(group)
+            .lifecycle_hook_name(hook)
+            .instance_id(instance_id)
+            .lifecycle_action_result(result.as_str())
+            .send()
+            .await
+            .map_err(|e| classify("CompleteLifecycleAction", member_subject(group, instance_id), &e))?;
+        Ok(())
+    }
+}

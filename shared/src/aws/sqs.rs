@@ -1,0 +1,15 @@
+//! [`Notifier`] over `aws-sdk-sqs`.
+
+use super::AwsCloud;
+use super::errors::{Subject, classify};
+use crate::error::CloudError;
+use crate::ports::Notifier;
+
+impl Notifier for AwsCloud {
+    async fn send_ready(&self, body: &str) -> Result<(), CloudError> {
+        self.sqs.send_message().queue_url(&self.ready_queue_url).message_body(body).send().await.map_err(|e| {
+            classify("SendMessage", Subject { resource: Some(&self.ready_queue_url), ..Subject::default() }, &e)
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,336 @@
+//! Domain types: validated identifiers, the signup message, and the per-user record
+//! that lives in the tags of the user's Auto Scaling group.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FlowError;
+
+/// Longest user id accepted. The id becomes part of an ASG name, of SSM parameter
+/// names and of an SSM document parameter, so it is kept short and plain.
+pub const MAX_ID_LEN: usize = 64;
+
+/// A validated identifier (user id or signup id): 1 to 64 characters of ASCII letters,
+/// digits, `-` and `_`, starting with a letter or digit.
+///
+/// Anything that could be read by a shell, a path or an ARN differently (spaces, `/`,
+/// `$`, quotes, unicode look-alikes) is rejected here, before it reaches any AWS call.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Id(String);
+
+impl Id {
+    /// Validates `raw` as an identifier; `what` names the field in the error.
+    pub fn parse(what: &str, raw: &str) -> Result<Self, FlowError> {
+        let valid_start = raw.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let valid_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if raw.is_empty() || raw.len() > MAX_ID_LEN || !valid_start || !valid_chars {
+            return Err(FlowError::InvalidInput(format!(
+                "{what} must be 1 to {MAX_ID_LEN} characters of A-Z, a-z, 0-9, '-' or '_', \
+                 starting with a letter or digit; got {:?}",
+                truncate_for_log(raw)
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Id::parse("id", &raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Shortens untrusted input before it is logged.
+#[must_use]
+pub fn truncate_for_log(raw: &str) -> String {
+    const MAX: usize = 80;
+    if raw.chars().count() <= MAX {
+        raw.to_owned()
+    } else {
+        let head: String = raw.chars().take(MAX).collect();
+        format!("{head}…")
+    }
+}
+
+/// The JSON body of a message on the signup queue.
+///
+/// ```json
+/// {"kind": "signup", "user_id": "u-1234", "signup_id": "s-5678"}
+/// {"kind": "delete", "user_id": "u-1234"}
+/// ```
+/// `kind` defaults to `signup`. Unknown fields are rejected so that a producer's typo
+/// is found at once instead of silently ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SignupMessage {
+    /// Give this user a ready host.
+    Signup { user_id: Id, signup_id: Id },
+    /// Tear the user's group (and its instance) down.
+    Delete { user_id: Id },
+}
+
+impl SignupMessage {
+    /// Parses and validates a message body.
+    pub fn parse(body: &str) -> Result<Self, FlowError> {
+        const MAX_BODY: usize = 4096;
+        if body.len() > MAX_BODY {
+            return Err(FlowError::InvalidInput(format!(
+                "message body is {} bytes; a signup message is at most {MAX_BODY}",
+                body.len()
+            )));
+        }
+        let mut value: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+            FlowError::InvalidInput(format!("message body is not JSON ({e}): {:?}", truncate_for_log(body)))
+        })?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("kind").or_insert_with(|| "signup".into());
+        }
+        serde_json::from_value(value)
+            .map_err(|e| FlowError::InvalidInput(format!("message body is not a signup message: {e}")))
+    }
+
+    #[must_use]
+    pub fn user_id(&self) -> &Id {
+        match self {
+            Self::Signup { user_id, .. } | Self::Delete { user_id } => user_id,
+        }
+    }
+}
+
+/// Where a user's host came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// Claimed from the warm pool.
+    Warm,
+    /// Launched fresh by the user's group from the launch template.
+    Cold,
+}
+
+impl Path {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Warm => "warm",
+            Self::Cold => "cold",
+        }
+    }
+}
+
+/// Where a user is in the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserState {
+    /// The user needs an instance: claim one from the pool, or fall back to cold.
+    Claiming,
+    /// An instance is attached (warm) or being launched (cold); the init command is
+    /// pending or running.
+    Initializing,
+    /// The init command succeeded: the host is the user's.
+    Ready,
+    /// Attempts are exhausted; see the reason.
+    Failed,
+}
+
+impl UserState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Claiming => "claiming",
+            Self::Initializing => "initializing",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "claiming" => Some(Self::Claiming),
+            "initializing" => Some(Self::Initializing),
+            "ready" => Some(Self::Ready),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Ready | Self::Failed)
+    }
+}
+
+/// Tag keys of the per-user record on the user's Auto Scaling group.
+pub mod tag {
+    pub const USER_ID: &str = "warmpool:user-id";
+    pub const SIGNUP_ID: &str = "warmpool:signup-id";
+    pub const STATE: &str = "warmpool:state";
+    pub const PATH: &str = "warmpool:path";
+    pub const ATTEMPT: &str = "warmpool:attempt";
+    /// The instance currently serving (or being initialised for) the user.
+    pub const INSTANCE: &str = "warmpool:instance";
+    /// A pool instance this user holds the claim on but has not attached yet.
+    pub const CLAIMED: &str = "warmpool:claimed";
+    /// The init command sent to `INSTANCE`.
+    pub const COMMAND_ID: &str = "warmpool:command-id";
+    pub const REQUESTED_AT: &str = "warmpool:requested-at";
+    pub const READY_AT: &str = "warmpool:ready-at";
+    pub const REASON: &str = "warmpool:reason";
+}
+
+/// The per-user record, read from and written to the tags of the user's group.
+///
+/// AWS already keeps the group durably; its name (derived from the user id) makes
+/// `CreateAutoScalingGroup` the atomic "first signup wins", and its tags carry the
+/// rest. No extra database is needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub signup_id: String,
+    pub state: UserState,
+    pub path: Path,
+    pub attempt: u32,
+    pub instance: Option<String>,
+    pub claimed: Option<String>,
+    pub command_id: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub requested_at_ms: u64,
+    pub ready_at_ms: Option<u64>,
+    pub reason: Option<String>,
+}
+
+impl UserRecord {
+    /// A fresh record for a new signup.
+    #[must_use]
+    pub fn new(user_id: &Id, signup_id: &Id, requested_at_ms: u64) -> Self {
+        Self {
+            user_id: user_id.to_string(),
+            signup_id: signup_id.to_string(),
+            state: UserState::Claiming,
+            path: Path::Warm,
+            attempt: 1,
+            instance: None,
+            claimed: None,
+            command_id: None,
+            requested_at_ms,
+            ready_at_ms: None,
+            reason: None,
+        }
+    }
+
+    /// Reads the record from a group's tags. `None` when the group carries no
+    /// warmpool record (not one of ours) or the record is unreadable.
+    #[must_use]
+    pub fn from_tags(tags: &BTreeMap<String, String>) -> Option<Self> {
+        let get = |k: &str| tags.get(k).filter(|v| !v.is_empty()).cloned();
+        Some(Self {
+            user_id: get(tag::USER_ID)?,
+            signup_id: get(tag::SIGNUP_ID).unwrap_or_default(),
+            state: UserState::parse(&get(tag::STATE)?)?,
+            path: match get(tag::PATH).as_deref() {
+                Some("cold") => Path::Cold,
+                _ => Path::Warm,
+            },
+            attempt: get(tag::ATTEMPT)?.parse().ok()?,
+            instance: get(tag::INSTANCE),
+            claimed: get(tag::CLAIMED),
+            command_id: get(tag::COMMAND_ID),
+            requested_at_ms: get(tag::REQUESTED_AT)?.parse().ok()?,
+            ready_at_ms: get(tag::READY_AT).and_then(|v| v.parse().ok()),
+            reason: get(tag::REASON),
+        })
+    }
+
+    /// The full tag set for this record. Absent optional values are written as empty
+    /// strings so that an update clears them.
+    #[must_use]
+    pub fn to_tags(&self) -> Vec<(String, String)> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        vec![
+            (tag::USER_ID.into(), self.user_id.clone()),
+            (tag::SIGNUP_ID.into(), self.signup_id.clone()),
+            (tag::STATE.into(), self.state.as_str().into()),
+            (tag::PATH.into(), self.path.as_str().into()),
+            (tag::ATTEMPT.into(), self.attempt.to_string()),
+            (tag::INSTANCE.into(), opt(&self.instance)),
+            (tag::CLAIMED.into(), opt(&self.claimed)),
+            (tag::COMMAND_ID.into(), opt(&self.command_id)),
+            (tag::REQUESTED_AT.into(), self.requested_at_ms.to_string()),
+            (tag::READY_AT.into(), self.ready_at_ms.map(|v| v.to_string()).unwrap_or_default()),
+            (tag::REASON.into(), opt(&self.reason)),
+        ]
+    }
+}
+
+/// The message put on the "ready" queue when a user's host is initialised.
+/// Delivery is at least once: consumers de-duplicate on `user_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadyMessage {
+    pub user_id: String,
+    pub signup_id: String,
+    pub instance_id: String,
+    pub path: Path,
+    pub attempts: u32,
+    /// From the signup message being sent to the host being initialised.
+    pub ready_after_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_accept_plain_and_reject_shell_and_unicode() {
+        assert!(Id::parse("user_id", "u-1234_ab").is_ok());
+        for bad in ["", "-x", "a b", "a;rm -rf /", "$(id)", "ünïcode", "a/b", &"x".repeat(65)] {
+            assert!(Id::parse("user_id", bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn signup_message_parses_kinds_and_defaults_to_signup() {
+        let m = SignupMessage::parse(r#"{"user_id":"u1","signup_id":"s1"}"#).unwrap();
+        assert!(matches!(m, SignupMessage::Signup { .. }));
+        let d = SignupMessage::parse(r#"{"kind":"delete","user_id":"u1"}"#).unwrap();
+        assert_eq!(d, SignupMessage::Delete { user_id: Id::parse("u", "u1").unwrap() });
+        for bad in [
+            "not json",
+            r#"{"user_id":"u1"}"#,
+            r#"{"user_id":"u 1","signup_id":"s1"}"#,
+            r#"{"user_id":"u1","signup_id":"s1","extra":1}"#,
+            r#"{"kind":"reboot","user_id":"u1"}"#,
+            r#"{"user_id":7,"signup_id":"s1"}"#,
+            "[]",
+        ] {
+            assert!(matches!(SignupMessage::parse(bad), Err(FlowError::InvalidInput(_))), "{bad}");
+        }
+        let huge = format!(r#"{{"user_id":"u1","signup_id":"{}"}}"#, "s".repeat(10_000));
+        assert!(SignupMessage::parse(&huge).is_err());
+    }
+
+    #[test]
+    fn record_round_trips_through_tags() {
+        let mut r = UserRecord::new(&Id::parse("u", "u1").unwrap(), &Id::parse("s", "s1").unwrap(), 42);
+        r.instance = Some("i-1".into());
+        r.command_id = Some("c-1".into());
+        r.path = Path::Cold;
+        r.attempt = 3;
+        let tags: BTreeMap<_, _> = r.to_tags().into_iter().collect();
+        assert_eq!(UserRecord::from_tags(&tags), Some(r));
+        assert_eq!(UserRecord::from_tags(&BTreeMap::new()), None);
+    }
+}

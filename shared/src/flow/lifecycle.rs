@@ -1,0 +1,144 @@
+//! Lifecycle: Auto Scaling events become SSM Run Commands.
+//!
+//! - `EC2 Instance Launch Successful` for a user group (an attach, or a cold launch):
+//!   wait for the agent, send user-init with the user's values as typed parameters.
+//! - `EC2 Instance-launch Lifecycle Action` for the pool: wait for the agent, send
+//!   pool-prep; command-status completes the hook.
+
+use std::collections::BTreeMap;
+
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{load_user, wait_for_agent, write_tags};
+use crate::Config;
+use crate::domain::{Path, UserState, tag};
+use crate::error::{CloudError, FlowError};
+use crate::events::{AsgEvent, LAUNCHING_TRANSITION, LaunchSuccessful, LifecycleAction};
+use crate::ports::{Cloud, CommandRequest};
+
+/// What the lifecycle function did with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleOutcome {
+    InitSent {
+        command_id: String,
+    },
+    PrepSent {
+        command_id: String,
+    },
+    /// Not for us, stale, or a duplicate; the reason is logged.
+    Ignored(&'static str),
+}
+
+/// Handles one Auto Scaling event.
+pub async fn handle_event<C: Cloud>(cloud: &C, cfg: &Config, event: &AsgEvent) -> Result<LifecycleOutcome, FlowError> {
+    let outcome = match event {
+        AsgEvent::LaunchSuccessful(e) => {
+            let span =
+                info_span!("launch_successful", group = %e.auto_scaling_group_name, instance_id = %e.ec2_instance_id);
+            user_launch(cloud, cfg, e).instrument(span).await
+        }
+        AsgEvent::LaunchLifecycleAction(e) => {
+            let span = info_span!("pool_lifecycle_action", group = %e.auto_scaling_group_name, instance_id = %e.ec2_instance_id);
+            pool_launch(cloud, cfg, e).instrument(span).await
+        }
+        AsgEvent::Other(detail_type) => {
+            info!(detail_type, "ignoring Auto Scaling event of another type");
+            Ok(LifecycleOutcome::Ignored("other detail type"))
+        }
+    }?;
+    if let LifecycleOutcome::Ignored(why) = &outcome {
+        info!(reason = why, "event ignored");
+    }
+    Ok(outcome)
+}
+
+async fn user_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LaunchSuccessful) -> Result<LifecycleOutcome, FlowError> {
+    let instance_id = e.ec2_instance_id.as_str();
+    let Some(user_id) = cfg.user_of_group(&e.auto_scaling_group_name) else {
+        return Ok(LifecycleOutcome::Ignored("not a user group"));
+    };
+    let Some((group, record)) = load_user(cloud, cfg, user_id).await? else {
+        return Ok(LifecycleOutcome::Ignored("user group no longer exists"));
+    };
+    if record.state.is_final() {
+        return Ok(LifecycleOutcome::Ignored("user is already ready or failed"));
+    }
+    if !group.members.iter().any(|m| m.instance_id == instance_id && m.live()) {
+        return Ok(LifecycleOutcome::Ignored("instance is no longer the user's"));
+    }
+    if record.instance.as_deref() == Some(instance_id) && record.command_id.is_some() {
+        return Ok(LifecycleOutcome::Ignored("init already sent to this instance"));
+    }
+    wait_for_agent(cloud, cfg, instance_id).await?;
+    let timeout = match record.path {
+        Path::Warm => cfg.init_timeout_warm_s,
+        Path::Cold => cfg.init_timeout_cold_s,
+    };
+    let request = CommandRequest {
+        document: cfg.user_init_document.clone(),
+        instance_id: instance_id.to_owned(),
+        parameters: BTreeMap::from([
+            ("UserId".to_owned(), vec![record.user_id.clone()]),
+            ("SignupId".to_owned(), vec![record.signup_id.clone()]),
+            ("executionTimeout".to_owned(), vec![timeout.to_string()]),
+        ]),
+        delivery_timeout_s: cfg.delivery_timeout_s,
+        comment: format!("warmpool user-init attempt {}", record.attempt),
+    };
+    let command_id = send_with_agent_retry(cloud, cfg, &request).await?;
+    write_tags(
+        cloud,
+        &group.name,
+        &[
+            (tag::STATE, UserState::Initializing.as_str().into()),
+            (tag::INSTANCE, instance_id.to_owned()),
+            (tag::COMMAND_ID, command_id.clone()),
+            (tag::CLAIMED, String::new()),
+        ],
+    )
+    .await?;
+    info!(user_id, instance_id, command_id, attempt = record.attempt, "user-init sent");
+    Ok(LifecycleOutcome::InitSent { command_id })
+}
+
+async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> Result<LifecycleOutcome, FlowError> {
+    if e.auto_scaling_group_name != cfg.pool_group {
+        return Ok(LifecycleOutcome::Ignored("lifecycle action of a group other than the pool"));
+    }
+    if e.lifecycle_transition != LAUNCHING_TRANSITION {
+        return Ok(LifecycleOutcome::Ignored("not a launch transition"));
+    }
+    let instance_id = e.ec2_instance_id.as_str();
+    wait_for_agent(cloud, cfg, instance_id).await?;
+    let request = CommandRequest {
+        document: cfg.pool_prep_document.clone(),
+        instance_id: instance_id.to_owned(),
+        parameters: BTreeMap::from([("executionTimeout".to_owned(), vec![cfg.prep_timeout_s.to_string()])]),
+        delivery_timeout_s: cfg.delivery_timeout_s,
+        comment: "warmpool pool-prep".to_owned(),
+    };
+    let command_id = send_with_agent_retry(cloud, cfg, &request).await?;
+    info!(instance_id, command_id, "pool-prep sent");
+    Ok(LifecycleOutcome::PrepSent { command_id })
+}
+
+/// `SendCommand`, treating `InvalidInstanceId` right after the agent looked online
+/// (registration still propagating) as one more reason to wait.
+async fn send_with_agent_retry<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    request: &CommandRequest,
+) -> Result<String, FlowError> {
+    for _ in 0..3 {
+        match cloud.send_command(request).await {
+            Ok(id) => return Ok(id),
+            Err(CloudError::AgentNotReady { instance_id }) => {
+                warn!(instance_id, "SendCommand says the agent is not ready; waiting again");
+                cloud.sleep_ms(2_000).await;
+                wait_for_agent(cloud, cfg, &instance_id).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(FlowError::NotYet(format!("SendCommand to {} kept answering InvalidInstanceId", request.instance_id)))
+}

@@ -1,0 +1,79 @@
+//! The flow: plain async functions over the [`Cloud`](crate::ports::Cloud) ports.
+//!
+//! Every step is idempotent and resumable: the user's record lives in the tags of the
+//! user's group, each step writes only the keys it changes, and a step re-run after a
+//! crash (SQS redelivery, Lambda async retry) finds where the last run stopped.
+
+pub mod acquire;
+pub mod lifecycle;
+pub mod signup;
+pub mod status;
+
+use crate::Config;
+use crate::domain::UserRecord;
+use crate::error::{CloudError, FlowError};
+use crate::ports::{Cloud, Group};
+
+/// Reads a user's group and record. `Ok(None)` when the group does not exist or does
+/// not carry a warmpool record.
+pub(crate) async fn load_user<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &str,
+) -> Result<Option<(Group, UserRecord)>, FlowError> {
+    let name = cfg.user_group(user_id);
+    let Some(group) = cloud.describe_group(&name).await? else {
+        return Ok(None);
+    };
+    match UserRecord::from_tags(&group.tags) {
+        Some(record) => Ok(Some((group, record))),
+        None => Err(FlowError::Inconsistent {
+            user_id: user_id.to_owned(),
+            message: format!("group {name} exists but its warmpool tags are missing or unreadable"),
+        }),
+    }
+}
+
+/// Writes some keys of the record (and only those) to the group's tags.
+pub(crate) async fn write_tags<C: Cloud>(cloud: &C, group: &str, tags: &[(&str, String)]) -> Result<(), CloudError> {
+    let owned: Vec<(String, String)> = tags.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    cloud.tag_group(group, &owned).await
+}
+
+/// Waits, within the configured budget, until the instance's SSM agent is online.
+pub(crate) async fn wait_for_agent<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str) -> Result<(), FlowError> {
+    let deadline = cloud.now_ms() + u64::from(cfg.agent_wait_s) * 1000;
+    let mut delay_ms = 1_000;
+    let mut polls = 0_u32;
+    loop {
+        polls += 1;
+        if cloud.agent_online(instance_id).await? {
+            if polls > 1 {
+                tracing::info!(instance_id, polls, "SSM agent came online");
+            }
+            return Ok(());
+        }
+        if cloud.now_ms() + delay_ms > deadline {
+            return Err(FlowError::NotYet(format!(
+                "the SSM agent of {instance_id} is not online after {polls} checks over {}s; \
+                 the event will be retried",
+                cfg.agent_wait_s
+            )));
+        }
+        cloud.sleep_ms(delay_ms).await;
+        delay_ms = (delay_ms * 2).min(15_000);
+    }
+}
+
+/// Small stable hash (FNV-1a, 64 bit) for rendezvous ordering of pool candidates.
+#[must_use]
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}

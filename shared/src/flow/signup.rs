@@ -1,0 +1,165 @@
+//! Signup: a message from the signup queue becomes a user group with an instance.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::acquire::{Acquired, acquire};
+use super::load_user;
+use crate::Config;
+use crate::domain::{Id, SignupMessage, UserRecord, UserState};
+use crate::error::{CloudError, FlowError};
+use crate::ports::{Cloud, UserGroupSpec};
+
+/// What one signup message achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignupOutcome {
+    Acquired(Acquired),
+    /// The user is past claiming already (a duplicate or redelivered message).
+    AlreadyInProgress(UserState),
+    Deleted,
+    /// A delete for a user with no group.
+    NothingToDelete,
+}
+
+/// One SQS record, as the flow needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRecord {
+    pub message_id: String,
+    /// FIFO `MessageGroupId` (the user id); `None` on a standard queue.
+    pub group_id: Option<String>,
+    pub body: String,
+    /// `SentTimestamp`, milliseconds since the epoch: when the user signed up.
+    pub sent_at_ms: Option<u64>,
+}
+
+/// Processes a batch and returns the message ids that failed (to be retried, and after
+/// the queue's `maxReceiveCount`, dead-lettered).
+///
+/// Records of different message groups run concurrently. Within a group they run in
+/// order, and after a failure the rest of that group is reported failed unprocessed, as
+/// FIFO ordering requires. A malformed record fails alone and never fails the batch.
+pub async fn handle_batch<C: Cloud>(cloud: &C, cfg: &Config, records: Vec<QueueRecord>) -> Vec<String> {
+    let mut groups: BTreeMap<Option<String>, Vec<QueueRecord>> = BTreeMap::new();
+    let mut singles = Vec::new();
+    for r in records {
+        match &r.group_id {
+            Some(_) => groups.entry(r.group_id.clone()).or_default().push(r),
+            None => singles.push(vec![r]),
+        }
+    }
+    let lanes = groups.into_values().chain(singles);
+    let failed = join_all(lanes.map(|lane| async move {
+        let mut failed = Vec::new();
+        let mut blocked = false;
+        for r in lane {
+            if blocked {
+                failed.push(r.message_id);
+                continue;
+            }
+            let span = info_span!("signup_record", message_id = %r.message_id);
+            if handle_record(cloud, cfg, &r).instrument(span).await.is_err() {
+                blocked = true;
+                failed.push(r.message_id);
+            }
+        }
+        failed
+    }))
+    .await;
+    failed.into_iter().flatten().collect()
+}
+
+async fn handle_record<C: Cloud>(cloud: &C, cfg: &Config, r: &QueueRecord) -> Result<SignupOutcome, FlowError> {
+    let result = match SignupMessage::parse(&r.body) {
+        Ok(msg) => handle_message(cloud, cfg, &msg, r.sent_at_ms).await,
+        Err(e) => Err(e),
+    };
+    match &result {
+        Ok(outcome) => info!(?outcome, "signup message processed"),
+        Err(e @ FlowError::InvalidInput(_)) => {
+            error!(error = %e, kind = e.kind(), "rejected signup message; it will go to the dead-letter queue");
+        }
+        Err(e) => warn!(error = %e, kind = e.kind(), "signup message failed; it will be retried"),
+    }
+    result
+}
+
+/// Handles one validated message.
+pub async fn handle_message<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    msg: &SignupMessage,
+    sent_at_ms: Option<u64>,
+) -> Result<SignupOutcome, FlowError> {
+    match msg {
+        SignupMessage::Signup { user_id, signup_id } => {
+            let span = info_span!("signup", user_id = %user_id, signup_id = %signup_id);
+            signup(cloud, cfg, user_id, signup_id, sent_at_ms).instrument(span).await
+        }
+        SignupMessage::Delete { user_id } => {
+            delete_user(cloud, cfg, user_id).instrument(info_span!("delete", user_id = %user_id)).await
+        }
+    }
+}
+
+async fn signup<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &Id,
+    signup_id: &Id,
+    sent_at_ms: Option<u64>,
+) -> Result<SignupOutcome, FlowError> {
+    let record = UserRecord::new(user_id, signup_id, sent_at_ms.unwrap_or_else(|| cloud.now_ms()));
+    let spec = UserGroupSpec {
+        name: cfg.user_group(user_id.as_str()),
+        launch_template: cfg.launch_template.clone(),
+        subnets: cfg.subnets.clone(),
+        tags: record.to_tags(),
+    };
+    match cloud.create_user_group(&spec).await {
+        Ok(()) => info!(group = %spec.name, "user group created"),
+        Err(CloudError::AlreadyExists { .. }) => info!(group = %spec.name, "user group exists; resuming"),
+        Err(e) => return Err(e.into()),
+    }
+    // DescribeAutoScalingGroups may not show a group created a moment ago.
+    let mut found = None;
+    for delay_ms in [0, 250, 1_000] {
+        cloud.sleep_ms(delay_ms).await;
+        found = load_user(cloud, cfg, user_id.as_str()).await?;
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some((group, record)) = found else {
+        return Err(FlowError::NotYet(format!("group {} is not visible yet", spec.name)));
+    };
+    if record.signup_id != signup_id.as_str() {
+        warn!(existing_signup = %record.signup_id, "user already signed up under another signup id; continuing that one");
+    }
+    if record.state != UserState::Claiming {
+        info!(state = record.state.as_str(), "user is past claiming; nothing to do");
+        return Ok(SignupOutcome::AlreadyInProgress(record.state));
+    }
+    Ok(SignupOutcome::Acquired(acquire(cloud, cfg, &group, &record).await?))
+}
+
+async fn delete_user<C: Cloud>(cloud: &C, cfg: &Config, user_id: &Id) -> Result<SignupOutcome, FlowError> {
+    let name = cfg.user_group(user_id.as_str());
+    let Some(group) = cloud.describe_group(&name).await? else {
+        info!(group = %name, "no user group; nothing to delete");
+        return Ok(SignupOutcome::NothingToDelete);
+    };
+    let record = UserRecord::from_tags(&group.tags);
+    // Release claims first: once the group is gone nothing else knows about them.
+    let held: Vec<String> = record.map(|r| [r.instance, r.claimed].into_iter().flatten().collect()).unwrap_or_default();
+    for instance_id in &held {
+        cloud.release(instance_id).await?;
+    }
+    match cloud.delete_group(&name).await {
+        Ok(()) | Err(CloudError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    info!(group = %name, "user group deleted with its instances");
+    Ok(SignupOutcome::Deleted)
+}

@@ -1,0 +1,191 @@
+//! The small traits through which the flow talks to AWS.
+//!
+//! Two implementations exist: the SDK adapters in [`crate::aws`] and the in-memory
+//! cloud in `crate::sim`. Every method is one AWS call, so a test can make exactly that
+//! call race, repeat or fail.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::error::CloudError;
+
+/// Lifecycle state of an instance inside an Auto Scaling group, as AWS reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    Pending,
+    /// `Pending:Wait`: held by a launch lifecycle hook.
+    PendingWait,
+    InService,
+    Standby,
+    /// `Terminating`, `Terminating:Wait`, `Terminated` and the like.
+    Terminating,
+    /// `Detaching` and other transitional states.
+    Other,
+}
+
+impl MemberState {
+    /// Maps an AWS `LifecycleState` string.
+    #[must_use]
+    pub fn from_aws(s: &str) -> Self {
+        match s {
+            "Pending" => Self::Pending,
+            "Pending:Wait" | "Pending:Proceed" => Self::PendingWait,
+            "InService" => Self::InService,
+            "Standby" => Self::Standby,
+            s if s.starts_with("Terminat") => Self::Terminating,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// One instance of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub instance_id: String,
+    pub state: MemberState,
+    pub healthy: bool,
+    pub availability_zone: String,
+}
+
+impl Member {
+    /// Whether the instance can be claimed from the pool.
+    #[must_use]
+    pub fn claimable(&self) -> bool {
+        self.state == MemberState::InService && self.healthy
+    }
+
+    /// Whether the instance counts as the group's current host (not on its way out).
+    #[must_use]
+    pub fn live(&self) -> bool {
+        !matches!(self.state, MemberState::Terminating | MemberState::Other)
+    }
+}
+
+/// What `DescribeAutoScalingGroups` says about one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub min_size: u32,
+    pub max_size: u32,
+    pub desired_capacity: u32,
+    pub members: Vec<Member>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `CreateAutoScalingGroup` for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGroupSpec {
+    pub name: String,
+    /// The launch template the group uses for a cold launch.
+    pub launch_template: String,
+    /// The pool's subnets: an attached instance must be in one of the group's AZs.
+    pub subnets: Vec<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// `CompleteLifecycleAction` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleResult {
+    Continue,
+    Abandon,
+}
+
+impl LifecycleResult {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Continue => "CONTINUE",
+            Self::Abandon => "ABANDON",
+        }
+    }
+}
+
+/// The Auto Scaling calls the flow makes.
+pub trait AutoScaling: Send + Sync {
+    /// `CreateAutoScalingGroup` (MinSize 0, MaxSize 1, DesiredCapacity 0) with tags.
+    /// [`CloudError::AlreadyExists`] when the group exists: the atomic "first signup wins".
+    fn create_user_group(&self, spec: &UserGroupSpec) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `DescribeAutoScalingGroups` for one group; `None` when it does not exist.
+    fn describe_group(&self, name: &str) -> impl Future<Output = Result<Option<Group>, CloudError>> + Send;
+    /// `DescribeAutoScalingInstances`: the group an instance belongs to, if any.
+    fn group_of_instance(&self, instance_id: &str) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+    /// `DetachInstances` with `ShouldDecrementDesiredCapacity=false`, so the group replaces it.
+    fn detach_instance(&self, group: &str, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `AttachInstances` of one instance.
+    fn attach_instance(&self, group: &str, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `SetDesiredCapacity`.
+    fn set_desired_capacity(&self, group: &str, desired: u32) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `TerminateInstanceInAutoScalingGroup`.
+    fn terminate_instance(
+        &self,
+        instance_id: &str,
+        decrement_desired: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `CreateOrUpdateTags` on a group (not propagated to instances).
+    fn tag_group(&self, group: &str, tags: &[(String, String)]) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `DeleteAutoScalingGroup` with `ForceDelete`, which terminates its instances.
+    fn delete_group(&self, group: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `CompleteLifecycleAction` by instance id.
+    fn complete_lifecycle_action(
+        &self,
+        group: &str,
+        hook: &str,
+        instance_id: &str,
+        result: LifecycleResult,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// `SendCommand` for one instance, with typed parameters (values are lists, as SSM wants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRequest {
+    pub document: String,
+    pub instance_id: String,
+    pub parameters: BTreeMap<String, Vec<String>>,
+    /// Delivery timeout (`TimeoutSeconds`, at least 30).
+    pub delivery_timeout_s: u32,
+    pub comment: String,
+}
+
+/// The SSM Run Command calls the flow makes.
+pub trait RunCommand: Send + Sync {
+    /// `DescribeInstanceInformation` filtered by instance id: is the agent `Online`?
+    fn agent_online(&self, instance_id: &str) -> impl Future<Output = Result<bool, CloudError>> + Send;
+    /// `SendCommand`; returns the command id. [`CloudError::AgentNotReady`] for `InvalidInstanceId`.
+    fn send_command(&self, request: &CommandRequest) -> impl Future<Output = Result<String, CloudError>> + Send;
+}
+
+/// Who holds the claim on a pool instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This call created the claim.
+    Created,
+    /// A claim exists already; its owner.
+    HeldBy(String),
+}
+
+/// The per-instance claim lock (Parameter Store, `PutParameter Overwrite=false`).
+pub trait Claims: Send + Sync {
+    /// Creates the claim on `instance_id` for `owner` unless one exists; in that case
+    /// reads and returns the existing owner.
+    fn claim(&self, instance_id: &str, owner: &str) -> impl Future<Output = Result<ClaimOutcome, CloudError>> + Send;
+    /// Deletes the claim (missing is fine).
+    fn release(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// The "ready" queue.
+pub trait Notifier: Send + Sync {
+    /// `SendMessage` of one JSON body.
+    fn send_ready(&self, body: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Wall-clock time and waiting. Real time in Lambda, simulated time on the in-memory cloud.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Waits `ms` milliseconds.
+    fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()> + Send;
+}
+
+/// Everything the flow needs, as one bound.
+pub trait Cloud: AutoScaling + RunCommand + Claims + Notifier + Clock {}
+impl<T: AutoScaling + RunCommand + Claims + Notifier + Clock> Cloud for T {}

@@ -1,0 +1,66 @@
+//! The in-memory cloud: Auto Scaling, EC2 instances, SSM Run Command, Parameter
+//! Store and SQS, modelled after the AWS behaviour the design rests on, on a simulated
+//! clock (tokio's paused time: a ten-minute launch costs no real time).
+//!
+//! What it models, and where the numbers come from, is in [`LatencyModel`] and in
+//! `docs/architecture.md`. Everything the functions do goes through the same ports as
+//! the SDK adapters; what the cloud *really* holds (its ground truth) is read with
+//! [`SimCloud::snapshot`], never through the functions' beliefs.
+
+mod cloud;
+mod model;
+mod queue;
+
+pub use cloud::{BusEvent, SimCloud, Snapshot, TimelineEntry};
+pub use model::LatencyModel;
+pub use queue::{Received, SimQueue};
+
+/// The deployment names the simulator uses: the same variables `template.yaml` sets,
+/// with the values the sample events in `events/` carry.
+pub mod fixture {
+    use std::collections::BTreeMap;
+
+    use crate::Config;
+
+    pub const POOL_GROUP: &str = "warmpool-pool";
+    pub const POOL_HOOK: &str = "warmpool-pool-launch";
+    pub const USER_INIT_DOCUMENT: &str = "warmpool-user-init";
+    pub const POOL_PREP_DOCUMENT: &str = "warmpool-pool-prep";
+    pub const LAUNCH_TEMPLATE: &str = "lt-0123456789abcdef0";
+    pub const READY_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-ready";
+
+    /// The environment a function gets, as `template.yaml` would set it.
+    #[must_use]
+    pub fn environment(subnets: &[String]) -> BTreeMap<String, String> {
+        [
+            ("POOL_ASG_NAME", POOL_GROUP.to_owned()),
+            ("POOL_LIFECYCLE_HOOK_NAME", POOL_HOOK.to_owned()),
+            ("USER_ASG_PREFIX", "warmpool-user-".to_owned()),
+            ("LAUNCH_TEMPLATE_ID", LAUNCH_TEMPLATE.to_owned()),
+            ("POOL_SUBNETS", subnets.join(",")),
+            ("USER_INIT_DOCUMENT", USER_INIT_DOCUMENT.to_owned()),
+            ("POOL_PREP_DOCUMENT", POOL_PREP_DOCUMENT.to_owned()),
+            ("READY_QUEUE_URL", READY_QUEUE_URL.to_owned()),
+            ("CLAIM_PARAMETER_PREFIX", "/warmpool/claims".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// [`Config`] read from [`environment`] with `overrides` applied.
+    ///
+    /// # Panics
+    /// If the overrides make the configuration invalid (a test's own mistake).
+    #[must_use]
+    pub fn config(subnets: &[String], overrides: &[(&str, String)]) -> Config {
+        let mut env = environment(subnets);
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), v.clone());
+        }
+        match Config::from_lookup(|k| env.get(k).cloned()) {
+            Ok(c) => c,
+            Err(e) => panic!("simulator configuration is invalid: {e}"),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! An SQS queue: visibility timeout, redelivery, FIFO message groups and a
+//! dead-letter queue after `max_receive_count` receives.
+
+use std::collections::BTreeSet;
+
+/// One message as a consumer receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub group_id: Option<String>,
+    pub sent_at_ms: u64,
+    pub receive_count: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Message {
+    id: String,
+    body: String,
+    group_id: Option<String>,
+    sent_at_ms: u64,
+    receive_count: u32,
+    visible_at_ms: u64,
+    receipt: u64,
+}
+
+/// A queue with its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct SimQueue {
+    fifo: bool,
+    visibility_timeout_ms: u64,
+    max_receive_count: u32,
+    messages: Vec<Message>,
+    dead: Vec<Received>,
+    next_id: u64,
+}
+
+impl SimQueue {
+    #[must_use]
+    pub fn new(fifo: bool, visibility_timeout_ms: u64, max_receive_count: u32) -> Self {
+        Self { fifo, visibility_timeout_ms, max_receive_count, messages: Vec::new(), dead: Vec::new(), next_id: 0 }
+    }
+
+    /// `SendMessage`; returns the message id.
+    pub fn send(&mut self, body: String, group_id: Option<String>, now_ms: u64) -> String {
+        self.next_id += 1;
+        let id = format!("msg-{:06}", self.next_id);
+        self.messages.push(Message {
+            id: id.clone(),
+            body,
+            group_id: if self.fifo { group_id } else { None },
+            sent_at_ms: now_ms,
+            receive_count: 0,
+            visible_at_ms: now_ms,
+            receipt: 0,
+        });
+        id
+    }
+
+    /// `ReceiveMessage` of up to `max` messages. On a FIFO queue a message group with a
+    /// message in flight delivers nothing more until that message is deleted or visible
+    /// again. A message received more than `max_receive_count` times moves to the DLQ.
+    pub fn receive(&mut self, max: usize, now_ms: u64) -> Vec<Received> {
+        let mut out = Vec::new();
+        let mut blocked: BTreeSet<String> = BTreeSet::new();
+        let mut i = 0;
+        while i < self.messages.len() && out.len() < max {
+            let m = &self.messages[i];
+            let group = m.group_id.clone();
+            if let Some(g) = &group {
+                if blocked.contains(g) {
+                    i += 1;
+                    continue;
+                }
+            }
+            if m.visible_at_ms > now_ms {
+                if let Some(g) = group {
+                    blocked.insert(g);
+                }
+                i += 1;
+                continue;
+            }
+            if m.receive_count >= self.max_receive_count {
+                let m = self.messages.remove(i);
+                self.dead.push(Received {
+                    message_id: m.id,
+                    receipt_handle: String::new(),
+                    body: m.body,
+                    group_id: m.group_id,
+                    sent_at_ms: m.sent_at_ms,
+                    receive_count: m.receive_count,
+                });
+                continue;
+            }
+            self.next_id += 1;
+            let receipt = self.next_id;
+            let vt = self.visibility_timeout_ms;
+            let m = &mut self.messages[i];
+            m.receive_count += 1;
+            m.visible_at_ms = now_ms + vt;
+            m.receipt = receipt;
+            out.push(Received {
+                message_id: m.id.clone(),
+                receipt_handle: format!("{}#{receipt}", m.id),
+                body: m.body.clone(),
+                group_id: m.group_id.clone(),
+                sent_at_ms: m.sent_at_ms,
+                receive_count: m.receive_count,
+            });
+            if let Some(g) = group {
+                blocked.insert(g);
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// `DeleteMessage` by receipt handle; a stale receipt (the message was received
+    /// again since) deletes nothing, as in SQS.
+    pub fn delete(&mut self, receipt_handle: &str) -> bool {
+        let before = self.messages.len();
+        self.messages.retain(|m| format!("{}#{}", m.id, m.receipt) != receipt_handle);
+        before != self.messages.len()
+    }
+
+    /// Messages not yet deleted (in flight or waiting).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Bodies of every message not yet deleted, oldest first.
+    #[must_use]
+    pub fn bodies(&self) -> Vec<String> {
+        self.messages.iter().map(|m| m.body.clone()).collect()
+    }
+
+    /// The dead-letter queue.
+    #[must_use]
+    pub fn dead_letters(&self) -> &[Received] {
+        &self.dead
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redelivers_after_visibility_timeout_then_dead_letters() {
+        let mut q = SimQueue::new(false, 1_000, 2);
+        q.send("a".into(), None, 0);
+        assert_eq!(q.receive(10, 0).len(), 1);
+        assert!(q.receive(10, 500).is_empty(), "invisible while in flight");
+        let again = q.receive(10, 1_000);
+        assert_eq!(again[0].receive_count, 2);
+        assert!(q.receive(10, 2_000).is_empty());
+        assert_eq!(q.dead_letters().len(), 1);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn fifo_groups_deliver_one_at_a_time_in_order() {
+        let mut q = SimQueue::new(true, 1_000, 5);
+        q.send("u1-a".into(), Some("u1".into()), 0);
+        q.send("u1-b".into(), Some("u1".into()), 0);
+        q.send("u2-a".into(), Some("u2".into()), 0);
+        let first = q.receive(10, 0);
+        let bodies: Vec<_> = first.iter().map(|r| r.body.as_str()).collect();
+        assert_eq!(bodies, ["u1-a", "u2-a"]);
+        assert!(q.receive(10, 10).is_empty());
+        assert!(q.delete(&first[0].receipt_handle));
+        assert_eq!(q.receive(10, 20)[0].body, "u1-b");
+    }
+
+    #[test]
+    fn stale_receipt_deletes_nothing() {
+        let mut q = SimQueue::new(false, 100, 5);
+        q.send("a".into(), None, 0);
+        let r1 = q.receive(1, 0);
+        let _r2 = q.receive(1, 100);
+        assert!(!q.delete(&r1[0].receipt_handle));
+        assert_eq!(q.len(), 1);
+    }
+}

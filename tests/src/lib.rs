@@ -1,0 +1,1 @@
+//! warmpool end-to-end tests: see `tests/`.
