@@ -57,6 +57,7 @@ pub struct Platform {
     cfg: Arc<Config>,
     opts: Arc<PlatformOptions>,
     next_event: Arc<AtomicU64>,
+    failed_invocations: Arc<AtomicU64>,
 }
 
 impl Platform {
@@ -69,7 +70,13 @@ impl Platform {
         let overrides: Vec<(&str, String)> = opts.overrides.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let cfg = Arc::new(fixture::config(&cloud.subnets(), &overrides));
         cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, opts.pool, opts.pool * 2 + 10);
-        let platform = Self { cloud, cfg, opts: Arc::new(opts), next_event: Arc::new(AtomicU64::new(1)) };
+        let platform = Self {
+            cloud,
+            cfg,
+            opts: Arc::new(opts),
+            next_event: Arc::new(AtomicU64::new(1)),
+            failed_invocations: Arc::new(AtomicU64::new(0)),
+        };
         platform.spawn_event_rules(bus);
         platform.spawn_signup_mapping();
         platform
@@ -94,6 +101,13 @@ impl Platform {
     /// A producer sends any body.
     pub fn send_raw(&self, body: &str, group_id: &str) -> String {
         self.cloud.send_signup(body, group_id)
+    }
+
+    /// EventBridge-invoked handler runs that returned an error (each one retried by
+    /// the platform while retries remain).
+    #[must_use]
+    pub fn failed_invocations(&self) -> u64 {
+        self.failed_invocations.load(Ordering::Relaxed)
     }
 
     /// The ground truth now.
@@ -248,6 +262,7 @@ impl Platform {
             if self.invoke_event(target, &envelope).await {
                 return;
             }
+            self.failed_invocations.fetch_add(1, Ordering::Relaxed);
             let Some(delay_s) = retries.next() else {
                 tracing::warn!(?target, detail_type = event.detail_type, "event dropped after Lambda's retries");
                 return;

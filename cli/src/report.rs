@@ -168,10 +168,11 @@ impl Report {
         }
         let mut seen = BTreeSet::new();
         for u in &self.users {
-            if let Some(i) = &u.instance_id {
-                if u.state == "ready" && !seen.insert(i.clone()) {
-                    v.push(format!("instance {i} serves two users"));
-                }
+            if let Some(i) = &u.instance_id
+                && u.state == "ready"
+                && !seen.insert(i.clone())
+            {
+                v.push(format!("instance {i} serves two users"));
             }
         }
         for (name, ids) in &self.cloud.asgs {

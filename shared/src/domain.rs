@@ -185,8 +185,11 @@ pub mod tag {
     pub const INSTANCE: &str = "warmpool:instance";
     /// A pool instance this user holds the claim on but has not attached yet.
     pub const CLAIMED: &str = "warmpool:claimed";
-    /// The init command sent to `INSTANCE`.
+    /// The latest init command sent for this user.
     pub const COMMAND_ID: &str = "warmpool:command-id";
+    /// The instance `COMMAND_ID` was sent to: tells a duplicate launch event (init
+    /// already sent there) from the launch of a replacement.
+    pub const COMMAND_INSTANCE: &str = "warmpool:command-instance";
     pub const REQUESTED_AT: &str = "warmpool:requested-at";
     pub const READY_AT: &str = "warmpool:ready-at";
     pub const REASON: &str = "warmpool:reason";
@@ -207,6 +210,7 @@ pub struct UserRecord {
     pub instance: Option<String>,
     pub claimed: Option<String>,
     pub command_id: Option<String>,
+    pub command_instance: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub requested_at_ms: u64,
     pub ready_at_ms: Option<u64>,
@@ -226,6 +230,7 @@ impl UserRecord {
             instance: None,
             claimed: None,
             command_id: None,
+            command_instance: None,
             requested_at_ms,
             ready_at_ms: None,
             reason: None,
@@ -249,6 +254,7 @@ impl UserRecord {
             instance: get(tag::INSTANCE),
             claimed: get(tag::CLAIMED),
             command_id: get(tag::COMMAND_ID),
+            command_instance: get(tag::COMMAND_INSTANCE),
             requested_at_ms: get(tag::REQUESTED_AT)?.parse().ok()?,
             ready_at_ms: get(tag::READY_AT).and_then(|v| v.parse().ok()),
             reason: get(tag::REASON),
@@ -269,6 +275,7 @@ impl UserRecord {
             (tag::INSTANCE.into(), opt(&self.instance)),
             (tag::CLAIMED.into(), opt(&self.claimed)),
             (tag::COMMAND_ID.into(), opt(&self.command_id)),
+            (tag::COMMAND_INSTANCE.into(), opt(&self.command_instance)),
             (tag::REQUESTED_AT.into(), self.requested_at_ms.to_string()),
             (tag::READY_AT.into(), self.ready_at_ms.map(|v| v.to_string()).unwrap_or_default()),
             (tag::REASON.into(), opt(&self.reason)),

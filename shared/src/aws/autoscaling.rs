@@ -71,7 +71,9 @@ impl AutoScaling for AwsCloud {
             .filter_map(|i| {
                 Some(Member {
                     instance_id: i.instance_id()?.to_owned(),
-                    state: MemberState::from_aws(i.lifecycle_state().map(|s| s.as_str()).unwrap_or_default()),
+                    state: MemberState::from_aws(
+                        i.lifecycle_state().map(aws_sdk_autoscaling::types::LifecycleState::as_str).unwrap_or_default(),
+                    ),
                     healthy: i.health_status() == Some("Healthy"),
                     availability_zone: i.availability_zone().unwrap_or_default().to_owned(),
                 })

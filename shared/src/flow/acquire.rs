@@ -54,10 +54,10 @@ pub async fn acquire<C: Cloud>(
     let warm_allowed = record.path == Path::Warm && record.attempt <= cfg.warm_attempts;
     if warm_allowed {
         // 2. A claim from an earlier run that did not finish: finish moving it.
-        if let Some(claimed) = record.claimed.as_deref() {
-            if move_instance(cloud, cfg, &group.name, claimed, user_id).await? == Move::Attached {
-                return finish_warm(cloud, group, claimed).await;
-            }
+        if let Some(claimed) = record.claimed.as_deref()
+            && move_instance(cloud, cfg, &group.name, claimed, user_id).await? == Move::Attached
+        {
+            return finish_warm(cloud, group, claimed).await;
         }
         // 3. Claim a fresh one. A lost move (the instance vanished under us) tries again.
         for _ in 0..CLAIM_ROUNDS {

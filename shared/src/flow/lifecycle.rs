@@ -66,7 +66,7 @@ async fn user_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LaunchSuccessful) ->
     if !group.members.iter().any(|m| m.instance_id == instance_id && m.live()) {
         return Ok(LifecycleOutcome::Ignored("instance is no longer the user's"));
     }
-    if record.instance.as_deref() == Some(instance_id) && record.command_id.is_some() {
+    if record.command_instance.as_deref() == Some(instance_id) && record.command_id.is_some() {
         return Ok(LifecycleOutcome::Ignored("init already sent to this instance"));
     }
     wait_for_agent(cloud, cfg, instance_id).await?;
@@ -93,6 +93,7 @@ async fn user_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LaunchSuccessful) ->
             (tag::STATE, UserState::Initializing.as_str().into()),
             (tag::INSTANCE, instance_id.to_owned()),
             (tag::COMMAND_ID, command_id.clone()),
+            (tag::COMMAND_INSTANCE, instance_id.to_owned()),
             (tag::CLAIMED, String::new()),
         ],
     )

@@ -134,6 +134,8 @@ struct World {
     subnet_azs: BTreeMap<String, String>,
     next_instance: u64,
     next_command: u64,
+    /// User-init commands still to fail on purpose (tests).
+    forced_init_failures: u32,
     calls: BTreeMap<String, u64>,
     timeline: Vec<TimelineEntry>,
 }
@@ -191,6 +193,7 @@ impl SimCloud {
             subnet_azs,
             next_instance: 0x0a1b_2c3d_0000_0000 ^ (seed.wrapping_mul(0x9e37_79b9) & 0xffff_0000),
             next_command: 0,
+            forced_init_failures: 0,
             calls: BTreeMap::new(),
             timeline: Vec::new(),
         };
@@ -344,6 +347,11 @@ impl SimCloud {
         if let Some(i) = self.world().instances.get_mut(instance_id) {
             i.agent_online = online;
         }
+    }
+
+    /// Makes the next `n` user-init commands fail, whatever the failure rate.
+    pub fn fail_next_inits(&self, n: u32) {
+        self.world().forced_init_failures += n;
     }
 
     /// The cloud's timeline so far.
@@ -560,11 +568,11 @@ impl SimCloud {
             }
             tokio::time::sleep(Duration::from_secs_f64(cloud.inner.model.agent_delay_s.max(0.0))).await;
             let mut w = cloud.world();
-            if let Some(inst) = w.instances.get_mut(&id) {
-                if inst.state == Ec2State::Running {
-                    inst.agent_online = true;
-                    cloud.note(&mut w, format!("{id} SSM agent online"));
-                }
+            if let Some(inst) = w.instances.get_mut(&id)
+                && inst.state == Ec2State::Running
+            {
+                inst.agent_online = true;
+                cloud.note(&mut w, format!("{id} SSM agent online"));
             }
         });
     }
@@ -665,15 +673,21 @@ impl SimCloud {
                 .get("executionTimeout")
                 .and_then(|v| v.first())
                 .and_then(|v| v.parse::<u64>().ok())
-                .map_or(Duration::from_secs(3_600), Duration::from_secs);
+                .map_or(Duration::from_hours(1), Duration::from_secs);
             let fail_rate = if user_init { model.init_failure_rate } else { model.prep_failure_rate };
-            let fails = cloud.chance(fail_rate);
+            let forced = user_init && {
+                let mut w = cloud.world();
+                let forced = w.forced_init_failures > 0;
+                w.forced_init_failures = w.forced_init_failures.saturating_sub(1);
+                forced
+            };
+            let fails = forced || cloud.chance(fail_rate);
             // Run in steps so that a terminated instance stops the script.
             let ran = work.min(timeout);
             let step = Duration::from_secs(5);
             let mut done = Duration::ZERO;
             while done < ran {
-                let d = step.min(ran - done);
+                let d = step.min(ran.saturating_sub(done));
                 tokio::time::sleep(d).await;
                 done += d;
                 let alive = cloud.world().instances.get(&id).is_some_and(|i| i.state == Ec2State::Running);
@@ -747,9 +761,9 @@ fn next_instance_id(w: &mut World) -> String {
 pub fn format_time(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    let (hour, minute, second) = (rem / 3600, (rem % 3600) / 60, rem % 60);
     // Civil-from-days (Howard Hinnant's algorithm), for days since 1970-01-01.
-    let z = days as i64 + 719_468;
+    let z = days.cast_signed() + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -758,7 +772,7 @@ pub fn format_time(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+    format!("{y:04}-{mo:02}-{d:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
 
 fn validation(op: &str, message: String) -> CloudError {
@@ -934,10 +948,8 @@ impl AutoScaling for SimCloud {
             let Some(group) = group else {
                 return Err(CloudError::NotFound { resource: instance_id.to_owned() });
             };
-            if decrement_desired {
-                if let Some(g) = w.groups.get_mut(&group) {
-                    g.desired = g.desired.saturating_sub(1).max(g.min);
-                }
+            if decrement_desired && let Some(g) = w.groups.get_mut(&group) {
+                g.desired = g.desired.saturating_sub(1).max(g.min);
             }
         }
         self.begin_terminate(instance_id, "TerminateInstanceInAutoScalingGroup");

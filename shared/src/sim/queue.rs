@@ -68,11 +68,9 @@ impl SimQueue {
         while i < self.messages.len() && out.len() < max {
             let m = &self.messages[i];
             let group = m.group_id.clone();
-            if let Some(g) = &group {
-                if blocked.contains(g) {
-                    i += 1;
-                    continue;
-                }
+            if group.as_ref().is_some_and(|g| blocked.contains(g)) {
+                i += 1;
+                continue;
             }
             if m.visible_at_ms > now_ms {
                 if let Some(g) = group {

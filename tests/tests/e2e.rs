@@ -1,0 +1,225 @@
+//! End to end on the in-memory cloud: the three real handlers, the local Lambda
+//! platform (SQS mapping, EventBridge rules, async retries) and simulated AWS.
+//!
+//! Every test reads its verdict from the cloud's ground truth (`Snapshot`), not from
+//! what the functions believe.
+
+use std::collections::BTreeSet;
+
+use warmpool::domain::{ReadyMessage, UserRecord, UserState};
+use warmpool::sim::{LatencyModel, Snapshot};
+use warmpool_cli::platform::{Platform, PlatformOptions};
+use warmpool_cli::report::Report;
+
+const DEADLINE_S: u64 = 3 * 3600;
+
+/// Logs go to the test's captured output, shown when it fails.
+fn logs() {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
+}
+
+fn users(n: usize) -> Vec<String> {
+    logs();
+    (1..=n).map(|i| format!("u-{i:04}")).collect()
+}
+
+fn record(p: &Platform, snap: &Snapshot, user: &str) -> UserRecord {
+    let tags = snap.tags.get(&p.config().user_group(user)).expect("user group exists");
+    UserRecord::from_tags(tags).expect("user group carries a record")
+}
+
+fn ready_messages(snap: &Snapshot) -> Vec<ReadyMessage> {
+    snap.ready_messages.iter().map(|b| serde_json::from_str(b).expect("ready message is JSON")).collect()
+}
+
+fn assert_invariants(p: &Platform, users: &[String]) -> Report {
+    let snap = p.snapshot();
+    let report = Report::build(p.config(), &snap, users, 0.0);
+    assert!(report.violations().is_empty(), "invariants violated: {:?}", report.violations());
+    assert!(snap.outside.is_empty(), "instances outside every group: {:?}", snap.outside);
+    assert!(snap.in_two_groups.is_empty());
+    report
+}
+
+#[tokio::test(start_paused = true)]
+async fn twenty_five_concurrent_signups_on_a_pool_of_ten() {
+    let p = Platform::start(PlatformOptions { pool: 10, seed: 11, ..PlatformOptions::default() });
+    let all = users(25);
+    for u in &all {
+        p.signup(u);
+    }
+    assert!(p.run_until_settled(&all, DEADLINE_S).await, "every user settles");
+    let report = assert_invariants(&p, &all);
+    assert_eq!(report.summary.ready, 25, "{:#?}", report.users);
+    assert_eq!(report.summary.warm, 10, "the whole pool serves, and only once each");
+    assert_eq!(report.summary.cold, 15);
+    let instances: BTreeSet<_> = report.users.iter().filter_map(|u| u.instance_id.clone()).collect();
+    assert_eq!(instances.len(), 25, "distinct instances");
+    // Each user's instance is in that user's group and nowhere else.
+    let snap = p.snapshot();
+    for u in &report.users {
+        let group = p.config().user_group(&u.user_id);
+        assert_eq!(snap.groups[&group], vec![u.instance_id.clone().unwrap()]);
+    }
+    // Warm users are ready in seconds, cold ones in about ten minutes.
+    for u in &report.users {
+        let t = u.ready_after_s.unwrap();
+        match u.path.as_str() {
+            "warm" => assert!(t < 30.0, "{} warm in {t}s", u.user_id),
+            _ => assert!((420.0..900.0).contains(&t), "{} cold in {t}s", u.user_id),
+        }
+    }
+    // Exactly one ready message per user.
+    let msgs = ready_messages(&snap);
+    assert_eq!(msgs.len(), 25);
+    // The pool refilled itself through its lifecycle hook (launch, pool-prep, CONTINUE).
+    assert_eq!(snap.groups[&p.config().pool_group].len(), 10);
+    assert!(snap.calls["CompleteLifecycleAction"] >= 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_init_fails_over_to_another_pool_instance_and_terminates_the_bad_one() {
+    let p = Platform::start(PlatformOptions { pool: 3, ..PlatformOptions::default() });
+    p.cloud().fail_next_inits(1);
+    let all = users(1);
+    p.signup(&all[0]);
+    let settled = p.run_until_settled(&all, DEADLINE_S).await;
+    assert!(settled, "{:#?}\n{:#?}", p.cloud().timeline(), p.snapshot().tags);
+    let report = assert_invariants(&p, &all);
+    let snap = p.snapshot();
+    let r = record(&p, &snap, &all[0]);
+    assert_eq!(r.state, UserState::Ready);
+    assert_eq!(r.attempt, 2, "one failover");
+    assert_eq!(report.users[0].path, "warm", "the second attempt is warm too");
+    assert!(report.users[0].ready_after_s.unwrap() < 60.0);
+    // The first instance was terminated, not returned to the pool.
+    assert_eq!(snap.terminated.len(), 1, "{:?}", snap.terminated);
+    let bad = &snap.terminated[0];
+    assert_ne!(Some(bad), r.instance.as_ref());
+    assert!(snap.groups.values().all(|ids| !ids.contains(bad)), "terminated instance is in no group");
+    assert!(r.reason.unwrap_or_default().contains("Failed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_past_the_warm_attempts_go_cold_and_past_max_attempts_fail_with_a_reason() {
+    let p = Platform::start(PlatformOptions {
+        pool: 5,
+        overrides: vec![("WARM_ATTEMPTS".into(), "1".into()), ("MAX_ATTEMPTS".into(), "2".into())],
+        ..PlatformOptions::default()
+    });
+    p.cloud().fail_next_inits(2);
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    let snap = p.snapshot();
+    let r = record(&p, &snap, &all[0]);
+    assert_eq!(r.state, UserState::Failed);
+    assert_eq!(r.path, warmpool::domain::Path::Cold, "the second attempt was cold");
+    assert!(r.reason.unwrap().contains("2 attempts"));
+    assert!(snap.groups[&p.config().user_group(&all[0])].is_empty(), "a failed user keeps no instance");
+    assert!(ready_messages(&snap).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_pool_takes_the_cold_path() {
+    let p = Platform::start(PlatformOptions { pool: 0, ..PlatformOptions::default() });
+    let all = users(2);
+    for u in &all {
+        p.signup(u);
+    }
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let report = assert_invariants(&p, &all);
+    for u in &report.users {
+        assert_eq!((u.state.as_str(), u.path.as_str(), u.attempts), ("ready", "cold", 1));
+        let t = u.ready_after_s.unwrap();
+        assert!((420.0..900.0).contains(&t), "cold ready in about ten minutes, got {t}s");
+    }
+    let snap = p.snapshot();
+    assert_eq!(snap.calls.get("DetachInstances"), None, "nothing to detach");
+    assert_eq!(snap.calls["SetDesiredCapacity"], 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_agent_is_retried_then_the_user_becomes_ready() {
+    // The agent registers 5 minutes after boot; one lifecycle invocation waits at most
+    // AGENT_WAIT_S (60 s), so the event must be retried by the platform.
+    let model = LatencyModel { agent_delay_s: 300.0, ..LatencyModel::default() };
+    let p = Platform::start(PlatformOptions {
+        pool: 0,
+        model,
+        async_retry_delays_s: vec![60, 120],
+        overrides: vec![("AGENT_WAIT_S".into(), "60".into())],
+        ..PlatformOptions::default()
+    });
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    assert!(p.failed_invocations() >= 1, "the first lifecycle invocation gave up waiting");
+    let snap = p.snapshot();
+    let r = record(&p, &snap, &all[0]);
+    assert_eq!((r.state, r.attempt), (UserState::Ready, 1));
+    assert!(snap.calls["DescribeInstanceInformation"] > 3, "the agent was polled repeatedly");
+    assert_eq!(snap.calls["SendCommand"], 1, "init was sent once, after the agent came online");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_duplicated_signup_message_yields_one_instance() {
+    let p = Platform::start(PlatformOptions { pool: 5, ..PlatformOptions::default() });
+    let all = users(1);
+    // Two copies with different deduplication ids (a producer retry), back to back.
+    p.signup(&all[0]);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    // A third copy after the user is ready.
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    let snap = p.snapshot();
+    assert_eq!(snap.groups[&p.config().user_group(&all[0])].len(), 1);
+    assert_eq!(snap.calls["DetachInstances"], 1, "one pool instance claimed");
+    assert_eq!(snap.calls["AttachInstances"], 1);
+    let inits = p.cloud().timeline().iter().filter(|e| e.text.starts_with("SendCommand warmpool-user-init")).count();
+    assert_eq!(inits, 1, "one user-init");
+    assert_eq!(ready_messages(&snap).len(), 1);
+    assert_eq!(record(&p, &snap, &all[0]).attempt, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_message_is_dead_lettered_and_does_not_block_others() {
+    let p = Platform::start(PlatformOptions { pool: 2, max_receive_count: 3, ..PlatformOptions::default() });
+    p.send_raw(r#"{"user_id":"$(reboot)","signup_id":"s"}"#, "bad");
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    let snap = p.snapshot();
+    assert_eq!(snap.dead_letters.len(), 1, "the malformed message went to the DLQ after its receives");
+    assert!(snap.tags.keys().all(|g| !g.contains("reboot")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delete_message_tears_the_user_group_down() {
+    let p = Platform::start(PlatformOptions { pool: 2, ..PlatformOptions::default() });
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let instance = record(&p, &p.snapshot(), &all[0]).instance.unwrap();
+    p.send_raw(&format!(r#"{{"kind":"delete","user_id":"{}"}}"#, all[0]), &all[0]);
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    let snap = p.snapshot();
+    assert!(!snap.groups.contains_key(&p.config().user_group(&all[0])));
+    assert!(snap.terminated.contains(&instance));
+    assert!(snap.outside.is_empty());
+}
+
+#[test]
+fn the_demo_is_deterministic_for_a_seed() {
+    let opts = warmpool_cli::demo::DemoOptions { users: 8, pool: 3, seed: 5, ..Default::default() };
+    let a = warmpool_cli::demo::run(&opts).unwrap();
+    let b = warmpool_cli::demo::run(&opts).unwrap();
+    assert_eq!(a.report, b.report);
+    assert!(a.settled);
+    assert_eq!(a.report.summary.warm, 3);
+}
