@@ -20,6 +20,7 @@ pub use queue::{Received, SimQueue};
 pub mod fixture {
     use std::collections::BTreeMap;
 
+    use super::{LatencyModel, SimCloud};
     use crate::Config;
 
     pub const POOL_GROUP: &str = "warmpool-pool";
@@ -62,5 +63,16 @@ pub mod fixture {
             Ok(c) => c,
             Err(e) => panic!("simulator configuration is invalid: {e}"),
         }
+    }
+
+    /// A cloud with a pool of `pool` prepared instances and the matching configuration,
+    /// for handler tests. Call inside a tokio runtime (paused time recommended). The
+    /// cloud's event bus is dropped: events go nowhere, the test invokes handlers itself.
+    #[must_use]
+    pub fn cloud_with_pool(pool: u32) -> (SimCloud, Config) {
+        let (cloud, _bus) = SimCloud::new(LatencyModel::default(), 1, 90, 5);
+        let cfg = config(&cloud.subnets(), &[]);
+        cloud.create_pool(POOL_GROUP, POOL_HOOK, pool, pool * 2 + 10);
+        (cloud, cfg)
     }
 }

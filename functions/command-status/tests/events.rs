@@ -1,0 +1,93 @@
+//! The command-status handler on the sample events in `events/command-status/`.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use warmpool::Config;
+use warmpool::sim::{SimCloud, fixture};
+
+const INIT_SUCCESS: &str = include_str!("../../../events/command-status/init-success.json");
+const INIT_FAILED: &str = include_str!("../../../events/command-status/init-failed.json");
+const INIT_TIMED_OUT: &str = include_str!("../../../events/command-status/init-timed-out.json");
+const PREP_SUCCESS: &str = include_str!("../../../events/command-status/prep-success.json");
+const PREP_FAILED: &str = include_str!("../../../events/command-status/prep-failed.json");
+const SIGNUP: &str = include_str!("../../../events/signup/valid.json");
+const LAUNCH: &str = include_str!("../../../events/lifecycle/user-launch-successful.json");
+const GROUP: &str = "warmpool-user-u-1001";
+
+fn event(json: &str, patch: &[(&str, &str)]) -> LambdaEvent<EventBridgeEvent<Value>> {
+    let mut v: Value = serde_json::from_str(json).expect("sample event is JSON");
+    for (k, val) in patch {
+        v["detail"][*k] = (*val).into();
+    }
+    LambdaEvent::new(serde_json::from_value(v).expect("sample event parses"), Context::default())
+}
+
+/// Signup and lifecycle through their handlers: returns (instance, command id).
+async fn initializing(cloud: &SimCloud, cfg: &Config) -> (String, String) {
+    let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
+    warmpool_signup::handler(cloud, cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
+    let instance = cloud.snapshot().groups[GROUP][0].clone();
+    warmpool_lifecycle::handler(cloud, cfg, event(LAUNCH, &[("EC2InstanceId", &instance)])).await.unwrap();
+    let command = cloud.snapshot().tags[GROUP]["warmpool:command-id"].clone();
+    (instance, command)
+}
+
+#[tokio::test(start_paused = true)]
+async fn init_success_makes_the_user_ready_and_says_so_once() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let (instance, command) = initializing(&cloud, &cfg).await;
+    let e = || event(INIT_SUCCESS, &[("command-id", &command)]);
+    let out = warmpool_command_status::handler(&cloud, &cfg, e()).await.unwrap();
+    assert_eq!(out["outcome"], format!("Ready {{ instance_id: {instance:?} }}"));
+    let snap = cloud.snapshot();
+    assert_eq!(snap.tags[GROUP]["warmpool:state"], "ready");
+    assert_eq!(snap.ready_messages.len(), 1);
+    let msg: Value = serde_json::from_str(&snap.ready_messages[0]).unwrap();
+    assert_eq!((msg["user_id"].as_str(), msg["instance_id"].as_str()), (Some("u-1001"), Some(instance.as_str())));
+    // A duplicate Success changes nothing.
+    warmpool_command_status::handler(&cloud, &cfg, e()).await.unwrap();
+    assert_eq!(cloud.snapshot().ready_messages.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn init_failure_and_timeout_fail_over_to_a_fresh_pool_instance() {
+    for sample in [INIT_FAILED, INIT_TIMED_OUT] {
+        let (cloud, cfg) = fixture::cloud_with_pool(2);
+        let (bad, command) = initializing(&cloud, &cfg).await;
+        let out =
+            warmpool_command_status::handler(&cloud, &cfg, event(sample, &[("command-id", &command)])).await.unwrap();
+        assert!(out["outcome"].as_str().unwrap().starts_with("FailedOver { attempt: 2"), "{out}");
+        let snap = cloud.snapshot();
+        assert!(snap.terminated.contains(&bad), "the failed instance is terminated");
+        assert!(!snap.groups[fixture::POOL_GROUP].contains(&bad), "and never returned to the pool");
+        assert_eq!(snap.groups[GROUP].len(), 1);
+        assert_ne!(snap.groups[GROUP][0], bad);
+        assert_eq!(snap.tags[GROUP]["warmpool:attempt"], "2");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_for_another_command_is_ignored() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    initializing(&cloud, &cfg).await;
+    let out = warmpool_command_status::handler(&cloud, &cfg, event(INIT_FAILED, &[])).await.unwrap();
+    assert_eq!(out["outcome"], "Ignored(\"not the user's current command\")");
+    assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:attempt"], "1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn prep_outcomes_complete_only_a_pending_lifecycle_action() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();
+    // This instance passed its hook long ago: nothing is pending, so nothing changes.
+    for sample in [PREP_SUCCESS, PREP_FAILED] {
+        let out = warmpool_command_status::handler(&cloud, &cfg, event(sample, &[("instance-id", &pool_instance)]))
+            .await
+            .unwrap();
+        assert_eq!(out["outcome"], "Ignored(\"lifecycle action already completed\")");
+    }
+    assert_eq!(cloud.snapshot().calls["CompleteLifecycleAction"], 2);
+    assert!(cloud.snapshot().terminated.is_empty());
+}

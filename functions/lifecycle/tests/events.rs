@@ -1,0 +1,77 @@
+//! The lifecycle handler on the sample events in `events/lifecycle/`.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use warmpool::Config;
+use warmpool::sim::{SimCloud, fixture};
+
+const USER_LAUNCH: &str = include_str!("../../../events/lifecycle/user-launch-successful.json");
+const POOL_ACTION: &str = include_str!("../../../events/lifecycle/pool-lifecycle-action.json");
+const UNRELATED: &str = include_str!("../../../events/lifecycle/unrelated-asg.json");
+const SIGNUP: &str = include_str!("../../../events/signup/valid.json");
+const GROUP: &str = "warmpool-user-u-1001";
+
+/// The sample event with its instance id replaced by one the simulated cloud knows.
+fn event(json: &str, instance_id: &str) -> LambdaEvent<EventBridgeEvent<Value>> {
+    let mut v: Value = serde_json::from_str(json).expect("sample event is JSON");
+    v["detail"]["EC2InstanceId"] = instance_id.into();
+    LambdaEvent::new(serde_json::from_value(v).expect("sample event parses"), Context::default())
+}
+
+async fn signed_up(cloud: &SimCloud, cfg: &Config) -> String {
+    let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
+    warmpool_signup::handler(cloud, cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
+    cloud.snapshot().groups[GROUP][0].clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn user_launch_sends_user_init_once() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let instance = signed_up(&cloud, &cfg).await;
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)).await.unwrap();
+    assert!(out["outcome"].as_str().unwrap().starts_with("InitSent"), "{out}");
+    let tags = &cloud.snapshot().tags[GROUP];
+    assert_eq!(tags["warmpool:command-instance"], instance);
+    assert!(!tags["warmpool:command-id"].is_empty());
+    // The same event again (EventBridge delivers at least once) sends nothing more.
+    let again = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)).await.unwrap();
+    assert!(again["outcome"].as_str().unwrap().starts_with("Ignored"), "{again}");
+    assert_eq!(cloud.snapshot().calls["SendCommand"], 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn launch_of_an_instance_that_is_not_the_users_is_ignored() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    signed_up(&cloud, &cfg).await;
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, "i-0a1b2c3d4e5f60001")).await.unwrap();
+    assert_eq!(out["outcome"], "Ignored(\"instance is no longer the user's\")");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pool_lifecycle_action_sends_pool_prep() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, event(POOL_ACTION, &pool_instance)).await.unwrap();
+    assert!(out["outcome"].as_str().unwrap().starts_with("PrepSent"), "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_that_never_comes_online_is_a_retryable_error() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();
+    cloud.set_agent_online(&pool_instance, false);
+    let err = warmpool_lifecycle::handler(&cloud, &cfg, event(POOL_ACTION, &pool_instance)).await.unwrap_err();
+    assert_eq!(err.error_type, "Retryable");
+    assert!(err.error_message.contains("not online"), "{}", err.error_message);
+    assert_eq!(cloud.snapshot().calls.get("SendCommand"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unrelated_groups_are_ignored_without_aws_calls() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, event(UNRELATED, "i-0ffffffffffff0001")).await.unwrap();
+    assert_eq!(out["outcome"], "Ignored(\"not a user group\")");
+    assert!(cloud.snapshot().calls.is_empty());
+}

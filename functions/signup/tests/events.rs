@@ -1,0 +1,62 @@
+//! The signup handler on the sample events in `events/signup/`.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use warmpool::sim::fixture;
+
+fn event(json: &str) -> LambdaEvent<SqsEvent> {
+    LambdaEvent::new(serde_json::from_str(json).expect("sample event parses"), Context::default())
+}
+
+const VALID: &str = include_str!("../../../events/signup/valid.json");
+const MALFORMED: &str = include_str!("../../../events/signup/malformed.json");
+const DUPLICATE: &str = include_str!("../../../events/signup/duplicate.json");
+const DELETE: &str = include_str!("../../../events/signup/delete.json");
+const GROUP: &str = "warmpool-user-u-1001";
+
+#[tokio::test(start_paused = true)]
+async fn valid_signup_moves_a_pool_instance_into_the_user_group() {
+    let (cloud, cfg) = fixture::cloud_with_pool(3);
+    let response = warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let snap = cloud.snapshot();
+    assert_eq!(snap.groups[GROUP].len(), 1);
+    assert_eq!(snap.groups[fixture::POOL_GROUP].len(), 2, "the pool refills later, on its own");
+    assert_eq!(snap.tags[GROUP]["warmpool:state"], "initializing");
+    assert_eq!(snap.tags[GROUP]["warmpool:requested-at"], "1767225600000", "time of the signup, from SentTimestamp");
+}
+
+#[tokio::test(start_paused = true)]
+async fn malformed_records_are_reported_failed_one_by_one() {
+    let (cloud, cfg) = fixture::cloud_with_pool(3);
+    let response = warmpool_signup::handler(&cloud, &cfg, event(MALFORMED)).await.unwrap();
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["5fea7756-0ea4-451a-a703-a558b933e270", "5fea7756-0ea4-451a-a703-a558b933e271"]);
+    assert!(cloud.snapshot().calls.get("CreateAutoScalingGroup").is_none(), "nothing reached AWS");
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_records_yield_one_instance() {
+    let (cloud, cfg) = fixture::cloud_with_pool(3);
+    let response = warmpool_signup::handler(&cloud, &cfg, event(DUPLICATE)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let snap = cloud.snapshot();
+    assert_eq!(snap.groups[GROUP].len(), 1);
+    assert_eq!(snap.calls["DetachInstances"], 1);
+    assert_eq!(snap.groups[fixture::POOL_GROUP].len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_tears_the_user_group_down() {
+    let (cloud, cfg) = fixture::cloud_with_pool(3);
+    warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap();
+    let instance = cloud.snapshot().groups[GROUP][0].clone();
+    let response = warmpool_signup::handler(&cloud, &cfg, event(DELETE)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let snap = cloud.snapshot();
+    assert!(!snap.groups.contains_key(GROUP));
+    assert!(snap.terminated.contains(&instance));
+    // A second delete finds nothing and still succeeds.
+    let again = warmpool_signup::handler(&cloud, &cfg, event(DELETE)).await.unwrap();
+    assert!(again.batch_item_failures.is_empty());
+}
