@@ -1,5 +1,7 @@
 //! The signup handler on the sample events in `events/signup/`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use warmpool::sim::fixture;
@@ -32,7 +34,7 @@ async fn malformed_records_are_reported_failed_one_by_one() {
     let response = warmpool_signup::handler(&cloud, &cfg, event(MALFORMED)).await.unwrap();
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["5fea7756-0ea4-451a-a703-a558b933e270", "5fea7756-0ea4-451a-a703-a558b933e271"]);
-    assert!(cloud.snapshot().calls.get("CreateAutoScalingGroup").is_none(), "nothing reached AWS");
+    assert!(!cloud.snapshot().calls.contains_key("CreateAutoScalingGroup"), "nothing reached AWS");
 }
 
 #[tokio::test(start_paused = true)]
