@@ -85,7 +85,7 @@ async fn init_status<C: Cloud>(cloud: &C, cfg: &Config, c: &CommandStatus) -> Re
         return Ok(StatusOutcome::Ignored("not the user's current command"));
     }
     match (record.state, outcome) {
-        (UserState::Initializing, CommandOutcome::Success) => ready(cloud, cfg, &group, &record).await,
+        (UserState::Initializing, CommandOutcome::Success) => ready(cloud, &group, &record).await,
         // A failover that an earlier run started (the state says claiming but the
         // command is still this one) is resumed, not started again.
         (UserState::Initializing | UserState::Claiming, CommandOutcome::Failure) => {
@@ -95,12 +95,7 @@ async fn init_status<C: Cloud>(cloud: &C, cfg: &Config, c: &CommandStatus) -> Re
     }
 }
 
-async fn ready<C: Cloud>(
-    cloud: &C,
-    cfg: &Config,
-    group: &Group,
-    record: &UserRecord,
-) -> Result<StatusOutcome, FlowError> {
+async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Result<StatusOutcome, FlowError> {
     let instance_id = record.instance.clone().ok_or_else(|| FlowError::Inconsistent {
         user_id: record.user_id.clone(),
         message: "init succeeded but no instance is recorded".into(),
@@ -124,7 +119,6 @@ async fn ready<C: Cloud>(
     if let Err(e) = cloud.release(&instance_id).await {
         warn!(instance_id, error = %e, "could not delete the claim of a ready instance; it is harmless");
     }
-    let _ = cfg;
     info!(user_id = %record.user_id, instance_id, path = record.path.as_str(), attempts = record.attempt,
         ready_after_s = message.ready_after_s, "user ready");
     Ok(StatusOutcome::Ready { instance_id })
