@@ -661,11 +661,15 @@ impl SimCloud {
                 return;
             }
             cloud.command_event(&command_id, &request, "InProgress");
-            let mut work_s =
-                if request.document.contains("prep") || !user_init { model.prep_s } else { model.user_init_s };
-            if user_init && !prepared {
-                work_s += model.prep_s;
-            }
+            // Pool-prep is the generic preparation; user-init on an instance that never had
+            // it runs the preparation first.
+            let work_s = if !user_init {
+                model.prep_s
+            } else if prepared {
+                model.user_init_s
+            } else {
+                model.prep_s + model.user_init_s
+            };
             let jitter = cloud.draw_s((0.9, 1.1)).as_secs_f64();
             let work = Duration::from_secs_f64(work_s * jitter);
             let timeout = request
@@ -701,11 +705,8 @@ impl SimCloud {
             } else if fails {
                 cloud.finish_command(&command_id, &request, "Failed", "Failed");
             } else {
-                if !user_init {
-                    if let Some(i) = cloud.world().instances.get_mut(&id) {
-                        i.prepared = true;
-                    }
-                } else if let Some(i) = cloud.world().instances.get_mut(&id) {
+                // Either document leaves the instance prepared.
+                if let Some(i) = cloud.world().instances.get_mut(&id) {
                     i.prepared = true;
                 }
                 cloud.finish_command(&command_id, &request, "Success", "Success");
