@@ -10,7 +10,7 @@ use super::load_user;
 use crate::Config;
 use crate::domain::{Id, SignupMessage, UserRecord, UserState};
 use crate::error::{CloudError, FlowError};
-use crate::ports::{Cloud, UserGroupSpec};
+use crate::ports::{Cloud, Group, UserGroupSpec};
 
 /// What one signup message achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,22 +117,28 @@ async fn signup<C: Cloud>(
         subnets: cfg.subnets.clone(),
         tags: record.to_tags(),
     };
-    match cloud.create_user_group(&spec).await {
-        Ok(()) => info!(group = %spec.name, "user group created"),
-        Err(CloudError::AlreadyExists { .. }) => info!(group = %spec.name, "user group exists; resuming"),
-        Err(e) => return Err(e.into()),
-    }
-    // DescribeAutoScalingGroups may not show a group created a moment ago.
-    let mut found = None;
-    for delay_ms in [0, 250, 1_000] {
-        cloud.sleep_ms(delay_ms).await;
-        found = load_user(cloud, cfg, user_id.as_str()).await?;
-        if found.is_some() {
-            break;
+    let (group, record) = match cloud.create_user_group(&spec).await {
+        Ok(()) => {
+            info!(group = %spec.name, "user group created");
+            // A group created a moment ago is exactly the spec: no need to read it back
+            // (and DescribeAutoScalingGroups might not show it yet).
+            let group = Group {
+                name: spec.name.clone(),
+                min_size: 0,
+                max_size: 1,
+                desired_capacity: 0,
+                members: Vec::new(),
+                tags: spec.tags.iter().cloned().collect(),
+            };
+            (group, record)
         }
-    }
-    let Some((group, record)) = found else {
-        return Err(FlowError::NotYet(format!("group {} is not visible yet", spec.name)));
+        Err(CloudError::AlreadyExists { .. }) => {
+            info!(group = %spec.name, "user group exists; resuming");
+            load_user(cloud, cfg, user_id.as_str())
+                .await?
+                .ok_or_else(|| FlowError::NotYet(format!("group {} exists but is not visible yet", spec.name)))?
+        }
+        Err(e) => return Err(e.into()),
     };
     if record.signup_id != signup_id.as_str() {
         warn!(existing_signup = %record.signup_id, "user already signed up under another signup id; continuing that one");
