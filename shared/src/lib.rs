@@ -8,6 +8,7 @@
 //! - [`flow`]: the signup, lifecycle and command-status steps;
 //! - [`aws`]: the SDK adapters behind the ports;
 //! - [`sim`] (feature `sim`): an in-memory cloud with a simulated clock;
+//! - [`metrics`]: what the flow measures, in CloudWatch Embedded Metric Format;
 //! - [`config`]: typed configuration from environment variables.
 
 pub mod aws;
@@ -16,6 +17,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod flow;
+pub mod metrics;
 pub mod ports;
 #[cfg(feature = "sim")]
 pub mod sim;

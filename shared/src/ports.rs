@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::error::CloudError;
+use crate::metrics::Metric;
 
 /// Lifecycle state of an instance inside an Auto Scaling group, as AWS reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +153,13 @@ pub trait RunCommand: Send + Sync {
     fn agent_online(&self, instance_id: &str) -> impl Future<Output = Result<bool, CloudError>> + Send;
     /// `SendCommand`; returns the command id. [`CloudError::AgentNotReady`] for `InvalidInstanceId`.
     fn send_command(&self, request: &CommandRequest) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// `GetCommandInvocation`: the invocation's status (`Pending`, `InProgress`, `Success`,
+    /// `Failed`, ...). [`CloudError::InvocationDoesNotExist`] right after `SendCommand`.
+    fn invocation_status(
+        &self,
+        command_id: &str,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
 }
 
 /// Who holds the claim on a pool instance.
@@ -178,6 +186,11 @@ pub trait Notifier: Send + Sync {
     fn send_ready(&self, body: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
+/// Where the flow's measurements go (EMF on stdout in Lambda; the simulator keeps them).
+pub trait Metrics: Send + Sync {
+    fn record(&self, metric: Metric);
+}
+
 /// Wall-clock time and waiting. Real time in Lambda, simulated time on the in-memory cloud.
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
@@ -187,5 +200,5 @@ pub trait Clock: Send + Sync {
 }
 
 /// Everything the flow needs, as one bound.
-pub trait Cloud: AutoScaling + RunCommand + Claims + Notifier + Clock {}
-impl<T: AutoScaling + RunCommand + Claims + Notifier + Clock> Cloud for T {}
+pub trait Cloud: AutoScaling + RunCommand + Claims + Notifier + Metrics + Clock {}
+impl<T: AutoScaling + RunCommand + Claims + Notifier + Metrics + Clock> Cloud for T {}

@@ -8,6 +8,8 @@ mod autoscaling;
 mod errors;
 mod sqs;
 mod ssm;
+#[cfg(test)]
+mod tests;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,7 +19,8 @@ use aws_config::retry::RetryConfig;
 pub use errors::classify;
 
 use crate::Config;
-use crate::ports::Clock;
+use crate::metrics::Metric;
+use crate::ports::{Clock, Metrics};
 
 /// All three SDK clients behind the ports, plus the real clock.
 #[derive(Debug, Clone)]
@@ -71,6 +74,13 @@ impl AwsCloud {
 
     fn claim_name(&self, instance_id: &str) -> String {
         format!("{}/{instance_id}", self.claim_prefix)
+    }
+}
+
+impl Metrics for AwsCloud {
+    /// One EMF line on stdout; CloudWatch Logs extracts the metric.
+    fn record(&self, metric: Metric) {
+        println!("{}", metric.to_emf(self.now_ms()));
     }
 }
 

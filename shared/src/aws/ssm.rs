@@ -51,6 +51,20 @@ impl RunCommand for AwsCloud {
             message: "the response carries no command id".into(),
         })
     }
+
+    async fn invocation_status(&self, command_id: &str, instance_id: &str) -> Result<String, CloudError> {
+        let out =
+            self.ssm.get_command_invocation().command_id(command_id).instance_id(instance_id).send().await.map_err(
+                |e| {
+                    classify(
+                        "GetCommandInvocation",
+                        Subject { instance_id: Some(instance_id), command_id: Some(command_id), ..Subject::default() },
+                        &e,
+                    )
+                },
+            )?;
+        Ok(out.status().map(|s| s.as_str().to_owned()).unwrap_or_default())
+    }
 }
 
 impl Claims for AwsCloud {

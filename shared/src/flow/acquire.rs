@@ -7,6 +7,7 @@ use super::{fnv1a, write_tags};
 use crate::Config;
 use crate::domain::{Path, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
+use crate::metrics::Metric;
 use crate::ports::{ClaimOutcome, Cloud, Group};
 
 /// Claim attempts per look at the pool; two looks at most.
@@ -103,6 +104,7 @@ async fn cold<C: Cloud>(cloud: &C, group: &Group) -> Result<Acquired, FlowError>
         &[(tag::STATE, UserState::Initializing.as_str().into()), (tag::INSTANCE, String::new())],
     )
     .await?;
+    cloud.record(Metric::ColdPath);
     info!(group = %group.name, "cold launch requested");
     Ok(Acquired::Cold)
 }
@@ -115,6 +117,17 @@ async fn cold<C: Cloud>(cloud: &C, group: &Group) -> Result<Acquired, FlowError>
 /// Returns `None` when the pool has nothing this user can claim.
 pub async fn claim_from_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -> Result<Option<String>, FlowError> {
     let mut conflicts = 0_u32;
+    let claimed = try_claim(cloud, cfg, user_id, &mut conflicts).await;
+    cloud.record(Metric::ClaimConflicts(conflicts));
+    claimed
+}
+
+async fn try_claim<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &str,
+    conflicts: &mut u32,
+) -> Result<Option<String>, FlowError> {
     for _ in 0..CLAIM_ROUNDS {
         let pool = cloud.describe_group(&cfg.pool_group).await?.ok_or_else(|| FlowError::Inconsistent {
             user_id: user_id.to_owned(),
@@ -122,6 +135,7 @@ pub async fn claim_from_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -
         })?;
         let mut candidates: Vec<&str> =
             pool.members.iter().filter(|m| m.claimable()).map(|m| m.instance_id.as_str()).collect();
+        cloud.record(Metric::PoolDepth(u32::try_from(candidates.len()).unwrap_or(u32::MAX)));
         if candidates.is_empty() {
             info!(user_id, conflicts, "pool has no claimable instance");
             return Ok(None);
@@ -137,7 +151,7 @@ pub async fn claim_from_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -
                     info!(user_id, instance_id, "resuming own claim");
                     return Ok(Some(instance_id.to_owned()));
                 }
-                ClaimOutcome::HeldBy(_) => conflicts += 1,
+                ClaimOutcome::HeldBy(_) => *conflicts += 1,
             }
         }
     }

@@ -15,6 +15,7 @@ use crate::Config;
 use crate::domain::{Id, ReadyMessage, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::events::{CommandInvocation, CommandOutcome, CommandStatus, SsmEvent};
+use crate::metrics::Metric;
 use crate::ports::{Cloud, Group, LifecycleResult};
 
 /// What the command-status function did with an event.
@@ -114,6 +115,7 @@ async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Resul
     // Message first, then state: a crash in between repeats the message (consumers
     // de-duplicate on user_id) instead of losing it.
     cloud.send_ready(&body).await?;
+    cloud.record(Metric::TimeToReady { seconds: message.ready_after_s, path: record.path });
     write_tags(cloud, &group.name, &[(tag::STATE, UserState::Ready.as_str().into()), (tag::READY_AT, now.to_string())])
         .await?;
     if let Err(e) = cloud.release(&instance_id).await {
@@ -140,6 +142,7 @@ async fn failover<C: Cloud>(
         record.state = UserState::Claiming;
         let reason = format!("init on {} ended {status}", bad_instance.as_deref().unwrap_or("unknown instance"));
         warn!(user_id = %record.user_id, instance_id = ?bad_instance, attempt = record.attempt, reason, "failing over");
+        cloud.record(Metric::Failover);
         write_tags(
             cloud,
             &group.name,

@@ -13,9 +13,10 @@ use super::model::LatencyModel;
 use super::queue::{Received, SimQueue};
 use crate::error::CloudError;
 use crate::events;
+use crate::metrics::Metric;
 use crate::ports::{
-    AutoScaling, ClaimOutcome, Claims, Clock, CommandRequest, Group, LifecycleResult, Member, MemberState, Notifier,
-    RunCommand, UserGroupSpec,
+    AutoScaling, ClaimOutcome, Claims, Clock, CommandRequest, Group, LifecycleResult, Member, MemberState, Metrics,
+    Notifier, RunCommand, UserGroupSpec,
 };
 
 /// 2026-01-01T00:00:00Z: the simulated clock's origin.
@@ -57,7 +58,7 @@ pub struct TimelineEntry {
 }
 
 /// The cloud's ground truth at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
     /// Group name to the ids of its instances that are not leaving.
     pub groups: BTreeMap<String, Vec<String>>,
@@ -75,6 +76,8 @@ pub struct Snapshot {
     pub dead_letters: Vec<String>,
     /// API calls by operation.
     pub calls: BTreeMap<String, u64>,
+    /// Metrics the flow recorded: name to (count, sum of values).
+    pub metrics: BTreeMap<String, (u64, f64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +140,10 @@ struct World {
     /// User-init commands still to fail on purpose (tests).
     forced_init_failures: u32,
     calls: BTreeMap<String, u64>,
+    /// Command id to (instance, status); `None` until the invocation is visible to
+    /// `GetCommandInvocation` (eventual consistency right after `SendCommand`).
+    commands: BTreeMap<String, (String, Option<String>)>,
+    metrics: BTreeMap<String, (u64, f64)>,
     timeline: Vec<TimelineEntry>,
 }
 
@@ -195,6 +202,8 @@ impl SimCloud {
             next_command: 0,
             forced_init_failures: 0,
             calls: BTreeMap::new(),
+            commands: BTreeMap::new(),
+            metrics: BTreeMap::new(),
             timeline: Vec::new(),
         };
         let cloud = Self {
@@ -409,6 +418,7 @@ impl SimCloud {
                 .map(|q| q.dead_letters().iter().map(|r| r.body.clone()).collect())
                 .unwrap_or_default(),
             calls: w.calls.clone(),
+            metrics: w.metrics.clone(),
         }
     }
 
@@ -649,6 +659,9 @@ impl SimCloud {
             let delivery_deadline = Duration::from_secs(u64::from(request.delivery_timeout_s));
             let delivery = Duration::from_millis(cloud.draw_ms(model.command_delivery_ms));
             tokio::time::sleep(delivery).await;
+            if let Some(entry) = cloud.world().commands.get_mut(&command_id) {
+                entry.1.get_or_insert_with(|| "Pending".to_owned());
+            }
             let (reachable, prepared) = {
                 let w = cloud.world();
                 w.instances
@@ -725,6 +738,9 @@ impl SimCloud {
 
     /// Emits both SSM status events, as AWS does for a one-instance command.
     fn command_event(&self, command_id: &str, request: &CommandRequest, status: &str) {
+        if let Some(entry) = self.world().commands.get_mut(command_id) {
+            entry.1 = Some(status.to_owned());
+        }
         let requested = format_time(self.now_ms());
         self.emit(
             events::SOURCE_SSM,
@@ -1049,11 +1065,24 @@ impl RunCommand for SimCloud {
                 format!("SendCommand {} for {user} to {} ({id})", request.document, request.instance_id)
             };
             self.note(&mut w, text);
+            w.commands.insert(id.clone(), (request.instance_id.clone(), None));
             id
         };
         let user_init = request.parameters.contains_key("UserId");
         self.run_command(command_id.clone(), request.clone(), user_init);
         Ok(command_id)
+    }
+
+    async fn invocation_status(&self, command_id: &str, instance_id: &str) -> Result<String, CloudError> {
+        self.call("GetCommandInvocation").await;
+        let w = self.world();
+        match w.commands.get(command_id) {
+            Some((instance, Some(status))) if instance == instance_id => Ok(status.clone()),
+            _ => Err(CloudError::InvocationDoesNotExist {
+                command_id: command_id.to_owned(),
+                instance_id: instance_id.to_owned(),
+            }),
+        }
     }
 }
 
@@ -1081,6 +1110,16 @@ impl Claims for SimCloud {
         self.call("DeleteParameter").await;
         self.world().claims.remove(instance_id);
         Ok(())
+    }
+}
+
+impl Metrics for SimCloud {
+    fn record(&self, metric: Metric) {
+        let (name, value, _, _) = metric.parts();
+        let mut w = self.world();
+        let entry = w.metrics.entry(name.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += value;
     }
 }
 
