@@ -1,6 +1,7 @@
 # warmpool: every check CI runs is behind `make test`.
 #
-#   make test    fmt, clippy, unit + end-to-end tests, the demo's done-criterion, cfn-lint
+#   make test    fmt, clippy, unit + end-to-end tests, moto-backed adapter tests, the
+#                demo's done-criterion, cfn-lint
 #   make demo    the local demo (the whole flow on the in-memory cloud)
 #   make build   release Lambda binaries for arm64 (cargo-lambda; not run in CI)
 
@@ -10,9 +11,9 @@ VENV ?= .venv
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit demo-check lint-template demo build clean-venv
+.PHONY: test fmt-check clippy unit moto-test demo-check lint-template demo build clean-venv
 
-test: fmt-check clippy unit demo-check lint-template
+test: fmt-check clippy unit moto-test demo-check lint-template
 	@echo "make test: all checks passed"
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
@@ -20,10 +21,16 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 unit:
 	$(CARGO) test --workspace 2>&1 | tee target/test.log
+
+# The SDK adapters on the wire: scripts/with-moto.sh starts the project's moto server
+# on a free 127.0.0.1 port, runs the tests, and stops it.
+moto-test: $(VENV)/.installed
+	scripts/with-moto.sh $(VENV) target/moto-state.json \
+		$(CARGO) test -p warmpool-tests --features moto --test moto 2>&1 | tee -a target/test.log
 
 # The issue's done-criterion, run as the README shows it.
 demo-check:
