@@ -11,7 +11,7 @@ VENV ?= .venv
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit moto-test demo-check lint-template demo build clean-venv
+.PHONY: test fmt-check clippy unit moto-test demo-check lint-template demo build sam-validate clean-venv
 
 test: fmt-check clippy unit moto-test demo-check lint-template
 	@echo "make test: all checks passed"
@@ -49,8 +49,14 @@ lint-template: $(VENV)/.installed
 demo:
 	$(CARGO) run -p warmpool-cli -- demo
 
+# Needs cargo-lambda, the aarch64-unknown-linux-gnu target and gcc-aarch64-linux-gnu;
+# the compiler is plain cargo (Cargo metadata), so zig is not needed.
 build:
 	$(CARGO) lambda build --release --arm64
+
+# Optional (not in CI): the SAM CLI's own validation and lint.
+sam-validate:
+	sam validate --lint
 
 clean-venv:
 	rm -rf $(VENV)
