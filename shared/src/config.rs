@@ -184,6 +184,19 @@ mod tests {
     }
 
     #[test]
+    fn variables_lists_exactly_what_is_read() {
+        let m = base();
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        Config::from_lookup(|k| {
+            asked.borrow_mut().insert(k.to_owned());
+            m.get(k).map(|v| (*v).to_owned())
+        })
+        .unwrap();
+        let listed: std::collections::BTreeSet<String> = Config::VARIABLES.iter().map(|v| (*v).to_owned()).collect();
+        assert_eq!(asked.into_inner(), listed, "Config::VARIABLES (used by the template check) is out of date");
+    }
+
+    #[test]
     fn missing_and_invalid_values_name_the_variable() {
         let mut m = base();
         m.remove("POOL_ASG_NAME");
