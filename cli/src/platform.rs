@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use warmpool::Config;
 use warmpool::events;
-use warmpool::sim::{BusEvent, LatencyModel, SimCloud, Snapshot, fixture};
+use warmpool::sim::{BusEvent, Faults, LatencyModel, SimCloud, Snapshot, fixture, invoke};
 
 /// How the local platform and cloud are set up.
 #[derive(Debug, Clone)]
@@ -34,6 +34,14 @@ pub struct PlatformOptions {
     pub async_retry_delays_s: Vec<u64>,
     /// Configuration variables to override (name, value).
     pub overrides: Vec<(String, String)>,
+    /// Faults injected into the functions' AWS calls.
+    pub faults: Faults,
+    /// Share of EventBridge events never delivered.
+    pub drop_events: f64,
+    /// Share of EventBridge events delivered twice.
+    pub duplicate_events: f64,
+    /// Extra delivery delay, uniform up to this many seconds (reorders events).
+    pub event_jitter_s: u64,
 }
 
 impl Default for PlatformOptions {
@@ -46,6 +54,10 @@ impl Default for PlatformOptions {
             max_receive_count: 5,
             async_retry_delays_s: vec![60, 120],
             overrides: Vec::new(),
+            faults: Faults::default(),
+            drop_events: 0.0,
+            duplicate_events: 0.0,
+            event_jitter_s: 0,
         }
     }
 }
@@ -70,6 +82,7 @@ impl Platform {
         let overrides: Vec<(&str, String)> = opts.overrides.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let cfg = Arc::new(fixture::config(&cloud.subnets(), &overrides));
         cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, opts.pool, opts.pool * 2 + 10);
+        cloud.set_faults(opts.faults.clone());
         let platform = Self {
             cloud,
             cfg,
@@ -195,11 +208,11 @@ impl Platform {
             }
         };
         let response =
-            warmpool_signup::handler(&self.cloud, &self.cfg, LambdaEvent::new(event, Context::default())).await;
+            invoke(warmpool_signup::handler(&self.cloud, &self.cfg, LambdaEvent::new(event, Context::default()))).await;
         let failed: Vec<String> = match response {
-            Ok(r) => r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
-            // A function error fails the whole batch.
-            Err(_) => batch.iter().map(|m| m.message_id.clone()).collect(),
+            Some(Ok(r)) => r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+            // A function error or a crash fails the whole batch.
+            Some(Err(_)) | None => batch.iter().map(|m| m.message_id.clone()).collect(),
         };
         for m in &batch {
             if !failed.contains(&m.message_id) {
@@ -217,8 +230,16 @@ impl Platform {
                 let Some(target) = platform.route(&event) else {
                     continue;
                 };
-                let p = platform.clone();
-                tokio::spawn(async move { p.deliver(target, event).await });
+                if platform.cloud.chance(platform.opts.drop_events) {
+                    tracing::warn!(detail_type = event.detail_type, "EventBridge event dropped (fault injection)");
+                    continue;
+                }
+                let copies = if platform.cloud.chance(platform.opts.duplicate_events) { 2 } else { 1 };
+                for _ in 0..copies {
+                    let p = platform.clone();
+                    let event = event.clone();
+                    tokio::spawn(async move { p.deliver(target, event).await });
+                }
             }
         });
     }
@@ -253,7 +274,8 @@ impl Platform {
     }
 
     async fn deliver(&self, target: Target, event: BusEvent) {
-        let delay = self.cloud.draw_ms(self.cloud.model().event_delivery_ms);
+        let delay = self.cloud.draw_ms(self.cloud.model().event_delivery_ms)
+            + self.cloud.draw_ms((0, self.opts.event_jitter_s * 1000));
         tokio::time::sleep(Duration::from_millis(delay)).await;
         let id = self.next_event.fetch_add(1, Ordering::Relaxed);
         let envelope = event.envelope(id);
@@ -281,10 +303,15 @@ impl Platform {
             }
         };
         let event = LambdaEvent::new(event, Context::default());
-        match target {
-            Target::Lifecycle => warmpool_lifecycle::handler(&self.cloud, &self.cfg, event).await.is_ok(),
-            Target::CommandStatus => warmpool_command_status::handler(&self.cloud, &self.cfg, event).await.is_ok(),
-        }
+        let ok = match target {
+            Target::Lifecycle => {
+                invoke(warmpool_lifecycle::handler(&self.cloud, &self.cfg, event)).await.map(|r| r.is_ok())
+            }
+            Target::CommandStatus => {
+                invoke(warmpool_command_status::handler(&self.cloud, &self.cfg, event)).await.map(|r| r.is_ok())
+            }
+        };
+        ok == Some(true)
     }
 }
 

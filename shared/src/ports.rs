@@ -180,10 +180,17 @@ pub trait Claims: Send + Sync {
     fn release(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
-/// The "ready" queue.
+/// The "ready" queue (FIFO).
 pub trait Notifier: Send + Sync {
-    /// `SendMessage` of one JSON body.
-    fn send_ready(&self, body: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `SendMessage` of one JSON body, `MessageGroupId` = the user, and a
+    /// `MessageDeduplicationId`: a repeat within five minutes (a retry after a crash)
+    /// is dropped by the queue.
+    fn send_ready(
+        &self,
+        user_id: &str,
+        dedup_id: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// Where the flow's measurements go (EMF on stdout in Lambda; the simulator keeps them).

@@ -108,7 +108,13 @@ async fn env(test: &str, pool: i32) -> Env {
             .await
             .unwrap();
     }
-    let queue = sqs.create_queue().queue_name(format!("ready-{id}")).send().await.unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("ready-{id}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
     let vars: BTreeMap<&str, String> = BTreeMap::from([
         ("POOL_ASG_NAME", pool_name),
         ("POOL_LIFECYCLE_HOOK_NAME", "hook".to_owned()),

@@ -288,7 +288,10 @@ async fn claims_are_atomic_creates_and_report_the_holder() {
 async fn ready_messages_go_to_the_ready_queue() {
     let sent = mock!(aws_sdk_sqs::Client::send_message)
         .match_requests(|r| {
-            r.queue_url() == Some("https://sqs.us-east-1.amazonaws.com/1/ready") && r.message_body() == Some("{}")
+            r.queue_url() == Some("https://sqs.us-east-1.amazonaws.com/1/ready")
+                && r.message_body() == Some("{}")
+                && r.message_group_id() == Some("u-1")
+                && r.message_deduplication_id() == Some("u-1-c-1")
         })
         .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().message_id("m").build());
     let cloud = AwsCloud::from_clients(
@@ -297,6 +300,6 @@ async fn ready_messages_go_to_the_ready_queue() {
         mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[&sent]),
         &config(),
     );
-    assert_eq!(cloud.send_ready("{}").await, Ok(()));
+    assert_eq!(cloud.send_ready("u-1", "u-1-c-1", "{}").await, Ok(()));
     assert_eq!(sent.num_calls(), 1);
 }

@@ -114,7 +114,8 @@ async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Resul
         .map_err(|e| FlowError::InvalidInput(format!("ready message cannot be encoded: {e}")))?;
     // Message first, then state: a crash in between repeats the message (consumers
     // de-duplicate on user_id) instead of losing it.
-    cloud.send_ready(&body).await?;
+    let command_id = record.command_id.as_deref().unwrap_or_default();
+    cloud.send_ready(&record.user_id, &format!("{}-{command_id}", record.user_id), &body).await?;
     cloud.record(Metric::TimeToReady { seconds: message.ready_after_s, path: record.path });
     write_tags(cloud, &group.name, &[(tag::STATE, UserState::Ready.as_str().into()), (tag::READY_AT, now.to_string())])
         .await?;

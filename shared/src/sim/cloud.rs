@@ -9,6 +9,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::invocation::{FaultKind, Faults, Invocation};
 use super::model::LatencyModel;
 use super::queue::{Received, SimQueue};
 use crate::error::CloudError;
@@ -78,6 +79,8 @@ pub struct Snapshot {
     pub calls: BTreeMap<String, u64>,
     /// Metrics the flow recorded: name to (count, sum of values).
     pub metrics: BTreeMap<String, (u64, f64)>,
+    /// Throttled attempts by operation (each retried with backoff).
+    pub throttled: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +146,11 @@ struct World {
     /// Command id to (instance, status); `None` until the invocation is visible to
     /// `GetCommandInvocation` (eventual consistency right after `SendCommand`).
     commands: BTreeMap<String, (String, Option<String>)>,
+    faults: Faults,
+    /// Operations called inside invocations, in order (the crash-point matrix's axis).
+    call_log: Vec<String>,
+    /// Throttled attempts by operation.
+    throttled: BTreeMap<String, u64>,
     metrics: BTreeMap<String, (u64, f64)>,
     timeline: Vec<TimelineEntry>,
 }
@@ -189,7 +197,7 @@ impl SimCloud {
             .collect();
         let queues = BTreeMap::from([
             (SIGNUP_QUEUE.to_owned(), SimQueue::new(true, visibility_s * 1000, max_receive)),
-            (READY_QUEUE.to_owned(), SimQueue::new(false, 30_000, 1_000)),
+            (READY_QUEUE.to_owned(), SimQueue::new(true, 30_000, 1_000)),
         ]);
         let world = World {
             instances: BTreeMap::new(),
@@ -203,6 +211,9 @@ impl SimCloud {
             forced_init_failures: 0,
             calls: BTreeMap::new(),
             commands: BTreeMap::new(),
+            faults: Faults::default(),
+            call_log: Vec::new(),
+            throttled: BTreeMap::new(),
             metrics: BTreeMap::new(),
             timeline: Vec::new(),
         };
@@ -273,10 +284,52 @@ impl SimCloud {
     }
 
     /// One API call: count it and wait its latency.
-    async fn call(&self, op: &str) {
+    async fn call(&self, op: &str) -> Result<(), CloudError> {
+        let invocation = Invocation::current();
+        if let Some(inv) = &invocation {
+            inv.stop_if_crashed().await;
+        }
         *self.world().calls.entry(op.to_owned()).or_default() += 1;
         let ms = self.draw_ms(self.inner.model.api_ms);
         tokio::time::sleep(Duration::from_millis(ms)).await;
+        let Some(inv) = invocation else {
+            return Ok(());
+        };
+        let (index, faults) = {
+            let mut w = self.world();
+            w.call_log.push(op.to_owned());
+            (w.call_log.len() as u64 - 1, w.faults.clone())
+        };
+        match faults.at_call {
+            Some((at, FaultKind::Retryable)) if at == index => {
+                return Err(CloudError::Throttled { operation: op.to_owned() });
+            }
+            Some((at, FaultKind::Permanent)) if at == index => {
+                return Err(CloudError::Invalid {
+                    operation: op.to_owned(),
+                    message: "simulated permanent failure".into(),
+                });
+            }
+            Some((at, FaultKind::CrashAfter)) if at == index => inv.crash(),
+            _ => {}
+        }
+        // Throttled attempts are retried with backoff, as the SDK's retry mode does.
+        let mut backoff_ms = 100;
+        for attempt in 1..=5 {
+            if !self.chance(faults.throttle_rate) {
+                break;
+            }
+            *self.world().throttled.entry(op.to_owned()).or_default() += 1;
+            if attempt == 5 {
+                return Err(CloudError::Throttled { operation: op.to_owned() });
+            }
+            tokio::time::sleep(Duration::from_millis(self.draw_ms((backoff_ms / 2, backoff_ms)))).await;
+            backoff_ms *= 2;
+        }
+        if self.chance(faults.crash_rate) {
+            inv.crash();
+        }
+        Ok(())
     }
 
     // ----- set-up (what the SAM template creates) -----
@@ -358,6 +411,17 @@ impl SimCloud {
         }
     }
 
+    /// Sets the faults injected into calls made inside invocations.
+    pub fn set_faults(&self, faults: Faults) {
+        self.world().faults = faults;
+    }
+
+    /// The operations called inside invocations so far, in order.
+    #[must_use]
+    pub fn call_log(&self) -> Vec<String> {
+        self.world().call_log.clone()
+    }
+
     /// Makes the next `n` user-init commands fail, whatever the failure rate.
     pub fn fail_next_inits(&self, n: u32) {
         self.world().forced_init_failures += n;
@@ -419,6 +483,7 @@ impl SimCloud {
                 .unwrap_or_default(),
             calls: w.calls.clone(),
             metrics: w.metrics.clone(),
+            throttled: w.throttled.clone(),
         }
     }
 
@@ -808,7 +873,7 @@ impl Clock for SimCloud {
 
 impl AutoScaling for SimCloud {
     async fn create_user_group(&self, spec: &UserGroupSpec) -> Result<(), CloudError> {
-        self.call("CreateAutoScalingGroup").await;
+        self.call("CreateAutoScalingGroup").await?;
         {
             let mut w = self.world();
             if w.groups.contains_key(&spec.name) {
@@ -836,7 +901,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn describe_group(&self, name: &str) -> Result<Option<Group>, CloudError> {
-        self.call("DescribeAutoScalingGroups").await;
+        self.call("DescribeAutoScalingGroups").await?;
         let w = self.world();
         Ok(w.groups.get(name).map(|g| Group {
             name: name.to_owned(),
@@ -858,12 +923,12 @@ impl AutoScaling for SimCloud {
     }
 
     async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
-        self.call("DescribeAutoScalingInstances").await;
+        self.call("DescribeAutoScalingInstances").await?;
         Ok(self.world().instances.get(instance_id).and_then(|i| i.group.clone()))
     }
 
     async fn detach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
-        self.call("DetachInstances").await;
+        self.call("DetachInstances").await?;
         let mut w = self.world();
         let Some(g) = w.groups.get_mut(group) else {
             return Err(CloudError::NotFound { resource: group.to_owned() });
@@ -887,7 +952,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn attach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
-        self.call("AttachInstances").await;
+        self.call("AttachInstances").await?;
         {
             let mut w = self.world();
             let Some(inst) = w.instances.get(instance_id).cloned() else {
@@ -937,7 +1002,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), CloudError> {
-        self.call("SetDesiredCapacity").await;
+        self.call("SetDesiredCapacity").await?;
         let mut w = self.world();
         let Some(g) = w.groups.get_mut(group) else {
             return Err(CloudError::NotFound { resource: group.to_owned() });
@@ -954,7 +1019,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn terminate_instance(&self, instance_id: &str, decrement_desired: bool) -> Result<(), CloudError> {
-        self.call("TerminateInstanceInAutoScalingGroup").await;
+        self.call("TerminateInstanceInAutoScalingGroup").await?;
         {
             let mut w = self.world();
             let group = w
@@ -974,7 +1039,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn tag_group(&self, group: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
-        self.call("CreateOrUpdateTags").await;
+        self.call("CreateOrUpdateTags").await?;
         let mut w = self.world();
         let Some(g) = w.groups.get_mut(group) else {
             return Err(CloudError::NotFound { resource: group.to_owned() });
@@ -986,7 +1051,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn delete_group(&self, group: &str) -> Result<(), CloudError> {
-        self.call("DeleteAutoScalingGroup").await;
+        self.call("DeleteAutoScalingGroup").await?;
         let members = {
             let mut w = self.world();
             let Some(g) = w.groups.remove(group) else {
@@ -1011,7 +1076,7 @@ impl AutoScaling for SimCloud {
         instance_id: &str,
         result: LifecycleResult,
     ) -> Result<(), CloudError> {
-        self.call("CompleteLifecycleAction").await;
+        self.call("CompleteLifecycleAction").await?;
         {
             let mut w = self.world();
             let matches = w.pending_actions.get(instance_id).is_some_and(|(g, h)| g == group && h == hook);
@@ -1040,12 +1105,12 @@ impl AutoScaling for SimCloud {
 
 impl RunCommand for SimCloud {
     async fn agent_online(&self, instance_id: &str) -> Result<bool, CloudError> {
-        self.call("DescribeInstanceInformation").await;
+        self.call("DescribeInstanceInformation").await?;
         Ok(self.world().instances.get(instance_id).is_some_and(|i| i.agent_online))
     }
 
     async fn send_command(&self, request: &CommandRequest) -> Result<String, CloudError> {
-        self.call("SendCommand").await;
+        self.call("SendCommand").await?;
         if request.delivery_timeout_s < 30 {
             return Err(validation("SendCommand", "TimeoutSeconds must be at least 30".into()));
         }
@@ -1074,7 +1139,7 @@ impl RunCommand for SimCloud {
     }
 
     async fn invocation_status(&self, command_id: &str, instance_id: &str) -> Result<String, CloudError> {
-        self.call("GetCommandInvocation").await;
+        self.call("GetCommandInvocation").await?;
         let w = self.world();
         match w.commands.get(command_id) {
             Some((instance, Some(status))) if instance == instance_id => Ok(status.clone()),
@@ -1088,7 +1153,7 @@ impl RunCommand for SimCloud {
 
 impl Claims for SimCloud {
     async fn claim(&self, instance_id: &str, owner: &str) -> Result<ClaimOutcome, CloudError> {
-        self.call("PutParameter").await;
+        self.call("PutParameter").await?;
         let holder = {
             let mut w = self.world();
             let holder = w.claims.get(instance_id).cloned();
@@ -1099,7 +1164,7 @@ impl Claims for SimCloud {
         };
         match holder {
             Some(holder) => {
-                self.call("GetParameter").await;
+                self.call("GetParameter").await?;
                 Ok(ClaimOutcome::HeldBy(holder))
             }
             None => Ok(ClaimOutcome::Created),
@@ -1107,7 +1172,7 @@ impl Claims for SimCloud {
     }
 
     async fn release(&self, instance_id: &str) -> Result<(), CloudError> {
-        self.call("DeleteParameter").await;
+        self.call("DeleteParameter").await?;
         self.world().claims.remove(instance_id);
         Ok(())
     }
@@ -1124,18 +1189,20 @@ impl Metrics for SimCloud {
 }
 
 impl Notifier for SimCloud {
-    async fn send_ready(&self, body: &str) -> Result<(), CloudError> {
-        self.call("SendMessage").await;
+    async fn send_ready(&self, user_id: &str, dedup_id: &str, body: &str) -> Result<(), CloudError> {
+        self.call("SendMessage").await?;
         let now = self.now_ms();
         let mut w = self.world();
-        if let Some(q) = w.queues.get_mut(READY_QUEUE) {
-            q.send(body.to_owned(), None, now);
-        }
-        let user = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("user_id").and_then(|u| u.as_str()).map(str::to_owned))
-            .unwrap_or_default();
-        self.note(&mut w, format!("ready message for {user}"));
+        let enqueued = w
+            .queues
+            .get_mut(READY_QUEUE)
+            .is_some_and(|q| q.send_deduplicated(body.to_owned(), user_id.to_owned(), dedup_id, now));
+        let text = if enqueued {
+            format!("ready message for {user_id}")
+        } else {
+            format!("ready message for {user_id} deduplicated by the FIFO queue")
+        };
+        self.note(&mut w, text);
         Ok(())
     }
 }

@@ -8,10 +8,12 @@
 //! [`SimCloud::snapshot`], never through the functions' beliefs.
 
 mod cloud;
+mod invocation;
 mod model;
 mod queue;
 
 pub use cloud::{BusEvent, SimCloud, Snapshot, TimelineEntry};
+pub use invocation::{FaultKind, Faults, invoke};
 pub use model::LatencyModel;
 pub use queue::{Received, SimQueue};
 

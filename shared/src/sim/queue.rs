@@ -1,7 +1,7 @@
 //! An SQS queue: visibility timeout, redelivery, FIFO message groups and a
 //! dead-letter queue after `max_receive_count` receives.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One message as a consumer receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +34,23 @@ pub struct SimQueue {
     messages: Vec<Message>,
     dead: Vec<Received>,
     next_id: u64,
+    /// FIFO deduplication ids seen, with when (ms): a repeat within five minutes is
+    /// accepted and dropped, as SQS does.
+    dedup: BTreeMap<String, u64>,
 }
 
 impl SimQueue {
     #[must_use]
     pub fn new(fifo: bool, visibility_timeout_ms: u64, max_receive_count: u32) -> Self {
-        Self { fifo, visibility_timeout_ms, max_receive_count, messages: Vec::new(), dead: Vec::new(), next_id: 0 }
+        Self {
+            fifo,
+            visibility_timeout_ms,
+            max_receive_count,
+            messages: Vec::new(),
+            dead: Vec::new(),
+            next_id: 0,
+            dedup: BTreeMap::new(),
+        }
     }
 
     /// `SendMessage`; returns the message id.
@@ -56,6 +67,19 @@ impl SimQueue {
             receipt: 0,
         });
         id
+    }
+
+    /// `SendMessage` with a `MessageDeduplicationId` (FIFO): a repeat of the id within
+    /// the five-minute deduplication interval is accepted but not enqueued. Returns
+    /// whether the message was enqueued.
+    pub fn send_deduplicated(&mut self, body: String, group_id: String, dedup_id: &str, now_ms: u64) -> bool {
+        const INTERVAL_MS: u64 = 5 * 60 * 1000;
+        if self.dedup.get(dedup_id).is_some_and(|t| now_ms < t + INTERVAL_MS) {
+            return false;
+        }
+        self.dedup.insert(dedup_id.to_owned(), now_ms);
+        self.send(body, Some(group_id), now_ms);
+        true
     }
 
     /// `ReceiveMessage` of up to `max` messages. On a FIFO queue a message group with a
@@ -175,6 +199,16 @@ mod tests {
         assert!(q.receive(10, 10).is_empty());
         assert!(q.delete(&first[0].receipt_handle));
         assert_eq!(q.receive(10, 20)[0].body, "u1-b");
+    }
+
+    #[test]
+    fn fifo_deduplicates_within_five_minutes() {
+        let mut q = SimQueue::new(true, 1_000, 5);
+        assert!(q.send_deduplicated("a".into(), "g".into(), "d1", 0));
+        assert!(!q.send_deduplicated("a".into(), "g".into(), "d1", 299_999));
+        assert!(q.send_deduplicated("b".into(), "g".into(), "d2", 1));
+        assert!(q.send_deduplicated("a".into(), "g".into(), "d1", 300_000));
+        assert_eq!(q.len(), 3);
     }
 
     #[test]

@@ -1,0 +1,74 @@
+//! Function invocations on the simulated platform, and the faults the cloud injects
+//! into the AWS calls they make: a crash right after a call, a retryable or a
+//! permanent error instead of a call, throttling.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Notify;
+
+tokio::task_local! {
+    static INVOCATION: Arc<Invocation>;
+}
+
+/// One running invocation. When the cloud decides it dies, it is marked crashed and
+/// its next AWS call never returns; the platform drops it, as a dead process.
+#[derive(Debug, Default)]
+pub struct Invocation {
+    crashed: AtomicBool,
+    died: Notify,
+}
+
+impl Invocation {
+    pub(super) fn current() -> Option<Arc<Self>> {
+        INVOCATION.try_with(Arc::clone).ok()
+    }
+
+    pub(super) fn crash(&self) {
+        self.crashed.store(true, Ordering::SeqCst);
+    }
+
+    /// Called at the start of every AWS call: a crashed invocation stops here forever.
+    pub(super) async fn stop_if_crashed(&self) {
+        if self.crashed.load(Ordering::SeqCst) {
+            self.died.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Runs a handler as one invocation. `None` when the invocation died (its result, if
+/// any, is lost, as a crashed Lambda's would be).
+pub async fn invoke<F: Future>(handler: F) -> Option<F::Output> {
+    let invocation = Arc::new(Invocation::default());
+    let run = INVOCATION.scope(Arc::clone(&invocation), handler);
+    tokio::select! {
+        out = run => (!invocation.crashed.load(Ordering::SeqCst)).then_some(out),
+        () = invocation.died.notified() => None,
+    }
+}
+
+/// How an injected fault hits one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The call takes effect, then the invocation dies.
+    CrashAfter,
+    /// The call fails with a retryable error (`Throttled`) and has no effect.
+    Retryable,
+    /// The call fails with a permanent error (`Invalid`) and has no effect.
+    Permanent,
+}
+
+/// Faults injected into the AWS calls made inside invocations (never into the cloud's
+/// own background work).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Share of calls after which the invocation dies.
+    pub crash_rate: f64,
+    /// Share of attempts answered `ThrottlingException`. Like the SDK's retry mode, a
+    /// throttled attempt is retried with backoff, up to 5 attempts, before the call fails.
+    pub throttle_rate: f64,
+    /// One fault at the n-th call (0-based, counting calls inside invocations).
+    pub at_call: Option<(u64, FaultKind)>,
+}
