@@ -205,9 +205,18 @@ async fn move_instance<C: Cloud>(
             Ok(Move::Lost)
         }
         Err(CloudError::Invalid { message, .. }) => {
-            // Not running any more (terminated under us).
-            warn!(user_id, instance_id, message, "claimed instance cannot be attached");
-            lose(cloud, instance_id).await
+            // Terminated under us, or refused for a reason we cannot fix. It is out of the
+            // pool already: hand it back (if it still runs) so nothing is left outside.
+            warn!(user_id, instance_id, message, "claimed instance cannot be attached; handing it back");
+            match return_to_pool(cloud, cfg, instance_id).await {
+                Ok(()) => {}
+                Err(FlowError::Cloud(CloudError::Invalid { message, .. })) => {
+                    info!(instance_id, message, "the instance no longer runs");
+                    cloud.release(instance_id).await?;
+                }
+                Err(e) => return Err(e),
+            }
+            Ok(Move::Lost)
         }
         Err(CloudError::NotFound { resource }) => {
             return_to_pool(cloud, cfg, instance_id).await?;

@@ -63,6 +63,8 @@ pub struct TimelineEntry {
 pub struct Snapshot {
     /// Group name to the ids of its instances that are not leaving.
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Group name to the number of its `InService` members.
+    pub in_service: BTreeMap<String, usize>,
     /// Group name to its tags.
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
     /// Instances terminated (or shutting down).
@@ -439,6 +441,7 @@ impl SimCloud {
         let w = self.world();
         let mut groups = BTreeMap::new();
         let mut tags = BTreeMap::new();
+        let mut in_service = BTreeMap::new();
         let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
         for (name, g) in &w.groups {
             let live: Vec<String> = g
@@ -453,6 +456,7 @@ impl SimCloud {
             for (id, _) in &g.members {
                 *seen.entry(id.as_str()).or_default() += 1;
             }
+            in_service.insert(name.clone(), g.members.iter().filter(|(_, s)| *s == MemberState::InService).count());
             groups.insert(name.clone(), live);
             tags.insert(name.clone(), g.tags.clone());
         }
@@ -471,6 +475,7 @@ impl SimCloud {
         let in_two_groups = seen.into_iter().filter(|(_, n)| *n > 1).map(|(id, _)| id.to_owned()).collect();
         Snapshot {
             groups,
+            in_service,
             tags,
             terminated,
             outside,

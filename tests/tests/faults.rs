@@ -1,0 +1,193 @@
+//! Invariants under faults, on the in-memory cloud.
+//!
+//! - The crash-point matrix: every AWS call the flow makes in a clean run (recorded,
+//!   not listed by hand) is, in turn, the point where the function dies, or a call that
+//!   fails with a retryable or a permanent error. The platform redelivers as AWS does.
+//! - Races: many concurrent signups against a smaller pool, over many seeds.
+//! - Throttling.
+//!
+//! In every run: each user ends ready and announced exactly once, no instance sits in
+//! two groups or serves two users, nothing runs outside every group.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::collections::BTreeSet;
+
+use warmpool::domain::{ReadyMessage, UserRecord, UserState};
+use warmpool::sim::{FaultKind, Faults};
+use warmpool_cli::platform::{Platform, PlatformOptions};
+use warmpool_cli::report::Report;
+
+const DEADLINE_S: u64 = 4 * 3600;
+
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    /// One user, a warm pool: claim, detach, attach, init, ready; the pool refills.
+    Warm,
+    /// The first init fails: failover to a second pool instance.
+    Failover,
+    /// An empty pool: the cold path.
+    Cold,
+}
+
+fn options(scenario: Scenario, faults: Faults) -> PlatformOptions {
+    PlatformOptions {
+        pool: match scenario {
+            Scenario::Warm => 2,
+            Scenario::Failover => 3,
+            Scenario::Cold => 0,
+        },
+        faults,
+        ..PlatformOptions::default()
+    }
+}
+
+/// Runs the scenario for `users`; returns the platform after it settled (or the deadline).
+fn run(scenario: Scenario, faults: Faults, users: &[String]) -> (Platform, bool) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let p = Platform::start(options(scenario, faults));
+        if matches!(scenario, Scenario::Failover) {
+            p.cloud().fail_next_inits(1);
+        }
+        for u in users {
+            p.signup(u);
+        }
+        let settled = p.run_until_settled(users, DEADLINE_S).await;
+        // Let the pool refill through its hook (launch, pool-prep, CONTINUE), so its
+        // calls are part of the matrix too.
+        tokio::time::sleep(std::time::Duration::from_mins(20)).await;
+        (p, settled)
+    })
+}
+
+/// Checks every invariant; returns a description of what broke.
+fn violations(p: &Platform, users: &[String], settled: bool) -> Vec<String> {
+    let snap = p.snapshot();
+    let report = Report::build(p.config(), &snap, users, 0.0);
+    let mut v = report.violations();
+    let pool = &p.config().pool_group;
+    let expected = snap.groups[pool].len();
+    if snap.in_service[pool] != expected {
+        v.push(format!("pool has {} InService of {expected}: a refill did not pass its hook", snap.in_service[pool]));
+    }
+    if !settled {
+        v.push("not every user settled by the deadline".into());
+    }
+    let ready: Vec<ReadyMessage> = snap.ready_messages.iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+    for u in users {
+        let record = snap.tags.get(&p.config().user_group(u)).and_then(UserRecord::from_tags);
+        match record.map(|r| r.state) {
+            Some(UserState::Ready) => {}
+            other => v.push(format!("{u} ended {other:?}")),
+        }
+        let announced = ready.iter().filter(|m| &m.user_id == u).count();
+        if announced != 1 {
+            v.push(format!("{u} announced ready {announced} times"));
+        }
+        let live = snap.groups.get(&p.config().user_group(u)).map_or(0, Vec::len);
+        if live != 1 {
+            v.push(format!("{u}'s group holds {live} instances"));
+        }
+    }
+    v
+}
+
+fn one_user() -> Vec<String> {
+    vec!["u-0001".to_owned()]
+}
+
+fn matrix(scenario: Scenario) -> usize {
+    let users = one_user();
+    let (clean, settled) = run(scenario, Faults::default(), &users);
+    assert_eq!(violations(&clean, &users, settled), Vec::<String>::new(), "the clean {scenario:?} run");
+    let calls = clean.cloud().call_log();
+    assert!(calls.len() > 10, "a clean run makes the flow's calls: {calls:?}");
+    let mut failures = Vec::new();
+    for (index, op) in calls.iter().enumerate() {
+        for kind in [FaultKind::CrashAfter, FaultKind::Retryable, FaultKind::Permanent] {
+            let faults = Faults { at_call: Some((index as u64, kind)), ..Faults::default() };
+            let (p, settled) = run(scenario, faults, &users);
+            let broken = violations(&p, &users, settled);
+            if !broken.is_empty() {
+                failures.push(format!("{scenario:?} call #{index} {op} {kind:?}: {broken:?}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs broke an invariant:\n{}",
+        failures.len(),
+        calls.len() * 3,
+        failures.join("\n")
+    );
+    let ops: BTreeSet<&String> = calls.iter().collect();
+    println!(
+        "crash-point matrix {scenario:?}: {} calls ({} operations) x 3 faults = {} runs, all invariants held",
+        calls.len(),
+        ops.len(),
+        calls.len() * 3
+    );
+    calls.len() * 3
+}
+
+#[test]
+fn crash_point_matrix_warm() {
+    matrix(Scenario::Warm);
+}
+
+#[test]
+fn crash_point_matrix_failover() {
+    matrix(Scenario::Failover);
+}
+
+#[test]
+fn crash_point_matrix_cold() {
+    matrix(Scenario::Cold);
+}
+
+#[test]
+fn races_two_hundred_signups_on_a_pool_of_fifty_over_many_seeds() {
+    let users: Vec<String> = (1..=200).map(|i| format!("u-{i:04}")).collect();
+    let mut detaches = 0;
+    let mut warm = 0;
+    for seed in 1..=8 {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        let (p, settled) = rt.block_on(async {
+            let p = Platform::start(PlatformOptions { pool: 50, seed, ..PlatformOptions::default() });
+            for u in &users {
+                p.signup(u);
+            }
+            let settled = p.run_until_settled(&users, DEADLINE_S).await;
+            (p, settled)
+        });
+        assert_eq!(violations(&p, &users, settled), Vec::<String>::new(), "seed {seed}");
+        let snap = p.snapshot();
+        let report = Report::build(p.config(), &snap, &users, 0.0);
+        assert_eq!(report.summary.warm, 50, "seed {seed}: the whole pool serves, each instance once");
+        detaches += snap.calls["DetachInstances"];
+        warm += report.summary.warm as u64;
+    }
+    let per_claim = detaches as f64 / warm as f64;
+    println!(
+        "races: 200 signups x pool 50 x 8 seeds: {per_claim:.3} detach attempts per successful claim (target <= 1.2)"
+    );
+}
+
+#[test]
+fn throttling_is_backed_off_and_every_user_completes() {
+    let users: Vec<String> = (1..=20).map(|i| format!("u-{i:04}")).collect();
+    let faults = Faults { throttle_rate: 0.3, ..Faults::default() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let (p, settled) = rt.block_on(async {
+        let p = Platform::start(PlatformOptions { pool: 8, faults, ..PlatformOptions::default() });
+        for u in &users {
+            p.signup(u);
+        }
+        let settled = p.run_until_settled(&users, DEADLINE_S).await;
+        (p, settled)
+    });
+    assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
+    let throttled: u64 = p.snapshot().throttled.values().sum();
+    assert!(throttled > 50, "throttling was injected ({throttled} attempts)");
+}
