@@ -149,6 +149,8 @@ struct World {
     /// `GetCommandInvocation` (eventual consistency right after `SendCommand`).
     commands: BTreeMap<String, (String, Option<String>)>,
     faults: Faults,
+    /// Every `SendCommand` request accepted, in order: exactly what reaches a host.
+    sent: Vec<CommandRequest>,
     /// Operations called inside invocations, in order (the crash-point matrix's axis).
     call_log: Vec<String>,
     /// Throttled attempts by operation.
@@ -214,6 +216,7 @@ impl SimCloud {
             calls: BTreeMap::new(),
             commands: BTreeMap::new(),
             faults: Faults::default(),
+            sent: Vec::new(),
             call_log: Vec::new(),
             throttled: BTreeMap::new(),
             metrics: BTreeMap::new(),
@@ -416,6 +419,12 @@ impl SimCloud {
     /// Sets the faults injected into calls made inside invocations.
     pub fn set_faults(&self, faults: Faults) {
         self.world().faults = faults;
+    }
+
+    /// Every `SendCommand` the cloud accepted, in order.
+    #[must_use]
+    pub fn sent_commands(&self) -> Vec<CommandRequest> {
+        self.world().sent.clone()
     }
 
     /// The operations called inside invocations so far, in order.
@@ -1136,6 +1145,7 @@ impl RunCommand for SimCloud {
             };
             self.note(&mut w, text);
             w.commands.insert(id.clone(), (request.instance_id.clone(), None));
+            w.sent.push(request.clone());
             id
         };
         let user_init = request.parameters.contains_key("UserId");

