@@ -207,8 +207,11 @@ impl Platform {
                 return;
             }
         };
-        let response =
-            invoke(warmpool_signup::handler(&self.cloud, &self.cfg, LambdaEvent::new(event, Context::default()))).await;
+        let response = invoke(
+            "signup",
+            warmpool_signup::handler(&self.cloud, &self.cfg, LambdaEvent::new(event, Context::default())),
+        )
+        .await;
         let failed: Vec<String> = match response {
             Some(Ok(r)) => r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
             // A function error or a crash fails the whole batch.
@@ -305,10 +308,12 @@ impl Platform {
         let event = LambdaEvent::new(event, Context::default());
         let ok = match target {
             Target::Lifecycle => {
-                invoke(warmpool_lifecycle::handler(&self.cloud, &self.cfg, event)).await.map(|r| r.is_ok())
+                invoke("lifecycle", warmpool_lifecycle::handler(&self.cloud, &self.cfg, event)).await.map(|r| r.is_ok())
             }
             Target::CommandStatus => {
-                invoke(warmpool_command_status::handler(&self.cloud, &self.cfg, event)).await.map(|r| r.is_ok())
+                invoke("command-status", warmpool_command_status::handler(&self.cloud, &self.cfg, event))
+                    .await
+                    .map(|r| r.is_ok())
             }
         };
         ok == Some(true)

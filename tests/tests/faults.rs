@@ -104,13 +104,13 @@ fn matrix(scenario: Scenario) -> usize {
     let calls = clean.cloud().call_log();
     assert!(calls.len() > 10, "a clean run makes the flow's calls: {calls:?}");
     let mut failures = Vec::new();
-    for (index, op) in calls.iter().enumerate() {
+    for (index, (function, op)) in calls.iter().enumerate() {
         for kind in [FaultKind::CrashAfter, FaultKind::Retryable, FaultKind::Permanent] {
             let faults = Faults { at_call: Some((index as u64, kind)), ..Faults::default() };
             let (p, settled) = run(scenario, faults, &users);
             let broken = violations(&p, &users, settled);
             if !broken.is_empty() {
-                failures.push(format!("{scenario:?} call #{index} {op} {kind:?}: {broken:?}"));
+                failures.push(format!("{scenario:?} call #{index} {function} {op} {kind:?}: {broken:?}"));
             }
         }
     }
@@ -121,7 +121,7 @@ fn matrix(scenario: Scenario) -> usize {
         calls.len() * 3,
         failures.join("\n")
     );
-    let ops: BTreeSet<&String> = calls.iter().collect();
+    let ops: BTreeSet<&String> = calls.iter().map(|(_, op)| op).collect();
     println!(
         "crash-point matrix {scenario:?}: {} calls ({} operations) x 3 faults = {} runs, all invariants held",
         calls.len(),

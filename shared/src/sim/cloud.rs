@@ -152,7 +152,7 @@ struct World {
     /// Every `SendCommand` request accepted, in order: exactly what reaches a host.
     sent: Vec<CommandRequest>,
     /// Operations called inside invocations, in order (the crash-point matrix's axis).
-    call_log: Vec<String>,
+    call_log: Vec<(String, String)>,
     /// Throttled attempts by operation.
     throttled: BTreeMap<String, u64>,
     metrics: BTreeMap<String, (u64, f64)>,
@@ -302,7 +302,7 @@ impl SimCloud {
         };
         let (index, faults) = {
             let mut w = self.world();
-            w.call_log.push(op.to_owned());
+            w.call_log.push((inv.function.to_owned(), op.to_owned()));
             (w.call_log.len() as u64 - 1, w.faults.clone())
         };
         match faults.at_call {
@@ -427,10 +427,25 @@ impl SimCloud {
         self.world().sent.clone()
     }
 
-    /// The operations called inside invocations so far, in order.
+    /// (function, operation) of every call made inside invocations so far, in order.
     #[must_use]
-    pub fn call_log(&self) -> Vec<String> {
+    pub fn call_log(&self) -> Vec<(String, String)> {
         self.world().call_log.clone()
+    }
+
+    /// The operations each function called so far.
+    #[must_use]
+    pub fn calls_by_function(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (function, op) in &self.world().call_log {
+            out.entry(function.clone()).or_default().insert(op.clone());
+        }
+        out
+    }
+
+    /// Claims `instance_id` for `owner` directly in Parameter Store (a test's set-up).
+    pub fn put_claim(&self, instance_id: &str, owner: &str) {
+        self.world().claims.insert(instance_id.to_owned(), owner.to_owned());
     }
 
     /// Makes the next `n` user-init commands fail, whatever the failure rate.

@@ -16,6 +16,8 @@ tokio::task_local! {
 /// its next AWS call never returns; the platform drops it, as a dead process.
 #[derive(Debug, Default)]
 pub struct Invocation {
+    /// The function invoked (for the record of who called what).
+    pub(super) function: &'static str,
     crashed: AtomicBool,
     died: Notify,
 }
@@ -38,10 +40,10 @@ impl Invocation {
     }
 }
 
-/// Runs a handler as one invocation. `None` when the invocation died (its result, if
-/// any, is lost, as a crashed Lambda's would be).
-pub async fn invoke<F: Future>(handler: F) -> Option<F::Output> {
-    let invocation = Arc::new(Invocation::default());
+/// Runs a handler of `function` as one invocation. `None` when the invocation died
+/// (its result, if any, is lost, as a crashed Lambda's would be).
+pub async fn invoke<F: Future>(function: &'static str, handler: F) -> Option<F::Output> {
+    let invocation = Arc::new(Invocation { function, ..Invocation::default() });
     let run = INVOCATION.scope(Arc::clone(&invocation), handler);
     tokio::select! {
         out = run => (!invocation.crashed.load(Ordering::SeqCst)).then_some(out),

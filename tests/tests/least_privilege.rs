@@ -1,0 +1,277 @@
+//! Least privilege, checked against `template.yaml`:
+//! - each function is allowed exactly the AWS calls it makes, as recorded by the
+//!   in-memory cloud over scenarios that reach every path (warm, failover, cold, give
+//!   up, delete, resume after a crash, hand an instance back, pool refill), plus only
+//!   the EC2/IAM permissions `CreateAutoScalingGroup` with a launch template implies;
+//! - no `*` action; `Resource: "*"` only for describe-type calls or under a condition;
+//! - mutating Auto Scaling calls are scoped to the pool's or the users' groups;
+//! - `SendCommand` only with our documents, on our groups' instances;
+//! - every queue is encrypted, and every queue that is not a DLQ has one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_norway::Value;
+use warmpool::sim::{FaultKind, Faults};
+use warmpool_cli::platform::{Platform, PlatformOptions};
+
+fn template() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        Value::String(s) => vec![s.clone()],
+        // A short-form intrinsic (!Sub, !GetAtt, !Ref): its text.
+        Value::Tagged(t) => {
+            let inner = strings(&t.value);
+            if inner.is_empty() {
+                vec![format!("{}", t.tag)]
+            } else {
+                inner.into_iter().map(|s| format!("{} {s}", t.tag)).collect()
+            }
+        }
+        _ => vec![],
+    }
+}
+
+/// One scenario on the platform; returns the operations each function called.
+fn record(
+    opts: PlatformOptions,
+    setup: impl FnOnce(&Platform),
+    users: &[&str],
+    then_delete: bool,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let p = Platform::start(opts);
+        setup(&p);
+        let users: Vec<String> = users.iter().map(|u| (*u).to_owned()).collect();
+        for u in &users {
+            p.signup(u);
+        }
+        assert!(p.run_until_settled(&users, 4 * 3600).await);
+        if then_delete {
+            for u in &users {
+                p.send_raw(&format!(r#"{{"kind":"delete","user_id":"{u}"}}"#), u);
+            }
+        }
+        // The pool refills through its hook meanwhile.
+        tokio::time::sleep(std::time::Duration::from_mins(20)).await;
+        p.cloud().calls_by_function()
+    })
+}
+
+/// The index of the `nth` call of `op` by `function` in a clean run of `opts`.
+fn index_of(opts: &PlatformOptions, fail_inits: u32, function: &str, op: &str, nth: usize) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let log = rt.block_on(async {
+        let p = Platform::start(opts.clone());
+        p.cloud().fail_next_inits(fail_inits);
+        p.signup("u-1");
+        assert!(p.run_until_settled(&["u-1".to_owned()], 4 * 3600).await);
+        p.cloud().call_log()
+    });
+    log.iter().enumerate().filter(|(_, (f, o))| f == function && o == op).nth(nth).map(|(i, _)| i as u64).unwrap()
+}
+
+fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
+    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut merge = |calls: BTreeMap<String, BTreeSet<String>>| {
+        for (f, ops) in calls {
+            used.entry(f).or_default().extend(ops);
+        }
+    };
+    let warm = PlatformOptions { pool: 3, ..PlatformOptions::default() };
+    // Warm signup, ready, delete; pool refill.
+    merge(record(warm.clone(), |_| {}, &["u-1"], true));
+    // Failover to the pool.
+    merge(record(warm.clone(), |p| p.cloud().fail_next_inits(1), &["u-1"], false));
+    // A signup while every pool instance is claimed by someone else: the cold path.
+    merge(record(
+        warm.clone(),
+        |p| {
+            for id in &p.snapshot().groups[&p.config().pool_group] {
+                p.cloud().put_claim(id, "someone-else");
+            }
+        },
+        &["u-1"],
+        false,
+    ));
+    // Failover while every pool instance is claimed by someone else: the cold path.
+    merge(record(
+        warm.clone(),
+        |p| {
+            p.cloud().fail_next_inits(1);
+            // Once u-1 holds its first instance, somebody else claims the rest.
+            let p = p.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                for id in &p.snapshot().groups[&p.config().pool_group] {
+                    p.cloud().put_claim(id, "someone-else");
+                }
+            });
+        },
+        &["u-1"],
+        false,
+    ));
+    // Cold from the start, then giving up after the attempts.
+    let give_up = PlatformOptions {
+        pool: 0,
+        overrides: vec![("WARM_ATTEMPTS".into(), "0".into()), ("MAX_ATTEMPTS".into(), "1".into())],
+        ..PlatformOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    merge(rt.block_on(async {
+        let p = Platform::start(give_up);
+        p.cloud().fail_next_inits(1);
+        p.signup("u-1");
+        assert!(p.run_until_settled(&["u-1".to_owned()], 4 * 3600).await);
+        p.cloud().calls_by_function()
+    }));
+    // Resume after a crash right after a detach (signup, then failover), and an attach
+    // refused for good (the instance is handed back), in both functions.
+    for (function, nth) in [("signup", 0), ("command-status", 0)] {
+        let crash = index_of(&warm, 1, function, "DetachInstances", nth);
+        let attach = index_of(&warm, 1, function, "AttachInstances", nth);
+        for fault in [(crash, FaultKind::CrashAfter), (attach, FaultKind::Permanent)] {
+            let opts = PlatformOptions { faults: Faults { at_call: Some(fault), ..Faults::default() }, ..warm.clone() };
+            merge(record(opts, |p| p.cloud().fail_next_inits(1), &["u-1"], false));
+        }
+    }
+    used
+}
+
+/// Allowed actions per function binary, from the template.
+fn policies(t: &Value) -> BTreeMap<String, Vec<Value>> {
+    let mut out = BTreeMap::new();
+    for (_, r) in t["Resources"].as_mapping().unwrap() {
+        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+        let mut statements = Vec::new();
+        for policy in r["Properties"]["Policies"].as_sequence().unwrap() {
+            statements.extend(policy["Statement"].as_sequence().expect("inline statements only").iter().cloned());
+        }
+        out.insert(binary, statements);
+    }
+    out
+}
+
+fn service_of(op: &str) -> &'static str {
+    match op {
+        "DescribeInstanceInformation"
+        | "SendCommand"
+        | "GetCommandInvocation"
+        | "PutParameter"
+        | "GetParameter"
+        | "DeleteParameter" => "ssm",
+        "SendMessage" => "sqs",
+        _ => "autoscaling",
+    }
+}
+
+/// What `CreateAutoScalingGroup` with a launch template implies.
+const IMPLIED_BY_CREATE: &[&str] =
+    &["ec2:RunInstances", "ec2:CreateTags", "ec2:DescribeLaunchTemplateVersions", "iam:PassRole"];
+
+#[test]
+fn each_function_is_allowed_exactly_the_calls_it_makes() {
+    let used = used_calls();
+    let t = template();
+    let policies = policies(&t);
+    assert_eq!(policies.keys().collect::<Vec<_>>(), used.keys().collect::<Vec<_>>(), "every function made calls");
+    for (function, statements) in &policies {
+        let allowed: BTreeSet<String> = statements
+            .iter()
+            .filter(|s| s["Effect"].as_str() == Some("Allow"))
+            .flat_map(|s| strings(&s["Action"]))
+            .collect();
+        for a in &allowed {
+            assert!(!a.contains('*'), "{function}: wildcard action {a}");
+        }
+        let mut expected: BTreeSet<String> =
+            used[function].iter().map(|op| format!("{}:{op}", service_of(op))).collect();
+        if used[function].contains("CreateAutoScalingGroup") {
+            expected.extend(IMPLIED_BY_CREATE.iter().map(|a| (*a).to_owned()));
+        }
+        assert_eq!(allowed, expected, "{function}: allowed (left) vs made (right)");
+    }
+}
+
+#[test]
+fn resources_are_scoped() {
+    let t = template();
+    for (function, statements) in policies(&t) {
+        for s in statements {
+            let sid = s["Sid"].as_str().unwrap_or("?").to_owned();
+            let actions = strings(&s["Action"]);
+            let resources = strings(&s["Resource"]);
+            let has_condition = !s["Condition"].is_null();
+            let describe_only = actions.iter().all(|a| a.split(':').nth(1).is_some_and(|n| n.starts_with("Describe")));
+            if resources.iter().any(|r| r == "*") {
+                assert!(describe_only || has_condition, "{function}.{sid}: Resource * for {actions:?}");
+            }
+            for a in &actions {
+                let mutating_asg = a.starts_with("autoscaling:") && !a.starts_with("autoscaling:Describe");
+                if mutating_asg {
+                    assert!(
+                        resources.iter().all(|r| r.contains("autoScalingGroupName/${AWS::StackName}-pool")
+                            || r.contains("autoScalingGroupName/${AWS::StackName}-user-*")),
+                        "{function}.{sid}: {a} on {resources:?}"
+                    );
+                }
+                if a == "ssm:SendCommand" {
+                    assert!(
+                        resources.iter().all(|r| r.contains(":document/${UserInitDocument}")
+                            || r.contains(":document/${PoolPrepDocument}")
+                            || (r.contains(":instance/*") && has_condition)),
+                        "{function}.{sid}: SendCommand on {resources:?}"
+                    );
+                }
+                if a.starts_with("ssm:") && a.contains("Parameter") {
+                    assert!(
+                        resources.iter().all(|r| r.contains("parameter/${AWS::StackName}/claims/*")),
+                        "{function}.{sid}"
+                    );
+                }
+                if a == "iam:PassRole" {
+                    assert!(resources.iter().all(|r| r.contains("HostRole")), "{function}.{sid}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_queue_is_encrypted_and_has_a_dead_letter_queue() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().unwrap();
+    let queues: Vec<(String, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::SQS::Queue"))
+        .map(|(k, r)| (k.as_str().unwrap().to_owned(), r))
+        .collect();
+    assert!(queues.len() >= 4);
+    let dlqs: BTreeSet<String> = queues
+        .iter()
+        .flat_map(|(_, r)| strings(&r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]))
+        .filter_map(|s| s.split_whitespace().last().and_then(|x| x.split('.').next()).map(str::to_owned))
+        .collect();
+    for (name, q) in &queues {
+        let p = &q["Properties"];
+        assert!(
+            p["SqsManagedSseEnabled"].as_bool() == Some(true) || !p["KmsMasterKeyId"].is_null(),
+            "{name} is not encrypted"
+        );
+        if !dlqs.contains(name) {
+            assert!(!p["RedrivePolicy"].is_null(), "{name} has no dead-letter queue");
+        }
+    }
+    assert!(!dlqs.is_empty());
+}
