@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use warmpool::Config;
 use warmpool::sim::{SimCloud, fixture};
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+fn block_on<T>(f: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(f)
 }
 
