@@ -42,6 +42,8 @@ pub struct PlatformOptions {
     pub duplicate_events: f64,
     /// Extra delivery delay, uniform up to this many seconds (reorders events).
     pub event_jitter_s: u64,
+    /// The reconcile schedule (s); 0 turns the sweep off.
+    pub reconcile_every_s: u64,
 }
 
 impl Default for PlatformOptions {
@@ -58,6 +60,7 @@ impl Default for PlatformOptions {
             drop_events: 0.0,
             duplicate_events: 0.0,
             event_jitter_s: 0,
+            reconcile_every_s: 60,
         }
     }
 }
@@ -92,6 +95,7 @@ impl Platform {
         };
         platform.spawn_event_rules(bus);
         platform.spawn_signup_mapping();
+        platform.spawn_reconcile_schedule();
         platform
     }
 
@@ -222,6 +226,25 @@ impl Platform {
                 self.cloud.delete_signup(&m.receipt_handle);
             }
         }
+    }
+
+    // ----- the reconcile schedule -----
+
+    fn spawn_reconcile_schedule(&self) {
+        if self.opts.reconcile_every_s == 0 {
+            return;
+        }
+        let platform = self.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_secs(platform.opts.reconcile_every_s);
+            loop {
+                tokio::time::sleep(every).await;
+                let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+                let Ok(event) = serde_json::from_value::<EventBridgeEvent<Value>>(scheduled) else { continue };
+                let event = LambdaEvent::new(event, Context::default());
+                let _ = invoke("reconcile", warmpool_reconcile::handler(&platform.cloud, &platform.cfg, event)).await;
+            }
+        });
     }
 
     // ----- EventBridge rules and asynchronous invocation -----

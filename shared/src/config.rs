@@ -51,6 +51,9 @@ pub struct Config {
     /// `AGENT_WAIT_S` (default 120): how long one invocation waits for the SSM agent
     /// before handing the event back for a platform retry.
     pub agent_wait_s: u32,
+    /// `RECONCILE_STALL_S` (default 180): a user whose record has not moved for this
+    /// long is re-driven by the reconcile sweep; a claim this old is checked for orphans.
+    pub reconcile_stall_s: u32,
 }
 
 impl Config {
@@ -115,6 +118,7 @@ impl Config {
             init_timeout_cold_s: number("INIT_TIMEOUT_COLD_S", 1200, 1, 172_800)?,
             prep_timeout_s: number("PREP_TIMEOUT_S", 1200, 1, 172_800)?,
             agent_wait_s: number("AGENT_WAIT_S", 120, 0, 900)?,
+            reconcile_stall_s: number("RECONCILE_STALL_S", 180, 30, 86_400)?,
         })
     }
 
@@ -148,6 +152,7 @@ impl Config {
         "INIT_TIMEOUT_COLD_S",
         "PREP_TIMEOUT_S",
         "AGENT_WAIT_S",
+        "RECONCILE_STALL_S",
     ];
 }
 

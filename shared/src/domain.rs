@@ -192,6 +192,8 @@ pub mod tag {
     pub const COMMAND_INSTANCE: &str = "warmpool:command-instance";
     pub const REQUESTED_AT: &str = "warmpool:requested-at";
     pub const READY_AT: &str = "warmpool:ready-at";
+    /// When a step last wrote the record: the reconcile sweep's measure of a stall.
+    pub const UPDATED_AT: &str = "warmpool:updated-at";
     pub const REASON: &str = "warmpool:reason";
 }
 
@@ -214,6 +216,7 @@ pub struct UserRecord {
     /// Milliseconds since the Unix epoch.
     pub requested_at_ms: u64,
     pub ready_at_ms: Option<u64>,
+    pub updated_at_ms: u64,
     pub reason: Option<String>,
 }
 
@@ -233,6 +236,7 @@ impl UserRecord {
             command_instance: None,
             requested_at_ms,
             ready_at_ms: None,
+            updated_at_ms: requested_at_ms,
             reason: None,
         }
     }
@@ -257,6 +261,7 @@ impl UserRecord {
             command_instance: get(tag::COMMAND_INSTANCE),
             requested_at_ms: get(tag::REQUESTED_AT)?.parse().ok()?,
             ready_at_ms: get(tag::READY_AT).and_then(|v| v.parse().ok()),
+            updated_at_ms: get(tag::UPDATED_AT).and_then(|v| v.parse().ok()).unwrap_or_default(),
             reason: get(tag::REASON),
         })
     }
@@ -278,6 +283,7 @@ impl UserRecord {
             (tag::COMMAND_INSTANCE.into(), opt(&self.command_instance)),
             (tag::REQUESTED_AT.into(), self.requested_at_ms.to_string()),
             (tag::READY_AT.into(), self.ready_at_ms.map(|v| v.to_string()).unwrap_or_default()),
+            (tag::UPDATED_AT.into(), self.updated_at_ms.to_string()),
             (tag::REASON.into(), opt(&self.reason)),
         ]
     }

@@ -126,6 +126,9 @@ pub trait AutoScaling: Send + Sync {
     fn tag_group(&self, group: &str, tags: &[(String, String)]) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// `DeleteAutoScalingGroup` with `ForceDelete`, which terminates its instances.
     fn delete_group(&self, group: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `DescribeAutoScalingGroups` filtered to groups carrying a warmpool user record
+    /// (tag `warmpool:user-id`) whose name starts with `prefix`, all pages.
+    fn list_user_groups(&self, prefix: &str) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
     /// `CompleteLifecycleAction` by instance id.
     fn complete_lifecycle_action(
         &self,
@@ -162,6 +165,15 @@ pub trait RunCommand: Send + Sync {
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
 }
 
+/// One claim lock as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub instance_id: String,
+    pub owner: String,
+    /// When it was written, ms since the epoch.
+    pub created_ms: u64,
+}
+
 /// Who holds the claim on a pool instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
@@ -178,6 +190,8 @@ pub trait Claims: Send + Sync {
     fn claim(&self, instance_id: &str, owner: &str) -> impl Future<Output = Result<ClaimOutcome, CloudError>> + Send;
     /// Deletes the claim (missing is fine).
     fn release(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Every claim (`GetParametersByPath`, all pages).
+    fn list_claims(&self) -> impl Future<Output = Result<Vec<Claim>, CloudError>> + Send;
 }
 
 /// The "ready" queue (FIFO).

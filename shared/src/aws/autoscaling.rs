@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
+use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecification, Tag};
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
@@ -29,6 +29,33 @@ fn group_tags(group: &str, tags: &[(String, String)]) -> Vec<Tag> {
                 .build()
         })
         .collect()
+}
+
+fn to_group(g: &AutoScalingGroup) -> Group {
+    let members = g
+        .instances()
+        .iter()
+        .filter_map(|i| {
+            Some(Member {
+                instance_id: i.instance_id()?.to_owned(),
+                state: MemberState::from_aws(
+                    i.lifecycle_state().map(aws_sdk_autoscaling::types::LifecycleState::as_str).unwrap_or_default(),
+                ),
+                healthy: i.health_status() == Some("Healthy"),
+                availability_zone: i.availability_zone().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect();
+    let tags: BTreeMap<String, String> =
+        g.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))).collect();
+    Group {
+        name: g.auto_scaling_group_name().unwrap_or_default().to_owned(),
+        min_size: count(g.min_size()),
+        max_size: count(g.max_size()),
+        desired_capacity: count(g.desired_capacity()),
+        members,
+        tags,
+    }
 }
 
 fn count(n: Option<i32>) -> u32 {
@@ -62,36 +89,23 @@ impl AutoScaling for AwsCloud {
             .send()
             .await
             .map_err(|e| classify("DescribeAutoScalingGroups", group_subject(name), &e))?;
-        let Some(g) = out.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(name)) else {
-            return Ok(None);
-        };
-        let members = g
-            .instances()
-            .iter()
-            .filter_map(|i| {
-                Some(Member {
-                    instance_id: i.instance_id()?.to_owned(),
-                    state: MemberState::from_aws(
-                        i.lifecycle_state().map(aws_sdk_autoscaling::types::LifecycleState::as_str).unwrap_or_default(),
-                    ),
-                    healthy: i.health_status() == Some("Healthy"),
-                    availability_zone: i.availability_zone().unwrap_or_default().to_owned(),
-                })
-            })
-            .collect();
-        let tags: BTreeMap<String, String> = g
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
-            .collect();
-        Ok(Some(Group {
-            name: name.to_owned(),
-            min_size: count(g.min_size()),
-            max_size: count(g.max_size()),
-            desired_capacity: count(g.desired_capacity()),
-            members,
-            tags,
-        }))
+        Ok(out.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(name)).map(to_group))
+    }
+
+    async fn list_user_groups(&self, prefix: &str) -> Result<Vec<Group>, CloudError> {
+        let filter = Filter::builder().name("tag-key").values(crate::domain::tag::USER_ID).build();
+        let mut pages = self.autoscaling.describe_auto_scaling_groups().filters(filter).into_paginator().send();
+        let mut groups = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("DescribeAutoScalingGroups", group_subject(prefix), &e))?;
+            groups.extend(
+                page.auto_scaling_groups()
+                    .iter()
+                    .filter(|g| g.auto_scaling_group_name().is_some_and(|n| n.starts_with(prefix)))
+                    .map(to_group),
+            );
+        }
+        Ok(groups)
     }
 
     async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {

@@ -7,7 +7,7 @@ use aws_sdk_ssm::types::{InstanceInformationStringFilter, ParameterType, PingSta
 use super::AwsCloud;
 use super::errors::{Subject, classify};
 use crate::error::CloudError;
-use crate::ports::{ClaimOutcome, Claims, CommandRequest, RunCommand};
+use crate::ports::{Claim, ClaimOutcome, Claims, CommandRequest, RunCommand};
 
 fn instance_subject(instance_id: &str) -> Subject<'_> {
     Subject { instance_id: Some(instance_id), ..Subject::default() }
@@ -95,6 +95,35 @@ impl Claims for AwsCloud {
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn list_claims(&self) -> Result<Vec<Claim>, CloudError> {
+        let mut pages =
+            self.ssm.get_parameters_by_path().path(&self.claim_prefix).recursive(true).into_paginator().send();
+        let mut claims = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                classify(
+                    "GetParametersByPath",
+                    Subject { resource: Some(&self.claim_prefix), ..Subject::default() },
+                    &e,
+                )
+            })?;
+            for p in page.parameters() {
+                let (Some(name), Some(owner)) = (p.name(), p.value()) else { continue };
+                let Some(instance_id) = name.rsplit('/').next() else { continue };
+                claims.push(Claim {
+                    instance_id: instance_id.to_owned(),
+                    owner: owner.to_owned(),
+                    created_ms: p
+                        .last_modified_date()
+                        .and_then(|d| d.to_millis().ok())
+                        .and_then(|ms| u64::try_from(ms).ok())
+                        .unwrap_or(0),
+                });
+            }
+        }
+        Ok(claims)
     }
 
     async fn release(&self, instance_id: &str) -> Result<(), CloudError> {

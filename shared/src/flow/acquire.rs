@@ -236,7 +236,7 @@ async fn lose<C: Cloud>(cloud: &C, instance_id: &str) -> Result<Move, FlowError>
 
 /// Puts a healthy detached instance back under the pool, then lets the pool terminate
 /// it with a decrement, so the pool's size is unchanged and nothing runs outside a group.
-async fn return_to_pool<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str) -> Result<(), FlowError> {
+pub(crate) async fn return_to_pool<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str) -> Result<(), FlowError> {
     cloud.attach_instance(&cfg.pool_group, instance_id).await?;
     match cloud.terminate_instance(instance_id, true).await {
         Ok(()) | Err(CloudError::NotInGroup { .. } | CloudError::NotFound { .. }) => {}

@@ -6,11 +6,12 @@
 
 pub mod acquire;
 pub mod lifecycle;
+pub mod reconcile;
 pub mod signup;
 pub mod status;
 
 use crate::Config;
-use crate::domain::UserRecord;
+use crate::domain::{UserRecord, tag};
 use crate::error::{CloudError, FlowError};
 use crate::ports::{Cloud, Group};
 
@@ -34,9 +35,11 @@ pub(crate) async fn load_user<C: Cloud>(
     }
 }
 
-/// Writes some keys of the record (and only those) to the group's tags.
+/// Writes some keys of the record (and only those) to the group's tags, with the
+/// time of the write.
 pub(crate) async fn write_tags<C: Cloud>(cloud: &C, group: &str, tags: &[(&str, String)]) -> Result<(), CloudError> {
-    let owned: Vec<(String, String)> = tags.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    let mut owned: Vec<(String, String)> = tags.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    owned.push((tag::UPDATED_AT.to_owned(), cloud.now_ms().to_string()));
     cloud.tag_group(group, &owned).await
 }
 

@@ -16,8 +16,8 @@ use crate::error::CloudError;
 use crate::events;
 use crate::metrics::Metric;
 use crate::ports::{
-    AutoScaling, ClaimOutcome, Claims, Clock, CommandRequest, Group, LifecycleResult, Member, MemberState, Metrics,
-    Notifier, RunCommand, UserGroupSpec,
+    AutoScaling, Claim, ClaimOutcome, Claims, Clock, CommandRequest, Group, LifecycleResult, Member, MemberState,
+    Metrics, Notifier, RunCommand, UserGroupSpec,
 };
 
 /// 2026-01-01T00:00:00Z: the simulated clock's origin.
@@ -135,7 +135,8 @@ struct World {
     instances: BTreeMap<String, Instance>,
     groups: BTreeMap<String, AsgState>,
     /// Parameter Store claims: instance id to owner.
-    claims: BTreeMap<String, String>,
+    /// Instance id to (owner, written at ms).
+    claims: BTreeMap<String, (String, u64)>,
     /// Pending launch lifecycle actions: instance id to (group, hook).
     pending_actions: BTreeMap<String, (String, String)>,
     queues: BTreeMap<String, SimQueue>,
@@ -445,7 +446,8 @@ impl SimCloud {
 
     /// Claims `instance_id` for `owner` directly in Parameter Store (a test's set-up).
     pub fn put_claim(&self, instance_id: &str, owner: &str) {
-        self.world().claims.insert(instance_id.to_owned(), owner.to_owned());
+        let now = self.now_ms();
+        self.world().claims.insert(instance_id.to_owned(), (owner.to_owned(), now));
     }
 
     /// Makes the next `n` user-init commands fail, whatever the failure rate.
@@ -862,6 +864,26 @@ impl SimCloud {
     }
 }
 
+fn group_view(w: &World, name: &str, g: &AsgState) -> Group {
+    Group {
+        name: name.to_owned(),
+        min_size: g.min,
+        max_size: g.max,
+        desired_capacity: g.desired,
+        members: g
+            .members
+            .iter()
+            .map(|(id, s)| Member {
+                instance_id: id.clone(),
+                state: *s,
+                healthy: true,
+                availability_zone: w.instances.get(id).map(|i| i.az.clone()).unwrap_or_default(),
+            })
+            .collect(),
+        tags: g.tags.clone(),
+    }
+}
+
 fn next_instance_id(w: &mut World) -> String {
     w.next_instance += 1;
     format!("i-{:017x}", w.next_instance)
@@ -932,23 +954,17 @@ impl AutoScaling for SimCloud {
     async fn describe_group(&self, name: &str) -> Result<Option<Group>, CloudError> {
         self.call("DescribeAutoScalingGroups").await?;
         let w = self.world();
-        Ok(w.groups.get(name).map(|g| Group {
-            name: name.to_owned(),
-            min_size: g.min,
-            max_size: g.max,
-            desired_capacity: g.desired,
-            members: g
-                .members
-                .iter()
-                .map(|(id, s)| Member {
-                    instance_id: id.clone(),
-                    state: *s,
-                    healthy: true,
-                    availability_zone: w.instances.get(id).map(|i| i.az.clone()).unwrap_or_default(),
-                })
-                .collect(),
-            tags: g.tags.clone(),
-        }))
+        Ok(w.groups.get(name).map(|g| group_view(&w, name, g)))
+    }
+
+    async fn list_user_groups(&self, prefix: &str) -> Result<Vec<Group>, CloudError> {
+        self.call("DescribeAutoScalingGroups").await?;
+        let w = self.world();
+        Ok(w.groups
+            .iter()
+            .filter(|(name, g)| name.starts_with(prefix) && g.tags.contains_key(crate::domain::tag::USER_ID))
+            .map(|(name, g)| group_view(&w, name, g))
+            .collect())
     }
 
     async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
@@ -1186,9 +1202,9 @@ impl Claims for SimCloud {
         self.call("PutParameter").await?;
         let holder = {
             let mut w = self.world();
-            let holder = w.claims.get(instance_id).cloned();
+            let holder = w.claims.get(instance_id).map(|(owner, _)| owner.clone());
             if holder.is_none() {
-                w.claims.insert(instance_id.to_owned(), owner.to_owned());
+                w.claims.insert(instance_id.to_owned(), (owner.to_owned(), EPOCH_MS + self.elapsed_ms()));
             }
             holder
         };
@@ -1205,6 +1221,16 @@ impl Claims for SimCloud {
         self.call("DeleteParameter").await?;
         self.world().claims.remove(instance_id);
         Ok(())
+    }
+
+    async fn list_claims(&self) -> Result<Vec<Claim>, CloudError> {
+        self.call("GetParametersByPath").await?;
+        Ok(self
+            .world()
+            .claims
+            .iter()
+            .map(|(id, (owner, at))| Claim { instance_id: id.clone(), owner: owner.clone(), created_ms: *at })
+            .collect())
     }
 }
 
