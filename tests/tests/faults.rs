@@ -186,7 +186,7 @@ fn throttling_is_backed_off_and_every_user_completes() {
         }
         let settled = p.run_until_settled(&users, DEADLINE_S).await;
         // Refills too; a pool event lost to throttling heals through the hook timeout.
-        tokio::time::sleep(std::time::Duration::from_mins(60)).await;
+        tokio::time::sleep(std::time::Duration::from_hours(1)).await;
         (p, settled)
     });
     assert_eq!(violations(&p, &users, settled), Vec::<String>::new());

@@ -170,16 +170,15 @@ async fn repair_claim<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str, owne
     if held {
         return Ok(false);
     }
-    match cloud.group_of_instance(instance_id).await? {
-        Some(group) => info!(instance_id, owner, group, "releasing a stale claim"),
-        None => {
-            // Detached, never attached: give it back to the pool rather than leave it
-            // running outside every group.
-            warn!(instance_id, owner, "claimed instance is outside every group; handing it back");
-            match return_to_pool(cloud, cfg, instance_id).await {
-                Ok(()) | Err(FlowError::Cloud(CloudError::Invalid { .. } | CloudError::NotFound { .. })) => {}
-                Err(e) => return Err(e),
-            }
+    if let Some(group) = cloud.group_of_instance(instance_id).await? {
+        info!(instance_id, owner, group, "releasing a stale claim");
+    } else {
+        // Detached, never attached: give it back to the pool rather than leave it
+        // running outside every group.
+        warn!(instance_id, owner, "claimed instance is outside every group; handing it back");
+        match return_to_pool(cloud, cfg, instance_id).await {
+            Ok(()) | Err(FlowError::Cloud(CloudError::Invalid { .. } | CloudError::NotFound { .. })) => {}
+            Err(e) => return Err(e),
         }
     }
     cloud.release(instance_id).await?;
