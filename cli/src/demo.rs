@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use warmpool::sim::LatencyModel;
+use warmpool::sim::{Faults, LatencyModel};
 
 use crate::platform::{Platform, PlatformOptions};
 use crate::report::Report;
@@ -19,6 +19,14 @@ pub struct DemoOptions {
     pub spread_s: f64,
     /// Simulated time after which the run stops even if users are not finished.
     pub deadline_s: u64,
+    /// Share of AWS calls after which the calling function dies.
+    pub crash_rate: f64,
+    /// Share of AWS call attempts throttled (retried with backoff, as the SDK does).
+    pub throttle_rate: f64,
+    /// Share of EventBridge events lost.
+    pub drop_events: f64,
+    /// Share of EventBridge events delivered twice.
+    pub duplicate_events: f64,
 }
 
 impl Default for DemoOptions {
@@ -31,6 +39,10 @@ impl Default for DemoOptions {
             agent_delay_s: LatencyModel::default().agent_delay_s,
             spread_s: 0.0,
             deadline_s: 6 * 3600,
+            crash_rate: 0.0,
+            throttle_rate: 0.0,
+            drop_events: 0.0,
+            duplicate_events: 0.0,
         }
     }
 }
@@ -55,8 +67,17 @@ async fn run_async(opts: &DemoOptions) -> DemoRun {
         agent_delay_s: opts.agent_delay_s,
         ..LatencyModel::default()
     };
-    let platform =
-        Platform::start(PlatformOptions { model, seed: opts.seed, pool: opts.pool, ..PlatformOptions::default() });
+    let platform = Platform::start(PlatformOptions {
+        model,
+        seed: opts.seed,
+        pool: opts.pool,
+        faults: Faults { crash_rate: opts.crash_rate, throttle_rate: opts.throttle_rate, at_call: None },
+        drop_events: opts.drop_events,
+        duplicate_events: opts.duplicate_events,
+        // Lost and duplicated events also arrive out of order.
+        event_jitter_s: if opts.drop_events > 0.0 || opts.duplicate_events > 0.0 { 30 } else { 0 },
+        ..PlatformOptions::default()
+    });
     let users: Vec<String> = (1..=opts.users).map(|i| format!("u-{i:04}")).collect();
     let gap = if opts.users > 1 { opts.spread_s / f64::from(opts.users - 1) } else { 0.0 };
     {

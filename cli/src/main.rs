@@ -35,6 +35,18 @@ struct DemoArgs {
     /// Share of user-init commands that fail (0 to 1).
     #[arg(long, default_value_t = 0.0, value_parser = rate)]
     init_failure_rate: f64,
+    /// Share of AWS calls after which the calling function dies (redelivered as AWS does).
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    crash_rate: f64,
+    /// Share of EventBridge events lost (the reconcile sweep recovers).
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    drop_events: f64,
+    /// Share of EventBridge events delivered twice.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    duplicate_events: f64,
+    /// Share of AWS call attempts answered `ThrottlingException` (retried with backoff).
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    throttle_rate: f64,
     /// Seconds from an instance running to its SSM agent online.
     #[arg(long, default_value_t = 30.0)]
     agent_delay_s: f64,
@@ -77,6 +89,10 @@ fn run_demo(args: &DemoArgs) -> ExitCode {
         init_failure_rate: args.init_failure_rate,
         agent_delay_s: args.agent_delay_s,
         spread_s: args.spread_s,
+        crash_rate: args.crash_rate,
+        drop_events: args.drop_events,
+        duplicate_events: args.duplicate_events,
+        throttle_rate: args.throttle_rate,
         ..DemoOptions::default()
     };
     let run = match demo::run(&opts) {

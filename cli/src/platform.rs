@@ -44,6 +44,8 @@ pub struct PlatformOptions {
     pub event_jitter_s: u64,
     /// The reconcile schedule (s); 0 turns the sweep off.
     pub reconcile_every_s: u64,
+    /// Records per signup invocation (the event source mapping's `BatchSize`).
+    pub signup_batch_size: usize,
 }
 
 impl Default for PlatformOptions {
@@ -61,6 +63,9 @@ impl Default for PlatformOptions {
             duplicate_events: 0.0,
             event_jitter_s: 0,
             reconcile_every_s: 60,
+            // As in template.yaml: one signup per invocation, so one record's crash does
+            // not send the others back to the queue.
+            signup_batch_size: 1,
         }
     }
 }
@@ -170,7 +175,7 @@ impl Platform {
         let platform = self.clone();
         tokio::spawn(async move {
             loop {
-                let batch = platform.cloud.receive_signups(10);
+                let batch = platform.cloud.receive_signups(platform.opts.signup_batch_size.max(1));
                 if batch.is_empty() {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;

@@ -227,3 +227,30 @@ fn lost_duplicated_and_reordered_events_still_end_with_everyone_ready() {
     }
     assert!(redriven > 0, "the reconcile sweep did the re-driving");
 }
+
+#[test]
+fn every_fault_at_once_still_ends_with_everyone_ready_or_failed_with_a_reason() {
+    for seed in 1..=3 {
+        let opts = warmpool_cli::demo::DemoOptions {
+            users: 60,
+            pool: 15,
+            seed,
+            init_failure_rate: 0.1,
+            crash_rate: 0.1,
+            throttle_rate: 0.1,
+            drop_events: 0.1,
+            duplicate_events: 0.1,
+            ..Default::default()
+        };
+        let run = warmpool_cli::demo::run(&opts).unwrap();
+        assert!(run.settled, "seed {seed}: every user ready or failed");
+        assert_eq!(run.report.violations(), Vec::<String>::new(), "seed {seed}");
+        for u in &run.report.users {
+            match u.state.as_str() {
+                "ready" => {}
+                "failed" => assert!(u.reason.is_some() && u.attempts > 4, "seed {seed}: {u:?}"),
+                other => panic!("seed {seed}: {} ended {other}", u.user_id),
+            }
+        }
+    }
+}

@@ -45,7 +45,14 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
     let mut report = ReconcileReport::default();
     let now = cloud.now_ms();
     let stall_ms = u64::from(cfg.reconcile_stall_s) * 1000;
-    for group in cloud.list_user_groups(&cfg.user_group_prefix).await? {
+    let mut groups = cloud.list_user_groups(&cfg.user_group_prefix).await?;
+    // Start each sweep elsewhere in the list, so that a sweep cut short (a timeout, a
+    // crash) does not leave the same users at the end every time.
+    if !groups.is_empty() {
+        let offset = (now / 60_000) as usize % groups.len();
+        groups.rotate_left(offset);
+    }
+    for group in groups {
         let Some(record) = UserRecord::from_tags(&group.tags) else { continue };
         report.users_checked += 1;
         if record.state.is_final() || now.saturating_sub(record.updated_at_ms) < stall_ms {
