@@ -11,9 +11,9 @@ VENV ?= .venv
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit moto-test demo-check lint-template demo build sam-validate clean-venv
+.PHONY: test fmt-check clippy unit fault-matrix moto-test demo-check lint-template demo build sam-validate clean-venv
 
-test: fmt-check clippy unit moto-test demo-check lint-template
+test: fmt-check clippy unit fault-matrix moto-test demo-check lint-template
 	@echo "make test: all checks passed"
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
@@ -24,7 +24,13 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 unit:
-	$(CARGO) test --workspace 2>&1 | tee target/test.log
+	$(CARGO) test --workspace -- --skip crash_point_matrix --skip races_ 2>&1 | tee target/test.log
+
+# The crash-point matrix and the race runs, with the figures they print (matrix size,
+# detach attempts per claim).
+fault-matrix:
+	$(CARGO) test -p warmpool-tests --test faults -- --show-output crash_point_matrix races_ 2>&1 \
+		| tee -a target/test.log | grep -E "^(test |crash-point matrix|races:|test result)"
 
 # The SDK adapters on the wire: scripts/with-moto.sh starts the project's moto server
 # on a free 127.0.0.1 port, runs the tests, and stops it.
