@@ -42,23 +42,34 @@ fn options(scenario: Scenario, faults: Faults) -> PlatformOptions {
     }
 }
 
-/// Runs the scenario for `users`; returns the platform after it settled (or the deadline).
-fn run(scenario: Scenario, faults: Faults, users: &[String]) -> (Platform, bool) {
+/// Signs `users` up on a fresh platform (with `failed_inits` init failures), runs until
+/// they settle or `deadline_s` passes, then `after` more; returns the platform and
+/// whether everyone settled.
+fn settle(
+    opts: PlatformOptions,
+    failed_inits: u32,
+    users: &[String],
+    deadline_s: u64,
+    after: std::time::Duration,
+) -> (Platform, bool) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async {
-        let p = Platform::start(options(scenario, faults));
-        if matches!(scenario, Scenario::Failover) {
-            p.cloud().fail_next_inits(1);
-        }
+        let p = Platform::start(opts);
+        p.cloud().fail_next_inits(failed_inits);
         for u in users {
             p.signup(u);
         }
-        let settled = p.run_until_settled(users, DEADLINE_S).await;
-        // Let the pool refill through its hook (launch, pool-prep, CONTINUE), so its
-        // calls are part of the matrix too.
-        tokio::time::sleep(std::time::Duration::from_mins(20)).await;
+        let settled = p.run_until_settled(users, deadline_s).await;
+        tokio::time::sleep(after).await;
         (p, settled)
     })
+}
+
+/// Runs the scenario for `users`, and lets the pool refill through its hook (launch,
+/// pool-prep, CONTINUE) so that those calls are part of the matrix too.
+fn run(scenario: Scenario, faults: Faults, users: &[String]) -> (Platform, bool) {
+    let failed_inits = u32::from(matches!(scenario, Scenario::Failover));
+    settle(options(scenario, faults), failed_inits, users, DEADLINE_S, std::time::Duration::from_mins(20))
 }
 
 /// Checks every invariant; returns a description of what broke.
@@ -152,15 +163,8 @@ fn races_two_hundred_signups_on_a_pool_of_fifty_over_many_seeds() {
     let mut detaches = 0;
     let mut warm = 0;
     for seed in 1..=8 {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        let (p, settled) = rt.block_on(async {
-            let p = Platform::start(PlatformOptions { pool: 50, seed, ..PlatformOptions::default() });
-            for u in &users {
-                p.signup(u);
-            }
-            let settled = p.run_until_settled(&users, DEADLINE_S).await;
-            (p, settled)
-        });
+        let opts = PlatformOptions { pool: 50, seed, ..PlatformOptions::default() };
+        let (p, settled) = settle(opts, 0, &users, DEADLINE_S, std::time::Duration::ZERO);
         assert_eq!(violations(&p, &users, settled), Vec::<String>::new(), "seed {seed}");
         let snap = p.snapshot();
         let report = Report::build(p.config(), &snap, &users, 0.0);
@@ -178,17 +182,9 @@ fn races_two_hundred_signups_on_a_pool_of_fifty_over_many_seeds() {
 fn throttling_is_backed_off_and_every_user_completes() {
     let users: Vec<String> = (1..=20).map(|i| format!("u-{i:04}")).collect();
     let faults = Faults { throttle_rate: 0.3, ..Faults::default() };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    let (p, settled) = rt.block_on(async {
-        let p = Platform::start(PlatformOptions { pool: 8, faults, ..PlatformOptions::default() });
-        for u in &users {
-            p.signup(u);
-        }
-        let settled = p.run_until_settled(&users, DEADLINE_S).await;
-        // Refills too; a pool event lost to throttling heals through the hook timeout.
-        tokio::time::sleep(std::time::Duration::from_hours(1)).await;
-        (p, settled)
-    });
+    // Waits an hour more: a pool event lost to throttling heals through the hook timeout.
+    let opts = PlatformOptions { pool: 8, faults, ..PlatformOptions::default() };
+    let (p, settled) = settle(opts, 0, &users, DEADLINE_S, std::time::Duration::from_hours(1));
     assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
     let throttled: u64 = p.snapshot().throttled.values().sum();
     assert!(throttled > 50, "throttling was injected ({throttled} attempts)");
@@ -200,23 +196,15 @@ fn lost_duplicated_and_reordered_events_still_end_with_everyone_ready() {
     let deadline_s = 2 * 3600;
     let mut redriven = 0;
     for seed in 1..=4 {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        let (p, settled) = rt.block_on(async {
-            let p = Platform::start(PlatformOptions {
-                pool: 10,
-                seed,
-                drop_events: 0.2,
-                duplicate_events: 0.2,
-                event_jitter_s: 30,
-                ..PlatformOptions::default()
-            });
-            p.cloud().fail_next_inits(3);
-            for u in &users {
-                p.signup(u);
-            }
-            let settled = p.run_until_settled(&users, deadline_s).await;
-            (p, settled)
-        });
+        let opts = PlatformOptions {
+            pool: 10,
+            seed,
+            drop_events: 0.2,
+            duplicate_events: 0.2,
+            event_jitter_s: 30,
+            ..PlatformOptions::default()
+        };
+        let (p, settled) = settle(opts, 3, &users, deadline_s, std::time::Duration::ZERO);
         let broken: Vec<String> = violations(&p, &users, settled)
             .into_iter()
             // Pool refills whose events were lost heal through the hook timeout, later.
