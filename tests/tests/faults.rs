@@ -242,3 +242,45 @@ fn every_fault_at_once_still_ends_with_everyone_ready_or_failed_with_a_reason() 
         }
     }
 }
+
+#[test]
+fn the_sweep_finishes_a_signup_whose_message_is_gone_after_a_detach() {
+    // The signup dies right after detaching its instance, and its message is
+    // dead-lettered instead of redelivered: only the reconcile sweep can finish it.
+    let users = one_user();
+    let (clean, _) = run(Scenario::Warm, Faults::default(), &users);
+    let detach = clean.cloud().call_log().iter().position(|(f, op)| f == "signup" && op == "DetachInstances").unwrap();
+    let opts = PlatformOptions {
+        pool: 2,
+        max_receive_count: 1,
+        faults: Faults { at_call: Some((detach as u64, FaultKind::CrashAfter)), ..Faults::default() },
+        ..PlatformOptions::default()
+    };
+    let (p, settled) = settle(opts, 0, &users, DEADLINE_S, std::time::Duration::from_mins(20));
+    assert_eq!(p.snapshot().dead_letters.len(), 1, "the message is gone");
+    assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
+    assert!(
+        p.cloud().call_log().iter().any(|(f, op)| f == "reconcile" && op == "AttachInstances"),
+        "the sweep attached it"
+    );
+}
+
+#[test]
+fn the_sweep_releases_claims_nobody_holds() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let p = Platform::start(PlatformOptions { pool: 2, ..PlatformOptions::default() });
+        let pool = p.snapshot().groups[&p.config().pool_group].clone();
+        // A claim by a signup that died before recording it, for a user that never got a group.
+        p.cloud().put_claim(&pool[0], "ghost");
+        tokio::time::sleep(std::time::Duration::from_mins(5)).await;
+        // The instance is claimable again: two users get both pool instances.
+        let users: Vec<String> = vec!["u-1".into(), "u-2".into()];
+        for u in &users {
+            p.signup(u);
+        }
+        assert!(p.run_until_settled(&users, DEADLINE_S).await);
+        let report = Report::build(p.config(), &p.snapshot(), &users, 0.0);
+        assert_eq!(report.summary.warm, 2, "{:?}", report.users);
+    });
+}
