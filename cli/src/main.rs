@@ -1,11 +1,13 @@
 //! `warmpool`: the command line. `warmpool demo` runs the whole signup-to-ready flow
-//! through the three real Lambda handlers on the in-memory cloud.
+//! through the real Lambda handlers on the in-memory cloud; `warmpool simulate` runs a
+//! workload over simulated hours and reports what users waited and what the pool cost.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use warmpool_cli::demo::{self, DemoOptions};
+use warmpool_cli::simulate_cmd::{self, SimulateArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "warmpool", version, about = "Ready EC2 hosts for new users, from a warm pool")]
@@ -19,6 +21,10 @@ enum Command {
     /// Run signups through the three real handlers on the in-memory cloud and report
     /// per user warm or cold, attempts and time to ready.
     Demo(DemoArgs),
+    /// Run a workload (Poisson, a diurnal day, a CSV trace or a burst) for simulated
+    /// hours with a static or adaptive pool; report time to ready, warm hits, the pool's
+    /// idle instance-hours and AWS calls per signup.
+    Simulate(SimulateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => run_demo(&args),
+        Command::Simulate(args) => simulate_cmd::main(&args),
     }
 }
 

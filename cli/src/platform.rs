@@ -26,6 +26,8 @@ pub struct PlatformOptions {
     pub seed: u64,
     /// Prepared instances in the pool at the start.
     pub pool: u32,
+    /// The pool group's `MaxSize` (default: twice the pool plus ten).
+    pub pool_max: Option<u32>,
     /// The signup queue's visibility timeout (s).
     pub visibility_timeout_s: u64,
     /// Receives before a signup message goes to the dead-letter queue.
@@ -44,6 +46,8 @@ pub struct PlatformOptions {
     pub event_jitter_s: u64,
     /// The reconcile schedule (s); 0 turns the sweep off.
     pub reconcile_every_s: u64,
+    /// The pool-sizer schedule (s); 0 (the default) keeps the pool static.
+    pub pool_sizer_every_s: u64,
     /// Records per signup invocation (the event source mapping's `BatchSize`).
     pub signup_batch_size: usize,
 }
@@ -54,6 +58,7 @@ impl Default for PlatformOptions {
             model: LatencyModel::default(),
             seed: 1,
             pool: 10,
+            pool_max: None,
             visibility_timeout_s: 90,
             max_receive_count: 5,
             async_retry_delays_s: vec![60, 120],
@@ -63,6 +68,7 @@ impl Default for PlatformOptions {
             duplicate_events: 0.0,
             event_jitter_s: 0,
             reconcile_every_s: 60,
+            pool_sizer_every_s: 0,
             // As in template.yaml: one signup per invocation, so one record's crash does
             // not send the others back to the queue.
             signup_batch_size: 1,
@@ -89,7 +95,7 @@ impl Platform {
             SimCloud::new(opts.model.clone(), opts.seed, opts.visibility_timeout_s, opts.max_receive_count);
         let overrides: Vec<(&str, String)> = opts.overrides.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let cfg = Arc::new(fixture::config(&cloud.subnets(), &overrides));
-        cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, opts.pool, opts.pool * 2 + 10);
+        cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, opts.pool, opts.pool_max.unwrap_or(opts.pool * 2 + 10));
         cloud.set_faults(opts.faults.clone());
         let platform = Self {
             cloud,
@@ -100,7 +106,8 @@ impl Platform {
         };
         platform.spawn_event_rules(bus);
         platform.spawn_signup_mapping();
-        platform.spawn_reconcile_schedule();
+        platform.spawn_schedule(Scheduled::Reconcile, platform.opts.reconcile_every_s);
+        platform.spawn_schedule(Scheduled::PoolSizer, platform.opts.pool_sizer_every_s);
         platform
     }
 
@@ -160,12 +167,10 @@ impl Platform {
     /// Whether every listed user's record is ready or failed.
     #[must_use]
     pub fn all_final(&self, users: &[String]) -> bool {
-        let snap = self.cloud.snapshot();
+        use warmpool::domain::{UserState, tag};
+        let finals = [UserState::Ready.as_str(), UserState::Failed.as_str()];
         users.iter().all(|u| {
-            snap.tags
-                .get(&self.cfg.user_group(u))
-                .and_then(warmpool::domain::UserRecord::from_tags)
-                .is_some_and(|r| r.state.is_final())
+            self.cloud.tag_value(&self.cfg.user_group(u), tag::STATE).is_some_and(|s| finals.contains(&s.as_str()))
         })
     }
 
@@ -233,21 +238,30 @@ impl Platform {
         }
     }
 
-    // ----- the reconcile schedule -----
+    // ----- the schedules (reconcile, pool-sizer) -----
 
-    fn spawn_reconcile_schedule(&self) {
-        if self.opts.reconcile_every_s == 0 {
+    fn spawn_schedule(&self, function: Scheduled, every_s: u64) {
+        if every_s == 0 {
             return;
         }
         let platform = self.clone();
         tokio::spawn(async move {
-            let every = Duration::from_secs(platform.opts.reconcile_every_s);
+            let every = Duration::from_secs(every_s);
             loop {
                 tokio::time::sleep(every).await;
                 let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
                 let Ok(event) = serde_json::from_value::<EventBridgeEvent<Value>>(scheduled) else { continue };
                 let event = LambdaEvent::new(event, Context::default());
-                let _ = invoke("reconcile", warmpool_reconcile::handler(&platform.cloud, &platform.cfg, event)).await;
+                let (cloud, cfg) = (&platform.cloud, &*platform.cfg);
+                // A failed run is logged by the handler; the next tick is the retry.
+                let _ = match function {
+                    Scheduled::Reconcile => {
+                        invoke("reconcile", warmpool_reconcile::handler(cloud, cfg, event)).await.map(|r| r.is_ok())
+                    }
+                    Scheduled::PoolSizer => {
+                        invoke("pool-sizer", warmpool_pool_sizer::handler(cloud, cfg, event)).await.map(|r| r.is_ok())
+                    }
+                };
             }
         });
     }
@@ -346,6 +360,12 @@ impl Platform {
         };
         ok == Some(true)
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheduled {
+    Reconcile,
+    PoolSizer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

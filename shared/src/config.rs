@@ -14,8 +14,66 @@ pub enum ConfigError {
     Invalid { name: &'static str, value: String, expected: String },
 }
 
-/// Everything the three functions need to know about their deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a signup picks its instance from the pool (`CLAIM_STRATEGY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaimStrategy {
+    /// `rendezvous` (the default): a claim lock in Parameter Store on the instance that
+    /// ranks first for this user by rendezvous hash; concurrent claimers spread out.
+    #[default]
+    Rendezvous,
+    /// `first-healthy`: the original design's strategy, kept to measure it against
+    /// (`warmpool simulate --claim first-healthy`): every claimer detaches the first
+    /// healthy `InService` instance and a failed detach means it lost the race. The
+    /// claim lock is written only after the detach, so an invocation that dies between
+    /// the two leaves the instance outside every group: not for production.
+    FirstHealthy,
+}
+
+impl ClaimStrategy {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rendezvous => "rendezvous",
+            Self::FirstHealthy => "first-healthy",
+        }
+    }
+
+    /// Parses `rendezvous` or `first-healthy`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "rendezvous" => Some(Self::Rendezvous),
+            "first-healthy" => Some(Self::FirstHealthy),
+            _ => None,
+        }
+    }
+}
+
+/// What the pool-sizer function works with (see `flow::sizer`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizerConfig {
+    /// `SIZER_TARGET_HIT_RATE` (default 0.99): the share of signups the pool should serve.
+    pub target_hit_rate: f64,
+    /// `SIZER_MIN_SIZE` (default 1): the pool never goes below this.
+    pub min_size: u32,
+    /// `SIZER_MAX_SIZE` (default 25): the pool never goes above this (nor above the pool
+    /// group's `MaxSize` less one, kept free to hand an instance back).
+    pub max_size: u32,
+    /// `SIZER_SMOOTHING_S` (default 1800): time constant of the slow signup-rate estimate.
+    pub smoothing_s: u32,
+    /// `SIZER_FAST_S` (default 900): time constant of the fast estimate, which lets the
+    /// pool grow quickly when signups pick up.
+    pub fast_s: u32,
+    /// `SIZER_DEFAULT_REFILL_S` (default 600): the refill time assumed before any pool
+    /// launch has been observed.
+    pub default_refill_s: u32,
+    /// `SIZER_SCALE_IN_DELAY_S` (default 600): the pool shrinks only to the largest size
+    /// recommended over this past window.
+    pub scale_in_delay_s: u32,
+}
+
+/// Everything the functions need to know about their deployment.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `POOL_ASG_NAME`: the warm pool's Auto Scaling group.
     pub pool_group: String,
@@ -54,6 +112,10 @@ pub struct Config {
     /// `RECONCILE_STALL_S` (default 180): a user whose record has not moved for this
     /// long is re-driven by the reconcile sweep; a claim this old is checked for orphans.
     pub reconcile_stall_s: u32,
+    /// `CLAIM_STRATEGY` (default `rendezvous`).
+    pub claim_strategy: ClaimStrategy,
+    /// The pool-sizer's settings.
+    pub sizer: SizerConfig,
 }
 
 impl Config {
@@ -98,6 +160,39 @@ impl Config {
                 expected: format!("expected at least WARM_ATTEMPTS ({warm_attempts})"),
             });
         }
+        let target_raw = get("SIZER_TARGET_HIT_RATE");
+        let target_hit_rate = match &target_raw {
+            None => 0.99,
+            Some(v) => v.parse::<f64>().ok().filter(|t| *t > 0.0 && *t < 1.0).ok_or_else(|| ConfigError::Invalid {
+                name: "SIZER_TARGET_HIT_RATE",
+                value: v.clone(),
+                expected: "expected a share strictly between 0 and 1, such as 0.99".into(),
+            })?,
+        };
+        let sizer = SizerConfig {
+            target_hit_rate,
+            min_size: number("SIZER_MIN_SIZE", 1, 0, 10_000)?,
+            max_size: number("SIZER_MAX_SIZE", 25, 1, 10_000)?,
+            smoothing_s: number("SIZER_SMOOTHING_S", 1800, 60, 86_400)?,
+            fast_s: number("SIZER_FAST_S", 900, 60, 86_400)?,
+            default_refill_s: number("SIZER_DEFAULT_REFILL_S", 600, 1, 86_400)?,
+            scale_in_delay_s: number("SIZER_SCALE_IN_DELAY_S", 600, 0, 86_400)?,
+        };
+        if sizer.max_size < sizer.min_size {
+            return Err(ConfigError::Invalid {
+                name: "SIZER_MAX_SIZE",
+                value: sizer.max_size.to_string(),
+                expected: format!("expected at least SIZER_MIN_SIZE ({})", sizer.min_size),
+            });
+        }
+        let claim_strategy = match get("CLAIM_STRATEGY") {
+            None => ClaimStrategy::default(),
+            Some(v) => ClaimStrategy::parse(&v).ok_or(ConfigError::Invalid {
+                name: "CLAIM_STRATEGY",
+                value: v,
+                expected: "expected rendezvous (the default) or first-healthy".into(),
+            })?,
+        };
         Ok(Self {
             pool_group: required("POOL_ASG_NAME", "set it to the pool Auto Scaling group's name")?,
             pool_hook: required("POOL_LIFECYCLE_HOOK_NAME", "set it to the pool's launch lifecycle hook name")?,
@@ -119,6 +214,8 @@ impl Config {
             prep_timeout_s: number("PREP_TIMEOUT_S", 1200, 1, 172_800)?,
             agent_wait_s: number("AGENT_WAIT_S", 120, 0, 900)?,
             reconcile_stall_s: number("RECONCILE_STALL_S", 180, 30, 86_400)?,
+            claim_strategy,
+            sizer,
         })
     }
 
@@ -153,6 +250,14 @@ impl Config {
         "PREP_TIMEOUT_S",
         "AGENT_WAIT_S",
         "RECONCILE_STALL_S",
+        "SIZER_TARGET_HIT_RATE",
+        "SIZER_MIN_SIZE",
+        "SIZER_MAX_SIZE",
+        "SIZER_SMOOTHING_S",
+        "SIZER_FAST_S",
+        "SIZER_DEFAULT_REFILL_S",
+        "SIZER_SCALE_IN_DELAY_S",
+        "CLAIM_STRATEGY",
     ];
 }
 
@@ -213,5 +318,23 @@ mod tests {
         let mut m = base();
         m.insert("MAX_ATTEMPTS", "1");
         assert!(load(&m).is_err());
+        for (name, bad) in [
+            ("SIZER_TARGET_HIT_RATE", "1"),
+            ("SIZER_TARGET_HIT_RATE", "ninety"),
+            ("CLAIM_STRATEGY", "first"),
+            ("SIZER_MIN_SIZE", "40"),
+        ] {
+            let mut m = base();
+            m.insert(name, bad);
+            let err = load(&m).unwrap_err();
+            let shown = if name == "SIZER_MIN_SIZE" { "SIZER_MAX_SIZE" } else { name };
+            assert!(err.to_string().contains(shown), "{name}={bad}: {err}");
+        }
+        let mut m = base();
+        m.insert("CLAIM_STRATEGY", "first-healthy");
+        m.insert("SIZER_TARGET_HIT_RATE", "0.95");
+        let c = load(&m).unwrap();
+        assert_eq!(c.claim_strategy, ClaimStrategy::FirstHealthy);
+        assert!((c.sizer.target_hit_rate - 0.95).abs() < f64::EPSILON);
     }
 }

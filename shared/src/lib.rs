@@ -22,5 +22,5 @@ pub mod ports;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use config::Config;
+pub use config::{ClaimStrategy, Config, SizerConfig};
 pub use error::{CloudError, FlowError};

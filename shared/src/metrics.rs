@@ -21,6 +21,12 @@ pub enum Metric {
     PoolDepth(u32),
     /// A user took the cold path.
     ColdPath,
+    /// The pool-sizer's signup-rate estimate (signups per second).
+    SignupRate(f64),
+    /// The pool-sizer's refill-time estimate (s): launch to `InService`.
+    RefillSeconds(f64),
+    /// The pool size the pool-sizer asked for.
+    PoolTarget(u32),
 }
 
 impl Metric {
@@ -33,6 +39,9 @@ impl Metric {
             Self::ClaimConflicts(n) => ("ClaimConflicts", f64::from(*n), "Count", vec![]),
             Self::PoolDepth(n) => ("PoolDepth", f64::from(*n), "Count", vec![]),
             Self::ColdPath => ("ColdPaths", 1.0, "Count", vec![]),
+            Self::SignupRate(r) => ("SignupRate", *r, "Count/Second", vec![]),
+            Self::RefillSeconds(s) => ("RefillTime", *s, "Seconds", vec![]),
+            Self::PoolTarget(n) => ("PoolTarget", f64::from(*n), "Count", vec![]),
         }
     }
 

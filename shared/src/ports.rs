@@ -73,6 +73,18 @@ pub struct Group {
     pub tags: BTreeMap<String, String>,
 }
 
+/// One instance launch of a group, from its scaling activities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// When Auto Scaling started the launch (ms since the epoch).
+    pub started_ms: u64,
+    /// When the activity ended: the instance went `InService`, after any launch hook.
+    /// `None` while it is in progress (booting, or waiting in the hook).
+    pub ended_ms: Option<u64>,
+    /// Whether it ended `Successful` (not failed or cancelled).
+    pub succeeded: bool,
+}
+
 /// `CreateAutoScalingGroup` for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGroupSpec {
@@ -129,6 +141,9 @@ pub trait AutoScaling: Send + Sync {
     /// `DescribeAutoScalingGroups` filtered to groups carrying a warmpool user record
     /// (tag `warmpool:user-id`) whose name starts with `prefix`, all pages.
     fn list_user_groups(&self, prefix: &str) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
+    /// `DescribeScalingActivities` for a group, the most recent page: its instance
+    /// launches, newest first (other activities, such as detaches, are left out).
+    fn recent_launches(&self, group: &str) -> impl Future<Output = Result<Vec<Launch>, CloudError>> + Send;
     /// `CompleteLifecycleAction` by instance id.
     fn complete_lifecycle_action(
         &self,

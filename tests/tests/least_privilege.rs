@@ -140,6 +140,13 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         &["u-1", "u-2", "u-3", "u-4", "u-5", "u-6"],
         false,
     ));
+    // The pool-sizer resizes the pool while users sign up and the pool refills.
+    merge(record(
+        PlatformOptions { pool: 3, pool_sizer_every_s: 60, ..PlatformOptions::default() },
+        |_| {},
+        &["u-1", "u-2", "u-3", "u-4"],
+        false,
+    ));
     // Resume after a crash right after a detach (signup, then failover), and an attach
     // refused for good (the instance is handed back), in both functions.
     for (function, nth) in [("signup", 0), ("command-status", 0)] {

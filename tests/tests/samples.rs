@@ -69,8 +69,8 @@ fn command_status_samples_are_typed_ssm_events() {
 }
 
 #[test]
-fn reconcile_sample_is_a_scheduled_event() {
-    for path in files("reconcile") {
+fn scheduled_samples_are_scheduled_events() {
+    for path in files("reconcile").into_iter().chain(files("pool-sizer")) {
         let e: EventBridgeEvent<Value> = serde_json::from_str(&read(&path)).unwrap();
         assert_eq!(
             (e.source.as_str(), e.detail_type.as_str()),

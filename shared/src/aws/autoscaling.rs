@@ -2,12 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter, LaunchTemplateSpecification, Tag};
+use aws_sdk_autoscaling::primitives::DateTime;
+use aws_sdk_autoscaling::types::{
+    Activity, AutoScalingGroup, Filter, LaunchTemplateSpecification, ScalingActivityStatusCode, Tag,
+};
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
 use crate::error::CloudError;
-use crate::ports::{AutoScaling, Group, LifecycleResult, Member, MemberState, UserGroupSpec};
+use crate::ports::{AutoScaling, Group, Launch, LifecycleResult, Member, MemberState, UserGroupSpec};
 
 fn group_subject(group: &str) -> Subject<'_> {
     Subject { group: Some(group), ..Subject::default() }
@@ -58,6 +61,22 @@ fn to_group(g: &AutoScalingGroup) -> Group {
     }
 }
 
+/// A launch activity's description: "Launching a new EC2 instance: i-0123…" (a failed
+/// launch reads "Launching a new EC2 instance.  Status Reason: …").
+const LAUNCH_DESCRIPTION: &str = "Launching a new EC2 instance";
+
+fn to_launch(a: &Activity) -> Option<Launch> {
+    if !a.description().is_some_and(|d| d.starts_with(LAUNCH_DESCRIPTION)) {
+        return None;
+    }
+    let millis = |t: Option<&DateTime>| t.and_then(|t| t.to_millis().ok()).and_then(|ms| u64::try_from(ms).ok());
+    Some(Launch {
+        started_ms: millis(a.start_time())?,
+        ended_ms: millis(a.end_time()),
+        succeeded: a.status_code() == Some(&ScalingActivityStatusCode::Successful),
+    })
+}
+
 fn count(n: Option<i32>) -> u32 {
     n.and_then(|v| u32::try_from(v).ok()).unwrap_or(0)
 }
@@ -106,6 +125,19 @@ impl AutoScaling for AwsCloud {
             );
         }
         Ok(groups)
+    }
+
+    async fn recent_launches(&self, group: &str) -> Result<Vec<Launch>, CloudError> {
+        // One page (up to 100 activities, newest first) is a recent enough sample.
+        let out = self
+            .autoscaling
+            .describe_scaling_activities()
+            .auto_scaling_group_name(group)
+            .max_records(100)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeScalingActivities", group_subject(group), &e))?;
+        Ok(out.activities().iter().filter_map(to_launch).collect())
     }
 
     async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {

@@ -5,7 +5,10 @@
 //! gets wrong (second detach, attach above `MaxSize`) are covered here.
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
+use aws_sdk_autoscaling::operation::describe_scaling_activities::DescribeScalingActivitiesOutput;
 use aws_sdk_autoscaling::operation::detach_instances::DetachInstancesOutput;
+use aws_sdk_autoscaling::primitives::DateTime;
+use aws_sdk_autoscaling::types::{Activity, ScalingActivityStatusCode};
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput;
 use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
 use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
@@ -16,7 +19,7 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use super::AwsCloud;
 use crate::Config;
 use crate::error::CloudError;
-use crate::ports::{AutoScaling, ClaimOutcome, Claims, CommandRequest, LifecycleResult, Notifier, RunCommand};
+use crate::ports::{AutoScaling, ClaimOutcome, Claims, CommandRequest, Launch, LifecycleResult, Notifier, RunCommand};
 
 fn config() -> Config {
     Config::from_lookup(|k| {
@@ -302,4 +305,71 @@ async fn ready_messages_go_to_the_ready_queue() {
     );
     assert_eq!(cloud.send_ready("u-1", "u-1-c-1", "{}").await, Ok(()));
     assert_eq!(sent.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn recent_launches_keeps_launch_activities_with_their_times() {
+    let activity = |description: &str, start_s: i64, end_s: Option<i64>, status: ScalingActivityStatusCode| {
+        Activity::builder()
+            .activity_id(format!("a-{start_s}"))
+            .auto_scaling_group_name("pool")
+            .cause("At 2026-01-01T00:00:00Z an instance was started in response to a difference between desired and actual capacity.")
+            .description(description)
+            .start_time(DateTime::from_secs(start_s))
+            .set_end_time(end_s.map(DateTime::from_secs))
+            .status_code(status)
+            .build()
+    };
+    let rule = mock!(aws_sdk_autoscaling::Client::describe_scaling_activities)
+        .match_requests(|r| r.auto_scaling_group_name() == Some("pool") && r.max_records() == Some(100))
+        .then_output(move || {
+            DescribeScalingActivitiesOutput::builder()
+                .activities(activity(
+                    "Launching a new EC2 instance: i-0000000000000000b",
+                    2_000,
+                    None,
+                    ScalingActivityStatusCode::MidLifecycleAction,
+                ))
+                .activities(activity(
+                    "Detaching EC2 instance: i-0000000000000000c",
+                    1_900,
+                    Some(1_901),
+                    ScalingActivityStatusCode::Successful,
+                ))
+                .activities(activity(
+                    "Launching a new EC2 instance: i-0000000000000000a",
+                    1_000,
+                    Some(1_600),
+                    ScalingActivityStatusCode::Successful,
+                ))
+                .activities(activity(
+                    "Launching a new EC2 instance.  Status Reason: insufficient capacity",
+                    900,
+                    Some(905),
+                    ScalingActivityStatusCode::Failed,
+                ))
+                .build()
+        });
+    let cloud = asg_cloud(&[&rule]);
+    let launches = cloud.recent_launches("pool").await.expect("activities parse");
+    assert_eq!(
+        launches,
+        vec![
+            Launch { started_ms: 2_000_000, ended_ms: None, succeeded: false },
+            Launch { started_ms: 1_000_000, ended_ms: Some(1_600_000), succeeded: true },
+            Launch { started_ms: 900_000, ended_ms: Some(905_000), succeeded: false },
+        ]
+    );
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn recent_launches_maps_a_missing_group() {
+    let rule = mock!(aws_sdk_autoscaling::Client::describe_scaling_activities)
+        .sequence()
+        .http_status(400, Some(query_error("ValidationError", "AutoScalingGroup name not found - pool")))
+        .repeatedly()
+        .build();
+    let err = asg_cloud(&[&rule]).recent_launches("pool").await.expect_err("a missing group is an error");
+    assert!(matches!(err, CloudError::NotFound { .. }), "{err:?}");
 }

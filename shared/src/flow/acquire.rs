@@ -4,11 +4,11 @@
 use tracing::{info, warn};
 
 use super::{fnv1a, write_tags};
-use crate::Config;
 use crate::domain::{Path, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::metrics::Metric;
 use crate::ports::{ClaimOutcome, Cloud, Group};
+use crate::{ClaimStrategy, Config};
 
 /// Claim attempts per look at the pool; two looks at most.
 const CLAIM_TRIES_PER_ROUND: usize = 20;
@@ -56,17 +56,17 @@ pub async fn acquire<C: Cloud>(
     if warm_allowed {
         // 2. A claim from an earlier run that did not finish: finish moving it.
         if let Some(claimed) = record.claimed.as_deref()
-            && move_instance(cloud, cfg, &group.name, claimed, user_id).await? == Move::Attached
+            && move_instance(cloud, cfg, &group.name, claimed, user_id, false).await? == Move::Attached
         {
             return finish_warm(cloud, group, claimed).await;
         }
         // 3. Claim a fresh one. A lost move (the instance vanished under us) tries again.
         for _ in 0..CLAIM_ROUNDS {
-            let Some(instance_id) = claim_from_pool(cloud, cfg, user_id).await? else {
+            let Some(Claimed { instance_id, detached }) = claim_from_pool(cloud, cfg, user_id).await? else {
                 break;
             };
             write_tags(cloud, &group.name, &[(tag::CLAIMED, instance_id.clone())]).await?;
-            if move_instance(cloud, cfg, &group.name, &instance_id, user_id).await? == Move::Attached {
+            if move_instance(cloud, cfg, &group.name, &instance_id, user_id, detached).await? == Move::Attached {
                 return finish_warm(cloud, group, &instance_id).await;
             }
         }
@@ -109,17 +109,85 @@ async fn cold<C: Cloud>(cloud: &C, group: &Group) -> Result<Acquired, FlowError>
     Ok(Acquired::Cold)
 }
 
-/// Takes the claim lock on a healthy `InService` pool instance.
+/// A pool instance this user now holds the claim lock on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub instance_id: String,
+    /// Already detached from the pool (the first-healthy strategy detaches first).
+    pub detached: bool,
+}
+
+/// Takes the claim lock on a healthy `InService` pool instance, with the configured
+/// [`ClaimStrategy`].
 ///
-/// Candidates are ordered by a rendezvous hash of (user, instance): concurrent claimers
+/// Rendezvous (the default): candidates are ordered by a rendezvous hash of (user, instance): concurrent claimers
 /// spread over the pool instead of all fighting for "the first healthy one", and a
 /// re-run for the same user tries the same instance first, finding its own claim.
 /// Returns `None` when the pool has nothing this user can claim.
-pub async fn claim_from_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -> Result<Option<String>, FlowError> {
+pub async fn claim_from_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -> Result<Option<Claimed>, FlowError> {
     let mut conflicts = 0_u32;
-    let claimed = try_claim(cloud, cfg, user_id, &mut conflicts).await;
+    let claimed = match cfg.claim_strategy {
+        ClaimStrategy::Rendezvous => try_claim(cloud, cfg, user_id, &mut conflicts)
+            .await
+            .map(|c| c.map(|instance_id| Claimed { instance_id, detached: false })),
+        ClaimStrategy::FirstHealthy => first_healthy(cloud, cfg, user_id, &mut conflicts).await,
+    };
     cloud.record(Metric::ClaimConflicts(conflicts));
     claimed
+}
+
+async fn describe_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -> Result<Group, FlowError> {
+    cloud.describe_group(&cfg.pool_group).await?.ok_or_else(|| FlowError::Inconsistent {
+        user_id: user_id.to_owned(),
+        message: format!("the pool group {} does not exist; check POOL_ASG_NAME", cfg.pool_group),
+    })
+}
+
+/// The original strategy, for comparison: take the first healthy `InService` instance
+/// and detach it; a failed detach means another claimer got there first, so look
+/// again. Under a burst every claimer aims at the same instance. The claim lock is
+/// written after the detach (bookkeeping for the rest of the flow), which leaves a
+/// crash window the rendezvous strategy does not have.
+async fn first_healthy<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &str,
+    conflicts: &mut u32,
+) -> Result<Option<Claimed>, FlowError> {
+    for _ in 0..CLAIM_ROUNDS * CLAIM_TRIES_PER_ROUND {
+        let pool = describe_pool(cloud, cfg, user_id).await?;
+        let claimable = pool.members.iter().filter(|m| m.claimable()).count();
+        cloud.record(Metric::PoolDepth(u32::try_from(claimable).unwrap_or(u32::MAX)));
+        let Some(first) = pool.members.iter().find(|m| m.claimable()) else {
+            info!(user_id, conflicts, "pool has no claimable instance");
+            return Ok(None);
+        };
+        let instance_id = first.instance_id.as_str();
+        match cloud.detach_instance(&cfg.pool_group, instance_id).await {
+            Ok(()) => {}
+            Err(CloudError::NotInGroup { .. } | CloudError::NotInService { .. }) => {
+                *conflicts += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        match cloud.claim(instance_id, user_id).await? {
+            ClaimOutcome::Created => {
+                info!(user_id, instance_id, conflicts, "detached the first healthy pool instance");
+                return Ok(Some(Claimed { instance_id: instance_id.to_owned(), detached: true }));
+            }
+            ClaimOutcome::HeldBy(owner) if owner == user_id => {
+                return Ok(Some(Claimed { instance_id: instance_id.to_owned(), detached: true }));
+            }
+            ClaimOutcome::HeldBy(owner) => {
+                warn!(user_id, instance_id, owner, "detached an instance someone else holds; handing it back");
+                return_to_pool(cloud, cfg, instance_id).await?;
+                *conflicts += 1;
+            }
+        }
+    }
+    warn!(user_id, conflicts, "lost every race for the first healthy instance");
+    Ok(None)
 }
 
 async fn try_claim<C: Cloud>(
@@ -129,10 +197,7 @@ async fn try_claim<C: Cloud>(
     conflicts: &mut u32,
 ) -> Result<Option<String>, FlowError> {
     for _ in 0..CLAIM_ROUNDS {
-        let pool = cloud.describe_group(&cfg.pool_group).await?.ok_or_else(|| FlowError::Inconsistent {
-            user_id: user_id.to_owned(),
-            message: format!("the pool group {} does not exist; check POOL_ASG_NAME", cfg.pool_group),
-        })?;
+        let pool = describe_pool(cloud, cfg, user_id).await?;
         let mut candidates: Vec<&str> =
             pool.members.iter().filter(|m| m.claimable()).map(|m| m.instance_id.as_str()).collect();
         cloud.record(Metric::PoolDepth(u32::try_from(candidates.len()).unwrap_or(u32::MAX)));
@@ -175,8 +240,10 @@ async fn move_instance<C: Cloud>(
     user_group: &str,
     instance_id: &str,
     user_id: &str,
+    detached: bool,
 ) -> Result<Move, FlowError> {
-    match cloud.detach_instance(&cfg.pool_group, instance_id).await {
+    let detach = if detached { Ok(()) } else { cloud.detach_instance(&cfg.pool_group, instance_id).await };
+    match detach {
         Ok(()) => info!(user_id, instance_id, "detached from pool"),
         Err(CloudError::NotInGroup { .. }) => {
             // Detached by an earlier run of ours (we hold the claim), or gone.

@@ -110,7 +110,23 @@ async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> 
         return Ok(LifecycleOutcome::Ignored("not a launch transition"));
     }
     let instance_id = e.ec2_instance_id.as_str();
-    wait_for_agent(cloud, cfg, instance_id).await?;
+    match wait_for_agent(cloud, cfg, instance_id).await {
+        Ok(()) => {}
+        Err(FlowError::NotYet(message)) => {
+            // A pool that scaled in, or a hook that timed out, takes the instance away
+            // while we wait: then there is nothing to prepare and nothing to retry.
+            let waiting = cloud
+                .describe_group(&cfg.pool_group)
+                .await?
+                .is_some_and(|g| g.members.iter().any(|m| m.instance_id == instance_id && m.live()));
+            if !waiting {
+                info!(instance_id, "instance left the pool before its SSM agent came online");
+                return Ok(LifecycleOutcome::Ignored("the instance left the pool before its agent came online"));
+            }
+            return Err(FlowError::NotYet(message));
+        }
+        Err(e) => return Err(e),
+    }
     let request = CommandRequest {
         document: cfg.pool_prep_document.clone(),
         instance_id: instance_id.to_owned(),

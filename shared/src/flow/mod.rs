@@ -8,6 +8,7 @@ pub mod acquire;
 pub mod lifecycle;
 pub mod reconcile;
 pub mod signup;
+pub mod sizer;
 pub mod status;
 
 use crate::Config;

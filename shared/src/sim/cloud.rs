@@ -16,9 +16,12 @@ use crate::error::CloudError;
 use crate::events;
 use crate::metrics::Metric;
 use crate::ports::{
-    AutoScaling, Claim, ClaimOutcome, Claims, Clock, CommandRequest, Group, LifecycleResult, Member, MemberState,
-    Metrics, Notifier, RunCommand, UserGroupSpec,
+    AutoScaling, Claim, ClaimOutcome, Claims, Clock, CommandRequest, Group, Launch, LifecycleResult, Member,
+    MemberState, Metrics, Notifier, RunCommand, UserGroupSpec,
 };
+
+/// Scaling activities kept per group (`DescribeScalingActivities` answers the newest page).
+const ACTIVITIES_KEPT: usize = 200;
 
 /// 2026-01-01T00:00:00Z: the simulated clock's origin.
 const EPOCH_MS: u64 = 1_767_225_600_000;
@@ -83,6 +86,28 @@ pub struct Snapshot {
     pub metrics: BTreeMap<String, (u64, f64)>,
     /// Throttled attempts by operation (each retried with backoff).
     pub throttled: BTreeMap<String, u64>,
+}
+
+/// A group's size at one moment (cheaper than a [`Snapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupSize {
+    /// Members not leaving: pending, waiting in a hook, or `InService`.
+    pub live: u32,
+    pub in_service: u32,
+    pub desired: u32,
+}
+
+/// `DetachInstances` calls that reached a group, and how many detached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DetachStats {
+    pub attempts: u64,
+    pub succeeded: u64,
+}
+
+#[derive(Debug, Clone)]
+struct LaunchActivity {
+    instance_id: String,
+    launch: Launch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +183,9 @@ struct World {
     throttled: BTreeMap<String, u64>,
     metrics: BTreeMap<String, (u64, f64)>,
     timeline: Vec<TimelineEntry>,
+    /// Launch activities by group, oldest first.
+    activities: BTreeMap<String, Vec<LaunchActivity>>,
+    detaches: BTreeMap<String, DetachStats>,
 }
 
 struct Inner {
@@ -222,6 +250,8 @@ impl SimCloud {
             throttled: BTreeMap::new(),
             metrics: BTreeMap::new(),
             timeline: Vec::new(),
+            activities: BTreeMap::new(),
+            detaches: BTreeMap::new(),
         };
         let cloud = Self {
             inner: Arc::new(Inner {
@@ -455,6 +485,56 @@ impl SimCloud {
         self.world().forced_init_failures += n;
     }
 
+    /// A group's live, `InService` and desired counts; `None` when it does not exist.
+    #[must_use]
+    pub fn group_size(&self, name: &str) -> Option<GroupSize> {
+        let w = self.world();
+        let g = w.groups.get(name)?;
+        Some(GroupSize {
+            live: g.live() as u32,
+            in_service: g.members.iter().filter(|(_, s)| *s == MemberState::InService).count() as u32,
+            desired: g.desired,
+        })
+    }
+
+    /// One tag of a group (ground truth), without a snapshot.
+    #[must_use]
+    pub fn tag_value(&self, group: &str, key: &str) -> Option<String> {
+        self.world().groups.get(group).and_then(|g| g.tags.get(key).cloned())
+    }
+
+    /// `DetachInstances` calls on `group` so far.
+    #[must_use]
+    pub fn detach_stats(&self, group: &str) -> DetachStats {
+        self.world().detaches.get(group).copied().unwrap_or_default()
+    }
+
+    /// Starts recording a launch activity for a new instance of `group`.
+    fn begin_launch(&self, w: &mut World, group: &str, instance_id: &str) {
+        let started_ms = self.now_ms();
+        let list = w.activities.entry(group.to_owned()).or_default();
+        list.push(LaunchActivity {
+            instance_id: instance_id.to_owned(),
+            launch: Launch { started_ms, ended_ms: None, succeeded: false },
+        });
+        if list.len() > ACTIVITIES_KEPT {
+            list.drain(..list.len() - ACTIVITIES_KEPT);
+        }
+    }
+
+    /// Ends the launch activity of `instance_id`, if one is still in progress.
+    fn end_launch(&self, w: &mut World, instance_id: &str, succeeded: bool) {
+        let now = self.now_ms();
+        for list in w.activities.values_mut() {
+            if let Some(a) = list.iter_mut().rev().find(|a| a.instance_id == instance_id && a.launch.ended_ms.is_none())
+            {
+                a.launch.ended_ms = Some(now);
+                a.launch.succeeded = succeeded;
+                return;
+            }
+        }
+    }
+
     /// The cloud's timeline so far.
     #[must_use]
     pub fn timeline(&self) -> Vec<TimelineEntry> {
@@ -598,6 +678,7 @@ impl SimCloud {
         if let Some(g) = w.groups.get_mut(group) {
             g.members.push((id.clone(), MemberState::Pending));
         }
+        self.begin_launch(w, group, &id);
         self.note(w, format!("{group} launches {id}"));
         id
     }
@@ -660,6 +741,7 @@ impl SimCloud {
                             .is_some()
                     });
                     if let Some(g) = &group {
+                        cloud.end_launch(&mut w, &id, true);
                         cloud.note(&mut w, format!("{id} is InService in {g}"));
                     }
                     group
@@ -728,6 +810,7 @@ impl SimCloud {
                 *s = MemberState::Terminating;
             }
             w.pending_actions.remove(id);
+            self.end_launch(&mut w, id, false);
             self.note(&mut w, format!("{id} terminating: {why}"));
         }
         let cloud = self.clone();
@@ -975,6 +1058,7 @@ impl AutoScaling for SimCloud {
     async fn detach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
         self.call("DetachInstances").await?;
         let mut w = self.world();
+        w.detaches.entry(group.to_owned()).or_default().attempts += 1;
         let Some(g) = w.groups.get_mut(group) else {
             return Err(CloudError::NotFound { resource: group.to_owned() });
         };
@@ -992,6 +1076,7 @@ impl AutoScaling for SimCloud {
         if let Some(i) = w.instances.get_mut(instance_id) {
             i.group = None;
         }
+        w.detaches.entry(group.to_owned()).or_default().succeeded += 1;
         self.note(&mut w, format!("{instance_id} detached from {group}"));
         Ok(())
     }
@@ -1114,6 +1199,18 @@ impl AutoScaling for SimCloud {
         Ok(())
     }
 
+    async fn recent_launches(&self, group: &str) -> Result<Vec<Launch>, CloudError> {
+        self.call("DescribeScalingActivities").await?;
+        let w = self.world();
+        if !w.groups.contains_key(group) {
+            return Err(CloudError::NotFound { resource: group.to_owned() });
+        }
+        Ok(w.activities
+            .get(group)
+            .map(|l| l.iter().rev().take(100).map(|a| a.launch.clone()).collect())
+            .unwrap_or_default())
+    }
+
     async fn complete_lifecycle_action(
         &self,
         group: &str,
@@ -1133,6 +1230,7 @@ impl AutoScaling for SimCloud {
                 if let Some(s) = w.groups.get_mut(group).and_then(|g| g.member_mut(instance_id)) {
                     *s = MemberState::InService;
                 }
+                self.end_launch(&mut w, instance_id, true);
                 self.note(&mut w, format!("{instance_id} is InService in {group}"));
             }
         }

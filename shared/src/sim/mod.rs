@@ -12,7 +12,7 @@ mod invocation;
 mod model;
 mod queue;
 
-pub use cloud::{BusEvent, SimCloud, Snapshot, TimelineEntry};
+pub use cloud::{BusEvent, DetachStats, GroupSize, SimCloud, Snapshot, TimelineEntry};
 pub use invocation::{FaultKind, Faults, invoke};
 pub use model::LatencyModel;
 pub use queue::{Received, SimQueue};
