@@ -1,7 +1,9 @@
 # warmpool: every check CI runs is behind `make test`.
 #
 #   make test    fmt, clippy, unit + end-to-end tests, moto-backed adapter tests, the
-#                demo's done-criterion, cfn-lint
+#                demo's and the simulator's done-criteria, cfn-lint
+#   make bench   criterion benchmarks (flow CPU per signup, a 10,000-signup burst, cold
+#                start and peak RSS of each release Lambda binary); not run in CI
 #   make demo    the local demo (the whole flow on the in-memory cloud)
 #   make build   release Lambda binaries for arm64 (cargo-lambda; not run in CI)
 
@@ -11,9 +13,9 @@ VENV ?= .venv
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit fault-matrix moto-test demo-check lint-template demo build sam-validate clean-venv
+.PHONY: test fmt-check clippy unit fault-matrix moto-test demo-check simulate-check lint-template demo bench build sam-validate clean-venv
 
-test: fmt-check clippy unit fault-matrix moto-test demo-check lint-template
+test: fmt-check clippy unit fault-matrix moto-test demo-check simulate-check lint-template
 	@echo "make test: all checks passed"
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
@@ -43,6 +45,14 @@ demo-check:
 	$(CARGO) run -q -p warmpool-cli -- demo --users 30 --pool 10 --json > target/demo.json
 	$(PYTHON) scripts/check_demo.py target/demo.json --users 30 --min-warm 10
 
+# Issue 5's done-criterion: on the diurnal day the adaptive pool reaches 99% warm hits
+# with fewer idle instance-hours than the smallest static pool that does. A debug
+# build (a few minutes of simulation) is quicker here than a release build from scratch.
+simulate-check:
+	$(CARGO) run -q -p warmpool-cli -- simulate --trace diurnal --pool adaptive:0.99 --compare-static --json \
+		> target/simulate.json
+	$(PYTHON) scripts/check_simulate.py target/simulate.json --target 0.99
+
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -54,6 +64,11 @@ lint-template: $(VENV)/.installed
 
 demo:
 	$(CARGO) run -p warmpool-cli -- demo
+
+# Benchmarks print figures; they never fail on a timing. The cold-start bench builds
+# the release Lambda binaries for this machine first.
+bench:
+	$(CARGO) bench -p warmpool-cli
 
 # Needs cargo-lambda, the aarch64-unknown-linux-gnu target and gcc-aarch64-linux-gnu;
 # the compiler is plain cargo (Cargo metadata), so zig is not needed.

@@ -77,3 +77,25 @@ async fn unrelated_groups_are_ignored_without_aws_calls() {
     assert_eq!(out["outcome"], "Ignored(\"not a user group\")");
     assert!(cloud.snapshot().calls.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pool_member_that_leaves_while_its_agent_is_awaited_is_not_retried() {
+    use warmpool::ports::AutoScaling;
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    // The pool grows by one; the new member boots and waits in the launch hook.
+    cloud.set_desired_capacity(fixture::POOL_GROUP, 2).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+    let members = cloud.snapshot().groups[fixture::POOL_GROUP].clone();
+    assert_eq!(members.len(), 2, "{members:?}");
+    let launching = members[1].clone();
+    // A member still waiting for its agent is handed back for a retry...
+    let mut cfg_short = cfg.clone();
+    cfg_short.agent_wait_s = 5;
+    let err = warmpool_lifecycle::handler(&cloud, &cfg_short, event(POOL_ACTION, &launching)).await.unwrap_err();
+    assert_eq!(err.error_type, "Retryable", "{err:?}");
+    // ...but once the pool scales in and terminates it, there is nothing to prepare.
+    cloud.terminate_instance(&launching, true).await.unwrap();
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, event(POOL_ACTION, &launching)).await.unwrap();
+    assert_eq!(out["outcome"], "Ignored(\"the instance left the pool before its agent came online\")", "{out}");
+    assert_eq!(cloud.snapshot().calls.get("SendCommand"), None);
+}

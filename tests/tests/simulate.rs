@@ -1,0 +1,71 @@
+//! The simulator's findings that the design depends on, on fixed seeds (outcomes in
+//! simulated time, never wall-clock timings):
+//! - under a burst, "first healthy" makes every claimer fight for one instance while
+//!   rendezvous claims detach exactly once per claim;
+//! - on a steady Poisson stream the adaptive pool settles near the Poisson quantile
+//!   the pool-sizer computes, and serves its target.
+//!
+//! The full diurnal comparison with the smallest static pool runs in `make test`
+//! (`simulate-check`) as the README shows it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use warmpool::ClaimStrategy;
+use warmpool::flow::sizer::pool_size_for;
+use warmpool_cli::simulate::{self, PoolPolicy, Quiet, SimulateOptions, Workload};
+
+#[test]
+fn first_healthy_makes_a_burst_fight_for_one_instance_and_rendezvous_does_not() {
+    let burst = |claim| SimulateOptions {
+        workload: Workload::Burst { users: 100 },
+        policy: PoolPolicy::Static(100),
+        claim,
+        ..SimulateOptions::default()
+    };
+    let spread = simulate::run(&burst(ClaimStrategy::Rendezvous), &Quiet).unwrap().summary;
+    let first = simulate::run(&burst(ClaimStrategy::FirstHealthy), &Quiet).unwrap().summary;
+    println!(
+        "burst of 100: detach attempts per claim: rendezvous {:.3}, first-healthy {:.3}",
+        spread.detach_attempts_per_claim.unwrap(),
+        first.detach_attempts_per_claim.unwrap()
+    );
+    for s in [&spread, &first] {
+        assert_eq!(s.violations, Vec::<String>::new(), "{}", s.claim_strategy);
+        assert_eq!((s.ready, s.warm_hit_rate), (100, 1.0), "{}", s.claim_strategy);
+    }
+    // The claim lock settles every race before the detach.
+    assert_eq!(spread.detach_attempts_per_claim, Some(1.0));
+    // Everyone aims at the same instance: many detaches lose.
+    assert!(first.detach_attempts_per_claim.unwrap() > 5.0, "{first:?}");
+    assert!(first.calls_per_signup["DetachInstances"] > 5.0 * spread.calls_per_signup["DetachInstances"]);
+}
+
+#[test]
+fn on_a_steady_stream_the_adaptive_pool_settles_at_the_poisson_quantile() {
+    let per_hour = 60.0;
+    let run = simulate::run(
+        &SimulateOptions {
+            workload: Workload::Poisson { per_hour, hours: 6.0 },
+            policy: PoolPolicy::Adaptive(0.99),
+            initial_pool: 2,
+            ..SimulateOptions::default()
+        },
+        &Quiet,
+    )
+    .unwrap();
+    let s = &run.summary;
+    assert_eq!(s.violations, Vec::<String>::new());
+    // The refill in the default model: launch, boot, agent, a 480 s prep: about ten
+    // minutes, so λT ≈ 10 and the 99% quantile is 18 or 19.
+    let expected = f64::from(pool_size_for(per_hour / 60.0 * 10.0, 0.99));
+    // After the first two hours the desired capacity stays near it.
+    let settled: Vec<f64> = run.samples.iter().filter(|p| p.t_s >= 7_200.0).map(|p| f64::from(p.desired)).collect();
+    let mean = settled.iter().sum::<f64>() / settled.len() as f64;
+    println!("steady 60/h: desired capacity {mean:.1} on average, Poisson quantile {expected}");
+    assert!((expected * 0.8..=expected * 1.6).contains(&mean), "mean desired {mean} vs quantile {expected}");
+    // It started from two instances: the first signups may go cold, the rest are warm.
+    assert!(s.warm_hit_rate >= 0.95, "{s:?}");
+    let late_cold = run.users.iter().filter(|u| u.signup_s > 3_600.0 && !u.warm).count();
+    let late = run.users.iter().filter(|u| u.signup_s > 3_600.0).count();
+    assert!(late_cold as f64 <= 0.01 * late as f64, "{late_cold} of {late} cold after the first hour");
+}
