@@ -245,3 +245,16 @@ async fn moto_empty_pool_takes_the_cold_path_and_delete_tears_down() {
     assert!(e.cloud.describe_group(&group).await.unwrap().is_none());
     let _ = &e.asg;
 }
+
+#[tokio::test]
+async fn moto_pool_sizer_reads_activities_and_sets_the_pool_size() {
+    let e = env("sizer", 2).await;
+    // moto answers DescribeScalingActivities with no activities (the parsing of real
+    // ones is covered with aws-smithy-mocks): the default refill time applies.
+    assert_eq!(e.cloud.recent_launches(&e.cfg.pool_group).await.unwrap(), Vec::new());
+    let d = warmpool::flow::sizer::size_pool(&e.cloud, &e.cfg).await.unwrap();
+    assert_eq!((d.previous, d.desired, d.launches_seen), (2, e.cfg.sizer.min_size, 0));
+    assert!((d.refill_s - f64::from(e.cfg.sizer.default_refill_s)).abs() < f64::EPSILON);
+    let pool = e.cloud.describe_group(&e.cfg.pool_group).await.unwrap().unwrap();
+    assert_eq!(pool.desired_capacity, e.cfg.sizer.min_size);
+}

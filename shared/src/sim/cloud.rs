@@ -185,6 +185,8 @@ struct World {
     timeline: Vec<TimelineEntry>,
     /// Launch activities by group, oldest first.
     activities: BTreeMap<String, Vec<LaunchActivity>>,
+    /// Instance id to the group whose launch activity is still in progress.
+    launching: BTreeMap<String, String>,
     detaches: BTreeMap<String, DetachStats>,
 }
 
@@ -251,6 +253,7 @@ impl SimCloud {
             metrics: BTreeMap::new(),
             timeline: Vec::new(),
             activities: BTreeMap::new(),
+            launching: BTreeMap::new(),
             detaches: BTreeMap::new(),
         };
         let cloud = Self {
@@ -512,6 +515,7 @@ impl SimCloud {
     /// Starts recording a launch activity for a new instance of `group`.
     fn begin_launch(&self, w: &mut World, group: &str, instance_id: &str) {
         let started_ms = self.now_ms();
+        w.launching.insert(instance_id.to_owned(), group.to_owned());
         let list = w.activities.entry(group.to_owned()).or_default();
         list.push(LaunchActivity {
             instance_id: instance_id.to_owned(),
@@ -525,13 +529,12 @@ impl SimCloud {
     /// Ends the launch activity of `instance_id`, if one is still in progress.
     fn end_launch(&self, w: &mut World, instance_id: &str, succeeded: bool) {
         let now = self.now_ms();
-        for list in w.activities.values_mut() {
-            if let Some(a) = list.iter_mut().rev().find(|a| a.instance_id == instance_id && a.launch.ended_ms.is_none())
-            {
-                a.launch.ended_ms = Some(now);
-                a.launch.succeeded = succeeded;
-                return;
-            }
+        let Some(group) = w.launching.remove(instance_id) else { return };
+        if let Some(a) = w.activities.get_mut(&group).and_then(|list| {
+            list.iter_mut().rev().find(|a| a.instance_id == instance_id && a.launch.ended_ms.is_none())
+        }) {
+            a.launch.ended_ms = Some(now);
+            a.launch.succeeded = succeeded;
         }
     }
 

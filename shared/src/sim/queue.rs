@@ -1,7 +1,8 @@
 //! An SQS queue: visibility timeout, redelivery, FIFO message groups and a
 //! dead-letter queue after `max_receive_count` receives.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// One message as a consumer receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,12 +88,25 @@ impl SimQueue {
     /// again. A message received more than `max_receive_count` times moves to the DLQ.
     pub fn receive(&mut self, max: usize, now_ms: u64) -> Vec<Received> {
         let mut out = Vec::new();
-        let mut blocked: BTreeSet<String> = BTreeSet::new();
+        // Nothing visible (the usual poll while everything is in flight): no scan with
+        // bookkeeping. Big bursts made the full scan quadratic.
+        if self.messages.iter().all(|m| m.visible_at_ms > now_ms) {
+            return out;
+        }
+        // Groups with an earlier message in flight, by hash (no allocation per message).
+        let mut blocked: HashSet<u64> = HashSet::new();
+        let group_key = |g: &Option<String>| {
+            g.as_ref().map(|g| {
+                let mut h = DefaultHasher::new();
+                g.hash(&mut h);
+                h.finish()
+            })
+        };
         let mut i = 0;
         while i < self.messages.len() && out.len() < max {
             let m = &self.messages[i];
-            let group = m.group_id.clone();
-            if group.as_ref().is_some_and(|g| blocked.contains(g)) {
+            let group = group_key(&m.group_id);
+            if group.is_some_and(|g| blocked.contains(&g)) {
                 i += 1;
                 continue;
             }
@@ -141,8 +155,10 @@ impl SimQueue {
     /// `DeleteMessage` by receipt handle; a stale receipt (the message was received
     /// again since) deletes nothing, as in SQS.
     pub fn delete(&mut self, receipt_handle: &str) -> bool {
+        let Some((id, receipt)) = receipt_handle.rsplit_once('#') else { return false };
+        let Ok(receipt) = receipt.parse::<u64>() else { return false };
         let before = self.messages.len();
-        self.messages.retain(|m| format!("{}#{}", m.id, m.receipt) != receipt_handle);
+        self.messages.retain(|m| !(m.receipt == receipt && m.id == id));
         before != self.messages.len()
     }
 
