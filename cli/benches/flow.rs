@@ -47,7 +47,7 @@ async fn one_user(cloud: &SimCloud, cfg: &warmpool::Config, user: &str) {
     let sqs: SqsEvent = serde_json::from_value(sqs).unwrap();
     warmpool_signup::handler(cloud, cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
     let group = cfg.user_group(user);
-    let instance = cloud.snapshot().groups[&group][0].clone();
+    let instance = cloud.tag_value(&group, "warmpool:instance").unwrap();
     let launch =
         bus_event(LAUNCH, &[("AutoScalingGroupName", group.clone().into()), ("EC2InstanceId", instance.into())]);
     warmpool_lifecycle::handler(cloud, cfg, launch).await.unwrap();

@@ -188,6 +188,11 @@ pub fn main(args: &SimulateArgs) -> ExitCode {
 }
 
 fn execute(args: &SimulateArgs, opts: &SimulateOptions) -> Result<ExitCode, String> {
+    if args.compare_static && matches!(opts.workload, Workload::Burst { .. }) {
+        return Err("--compare-static compares what pools cost over a workload's duration, and a burst has none: \
+                    use --trace poisson, diurnal or a CSV trace"
+            .into());
+    }
     let bar = Bar::new();
     let main_run = simulate::run(opts, &bar).map_err(|e| e.to_string())?;
     let mut table: Vec<(String, RunSummary)> = Vec::new();
@@ -303,7 +308,7 @@ pub fn render_text(workload: &str, runs: &[(String, RunSummary)], verdict: Optio
             Box::new(|s| s.detach_attempts_per_claim.map_or("-".into(), |v| format!("{v:.3}"))),
         ),
         (
-            "claim-lock conflicts per claim",
+            "conflicts per claim (locks or detaches)",
             Box::new(|s| s.claim_conflicts_per_claim.map_or("-".into(), |v| format!("{v:.3}"))),
         ),
     ];

@@ -69,3 +69,37 @@ fn on_a_steady_stream_the_adaptive_pool_settles_at_the_poisson_quantile() {
     let late = run.users.iter().filter(|u| u.signup_s > 3_600.0).count();
     assert!(late_cold as f64 <= 0.01 * late as f64, "{late_cold} of {late} cold after the first hour");
 }
+
+#[test]
+fn first_healthy_hands_back_an_instance_whose_claim_fails_after_the_detach() {
+    use warmpool::sim::{FaultKind, Faults};
+    use warmpool_cli::platform::{Platform, PlatformOptions};
+    let opts = PlatformOptions {
+        pool: 3,
+        overrides: vec![("CLAIM_STRATEGY".into(), "first-healthy".into())],
+        ..PlatformOptions::default()
+    };
+    let users = vec!["u-1".to_owned()];
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let log = rt.block_on(async {
+        let p = Platform::start(opts.clone());
+        p.signup("u-1");
+        assert!(p.run_until_settled(&users, 3600).await);
+        p.cloud().call_log()
+    });
+    // First-healthy detaches, then writes the claim lock: fail that write for good.
+    let detach = log.iter().position(|(f, op)| f == "signup" && op == "DetachInstances").unwrap();
+    let claim = log.iter().position(|(f, op)| f == "signup" && op == "PutParameter").unwrap();
+    assert!(detach < claim, "first-healthy detaches before it claims: {log:?}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let faults = Faults { at_call: Some((claim as u64, FaultKind::Permanent)), ..Faults::default() };
+        let p = Platform::start(PlatformOptions { faults, ..opts });
+        p.signup("u-1");
+        assert!(p.run_until_settled(&users, 3600).await);
+        let snap = p.snapshot();
+        assert_eq!(snap.outside, Vec::<String>::new(), "the detached instance was left outside every group");
+        assert_eq!(snap.in_two_groups, Vec::<String>::new());
+        assert_eq!(snap.tags[&p.config().user_group("u-1")]["warmpool:state"], "ready");
+    });
+}

@@ -80,4 +80,19 @@ mod tests {
         assert_eq!(out["desired"].as_u64(), Some(25), "{out}");
         assert!(out["signups_per_min"].as_f64().unwrap() > 4.0, "{out}");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drained_pool_stays_drained() {
+        // An operator drains the pool with MaxSize 0: the pool-sizer leaves it alone
+        // instead of asking for a size AWS would refuse.
+        let (cloud, _bus) = warmpool::sim::SimCloud::new(warmpool::sim::LatencyModel::default(), 1, 90, 5);
+        let cfg = fixture::config(&cloud.subnets(), &[]);
+        cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, 0, 0);
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
+                .unwrap();
+        let out = handler(&cloud, &cfg, LambdaEvent::new(event, Context::default())).await.unwrap();
+        assert_eq!((out["previous"].as_u64(), out["desired"].as_u64()), (Some(0), Some(0)), "{out}");
+        assert_eq!(cloud.snapshot().calls.get("SetDesiredCapacity"), None);
+    }
 }

@@ -171,7 +171,19 @@ async fn first_healthy<C: Cloud>(
             }
             Err(e) => return Err(e.into()),
         }
-        match cloud.claim(instance_id, user_id).await? {
+        let claim = match cloud.claim(instance_id, user_id).await {
+            Ok(c) => c,
+            Err(e) => {
+                // The instance is out of the pool and nobody holds it: hand it back
+                // before giving up, or it runs outside every group.
+                warn!(user_id, instance_id, error = %e, "claim after detach failed; handing the instance back");
+                if let Err(back) = return_to_pool(cloud, cfg, instance_id).await {
+                    warn!(user_id, instance_id, error = %back, "could not hand the detached instance back");
+                }
+                return Err(e.into());
+            }
+        };
+        match claim {
             ClaimOutcome::Created => {
                 info!(user_id, instance_id, conflicts, "detached the first healthy pool instance");
                 return Ok(Some(Claimed { instance_id: instance_id.to_owned(), detached: true }));

@@ -8,6 +8,12 @@
 //! when `n` or more are in flight. So the pool size that serves a share `target` of
 //! signups is the smallest `n` with `P(Poisson(λT) ≥ n) ≤ 1 − target`.
 //!
+//! This errs on the warm side: a signup that finds the pool empty goes cold and starts
+//! no refill, so at most `n` refills are ever in flight (a loss system, M/G/n/n) and the
+//! true miss rate is Erlang B, `B(n, λT)`, which is below the Poisson tail. The Poisson
+//! tail is what the issue specified and is a safe upper bound; Erlang B would save an
+//! instance or two at 99% (λT = 20: 30 instead of 32).
+//!
 //! - λ: from the `requested-at` tags of the user groups, with two exponential kernels:
 //!   a slow one (`SIZER_SMOOTHING_S`) for a steady estimate and a fast one
 //!   (`SIZER_FAST_S`) so a rising rate is seen within minutes. The larger one is used.
@@ -70,8 +76,20 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
         .map(|t| pool_size_for(forecast_rate(&arrivals, t, refill_s, &cfg.sizer) * refill_s, cfg.sizer.target_hit_rate))
         .max()
         .unwrap_or(1);
-    let upper = cfg.sizer.max_size.min(pool.max_size.saturating_sub(1)).max(cfg.sizer.min_size);
-    let desired = computed.clamp(cfg.sizer.min_size, upper);
+    // Within the configured bounds and the group's own: an operator who sets the pool's
+    // MinSize or MaxSize (to drain it: MaxSize 0) has the last word, and AWS would
+    // reject a desired capacity outside them anyway. One slot under MaxSize stays free
+    // to hand an instance back.
+    if cfg.sizer.max_size < cfg.sizer.min_size {
+        tracing::warn!(
+            min = cfg.sizer.min_size,
+            max = cfg.sizer.max_size,
+            "SIZER_MAX_SIZE is below SIZER_MIN_SIZE; the maximum wins (check PoolMinSize and PoolSizerMaxSize)"
+        );
+    }
+    let lower = cfg.sizer.min_size.max(pool.min_size);
+    let upper = cfg.sizer.max_size.min(pool.max_size.saturating_sub(1)).max(pool.min_size);
+    let desired = if pool.max_size == 0 { 0 } else { computed.clamp(lower.min(upper), upper) };
     let decision =
         SizerDecision { rate_per_s, refill_s, launches_seen, computed, previous: pool.desired_capacity, desired };
     cloud.record(Metric::SignupRate(rate_per_s));
@@ -129,7 +147,8 @@ fn kernels(arrivals_ms: &[u64], now_ms: u64, cfg: &SizerConfig) -> (f64, f64) {
 
 /// Mean launch-to-`InService` time (s) of the successful launches, and how many there
 /// were; `default_s` when none completed. A launch still in flight that is already
-/// older than the mean raises the estimate to its age.
+/// older than the mean raises the estimate to its age, up to twice the mean (one launch
+/// stuck in the hook until its timeout must not triple the pool).
 #[must_use]
 pub fn refill_time(launches: &[Launch], now_ms: u64, default_s: f64) -> (f64, usize) {
     let done: Vec<f64> = launches
@@ -143,7 +162,7 @@ pub fn refill_time(launches: &[Launch], now_ms: u64, default_s: f64) -> (f64, us
         .filter(|l| l.ended_ms.is_none())
         .map(|l| now_ms.saturating_sub(l.started_ms) as f64 / 1000.0)
         .fold(0.0, f64::max);
-    (mean.max(oldest_in_flight), done.len())
+    (mean.max(oldest_in_flight.min(2.0 * mean)), done.len())
 }
 
 /// The smallest `n` with `P(Poisson(mean) ≥ n) ≤ 1 − target`: the pool size that
@@ -201,7 +220,7 @@ mod tests {
                 assert!(tail(mean, n - 1) > 1.0 - target, "mean {mean} target {target}: n {n} not the smallest");
             }
         }
-        // Known values: Poisson(10) needs 18 for 99% (P(X ≥ 18) ≈ 0.0143, P(X ≥ 19) ≈ 0.0072).
+        // Known values: Poisson(10) needs 19 for 99% (P(X ≥ 18) ≈ 0.0143, P(X ≥ 19) ≈ 0.0072).
         assert_eq!(pool_size_for(10.0, 0.99), 19);
         assert_eq!(pool_size_for(0.0, 0.99), 1);
         // Large means stay finite and near mean + 2.33 √mean.
@@ -238,6 +257,8 @@ mod tests {
         assert_eq!(refill_time(&launches, 800_000, 600.0), (600.0, 2));
         let with_slow = [launches.as_slice(), &[l(100_000, None, false)]].concat();
         assert_eq!(refill_time(&with_slow, 1_000_000, 600.0), (900.0, 2));
+        // A launch stuck for an hour counts as twice the mean, no more.
+        assert_eq!(refill_time(&with_slow, 3_700_000, 600.0), (1200.0, 2));
         assert_eq!(refill_time(&[], 0, 480.0), (480.0, 0));
     }
 }
