@@ -254,14 +254,14 @@ impl Platform {
                 let event = LambdaEvent::new(event, Context::default());
                 let (cloud, cfg) = (&platform.cloud, &*platform.cfg);
                 // A failed run is logged by the handler; the next tick is the retry.
-                let _ = match function {
+                match function {
                     Scheduled::Reconcile => {
-                        invoke("reconcile", warmpool_reconcile::handler(cloud, cfg, event)).await.map(|r| r.is_ok())
+                        let _ = invoke("reconcile", warmpool_reconcile::handler(cloud, cfg, event)).await;
                     }
                     Scheduled::PoolSizer => {
-                        invoke("pool-sizer", warmpool_pool_sizer::handler(cloud, cfg, event)).await.map(|r| r.is_ok())
+                        let _ = invoke("pool-sizer", warmpool_pool_sizer::handler(cloud, cfg, event)).await;
                     }
-                };
+                }
             }
         });
     }

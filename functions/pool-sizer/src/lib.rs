@@ -50,15 +50,17 @@ mod tests {
 
     use super::*;
 
+    /// What the EventBridge schedule sends.
+    fn scheduled() -> LambdaEvent<EventBridgeEvent<Value>> {
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
+                .unwrap();
+        LambdaEvent::new(event, Context::default())
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_idle_pool_shrinks_to_the_minimum_and_a_busy_one_grows() {
         let (cloud, cfg) = fixture::cloud_with_pool(10);
-        let scheduled = || {
-            let event: EventBridgeEvent<Value> =
-                serde_json::from_value(json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
-                    .unwrap();
-            LambdaEvent::new(event, Context::default())
-        };
         // No signups ever: the pool shrinks to SIZER_MIN_SIZE (1).
         let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
         assert_eq!((out["previous"].as_u64(), out["desired"].as_u64()), (Some(10), Some(1)));
@@ -88,10 +90,7 @@ mod tests {
         let (cloud, _bus) = warmpool::sim::SimCloud::new(warmpool::sim::LatencyModel::default(), 1, 90, 5);
         let cfg = fixture::config(&cloud.subnets(), &[]);
         cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, 0, 0);
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}))
-                .unwrap();
-        let out = handler(&cloud, &cfg, LambdaEvent::new(event, Context::default())).await.unwrap();
+        let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
         assert_eq!((out["previous"].as_u64(), out["desired"].as_u64()), (Some(0), Some(0)), "{out}");
         assert_eq!(cloud.snapshot().calls.get("SetDesiredCapacity"), None);
     }

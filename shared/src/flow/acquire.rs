@@ -3,7 +3,7 @@
 
 use tracing::{info, warn};
 
-use super::{fnv1a, write_tags};
+use super::{describe_pool, fnv1a, write_tags};
 use crate::domain::{Path, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::metrics::Metric;
@@ -134,13 +134,6 @@ pub async fn claim_from_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -
     };
     cloud.record(Metric::ClaimConflicts(conflicts));
     claimed
-}
-
-async fn describe_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -> Result<Group, FlowError> {
-    cloud.describe_group(&cfg.pool_group).await?.ok_or_else(|| FlowError::Inconsistent {
-        user_id: user_id.to_owned(),
-        message: format!("the pool group {} does not exist; check POOL_ASG_NAME", cfg.pool_group),
-    })
 }
 
 /// The original strategy, for comparison: take the first healthy `InService` instance

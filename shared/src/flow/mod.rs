@@ -36,6 +36,15 @@ pub(crate) async fn load_user<C: Cloud>(
     }
 }
 
+/// The pool group, which must exist: a missing one is a deployment mistake
+/// (`POOL_ASG_NAME`), reported for `user_id` (empty when no user is involved).
+pub(crate) async fn describe_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -> Result<Group, FlowError> {
+    cloud.describe_group(&cfg.pool_group).await?.ok_or_else(|| FlowError::Inconsistent {
+        user_id: user_id.to_owned(),
+        message: format!("the pool group {} does not exist; check POOL_ASG_NAME", cfg.pool_group),
+    })
+}
+
 /// Writes some keys of the record (and only those) to the group's tags, with the
 /// time of the write.
 pub(crate) async fn write_tags<C: Cloud>(cloud: &C, group: &str, tags: &[(&str, String)]) -> Result<(), CloudError> {

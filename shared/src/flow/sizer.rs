@@ -35,6 +35,7 @@
 use statrs::distribution::{DiscreteCDF, Poisson};
 use tracing::info;
 
+use super::describe_pool;
 use crate::domain::UserRecord;
 use crate::error::FlowError;
 use crate::metrics::Metric;
@@ -61,10 +62,7 @@ pub struct SizerDecision {
 /// One run: estimate, decide, and set the pool's desired capacity if it changes.
 pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecision, FlowError> {
     let now = cloud.now_ms();
-    let pool = cloud.describe_group(&cfg.pool_group).await?.ok_or_else(|| FlowError::Inconsistent {
-        user_id: String::new(),
-        message: format!("the pool group {} does not exist; check POOL_ASG_NAME", cfg.pool_group),
-    })?;
+    let pool = describe_pool(cloud, cfg, "").await?;
     let users = cloud.list_user_groups(&cfg.user_group_prefix).await?;
     let arrivals: Vec<u64> =
         users.iter().filter_map(|g| UserRecord::from_tags(&g.tags)).map(|r| r.requested_at_ms).collect();
@@ -76,10 +74,6 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
         .map(|t| pool_size_for(forecast_rate(&arrivals, t, refill_s, &cfg.sizer) * refill_s, cfg.sizer.target_hit_rate))
         .max()
         .unwrap_or(1);
-    // Within the configured bounds and the group's own: an operator who sets the pool's
-    // MinSize or MaxSize (to drain it: MaxSize 0) has the last word, and AWS would
-    // reject a desired capacity outside them anyway. One slot under MaxSize stays free
-    // to hand an instance back.
     if cfg.sizer.max_size < cfg.sizer.min_size {
         tracing::warn!(
             min = cfg.sizer.min_size,
@@ -87,6 +81,10 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
             "SIZER_MAX_SIZE is below SIZER_MIN_SIZE; the maximum wins (check PoolMinSize and PoolSizerMaxSize)"
         );
     }
+    // Within the configured bounds and the group's own: an operator who sets the pool's
+    // MinSize or MaxSize (to drain it: MaxSize 0) has the last word, and AWS would
+    // reject a desired capacity outside them anyway. One slot under MaxSize stays free
+    // to hand an instance back.
     let lower = cfg.sizer.min_size.max(pool.min_size);
     let upper = cfg.sizer.max_size.min(pool.max_size.saturating_sub(1)).max(pool.min_size);
     let desired = if pool.max_size == 0 { 0 } else { computed.clamp(lower.min(upper), upper) };
