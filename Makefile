@@ -1,7 +1,7 @@
 # warmpool: every check CI runs is behind `make test`.
 #
-#   make test    fmt, clippy, unit + end-to-end tests, moto-backed adapter tests, the
-#                demo's and the simulator's done-criteria, cfn-lint
+#   make test    fmt, clippy, the crate layering, unit + end-to-end tests, moto-backed
+#                adapter tests, the demo's and the simulator's done-criteria, cfn-lint
 #   make bench   criterion benchmarks (flow CPU per signup, a 10,000-signup burst, cold
 #                start and peak RSS of each release Lambda binary); not run in CI
 #   make demo    the local demo (the whole flow on the in-memory cloud)
@@ -13,9 +13,9 @@ VENV ?= .venv
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: test fmt-check clippy unit fault-matrix moto-test demo-check simulate-check lint-template demo bench build sam-validate clean-venv
+.PHONY: test fmt-check clippy layers unit fault-matrix moto-test demo-check simulate-check lint-template demo bench build sam-validate clean-venv
 
-test: fmt-check clippy unit fault-matrix moto-test demo-check simulate-check lint-template
+test: fmt-check clippy layers unit fault-matrix moto-test demo-check simulate-check lint-template
 	@echo "make test: all checks passed"
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
@@ -24,6 +24,11 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+# The crate graph is the architecture: core has no SDK or runtime, no function links the
+# simulator, the simulator builds no SDK, and no file under shared/ is over 600 lines.
+layers:
+	scripts/check_layers.sh
 
 unit:
 	$(CARGO) test --workspace -- --skip crash_point_matrix --skip races_ 2>&1 | tee target/test.log
@@ -38,7 +43,7 @@ fault-matrix:
 # on a free 127.0.0.1 port, runs the tests, and stops it.
 moto-test: $(VENV)/.installed
 	scripts/with-moto.sh $(VENV) target/moto-state.json \
-		$(CARGO) test -p warmpool-tests --features moto --test moto 2>&1 | tee -a target/test.log
+		$(CARGO) test -p warmpool-aws --features moto --test moto 2>&1 | tee -a target/test.log
 
 # The issue's done-criterion, run as the README shows it.
 demo-check:

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use warmpool::sim::fixture;
+use warmpool_sim::fixture;
 
 const FUNCTIONS: &[(&str, &str)] = &[
     ("warmpool-signup", "signup"),

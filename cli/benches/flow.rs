@@ -16,8 +16,9 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use warmpool::sim::{LatencyModel, SimCloud, fixture};
-use warmpool_cli::platform::{Platform, PlatformOptions};
+use warmpool_core::flow::command_status::StatusOutcome;
+use warmpool_sim::platform::{Platform, PlatformOptions};
+use warmpool_sim::{CloudModel, SimCloud, fixture};
 
 const SIGNUP: &str = include_str!("../../events/signup/valid.json");
 const LAUNCH: &str = include_str!("../../events/lifecycle/user-launch-successful.json");
@@ -39,7 +40,7 @@ fn bus_event(sample: &str, detail: &[(&str, Value)]) -> LambdaEvent<EventBridgeE
 }
 
 /// One user through the three handlers; the cloud answers at once.
-async fn one_user(cloud: &SimCloud, cfg: &warmpool::Config, user: &str) {
+async fn one_user(cloud: &SimCloud, cfg: &warmpool_core::Config, user: &str) {
     let mut sqs: Value = serde_json::from_str(SIGNUP).unwrap();
     sqs["Records"][0]["body"] =
         json!({"kind": "signup", "user_id": user, "signup_id": format!("s-{user}")}).to_string().into();
@@ -60,11 +61,11 @@ async fn one_user(cloud: &SimCloud, cfg: &warmpool::Config, user: &str) {
         ],
     );
     let out = warmpool_command_status::handler(cloud, cfg, status).await.unwrap();
-    assert!(out["outcome"].as_str().unwrap().starts_with("Ready"), "{out}");
+    assert!(matches!(out, StatusOutcome::Ready { .. }), "{out:?}");
 }
 
 fn handlers_per_signup(c: &mut Criterion) {
-    let instant = LatencyModel { api_ms: (0, 0), ..LatencyModel::default() };
+    let instant = CloudModel { api_ms: (0, 0), ..CloudModel::default() };
     let mut group = c.benchmark_group("flow");
     group.throughput(Throughput::Elements(1));
     group.bench_function("handlers_per_signup", |b| {

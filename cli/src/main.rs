@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use warmpool_cli::demo::{self, DemoOptions};
+use warmpool_cli::args::{self, FaultArgs, ModelArgs, RunArgs};
 use warmpool_cli::simulate_cmd::{self, SimulateArgs};
+use warmpool_sim::demo::{self, DemoOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "warmpool", version, about = "Ready EC2 hosts for new users, from a warm pool")]
@@ -18,7 +19,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run signups through the three real handlers on the in-memory cloud and report
+    /// Run signups through the real handlers on the in-memory cloud and report
     /// per user warm or cold, attempts and time to ready.
     Demo(DemoArgs),
     /// Run a workload (Poisson, a diurnal day, a CSV trace or a burst) for simulated
@@ -35,41 +36,18 @@ struct DemoArgs {
     /// Prepared instances in the pool at the start.
     #[arg(long, default_value_t = 10)]
     pool: u32,
-    /// Seed of every random draw (latencies, failures): the same seed gives the same run.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Share of user-init commands that fail (0 to 1).
-    #[arg(long, default_value_t = 0.0, value_parser = rate)]
-    init_failure_rate: f64,
-    /// Share of AWS calls after which the calling function dies (redelivered as AWS does).
-    #[arg(long, default_value_t = 0.0, value_parser = rate)]
-    crash_rate: f64,
-    /// Share of EventBridge events lost (the reconcile sweep recovers).
-    #[arg(long, default_value_t = 0.0, value_parser = rate)]
-    drop_events: f64,
-    /// Share of EventBridge events delivered twice.
-    #[arg(long, default_value_t = 0.0, value_parser = rate)]
-    duplicate_events: f64,
-    /// Share of AWS call attempts answered `ThrottlingException` (retried with backoff).
-    #[arg(long, default_value_t = 0.0, value_parser = rate)]
-    throttle_rate: f64,
-    /// Seconds from an instance running to its SSM agent online.
-    #[arg(long, default_value_t = 30.0)]
-    agent_delay_s: f64,
     /// Spread the signups evenly over this many seconds (0: all at once).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = args::seconds)]
     spread_s: f64,
     /// Timeline lines to print.
     #[arg(long, default_value_t = 60)]
     timeline: usize,
-    /// Print one JSON document instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-fn rate(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
-    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not a rate between 0 and 1")) }
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 fn main() -> ExitCode {
@@ -85,21 +63,17 @@ fn main() -> ExitCode {
 }
 
 fn run_demo(args: &DemoArgs) -> ExitCode {
-    if args.agent_delay_s < 0.0 || args.spread_s < 0.0 {
-        eprintln!("error: --agent-delay-s and --spread-s must not be negative");
-        return ExitCode::from(2);
-    }
+    let faults = args.faults.call_faults();
     let opts = DemoOptions {
         users: args.users,
         pool: args.pool,
-        seed: args.seed,
-        init_failure_rate: args.init_failure_rate,
-        agent_delay_s: args.agent_delay_s,
+        seed: args.run.seed,
+        model: args.model.model(),
         spread_s: args.spread_s,
-        crash_rate: args.crash_rate,
-        drop_events: args.drop_events,
-        duplicate_events: args.duplicate_events,
-        throttle_rate: args.throttle_rate,
+        crash_rate: faults.crash_rate,
+        throttle_rate: faults.throttle_rate,
+        drop_events: args.faults.drop_events,
+        duplicate_events: args.faults.duplicate_events,
         ..DemoOptions::default()
     };
     let run = match demo::run(&opts) {
@@ -109,7 +83,7 @@ fn run_demo(args: &DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.json {
+    if args.run.json {
         match serde_json::to_string_pretty(&run.report) {
             Ok(s) => println!("{s}"),
             Err(e) => {
@@ -118,7 +92,7 @@ fn run_demo(args: &DemoArgs) -> ExitCode {
             }
         }
     } else {
-        print!("{}", demo::render_text(&run, args.timeline));
+        print!("{}", warmpool_cli::demo::render_text(&run, args.timeline));
     }
     let violations = run.report.violations();
     for v in &violations {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::simulate::SimRun;
+use warmpool_sim::simulate::{PoolSample, SimRun};
 
 /// Draws two panels into `path`: the pool (ready, all instances, desired) over the
 /// hours, and each signup's time to ready (warm and cold marked apart).
@@ -35,7 +35,7 @@ fn draw_inner(path: &Path, title: &str, run: &SimRun) -> Result<(), Box<dyn std:
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..end_h, 0.0..f64::from(max_pool) * 1.1)?;
     pool.configure_mesh().x_desc("hours").y_desc("instances").draw()?;
-    let series = |f: fn(&crate::simulate::PoolSample) -> u32| {
+    let series = |f: fn(&PoolSample) -> u32| {
         run.samples.iter().map(move |s| (hours(s.t_s), f64::from(f(s)))).collect::<Vec<_>>()
     };
     pool.draw_series(LineSeries::new(series(|s| s.desired), BLUE.mix(0.6)))?

@@ -1,5 +1,5 @@
 //! The `warmpool simulate` command: arguments, the progress bar, the comparisons and
-//! the text and JSON reports around [`crate::simulate`].
+//! the text and JSON reports around `warmpool_sim::simulate`.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use warmpool::ClaimStrategy;
+use warmpool_sim::ClaimStrategy;
+use warmpool_sim::simulate::{self, PoolPolicy, RunSummary, SimRun, SimulateError, SimulateOptions, Workload};
 
-use crate::simulate::{self, PoolPolicy, Progress, RunSummary, SimRun, SimulateError, SimulateOptions, Workload};
+use crate::args::{ModelArgs, RunArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -56,65 +57,39 @@ pub struct SimulateArgs {
     /// The adaptive pool's upper bound (and the largest static pool --compare-static tries).
     #[arg(long, default_value_t = 200)]
     pub max_pool: u32,
-    /// Share of user-init commands that fail (each costs a failover).
-    #[arg(long, default_value_t = 0.0)]
-    pub init_failure_rate: f64,
-    /// Seconds the user-specific init script runs.
-    #[arg(long, default_value_t = 5.0)]
-    pub user_init_s: f64,
-    /// Seed of every random draw (arrivals, latencies): the same seed gives the same run.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
     /// Set a configuration variable of the functions, as the template would (such as
     /// `SIZER_SMOOTHING_S=1200`); repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = name_value)]
     pub set: Vec<(String, String)>,
-    /// Print one JSON document instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Draw the pool and each user's time to ready over time into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 }
 
-/// The progress bar on stderr (drawn only on a terminal).
-#[derive(Debug)]
-struct Bar(ProgressBar);
-
-impl Bar {
-    fn new() -> Self {
-        let target =
-            if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-        Self(ProgressBar::with_draw_target(None, target))
+/// The progress bar on stderr, drawn only on a terminal.
+fn progress_bar() -> ProgressBar {
+    let target =
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let bar = ProgressBar::with_draw_target(None, target);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>28} [{bar:40}] {percent:>3}% of the simulated time, {elapsed} so far")
+    {
+        bar.set_style(style.progress_chars("=> "));
     }
-}
-
-impl Progress for Bar {
-    fn start(&self, label: &str, total_s: u64) {
-        self.0.reset();
-        self.0.set_length(total_s.max(1));
-        self.0.set_position(0);
-        if let Ok(style) =
-            ProgressStyle::with_template("{msg:>28} [{bar:40}] {percent:>3}% of the simulated time, {elapsed} so far")
-        {
-            self.0.set_style(style.progress_chars("=> "));
-        }
-        self.0.set_message(label.to_owned());
-    }
-    fn advance(&self, done_s: u64) {
-        self.0.set_position(done_s);
-    }
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
+    bar
 }
 
 fn name_value(s: &str) -> Result<(String, String), String> {
     let (name, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
-    if warmpool::Config::VARIABLES.contains(&name) {
+    if warmpool_core::config::variable(name).is_some() {
         Ok((name.to_owned(), value.to_owned()))
     } else {
-        Err(format!("{name} is not a configuration variable; known: {}", warmpool::Config::VARIABLES.join(", ")))
+        let known: Vec<&str> = warmpool_core::config::VARIABLES.iter().map(|v| v.name).collect();
+        Err(format!("{name} is not a configuration variable; known: {}", known.join(", ")))
     }
 }
 
@@ -132,9 +107,6 @@ fn options(args: &SimulateArgs) -> Result<SimulateOptions, String> {
     if !(args.rate > 0.0 && args.peak > 0.0 && args.hours > 0.0) {
         return Err("--rate, --peak and --hours must be above zero".into());
     }
-    if !(0.0..=1.0).contains(&args.init_failure_rate) || args.user_init_s < 0.0 {
-        return Err("--init-failure-rate must be a share from 0 to 1 and --user-init-s not negative".into());
-    }
     let policy = PoolPolicy::parse(&args.pool).map_err(|e| e.to_string())?;
     let claim = ClaimStrategy::parse(&args.claim)
         .ok_or_else(|| format!("--claim {:?}: expected rendezvous or first-healthy", args.claim))?;
@@ -142,19 +114,18 @@ fn options(args: &SimulateArgs) -> Result<SimulateOptions, String> {
         return Err("--min-pool must not be above --max-pool".into());
     }
     // A bad --set value is reported here, not as a panic inside the simulated cloud.
-    let mut env = warmpool::sim::fixture::environment(&["subnet-a".to_owned()]);
+    let mut env = warmpool_sim::fixture::environment(&["subnet-a".to_owned()]);
     env.extend(args.set.iter().cloned());
-    warmpool::Config::from_lookup(|k| env.get(k).cloned()).map_err(|e| format!("--set: {e}"))?;
+    warmpool_core::Config::for_all(|k| env.get(k).cloned()).map_err(|e| format!("--set: {e}"))?;
     Ok(SimulateOptions {
         workload,
         policy,
         claim,
-        seed: args.seed,
+        seed: args.run.seed,
         initial_pool: args.initial_pool,
         min_pool: args.min_pool,
         max_pool: args.max_pool,
-        init_failure_rate: args.init_failure_rate,
-        user_init_s: args.user_init_s,
+        model: args.model.model(),
         set: args.set.clone(),
         ..SimulateOptions::default()
     })
@@ -193,7 +164,7 @@ fn execute(args: &SimulateArgs, opts: &SimulateOptions) -> Result<ExitCode, Stri
                     use --trace poisson, diurnal or a CSV trace"
             .into());
     }
-    let bar = Bar::new();
+    let bar = progress_bar();
     let main_run = simulate::run(opts, &bar).map_err(|e| e.to_string())?;
     let mut table: Vec<(String, RunSummary)> = Vec::new();
     let mut runs = Map::new();
@@ -255,7 +226,7 @@ fn execute(args: &SimulateArgs, opts: &SimulateOptions) -> Result<ExitCode, Stri
         crate::plot::draw(path, &title, &main_run)?;
     }
     let output = Output { workload: opts.workload.describe(), seed: opts.seed, runs };
-    if args.json {
+    if args.run.json {
         println!("{}", serde_json::to_string_pretty(&output).map_err(|e| format!("cannot encode the report: {e}"))?);
     } else {
         print!("{}", render_text(&output.workload, &table, verdict.as_deref(), &main_run));

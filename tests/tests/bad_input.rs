@@ -8,8 +8,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use warmpool::Config;
-use warmpool::sim::{SimCloud, fixture};
+use warmpool_core::Config;
+use warmpool_sim::{SimCloud, fixture};
 
 fn block_on<T>(f: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(f)
@@ -109,7 +109,7 @@ fn signup_body() -> impl Strategy<Value = String> {
 }
 
 fn is_valid(body: &str) -> bool {
-    warmpool::domain::SignupMessage::parse(body).is_ok()
+    warmpool_core::domain::SignupMessage::parse(body).is_ok()
 }
 
 proptest! {

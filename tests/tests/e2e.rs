@@ -1,4 +1,4 @@
-//! End to end on the in-memory cloud: the three real handlers, the local Lambda
+//! End to end on the in-memory cloud: the real handlers, the local Lambda
 //! platform (SQS mapping, EventBridge rules, async retries) and simulated AWS.
 //!
 //! Every test reads its verdict from the cloud's ground truth (`Snapshot`), not from
@@ -8,10 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use warmpool::domain::{ReadyMessage, UserRecord, UserState};
-use warmpool::sim::{LatencyModel, Snapshot};
-use warmpool_cli::platform::{Platform, PlatformOptions};
-use warmpool_cli::report::Report;
+use warmpool_core::domain::{ReadyMessage, UserRecord, UserState};
+use warmpool_sim::platform::{Platform, PlatformOptions};
+use warmpool_sim::report::Report;
+use warmpool_sim::{CloudModel, Snapshot};
 
 const DEADLINE_S: u64 = 3 * 3600;
 
@@ -117,7 +117,7 @@ async fn failures_past_the_warm_attempts_go_cold_and_past_max_attempts_fail_with
     let snap = p.snapshot();
     let r = record(&p, &snap, &all[0]);
     assert_eq!(r.state, UserState::Failed);
-    assert_eq!(r.path, warmpool::domain::Path::Cold, "the second attempt was cold");
+    assert_eq!(r.path, warmpool_core::domain::Path::Cold, "the second attempt was cold");
     assert!(r.reason.unwrap().contains("2 attempts"));
     assert!(snap.groups[&p.config().user_group(&all[0])].is_empty(), "a failed user keeps no instance");
     assert!(ready_messages(&snap).is_empty());
@@ -146,7 +146,7 @@ async fn an_empty_pool_takes_the_cold_path() {
 async fn a_late_agent_is_retried_then_the_user_becomes_ready() {
     // The agent registers 5 minutes after boot; one lifecycle invocation waits at most
     // AGENT_WAIT_S (60 s), so the event must be retried by the platform.
-    let model = LatencyModel { agent_delay_s: 300.0, ..LatencyModel::default() };
+    let model = CloudModel { agent_delay_s: 300.0, ..CloudModel::default() };
     let p = Platform::start(PlatformOptions {
         pool: 0,
         model,
@@ -218,9 +218,9 @@ async fn a_delete_message_tears_the_user_group_down() {
 
 #[test]
 fn the_demo_is_deterministic_for_a_seed() {
-    let opts = warmpool_cli::demo::DemoOptions { users: 8, pool: 3, seed: 5, ..Default::default() };
-    let a = warmpool_cli::demo::run(&opts).unwrap();
-    let b = warmpool_cli::demo::run(&opts).unwrap();
+    let opts = warmpool_sim::demo::DemoOptions { users: 8, pool: 3, seed: 5, ..Default::default() };
+    let a = warmpool_sim::demo::run(&opts).unwrap();
+    let b = warmpool_sim::demo::run(&opts).unwrap();
     assert_eq!(a.report, b.report);
     assert!(a.settled);
     assert_eq!(a.report.summary.warm, 3);

@@ -13,10 +13,10 @@
 
 use std::collections::BTreeSet;
 
-use warmpool::domain::{ReadyMessage, UserRecord, UserState};
-use warmpool::sim::{FaultKind, Faults};
-use warmpool_cli::platform::{Platform, PlatformOptions};
-use warmpool_cli::report::Report;
+use warmpool_core::domain::{ReadyMessage, UserRecord, UserState};
+use warmpool_sim::platform::{Platform, PlatformOptions};
+use warmpool_sim::report::Report;
+use warmpool_sim::{CloudModel, FaultKind, Faults};
 
 const DEADLINE_S: u64 = 4 * 3600;
 
@@ -219,18 +219,18 @@ fn lost_duplicated_and_reordered_events_still_end_with_everyone_ready() {
 #[test]
 fn every_fault_at_once_still_ends_with_everyone_ready_or_failed_with_a_reason() {
     for seed in 1..=3 {
-        let opts = warmpool_cli::demo::DemoOptions {
+        let opts = warmpool_sim::demo::DemoOptions {
             users: 60,
             pool: 15,
             seed,
-            init_failure_rate: 0.1,
+            model: CloudModel { init_failure_rate: 0.1, ..CloudModel::default() },
             crash_rate: 0.1,
             throttle_rate: 0.1,
             drop_events: 0.1,
             duplicate_events: 0.1,
             ..Default::default()
         };
-        let run = warmpool_cli::demo::run(&opts).unwrap();
+        let run = warmpool_sim::demo::run(&opts).unwrap();
         assert!(run.settled, "seed {seed}: every user ready or failed");
         assert_eq!(run.report.violations(), Vec::<String>::new(), "seed {seed}");
         for u in &run.report.users {

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_norway::Value;
-use warmpool::sim::{FaultKind, Faults};
-use warmpool_cli::platform::{Platform, PlatformOptions};
+use warmpool_sim::platform::{Platform, PlatformOptions};
+use warmpool_sim::{FaultKind, Faults};
 
 fn template() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");

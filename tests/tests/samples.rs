@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
-use warmpool::domain::SignupMessage;
-use warmpool::events::{AsgEvent, SsmEvent};
+use warmpool_core::domain::SignupMessage;
+use warmpool_core::events::{AsgEvent, SsmEvent};
 
 fn files(function: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(function);

@@ -10,9 +10,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-use warmpool::ClaimStrategy;
-use warmpool::flow::sizer::pool_size_for;
-use warmpool_cli::simulate::{self, PoolPolicy, Quiet, SimulateOptions, Workload};
+use indicatif::ProgressBar;
+use warmpool_core::flow::sizer::pool_size_for;
+use warmpool_sim::ClaimStrategy;
+use warmpool_sim::simulate::{self, PoolPolicy, SimulateOptions, Workload};
 
 #[test]
 fn first_healthy_makes_a_burst_fight_for_one_instance_and_rendezvous_does_not() {
@@ -22,8 +23,8 @@ fn first_healthy_makes_a_burst_fight_for_one_instance_and_rendezvous_does_not() 
         claim,
         ..SimulateOptions::default()
     };
-    let spread = simulate::run(&burst(ClaimStrategy::Rendezvous), &Quiet).unwrap().summary;
-    let first = simulate::run(&burst(ClaimStrategy::FirstHealthy), &Quiet).unwrap().summary;
+    let spread = simulate::run(&burst(ClaimStrategy::Rendezvous), &ProgressBar::hidden()).unwrap().summary;
+    let first = simulate::run(&burst(ClaimStrategy::FirstHealthy), &ProgressBar::hidden()).unwrap().summary;
     println!(
         "burst of 100: detach attempts per claim: rendezvous {:.3}, first-healthy {:.3}",
         spread.detach_attempts_per_claim.unwrap(),
@@ -50,7 +51,7 @@ fn on_a_steady_stream_the_adaptive_pool_settles_at_the_poisson_quantile() {
             initial_pool: 2,
             ..SimulateOptions::default()
         },
-        &Quiet,
+        &ProgressBar::hidden(),
     )
     .unwrap();
     let s = &run.summary;
@@ -72,13 +73,9 @@ fn on_a_steady_stream_the_adaptive_pool_settles_at_the_poisson_quantile() {
 
 #[test]
 fn first_healthy_hands_back_an_instance_whose_claim_fails_after_the_detach() {
-    use warmpool::sim::{FaultKind, Faults};
-    use warmpool_cli::platform::{Platform, PlatformOptions};
-    let opts = PlatformOptions {
-        pool: 3,
-        overrides: vec![("CLAIM_STRATEGY".into(), "first-healthy".into())],
-        ..PlatformOptions::default()
-    };
+    use warmpool_sim::platform::{Platform, PlatformOptions};
+    use warmpool_sim::{FaultKind, Faults};
+    let opts = PlatformOptions { pool: 3, claim_strategy: ClaimStrategy::FirstHealthy, ..PlatformOptions::default() };
     let users = vec!["u-1".to_owned()];
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     let log = rt.block_on(async {

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_norway::Value;
-use warmpool::Config;
-use warmpool::events;
+use warmpool_core::events;
+use warmpool_core::{Function, config};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root")
@@ -72,25 +72,28 @@ fn every_function_binary_exists_and_is_built_with_cargo_lambda() {
 }
 
 #[test]
-fn every_configuration_variable_is_set_for_every_function() {
+fn each_function_gets_exactly_the_variables_it_reads() {
     let t = template();
-    let global: BTreeSet<String> = t["Globals"]["Function"]["Environment"]["Variables"]
-        .as_mapping()
-        .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    for (id, (_, r)) in functions(&t) {
-        let own: BTreeSet<String> = r["Properties"]["Environment"]["Variables"]
-            .as_mapping()
-            .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
-        for var in Config::VARIABLES {
-            assert!(global.contains(*var) || own.contains(*var), "{id} does not get {var}");
-        }
+    let names = |v: &Value| -> BTreeSet<String> {
+        v.as_mapping().map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    let global = names(&t["Globals"]["Function"]["Environment"]["Variables"]);
+    for (id, (binary, r)) in functions(&t) {
+        let function = Function::ALL.into_iter().find(|f| f.name() == binary).expect("a function of the table");
+        let mut set = global.clone();
+        set.extend(names(&r["Properties"]["Environment"]["Variables"]));
+        let reads: BTreeSet<String> = config::variables_of(function).into_iter().map(str::to_owned).collect();
+        // Every variable it reads is set (a missing one would silently take the
+        // default), and nothing else is (a pool-sizer setting can't reach signup).
+        assert_eq!(set, reads, "{id} ({binary}): set in the template (left) vs read by the function (right)");
     }
-    // And nothing is set that the code does not read (a typo would hide a default).
-    for var in &global {
-        assert!(Config::VARIABLES.contains(&var.as_str()), "template sets {var}, which the code never reads");
-    }
+}
+
+#[test]
+fn the_readme_configuration_table_is_generated_from_the_code() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let table = config::markdown_table();
+    assert!(readme.contains(&table), "README.md's configuration table is out of date; replace it with:\n{table}");
 }
 
 #[test]

@@ -1,32 +1,24 @@
 //! The command-status function: SSM command-status events in; a ready user, a failover
-//! or a completed pool lifecycle hook out.
+//! or a completed pool lifecycle hook out (see `warmpool_core::flow::command_status`).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use lambda_runtime::{Diagnostic, LambdaEvent};
-use serde_json::{Value, json};
-use warmpool::Config;
-use warmpool::events::SsmEvent;
-use warmpool::flow::status::handle_event;
-use warmpool::ports::Cloud;
+use serde_json::Value;
+use warmpool_core::events::SsmEvent;
+use warmpool_core::flow::command_status::{StatusOutcome, handle_event};
+use warmpool_core::ports::Cloud;
+use warmpool_core::{Config, Function};
+use warmpool_lambda::{HandlerResult, LambdaEvent, log_failure, parse_detail};
 
-/// Handles one event. An error makes Lambda retry the asynchronous invocation (twice,
-/// then its on-failure destination); its `errorType` is `Retryable`, `NonRetryable`
-/// or `InvalidInput`.
+/// Handles one event. An error makes Lambda retry the asynchronous invocation; its
+/// `errorType` is `Retryable`, `NonRetryable` or `InvalidInput`.
 pub async fn handler<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     event: LambdaEvent<EventBridgeEvent<Value>>,
-) -> Result<Value, Diagnostic> {
-    let e = event.payload;
-    let result = match SsmEvent::parse(&e.detail_type, e.detail) {
+) -> HandlerResult<StatusOutcome> {
+    let result = match parse_detail(event.payload, SsmEvent::parse) {
         Ok(parsed) => handle_event(cloud, cfg, &parsed).await,
         Err(err) => Err(err),
     };
-    match result {
-        Ok(outcome) => Ok(json!({ "outcome": format!("{outcome:?}") })),
-        Err(err) => {
-            tracing::error!(error = %err, kind = err.kind(), detail_type = %e.detail_type, "command-status event failed");
-            Err(Diagnostic { error_type: err.kind().to_owned(), error_message: err.to_string() })
-        }
-    }
+    log_failure(Function::CommandStatus, result)
 }

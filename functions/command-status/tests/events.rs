@@ -4,10 +4,12 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
-use warmpool::Config;
-use warmpool::sim::{SimCloud, fixture};
+use warmpool_core::Config;
+use warmpool_core::flow::acquire::Acquired;
+use warmpool_core::flow::command_status::StatusOutcome;
+use warmpool_lambda::{Context, LambdaEvent};
+use warmpool_sim::{SimCloud, fixture};
 
 const INIT_SUCCESS: &str = include_str!("../../../events/command-status/init-success.json");
 const INIT_FAILED: &str = include_str!("../../../events/command-status/init-failed.json");
@@ -42,7 +44,7 @@ async fn init_success_makes_the_user_ready_and_says_so_once() {
     let (instance, command) = initializing(&cloud, &cfg).await;
     let e = || event(INIT_SUCCESS, &[("command-id", &command)]);
     let out = warmpool_command_status::handler(&cloud, &cfg, e()).await.unwrap();
-    assert_eq!(out["outcome"], format!("Ready {{ instance_id: {instance:?} }}"));
+    assert_eq!(out, StatusOutcome::Ready { instance_id: instance.clone() });
     let snap = cloud.snapshot();
     assert_eq!(snap.tags[GROUP]["warmpool:state"], "ready");
     assert_eq!(snap.ready_messages.len(), 1);
@@ -60,12 +62,15 @@ async fn init_failure_and_timeout_fail_over_to_a_fresh_pool_instance() {
         let (bad, command) = initializing(&cloud, &cfg).await;
         let out =
             warmpool_command_status::handler(&cloud, &cfg, event(sample, &[("command-id", &command)])).await.unwrap();
-        assert!(out["outcome"].as_str().unwrap().starts_with("FailedOver { attempt: 2"), "{out}");
+        let StatusOutcome::FailedOver { attempt: 2, acquired: Acquired::Warm { instance_id: fresh } } = out else {
+            panic!("{out:?}")
+        };
         let snap = cloud.snapshot();
         assert!(snap.terminated.contains(&bad), "the failed instance is terminated");
         assert!(!snap.groups[fixture::POOL_GROUP].contains(&bad), "and never returned to the pool");
         assert_eq!(snap.groups[GROUP].len(), 1);
         assert_ne!(snap.groups[GROUP][0], bad);
+        assert_eq!(snap.groups[GROUP][0], fresh);
         assert_eq!(snap.tags[GROUP]["warmpool:attempt"], "2");
     }
 }
@@ -75,7 +80,7 @@ async fn a_status_for_another_command_is_ignored() {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
     initializing(&cloud, &cfg).await;
     let out = warmpool_command_status::handler(&cloud, &cfg, event(INIT_FAILED, &[])).await.unwrap();
-    assert_eq!(out["outcome"], "Ignored(\"not the user's current command\")");
+    assert_eq!(out, StatusOutcome::Ignored { reason: "not the user's current command" });
     assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:attempt"], "1");
 }
 
@@ -88,7 +93,7 @@ async fn prep_outcomes_complete_only_a_pending_lifecycle_action() {
         let out = warmpool_command_status::handler(&cloud, &cfg, event(sample, &[("instance-id", &pool_instance)]))
             .await
             .unwrap();
-        assert_eq!(out["outcome"], "Ignored(\"lifecycle action already completed\")");
+        assert_eq!(out, StatusOutcome::Ignored { reason: "lifecycle action already completed" });
     }
     assert_eq!(cloud.snapshot().calls["CompleteLifecycleAction"], 2);
     assert!(cloud.snapshot().terminated.is_empty());

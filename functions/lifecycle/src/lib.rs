@@ -1,31 +1,24 @@
-//! The lifecycle function: Auto Scaling events from EventBridge in, SSM Run Commands out.
+//! The lifecycle function: Auto Scaling events from EventBridge in, SSM Run Commands out
+//! (see `warmpool_core::flow::lifecycle`).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use lambda_runtime::{Diagnostic, LambdaEvent};
-use serde_json::{Value, json};
-use warmpool::Config;
-use warmpool::events::AsgEvent;
-use warmpool::flow::lifecycle::handle_event;
-use warmpool::ports::Cloud;
+use serde_json::Value;
+use warmpool_core::events::AsgEvent;
+use warmpool_core::flow::lifecycle::{LifecycleOutcome, handle_event};
+use warmpool_core::ports::Cloud;
+use warmpool_core::{Config, Function};
+use warmpool_lambda::{HandlerResult, LambdaEvent, log_failure, parse_detail};
 
-/// Handles one event. An error makes Lambda retry the asynchronous invocation (twice,
-/// then its on-failure destination); its `errorType` is `Retryable`, `NonRetryable`
-/// or `InvalidInput`.
+/// Handles one event. An error makes Lambda retry the asynchronous invocation; its
+/// `errorType` is `Retryable`, `NonRetryable` or `InvalidInput`.
 pub async fn handler<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     event: LambdaEvent<EventBridgeEvent<Value>>,
-) -> Result<Value, Diagnostic> {
-    let e = event.payload;
-    let result = match AsgEvent::parse(&e.detail_type, e.detail) {
+) -> HandlerResult<LifecycleOutcome> {
+    let result = match parse_detail(event.payload, AsgEvent::parse) {
         Ok(parsed) => handle_event(cloud, cfg, &parsed).await,
         Err(err) => Err(err),
     };
-    match result {
-        Ok(outcome) => Ok(json!({ "outcome": format!("{outcome:?}") })),
-        Err(err) => {
-            tracing::error!(error = %err, kind = err.kind(), detail_type = %e.detail_type, "lifecycle event failed");
-            Err(Diagnostic { error_type: err.kind().to_owned(), error_message: err.to_string() })
-        }
-    }
+    log_failure(Function::Lifecycle, result)
 }

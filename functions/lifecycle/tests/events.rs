@@ -4,10 +4,11 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
-use warmpool::Config;
-use warmpool::sim::{SimCloud, fixture};
+use warmpool_core::Config;
+use warmpool_core::flow::lifecycle::LifecycleOutcome;
+use warmpool_lambda::{Context, Diagnostic, LambdaEvent};
+use warmpool_sim::{SimCloud, fixture};
 
 const USER_LAUNCH: &str = include_str!("../../../events/lifecycle/user-launch-successful.json");
 const POOL_ACTION: &str = include_str!("../../../events/lifecycle/pool-lifecycle-action.json");
@@ -33,13 +34,13 @@ async fn user_launch_sends_user_init_once() {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
     let instance = signed_up(&cloud, &cfg).await;
     let out = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)).await.unwrap();
-    assert!(out["outcome"].as_str().unwrap().starts_with("InitSent"), "{out}");
+    let LifecycleOutcome::InitSent { command_id } = out else { panic!("{out:?}") };
     let tags = &cloud.snapshot().tags[GROUP];
     assert_eq!(tags["warmpool:command-instance"], instance);
-    assert!(!tags["warmpool:command-id"].is_empty());
+    assert_eq!(tags["warmpool:command-id"], command_id);
     // The same event again (EventBridge delivers at least once) sends nothing more.
     let again = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)).await.unwrap();
-    assert!(again["outcome"].as_str().unwrap().starts_with("Ignored"), "{again}");
+    assert_eq!(again, LifecycleOutcome::Ignored { reason: "init already sent to this instance" });
     assert_eq!(cloud.snapshot().calls["SendCommand"], 1);
 }
 
@@ -48,7 +49,7 @@ async fn launch_of_an_instance_that_is_not_the_users_is_ignored() {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
     signed_up(&cloud, &cfg).await;
     let out = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, "i-0a1b2c3d4e5f60001")).await.unwrap();
-    assert_eq!(out["outcome"], "Ignored(\"instance is no longer the user's\")");
+    assert_eq!(out, LifecycleOutcome::Ignored { reason: "instance is no longer the user's" });
 }
 
 #[tokio::test(start_paused = true)]
@@ -56,7 +57,7 @@ async fn pool_lifecycle_action_sends_pool_prep() {
     let (cloud, cfg) = fixture::cloud_with_pool(1);
     let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();
     let out = warmpool_lifecycle::handler(&cloud, &cfg, event(POOL_ACTION, &pool_instance)).await.unwrap();
-    assert!(out["outcome"].as_str().unwrap().starts_with("PrepSent"), "{out}");
+    assert!(matches!(out, LifecycleOutcome::PrepSent { .. }), "{out:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -64,7 +65,9 @@ async fn an_agent_that_never_comes_online_is_a_retryable_error() {
     let (cloud, cfg) = fixture::cloud_with_pool(1);
     let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();
     cloud.set_agent_online(&pool_instance, false);
-    let err = warmpool_lifecycle::handler(&cloud, &cfg, event(POOL_ACTION, &pool_instance)).await.unwrap_err();
+    let err = Diagnostic::from(
+        warmpool_lifecycle::handler(&cloud, &cfg, event(POOL_ACTION, &pool_instance)).await.unwrap_err(),
+    );
     assert_eq!(err.error_type, "Retryable");
     assert!(err.error_message.contains("not online"), "{}", err.error_message);
     assert_eq!(cloud.snapshot().calls.get("SendCommand"), None);
@@ -74,13 +77,13 @@ async fn an_agent_that_never_comes_online_is_a_retryable_error() {
 async fn unrelated_groups_are_ignored_without_aws_calls() {
     let (cloud, cfg) = fixture::cloud_with_pool(1);
     let out = warmpool_lifecycle::handler(&cloud, &cfg, event(UNRELATED, "i-0ffffffffffff0001")).await.unwrap();
-    assert_eq!(out["outcome"], "Ignored(\"not a user group\")");
+    assert_eq!(out, LifecycleOutcome::Ignored { reason: "not a user group" });
     assert!(cloud.snapshot().calls.is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_pool_member_that_leaves_while_its_agent_is_awaited_is_not_retried() {
-    use warmpool::ports::AutoScaling;
+    use warmpool_core::ports::AutoScaling;
     let (cloud, cfg) = fixture::cloud_with_pool(1);
     // The pool grows by one; the new member boots and waits in the launch hook.
     cloud.set_desired_capacity(fixture::POOL_GROUP, 2).await.unwrap();
@@ -91,11 +94,13 @@ async fn a_pool_member_that_leaves_while_its_agent_is_awaited_is_not_retried() {
     // A member still waiting for its agent is handed back for a retry...
     let mut cfg_short = cfg.clone();
     cfg_short.agent_wait_s = 5;
-    let err = warmpool_lifecycle::handler(&cloud, &cfg_short, event(POOL_ACTION, &launching)).await.unwrap_err();
+    let err = Diagnostic::from(
+        warmpool_lifecycle::handler(&cloud, &cfg_short, event(POOL_ACTION, &launching)).await.unwrap_err(),
+    );
     assert_eq!(err.error_type, "Retryable", "{err:?}");
     // ...but once the pool scales in and terminates it, there is nothing to prepare.
     cloud.terminate_instance(&launching, true).await.unwrap();
     let out = warmpool_lifecycle::handler(&cloud, &cfg, event(POOL_ACTION, &launching)).await.unwrap();
-    assert_eq!(out["outcome"], "Ignored(\"the instance left the pool before its agent came online\")", "{out}");
+    assert_eq!(out, LifecycleOutcome::Ignored { reason: "the instance left the pool before its agent came online" });
     assert_eq!(cloud.snapshot().calls.get("SendCommand"), None);
 }

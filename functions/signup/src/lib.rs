@@ -1,10 +1,11 @@
-//! The signup function: SQS batch of signup messages in, partial batch failures out.
+//! The signup function: SQS batch of signup messages in, partial batch failures out
+//! (see `warmpool_core::flow::signup`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::LambdaEvent;
-use warmpool::Config;
-use warmpool::flow::signup::{QueueRecord, handle_batch};
-use warmpool::ports::Cloud;
+use warmpool_core::Config;
+use warmpool_core::flow::signup::{QueueRecord, handle_batch};
+use warmpool_core::ports::Cloud;
+use warmpool_lambda::{HandlerResult, LambdaEvent};
 
 /// Handles one batch. Only the failed records are reported, so SQS retries those
 /// alone and dead-letters them after `maxReceiveCount`; a bad record never fails the
@@ -13,7 +14,7 @@ pub async fn handler<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, lambda_runtime::Diagnostic> {
+) -> HandlerResult<SqsBatchResponse> {
     let records: Vec<QueueRecord> = event
         .payload
         .records

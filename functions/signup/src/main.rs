@@ -1,14 +1,10 @@
-//! Lambda entry point: configuration and SDK clients once per cold start, then the
-//! runtime loop.
+//! The Lambda bootstrap: the function's configuration and SDK clients once per cold
+//! start, then the runtime loop (see `warmpool_lambda::serve`).
 
-use lambda_runtime::{Error, run, service_fn};
-use warmpool::Config;
-use warmpool::aws::AwsCloud;
+use warmpool_aws::AwsCloud;
+use warmpool_core::Function;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let cfg = Config::from_env()?;
-    let cloud = AwsCloud::from_env(&cfg).await;
-    run(service_fn(|event| warmpool_signup::handler(&cloud, &cfg, event))).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    warmpool_lambda::serve(Function::Signup, AwsCloud::from_env, warmpool_signup::handler).await
 }

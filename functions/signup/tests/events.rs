@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Context, LambdaEvent};
-use warmpool::sim::fixture;
+use warmpool_lambda::{Context, LambdaEvent};
+use warmpool_sim::fixture;
 
 fn event(json: &str) -> LambdaEvent<SqsEvent> {
     LambdaEvent::new(serde_json::from_str(json).expect("sample event parses"), Context::default())

@@ -1,0 +1,79 @@
+//! Option groups the commands share, defined once and flattened into each command.
+
+use warmpool_sim::{CloudModel, Faults};
+
+/// What every run takes: its seed and its output format.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Seed of every random draw (arrivals, latencies, failures): the same seed gives
+    /// the same run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The in-memory cloud's knobs (the rest of its model keeps its defaults).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Share of user-init commands that fail (0 to 1); each costs a failover.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub init_failure_rate: f64,
+    /// Seconds from an instance running to its SSM agent online.
+    #[arg(long, default_value_t = CloudModel::default().agent_delay_s, value_parser = seconds)]
+    pub agent_delay_s: f64,
+    /// Seconds the user-specific init script runs.
+    #[arg(long, default_value_t = CloudModel::default().user_init_s, value_parser = seconds)]
+    pub user_init_s: f64,
+}
+
+impl ModelArgs {
+    /// The cloud model these options describe.
+    #[must_use]
+    pub fn model(&self) -> CloudModel {
+        CloudModel {
+            init_failure_rate: self.init_failure_rate,
+            agent_delay_s: self.agent_delay_s,
+            user_init_s: self.user_init_s,
+            ..CloudModel::default()
+        }
+    }
+}
+
+/// Faults injected into the functions' AWS calls and into event delivery.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FaultArgs {
+    /// Share of AWS calls after which the calling function dies (redelivered as AWS does).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub crash_rate: f64,
+    /// Share of AWS call attempts answered `ThrottlingException` (retried with backoff).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub throttle_rate: f64,
+    /// Share of EventBridge events lost (the reconcile sweep recovers).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub drop_events: f64,
+    /// Share of EventBridge events delivered twice.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub duplicate_events: f64,
+}
+
+impl FaultArgs {
+    /// The faults injected into the functions' AWS calls.
+    #[must_use]
+    pub fn call_faults(&self) -> Faults {
+        Faults { crash_rate: self.crash_rate, throttle_rate: self.throttle_rate, at_call: None }
+    }
+}
+
+/// A share from 0 to 1.
+pub fn share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not a share between 0 and 1")) }
+}
+
+/// A number of seconds, not negative.
+pub fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    if v >= 0.0 && v.is_finite() { Ok(v) } else { Err(format!("{v} is not a number of seconds (0 or more)")) }
+}

@@ -1,0 +1,97 @@
+//! warmpool-aws: the core's ports over aws-sdk-autoscaling, aws-sdk-ssm and aws-sdk-sqs.
+//!
+//! Clients are built once per cold start from `aws_config` (so `AWS_ENDPOINT_URL`
+//! and the usual variables point them anywhere) with the adaptive retry mode, which
+//! backs off on throttling across calls.
+
+mod autoscaling;
+mod errors;
+mod sqs;
+mod ssm;
+#[cfg(test)]
+mod tests;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+
+pub use errors::classify;
+use warmpool_core::Config;
+use warmpool_core::metrics::Metric;
+use warmpool_core::ports::{Clock, Cloud, Metrics};
+
+/// All three SDK clients behind the ports, plus the real clock.
+#[derive(Debug, Clone)]
+pub struct AwsCloud {
+    autoscaling: aws_sdk_autoscaling::Client,
+    ssm: aws_sdk_ssm::Client,
+    sqs: aws_sdk_sqs::Client,
+    claim_prefix: String,
+    ready_queue_url: String,
+}
+
+impl AwsCloud {
+    /// Loads the shared SDK configuration from the environment (adaptive retries) and
+    /// builds the clients.
+    pub async fn from_env(cfg: &Config) -> Self {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::adaptive().with_max_attempts(5))
+            .load()
+            .await;
+        Self::new(&sdk, cfg)
+    }
+
+    /// Builds the clients from an already loaded SDK configuration.
+    #[must_use]
+    pub fn new(sdk: &aws_config::SdkConfig, cfg: &Config) -> Self {
+        Self {
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            claim_prefix: cfg.claim_prefix.clone(),
+            ready_queue_url: cfg.ready_queue_url.clone(),
+        }
+    }
+
+    /// Builds the adapter from explicit clients (tests with `aws-smithy-mocks`).
+    #[must_use]
+    pub fn from_clients(
+        autoscaling: aws_sdk_autoscaling::Client,
+        ssm: aws_sdk_ssm::Client,
+        sqs: aws_sdk_sqs::Client,
+        cfg: &Config,
+    ) -> Self {
+        Self {
+            autoscaling,
+            ssm,
+            sqs,
+            claim_prefix: cfg.claim_prefix.clone(),
+            ready_queue_url: cfg.ready_queue_url.clone(),
+        }
+    }
+
+    fn claim_name(&self, instance_id: &str) -> String {
+        format!("{}/{instance_id}", self.claim_prefix)
+    }
+}
+
+/// The flow's own claim (the default): production has no other strategy.
+impl Cloud for AwsCloud {}
+
+impl Metrics for AwsCloud {
+    /// One EMF line on stdout; CloudWatch Logs extracts the metric.
+    fn record(&self, metric: Metric) {
+        println!("{}", metric.to_emf(self.now_ms()));
+    }
+}
+
+impl Clock for AwsCloud {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
+
+    async fn sleep_ms(&self, ms: u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}

@@ -1,0 +1,140 @@
+//! [`RunCommand`] and [`Claims`] over `aws-sdk-ssm`.
+
+use std::collections::HashMap;
+
+use aws_sdk_ssm::types::{InstanceInformationStringFilter, ParameterType, PingStatus};
+
+use super::AwsCloud;
+use super::errors::{Subject, classify};
+use warmpool_core::error::CloudError;
+use warmpool_core::ports::{Claim, ClaimOutcome, Claims, CommandRequest, RunCommand};
+
+fn instance_subject(instance_id: &str) -> Subject<'_> {
+    Subject { instance_id: Some(instance_id), ..Subject::default() }
+}
+
+impl RunCommand for AwsCloud {
+    async fn agent_online(&self, instance_id: &str) -> Result<bool, CloudError> {
+        let filter =
+            InstanceInformationStringFilter::builder().key("InstanceIds").values(instance_id).build().map_err(|e| {
+                CloudError::Invalid { operation: "DescribeInstanceInformation".into(), message: e.to_string() }
+            })?;
+        let out = self
+            .ssm
+            .describe_instance_information()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeInstanceInformation", instance_subject(instance_id), &e))?;
+        Ok(out
+            .instance_information_list()
+            .iter()
+            .any(|i| i.instance_id() == Some(instance_id) && i.ping_status() == Some(&PingStatus::Online)))
+    }
+
+    async fn send_command(&self, request: &CommandRequest) -> Result<String, CloudError> {
+        let parameters: HashMap<String, Vec<String>> =
+            request.parameters.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let out = self
+            .ssm
+            .send_command()
+            .document_name(&request.document)
+            .instance_ids(&request.instance_id)
+            .set_parameters(Some(parameters))
+            .timeout_seconds(i32::try_from(request.delivery_timeout_s).unwrap_or(i32::MAX))
+            .comment(&request.comment)
+            .send()
+            .await
+            .map_err(|e| classify("SendCommand", instance_subject(&request.instance_id), &e))?;
+        out.command().and_then(|c| c.command_id()).map(str::to_owned).ok_or_else(|| CloudError::Invalid {
+            operation: "SendCommand".into(),
+            message: "the response carries no command id".into(),
+        })
+    }
+
+    async fn invocation_status(&self, command_id: &str, instance_id: &str) -> Result<String, CloudError> {
+        let out =
+            self.ssm.get_command_invocation().command_id(command_id).instance_id(instance_id).send().await.map_err(
+                |e| {
+                    classify(
+                        "GetCommandInvocation",
+                        Subject { instance_id: Some(instance_id), command_id: Some(command_id), ..Subject::default() },
+                        &e,
+                    )
+                },
+            )?;
+        Ok(out.status().map(|s| s.as_str().to_owned()).unwrap_or_default())
+    }
+}
+
+impl Claims for AwsCloud {
+    async fn claim(&self, instance_id: &str, owner: &str) -> Result<ClaimOutcome, CloudError> {
+        let name = self.claim_name(instance_id);
+        let subject = Subject { instance_id: Some(instance_id), resource: Some(&name), ..Subject::default() };
+        let put = self
+            .ssm
+            .put_parameter()
+            .name(&name)
+            .value(owner)
+            .r#type(ParameterType::String)
+            .overwrite(false)
+            .send()
+            .await;
+        match put.map_err(|e| classify("PutParameter", subject, &e)) {
+            Ok(_) => Ok(ClaimOutcome::Created),
+            Err(CloudError::AlreadyExists { .. }) => {
+                let got = self
+                    .ssm
+                    .get_parameter()
+                    .name(&name)
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetParameter", subject, &e))?;
+                let holder = got.parameter().and_then(|p| p.value()).unwrap_or_default().to_owned();
+                Ok(ClaimOutcome::HeldBy(holder))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_claims(&self) -> Result<Vec<Claim>, CloudError> {
+        let mut pages =
+            self.ssm.get_parameters_by_path().path(&self.claim_prefix).recursive(true).into_paginator().send();
+        let mut claims = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                classify(
+                    "GetParametersByPath",
+                    Subject { resource: Some(&self.claim_prefix), ..Subject::default() },
+                    &e,
+                )
+            })?;
+            for p in page.parameters() {
+                let (Some(name), Some(owner)) = (p.name(), p.value()) else { continue };
+                let Some(instance_id) = name.rsplit('/').next() else { continue };
+                claims.push(Claim {
+                    instance_id: instance_id.to_owned(),
+                    owner: owner.to_owned(),
+                    created_ms: p
+                        .last_modified_date()
+                        .and_then(|d| d.to_millis().ok())
+                        .and_then(|ms| u64::try_from(ms).ok())
+                        .unwrap_or(0),
+                });
+            }
+        }
+        Ok(claims)
+    }
+
+    async fn release(&self, instance_id: &str) -> Result<(), CloudError> {
+        let name = self.claim_name(instance_id);
+        let subject = Subject { instance_id: Some(instance_id), resource: Some(&name), ..Subject::default() };
+        match self.ssm.delete_parameter().name(&name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("DeleteParameter", subject, &e) {
+                CloudError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The adapters against stubbed AWS responses (`aws-smithy-mocks`): every error the
+//! flow acts on arrives as AWS sends it (awsQuery XML for Auto Scaling, JSON for SSM
+//! and SQS) and must come out as the right [`CloudError`]; requests carry the
+//! parameters the design depends on. Calls moto lacks (`CompleteLifecycleAction`) or
+//! gets wrong (second detach, attach above `MaxSize`) are covered here.
+
+use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
+use aws_sdk_autoscaling::operation::describe_scaling_activities::DescribeScalingActivitiesOutput;
+use aws_sdk_autoscaling::operation::detach_instances::DetachInstancesOutput;
+use aws_sdk_autoscaling::primitives::DateTime;
+use aws_sdk_autoscaling::types::{Activity, ScalingActivityStatusCode};
+use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput;
+use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
+use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
+use aws_sdk_ssm::operation::send_command::SendCommandOutput;
+use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformation, Parameter, PingStatus};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+
+use super::AwsCloud;
+use warmpool_core::Config;
+use warmpool_core::error::CloudError;
+use warmpool_core::ports::{
+    AutoScaling, ClaimOutcome, Claims, CommandRequest, Launch, LifecycleResult, Notifier, RunCommand,
+};
+
+fn config() -> Config {
+    Config::for_all(|k| {
+        Some(
+            match k {
+                "POOL_ASG_NAME" => "pool",
+                "POOL_LIFECYCLE_HOOK_NAME" => "hook",
+                "LAUNCH_TEMPLATE_ID" => "lt-1",
+                "POOL_SUBNETS" => "subnet-a",
+                "USER_INIT_DOCUMENT" => "init",
+                "POOL_PREP_DOCUMENT" => "prep",
+                "READY_QUEUE_URL" => "https://sqs.us-east-1.amazonaws.com/1/ready",
+                _ => return None,
+            }
+            .to_owned(),
+        )
+    })
+    .expect("test configuration is valid")
+}
+
+fn query_error(code: &str, message: &str) -> String {
+    format!(
+        "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{message}</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+    )
+}
+
+fn json_error(code: &str, message: &str) -> String {
+    format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}")
+}
+
+fn asg_cloud(rules: &[&Rule]) -> AwsCloud {
+    AwsCloud::from_clients(
+        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, rules),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
+        &config(),
+    )
+}
+
+fn ssm_cloud(rules: &[&Rule]) -> AwsCloud {
+    AwsCloud::from_clients(
+        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, rules),
+        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
+        &config(),
+    )
+}
+
+fn asg_error(status: u16, code: &str, message: &str) -> Rule {
+    mock!(aws_sdk_autoscaling::Client::detach_instances)
+        .sequence()
+        .http_status(status, Some(query_error(code, message)))
+        .repeatedly()
+        .build()
+}
+
+#[tokio::test]
+async fn detach_never_decrements_the_pool_and_maps_the_lost_race_errors() {
+    let ok = mock!(aws_sdk_autoscaling::Client::detach_instances)
+        .match_requests(|r| {
+            r.should_decrement_desired_capacity() == Some(false)
+                && r.auto_scaling_group_name() == Some("pool")
+                && r.instance_ids() == ["i-1"]
+        })
+        .then_output(|| DetachInstancesOutput::builder().build());
+    assert_eq!(asg_cloud(&[&ok]).detach_instance("pool", "i-1").await, Ok(()));
+    assert_eq!(ok.num_calls(), 1);
+
+    let lost = asg_error(400, "ValidationError", "The instance i-1 is not part of Auto Scaling group pool.");
+    assert_eq!(
+        asg_cloud(&[&lost]).detach_instance("pool", "i-1").await,
+        Err(CloudError::NotInGroup { group: "pool".into(), instance_id: "i-1".into() })
+    );
+    let moving = asg_error(400, "ValidationError", "The instance i-1 is not in InService or Standby.");
+    assert!(matches!(asg_cloud(&[&moving]).detach_instance("pool", "i-1").await, Err(CloudError::NotInService { .. })));
+}
+
+#[tokio::test]
+async fn attach_above_max_size_and_of_a_foreign_instance_are_typed() {
+    let full = mock!(aws_sdk_autoscaling::Client::attach_instances)
+        .sequence()
+        .http_status(
+            400,
+            Some(query_error(
+                "ValidationError",
+                "New SetDesiredCapacity value 2 is above max value 1 for the AutoScalingGroup.",
+            )),
+        )
+        .repeatedly()
+        .build();
+    assert!(matches!(asg_cloud(&[&full]).attach_instance("u", "i-1").await, Err(CloudError::MaxSizeExceeded { .. })));
+    let foreign = mock!(aws_sdk_autoscaling::Client::attach_instances)
+        .sequence()
+        .http_status(
+            400,
+            Some(query_error("ValidationError", "The instance i-1 is already part of Auto Scaling group other.")),
+        )
+        .repeatedly()
+        .build();
+    assert!(matches!(asg_cloud(&[&foreign]).attach_instance("u", "i-1").await, Err(CloudError::Invalid { .. })));
+}
+
+#[tokio::test]
+async fn create_twice_is_already_exists() {
+    let exists = mock!(aws_sdk_autoscaling::Client::create_auto_scaling_group)
+        .sequence()
+        .http_status(400, Some(query_error("AlreadyExists", "AutoScalingGroup by this name already exists")))
+        .repeatedly()
+        .build();
+    let spec = warmpool_core::ports::UserGroupSpec {
+        name: "warmpool-user-u1".into(),
+        launch_template: "lt-1".into(),
+        subnets: vec!["subnet-a".into()],
+        tags: vec![],
+    };
+    assert!(matches!(asg_cloud(&[&exists]).create_user_group(&spec).await, Err(CloudError::AlreadyExists { .. })));
+}
+
+#[tokio::test]
+async fn complete_lifecycle_action_sends_the_result_and_maps_no_active_action() {
+    let ok = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
+        .match_requests(|r| {
+            r.lifecycle_action_result() == Some("ABANDON")
+                && r.instance_id() == Some("i-1")
+                && r.lifecycle_hook_name() == Some("hook")
+        })
+        .then_output(|| CompleteLifecycleActionOutput::builder().build());
+    let cloud = asg_cloud(&[&ok]);
+    assert_eq!(cloud.complete_lifecycle_action("pool", "hook", "i-1", LifecycleResult::Abandon).await, Ok(()));
+    assert_eq!(ok.num_calls(), 1);
+    let gone = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
+        .sequence()
+        .http_status(400, Some(query_error("ValidationError", "No active Lifecycle Action found with instance ID i-1")))
+        .repeatedly()
+        .build();
+    assert_eq!(
+        asg_cloud(&[&gone]).complete_lifecycle_action("pool", "hook", "i-1", LifecycleResult::Continue).await,
+        Err(CloudError::NoActiveLifecycleAction { instance_id: "i-1".into() })
+    );
+}
+
+#[tokio::test]
+async fn terminate_of_an_unknown_instance_is_not_found() {
+    let unknown = mock!(aws_sdk_autoscaling::Client::terminate_instance_in_auto_scaling_group)
+        .sequence()
+        .http_status(
+            400,
+            Some(query_error(
+                "ValidationError",
+                "Instance Id not found - No managed instance found for instance ID: i-1",
+            )),
+        )
+        .repeatedly()
+        .build();
+    assert!(matches!(asg_cloud(&[&unknown]).terminate_instance("i-1", true).await, Err(CloudError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn throttling_is_retryable_after_the_sdk_gives_up() {
+    let throttled = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
+        .sequence()
+        .http_status(400, Some(query_error("Throttling", "Rate exceeded")))
+        .repeatedly()
+        .build();
+    let err = asg_cloud(&[&throttled]).describe_group("pool").await.unwrap_err();
+    assert!(matches!(err, CloudError::Throttled { .. }) && err.is_retryable(), "{err:?}");
+}
+
+#[tokio::test]
+async fn agent_gate_reads_ping_status() {
+    let online = mock!(aws_sdk_ssm::Client::describe_instance_information).then_output(|| {
+        aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput::builder()
+            .instance_information_list(
+                InstanceInformation::builder().instance_id("i-1").ping_status(PingStatus::Online).build(),
+            )
+            .instance_information_list(
+                InstanceInformation::builder().instance_id("i-2").ping_status(PingStatus::ConnectionLost).build(),
+            )
+            .build()
+    });
+    let cloud = ssm_cloud(&[&online]);
+    assert_eq!(cloud.agent_online("i-1").await, Ok(true));
+    assert_eq!(cloud.agent_online("i-2").await, Ok(false));
+    assert_eq!(cloud.agent_online("i-3").await, Ok(false));
+}
+
+#[tokio::test]
+async fn send_command_passes_typed_parameters_and_maps_invalid_instance_id() {
+    let ok = mock!(aws_sdk_ssm::Client::send_command)
+        .match_requests(|r| {
+            let p = r.parameters().expect("parameters are sent");
+            r.document_name() == Some("init")
+                && r.instance_ids() == ["i-1"]
+                && r.timeout_seconds() == Some(30)
+                && p.get("UserId") == Some(&vec!["u-1; rm -rf /".to_owned()])
+        })
+        .then_output(|| {
+            SendCommandOutput::builder()
+                .command(aws_sdk_ssm::types::Command::builder().command_id("c-1").build())
+                .build()
+        });
+    let request = CommandRequest {
+        document: "init".into(),
+        instance_id: "i-1".into(),
+        parameters: [("UserId".to_owned(), vec!["u-1; rm -rf /".to_owned()])].into_iter().collect(),
+        delivery_timeout_s: 30,
+        comment: "c".into(),
+    };
+    assert_eq!(ssm_cloud(&[&ok]).send_command(&request).await, Ok("c-1".into()));
+    let not_ready = mock!(aws_sdk_ssm::Client::send_command)
+        .sequence()
+        .http_status(400, Some(json_error("InvalidInstanceId", "Instances [[i-1]] not in a valid state")))
+        .repeatedly()
+        .build();
+    assert_eq!(
+        ssm_cloud(&[&not_ready]).send_command(&request).await,
+        Err(CloudError::AgentNotReady { instance_id: "i-1".into() })
+    );
+}
+
+#[tokio::test]
+async fn get_command_invocation_status_and_eventual_consistency() {
+    let rule = mock!(aws_sdk_ssm::Client::get_command_invocation)
+        .sequence()
+        .http_status(400, Some(json_error("InvocationDoesNotExist", "")))
+        .output(|| GetCommandInvocationOutput::builder().status(CommandInvocationStatus::Success).build())
+        .build();
+    let cloud = AwsCloud::from_clients(
+        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ssm, RuleMode::Sequential, &[&rule]),
+        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
+        &config(),
+    );
+    assert_eq!(
+        cloud.invocation_status("c-1", "i-1").await,
+        Err(CloudError::InvocationDoesNotExist { command_id: "c-1".into(), instance_id: "i-1".into() })
+    );
+    assert_eq!(cloud.invocation_status("c-1", "i-1").await, Ok("Success".into()));
+}
+
+#[tokio::test]
+async fn claims_are_atomic_creates_and_report_the_holder() {
+    let created = mock!(aws_sdk_ssm::Client::put_parameter)
+        .match_requests(|r| {
+            r.overwrite() == Some(false) && r.name() == Some("/warmpool/claims/i-1") && r.value() == Some("u-1")
+        })
+        .then_output(|| PutParameterOutput::builder().version(1).build());
+    assert_eq!(ssm_cloud(&[&created]).claim("i-1", "u-1").await, Ok(ClaimOutcome::Created));
+
+    let taken = mock!(aws_sdk_ssm::Client::put_parameter)
+        .sequence()
+        .http_status(400, Some(json_error("ParameterAlreadyExists", "The parameter already exists.")))
+        .repeatedly()
+        .build();
+    let holder = mock!(aws_sdk_ssm::Client::get_parameter)
+        .then_output(|| GetParameterOutput::builder().parameter(Parameter::builder().value("u-2").build()).build());
+    assert_eq!(ssm_cloud(&[&taken, &holder]).claim("i-1", "u-1").await, Ok(ClaimOutcome::HeldBy("u-2".into())));
+
+    let missing = mock!(aws_sdk_ssm::Client::delete_parameter)
+        .sequence()
+        .http_status(400, Some(json_error("ParameterNotFound", "Parameter /warmpool/claims/i-1 not found.")))
+        .repeatedly()
+        .build();
+    assert_eq!(ssm_cloud(&[&missing]).release("i-1").await, Ok(()), "releasing a missing claim is fine");
+}
+
+#[tokio::test]
+async fn ready_messages_go_to_the_ready_queue() {
+    let sent = mock!(aws_sdk_sqs::Client::send_message)
+        .match_requests(|r| {
+            r.queue_url() == Some("https://sqs.us-east-1.amazonaws.com/1/ready")
+                && r.message_body() == Some("{}")
+                && r.message_group_id() == Some("u-1")
+                && r.message_deduplication_id() == Some("u-1-c-1")
+        })
+        .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().message_id("m").build());
+    let cloud = AwsCloud::from_clients(
+        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[&sent]),
+        &config(),
+    );
+    assert_eq!(cloud.send_ready("u-1", "u-1-c-1", "{}").await, Ok(()));
+    assert_eq!(sent.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn recent_launches_keeps_launch_activities_with_their_times() {
+    let activity = |description: &str, start_s: i64, end_s: Option<i64>, status: ScalingActivityStatusCode| {
+        Activity::builder()
+            .activity_id(format!("a-{start_s}"))
+            .auto_scaling_group_name("pool")
+            .cause("At 2026-01-01T00:00:00Z an instance was started in response to a difference between desired and actual capacity.")
+            .description(description)
+            .start_time(DateTime::from_secs(start_s))
+            .set_end_time(end_s.map(DateTime::from_secs))
+            .status_code(status)
+            .build()
+    };
+    let rule = mock!(aws_sdk_autoscaling::Client::describe_scaling_activities)
+        .match_requests(|r| r.auto_scaling_group_name() == Some("pool") && r.max_records() == Some(100))
+        .then_output(move || {
+            DescribeScalingActivitiesOutput::builder()
+                .activities(activity(
+                    "Launching a new EC2 instance: i-0000000000000000b",
+                    2_000,
+                    None,
+                    ScalingActivityStatusCode::MidLifecycleAction,
+                ))
+                .activities(activity(
+                    "Detaching EC2 instance: i-0000000000000000c",
+                    1_900,
+                    Some(1_901),
+                    ScalingActivityStatusCode::Successful,
+                ))
+                .activities(activity(
+                    "Launching a new EC2 instance: i-0000000000000000a",
+                    1_000,
+                    Some(1_600),
+                    ScalingActivityStatusCode::Successful,
+                ))
+                .activities(activity(
+                    "Launching a new EC2 instance.  Status Reason: insufficient capacity",
+                    900,
+                    Some(905),
+                    ScalingActivityStatusCode::Failed,
+                ))
+                .build()
+        });
+    let cloud = asg_cloud(&[&rule]);
+    let launches = cloud.recent_launches("pool").await.expect("activities parse");
+    assert_eq!(
+        launches,
+        vec![
+            Launch { started_ms: 2_000_000, ended_ms: None, succeeded: false },
+            Launch { started_ms: 1_000_000, ended_ms: Some(1_600_000), succeeded: true },
+            Launch { started_ms: 900_000, ended_ms: Some(905_000), succeeded: false },
+        ]
+    );
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn recent_launches_maps_a_missing_group() {
+    let rule = mock!(aws_sdk_autoscaling::Client::describe_scaling_activities)
+        .sequence()
+        .http_status(400, Some(query_error("ValidationError", "AutoScalingGroup name not found - pool")))
+        .repeatedly()
+        .build();
+    let err = asg_cloud(&[&rule]).recent_launches("pool").await.expect_err("a missing group is an error");
+    assert!(matches!(err, CloudError::NotFound { .. }), "{err:?}");
+}

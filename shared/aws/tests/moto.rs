@@ -1,0 +1,260 @@
+//! The SDK adapters on the wire, against the project's moto server
+//! (`scripts/moto_server.py`, started by `make test`): the whole signup → lifecycle →
+//! command-status flow through `AwsCloud`, plus claims, the cold path and
+//! `GetCommandInvocation`.
+//!
+//! moto does not model the race semantics (it accepts a second detach, and an attach
+//! of an instance in another group): those are tested on the in-memory cloud and the
+//! error mapping with `aws-smithy-mocks`. Every test creates its own uniquely named
+//! resources.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_autoscaling::config::Credentials;
+use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
+use warmpool_aws::AwsCloud;
+use warmpool_core::Config;
+use warmpool_core::domain::{Id, SignupMessage};
+use warmpool_core::events::{AsgEvent, CommandStatus, LaunchSuccessful, SsmEvent};
+use warmpool_core::flow::acquire::Acquired;
+use warmpool_core::flow::command_status::StatusOutcome;
+use warmpool_core::flow::lifecycle::LifecycleOutcome;
+use warmpool_core::flow::signup::{SignupOutcome, handle_message};
+use warmpool_core::flow::{command_status, lifecycle};
+use warmpool_core::ports::{AutoScaling, ClaimOutcome, Claims, RunCommand};
+
+#[derive(Debug, serde::Deserialize)]
+struct MotoState {
+    endpoint: String,
+    launch_template_id: String,
+    subnets: Vec<String>,
+}
+
+fn moto_state() -> MotoState {
+    let path = std::env::var("WARMPOOL_MOTO_STATE")
+        .expect("WARMPOOL_MOTO_STATE is not set: run these tests through `make test`, which starts moto");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read moto state {path}: {e}"));
+    serde_json::from_str(&text).expect("moto state is JSON")
+}
+
+/// A unique name fragment per test run and test.
+fn unique(test: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+struct Env {
+    sdk: aws_config::SdkConfig,
+    cfg: Config,
+    cloud: AwsCloud,
+    asg: aws_sdk_autoscaling::Client,
+    ssm: aws_sdk_ssm::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+const DOCUMENT: &str = r#"{
+  "schemaVersion": "2.2",
+  "description": "test",
+  "parameters": {
+    "UserId": {"type": "String", "allowedPattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"},
+    "SignupId": {"type": "String", "allowedPattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"},
+    "executionTimeout": {"type": "String", "default": "120"}
+  },
+  "mainSteps": [{"action": "aws:runShellScript", "name": "init", "inputs": {"runCommand": ["true"]}}]
+}"#;
+
+/// A pool of `pool` instances from the launch template, both documents, a ready queue,
+/// and the configuration that names them.
+async fn env(test: &str, pool: i32) -> Env {
+    let state = moto_state();
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&state.endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk);
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let id = unique(test);
+    let pool_name = format!("pool-{id}");
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&pool_name)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&state.launch_template_id)
+                .version("$Latest")
+                .build(),
+        )
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(pool)
+        .vpc_zone_identifier(state.subnets.join(","))
+        .send()
+        .await
+        .unwrap();
+    let (init, prep) = (format!("init-{id}"), format!("prep-{id}"));
+    for name in [&init, &prep] {
+        ssm.create_document()
+            .name(name)
+            .content(DOCUMENT)
+            .document_type(aws_sdk_ssm::types::DocumentType::Command)
+            .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+            .send()
+            .await
+            .unwrap();
+    }
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("ready-{id}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
+    let vars: BTreeMap<&str, String> = BTreeMap::from([
+        ("POOL_ASG_NAME", pool_name),
+        ("POOL_LIFECYCLE_HOOK_NAME", "hook".to_owned()),
+        ("USER_ASG_PREFIX", format!("user-{id}-")),
+        ("LAUNCH_TEMPLATE_ID", state.launch_template_id.clone()),
+        ("POOL_SUBNETS", state.subnets.join(",")),
+        ("USER_INIT_DOCUMENT", init),
+        ("POOL_PREP_DOCUMENT", prep),
+        ("READY_QUEUE_URL", queue.queue_url().unwrap().to_owned()),
+        ("CLAIM_PARAMETER_PREFIX", format!("/warmpool-{id}/claims")),
+    ]);
+    let cfg = Config::for_all(|k| vars.get(k).cloned()).unwrap();
+    let cloud = AwsCloud::new(&sdk, &cfg);
+    Env { sdk, cfg, cloud, asg, ssm, sqs }
+}
+
+impl Env {
+    async fn members(&self, group: &str) -> Vec<String> {
+        let g = self.cloud.describe_group(group).await.unwrap().expect("group exists");
+        g.members.into_iter().map(|m| m.instance_id).collect()
+    }
+
+    async fn tags(&self, group: &str) -> BTreeMap<String, String> {
+        self.cloud.describe_group(group).await.unwrap().expect("group exists").tags
+    }
+
+    async fn claim_holder(&self, instance: &str) -> Option<String> {
+        let name = format!("{}/{instance}", self.cfg.claim_prefix);
+        self.ssm.get_parameter().name(name).send().await.ok()?.parameter()?.value().map(str::to_owned)
+    }
+}
+
+fn signup(user: &str) -> SignupMessage {
+    SignupMessage::Signup { user_id: Id::parse("u", user).unwrap(), signup_id: Id::parse("s", "s-1").unwrap() }
+}
+
+#[tokio::test]
+async fn moto_signup_to_ready_on_the_wire() {
+    let e = env("flow", 2).await;
+    let pool_before = e.members(&e.cfg.pool_group).await;
+    assert_eq!(pool_before.len(), 2, "the pool launched from the launch template");
+
+    // signup: create the user group, claim, detach (the pool refills), attach.
+    let outcome = handle_message(&e.cloud, &e.cfg, &signup("u-1"), None).await.unwrap();
+    let SignupOutcome::Acquired(Acquired::Warm { instance_id }) = outcome else { panic!("{outcome:?}") };
+    assert!(pool_before.contains(&instance_id));
+    let user_group = e.cfg.user_group("u-1");
+    assert_eq!(e.members(&user_group).await, vec![instance_id.clone()]);
+    let pool_after = e.members(&e.cfg.pool_group).await;
+    assert_eq!(pool_after.len(), 2, "detach without decrement: the pool replaced it");
+    assert!(!pool_after.contains(&instance_id));
+    // (DescribeAutoScalingInstances is not checked here: moto keeps reporting the pool
+    // after a detach and attach; the in-memory cloud covers `group_of_instance`.)
+    assert_eq!(e.claim_holder(&instance_id).await.as_deref(), Some("u-1"), "the claim record");
+    let tags = e.tags(&user_group).await;
+    assert_eq!((tags["warmpool:state"].as_str(), tags["warmpool:path"].as_str()), ("initializing", "warm"));
+    assert_eq!(tags["warmpool:instance"], instance_id);
+
+    // lifecycle: agent gate (registered by the launcher) and SendCommand.
+    let launch = AsgEvent::LaunchSuccessful(LaunchSuccessful {
+        auto_scaling_group_name: user_group.clone(),
+        ec2_instance_id: instance_id.clone(),
+        ..LaunchSuccessful::default()
+    });
+    let LifecycleOutcome::InitSent { command_id } = lifecycle::handle_event(&e.cloud, &e.cfg, &launch).await.unwrap()
+    else {
+        panic!("init not sent")
+    };
+    assert_eq!(e.tags(&user_group).await["warmpool:command-id"], command_id);
+    assert_eq!(e.cloud.invocation_status(&command_id, &instance_id).await.unwrap(), "Success");
+    assert!(matches!(
+        e.cloud.invocation_status(&command_id, "i-00000000000000000").await,
+        Err(warmpool_core::CloudError::InvocationDoesNotExist { .. })
+    ));
+
+    // command-status: ready message, state, claim released.
+    let done = SsmEvent::Command(CommandStatus {
+        command_id: command_id.clone(),
+        document_name: e.cfg.user_init_document.clone(),
+        parameters: BTreeMap::from([("UserId".to_owned(), vec!["u-1".to_owned()])]),
+        status: "Success".into(),
+        ..CommandStatus::default()
+    });
+    assert_eq!(
+        command_status::handle_event(&e.cloud, &e.cfg, &done).await.unwrap(),
+        StatusOutcome::Ready { instance_id: instance_id.clone() }
+    );
+    assert_eq!(e.tags(&user_group).await["warmpool:state"], "ready");
+    assert_eq!(e.claim_holder(&instance_id).await, None);
+    let received = e.sqs.receive_message().queue_url(&e.cfg.ready_queue_url).send().await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(received.messages()[0].body().unwrap()).unwrap();
+    assert_eq!((body["user_id"].as_str(), body["instance_id"].as_str()), (Some("u-1"), Some(instance_id.as_str())));
+
+    // A redelivered signup changes nothing.
+    let again = handle_message(&e.cloud, &e.cfg, &signup("u-1"), None).await.unwrap();
+    assert_eq!(again, SignupOutcome::AlreadyInProgress(warmpool_core::domain::UserState::Ready));
+    assert_eq!(e.members(&user_group).await, vec![instance_id]);
+    let _ = &e.sdk;
+}
+
+#[tokio::test]
+async fn moto_claims_are_exclusive_until_released() {
+    let e = env("claims", 0).await;
+    assert_eq!(e.cloud.claim("i-0123456789abcdef0", "u-1").await.unwrap(), ClaimOutcome::Created);
+    assert_eq!(e.cloud.claim("i-0123456789abcdef0", "u-2").await.unwrap(), ClaimOutcome::HeldBy("u-1".into()));
+    e.cloud.release("i-0123456789abcdef0").await.unwrap();
+    e.cloud.release("i-0123456789abcdef0").await.unwrap();
+    assert_eq!(e.cloud.claim("i-0123456789abcdef0", "u-2").await.unwrap(), ClaimOutcome::Created);
+}
+
+#[tokio::test]
+async fn moto_empty_pool_takes_the_cold_path_and_delete_tears_down() {
+    let e = env("cold", 0).await;
+    let outcome = handle_message(&e.cloud, &e.cfg, &signup("u-2"), None).await.unwrap();
+    assert_eq!(outcome, SignupOutcome::Acquired(Acquired::Cold));
+    let group = e.cfg.user_group("u-2");
+    let g = e.cloud.describe_group(&group).await.unwrap().unwrap();
+    assert_eq!((g.min_size, g.max_size, g.desired_capacity), (0, 1, 1));
+    assert_eq!(g.tags["warmpool:path"], "cold");
+    // A second create of the same user's group is AlreadyExists, so the signup resumes.
+    let again = handle_message(&e.cloud, &e.cfg, &signup("u-2"), None).await.unwrap();
+    assert!(matches!(
+        again,
+        SignupOutcome::Acquired(Acquired::AlreadyAttached { .. }) | SignupOutcome::AlreadyInProgress(_)
+    ));
+    let delete = SignupMessage::Delete { user_id: Id::parse("u", "u-2").unwrap() };
+    assert_eq!(handle_message(&e.cloud, &e.cfg, &delete, None).await.unwrap(), SignupOutcome::Deleted);
+    assert!(e.cloud.describe_group(&group).await.unwrap().is_none());
+    let _ = &e.asg;
+}
+
+#[tokio::test]
+async fn moto_pool_sizer_reads_activities_and_sets_the_pool_size() {
+    let e = env("sizer", 2).await;
+    // moto answers DescribeScalingActivities with no activities (the parsing of real
+    // ones is covered with aws-smithy-mocks): the default refill time applies.
+    assert_eq!(e.cloud.recent_launches(&e.cfg.pool_group).await.unwrap(), Vec::new());
+    let d = warmpool_core::flow::sizer::size_pool(&e.cloud, &e.cfg).await.unwrap();
+    assert_eq!((d.previous, d.desired, d.launches_seen), (2, e.cfg.sizer.min_size, 0));
+    assert!((d.refill_s - f64::from(e.cfg.sizer.default_refill_s)).abs() < f64::EPSILON);
+    let pool = e.cloud.describe_group(&e.cfg.pool_group).await.unwrap().unwrap();
+    assert_eq!(pool.desired_capacity, e.cfg.sizer.min_size);
+}

@@ -1,0 +1,257 @@
+//! Getting the user an instance: claim one from the pool, move it into the user's
+//! group, or fall back to a cold launch. Shared by signup and by failover.
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{describe_pool, rendezvous_score, write_tags};
+use crate::Config;
+use crate::domain::{Path, UserRecord, UserState, tag};
+use crate::error::{CloudError, FlowError};
+use crate::metrics::Metric;
+use crate::ports::{ClaimOutcome, Cloud, Group};
+
+/// Claim attempts per look at the pool; two looks at most.
+pub const CLAIM_TRIES_PER_ROUND: usize = 20;
+pub const CLAIM_ROUNDS: usize = 2;
+
+/// What `acquire` achieved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "acquired", rename_all = "snake_case")]
+pub enum Acquired {
+    /// A pool instance is now in the user's group.
+    Warm { instance_id: String },
+    /// The user's group was asked to launch a fresh instance.
+    Cold,
+    /// The group already had its instance (a resumed or duplicated run).
+    AlreadyAttached { instance_id: String },
+}
+
+/// Gives the user (whose record is in `Claiming`) an instance, and moves the record to
+/// `Initializing`. Safe to re-run at any point.
+pub async fn acquire<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    group: &Group,
+    record: &UserRecord,
+) -> Result<Acquired, FlowError> {
+    let user_id = record.user_id.as_str();
+    // 1. The group has a live member already: a previous run attached it (or the cold
+    //    launch it asked for has started). Only record it.
+    if let Some(member) = group.members.iter().find(|m| m.live()) {
+        let instance_id = member.instance_id.clone();
+        info!(user_id, instance_id, "user group already has its instance");
+        write_tags(
+            cloud,
+            &group.name,
+            &[
+                (tag::STATE, UserState::Initializing.as_str().into()),
+                (tag::INSTANCE, instance_id.clone()),
+                (tag::CLAIMED, String::new()),
+            ],
+        )
+        .await?;
+        return Ok(Acquired::AlreadyAttached { instance_id });
+    }
+
+    let warm_allowed = record.path == Path::Warm && record.attempt <= cfg.warm_attempts;
+    if warm_allowed {
+        // 2. A claim from an earlier run that did not finish: finish moving it.
+        if let Some(claimed) = record.claimed.as_deref()
+            && move_instance(cloud, cfg, &group.name, claimed, user_id, false).await? == Move::Attached
+        {
+            return finish_warm(cloud, group, claimed).await;
+        }
+        // 3. Claim a fresh one. A lost move (the instance vanished under us) tries again.
+        for _ in 0..CLAIM_ROUNDS {
+            let Some(Claimed { instance_id, detached }) = cloud.claim_from_pool(cfg, user_id).await? else {
+                break;
+            };
+            write_tags(cloud, &group.name, &[(tag::CLAIMED, instance_id.clone())]).await?;
+            if move_instance(cloud, cfg, &group.name, &instance_id, user_id, detached).await? == Move::Attached {
+                return finish_warm(cloud, group, &instance_id).await;
+            }
+        }
+        info!(user_id, attempt = record.attempt, "pool cannot serve; taking the cold path");
+    } else {
+        info!(user_id, attempt = record.attempt, "warm attempts used up; taking the cold path");
+    }
+    cold(cloud, group).await
+}
+
+async fn finish_warm<C: Cloud>(cloud: &C, group: &Group, instance_id: &str) -> Result<Acquired, FlowError> {
+    write_tags(
+        cloud,
+        &group.name,
+        &[
+            (tag::STATE, UserState::Initializing.as_str().into()),
+            (tag::PATH, Path::Warm.as_str().into()),
+            (tag::INSTANCE, instance_id.to_owned()),
+            (tag::CLAIMED, String::new()),
+        ],
+    )
+    .await?;
+    info!(group = %group.name, instance_id, "pool instance attached to user group");
+    Ok(Acquired::Warm { instance_id: instance_id.to_owned() })
+}
+
+/// The cold path: the user's group launches a fresh instance from its launch template.
+/// The path is recorded before the launch is asked for, so a re-run knows not to claim.
+async fn cold<C: Cloud>(cloud: &C, group: &Group) -> Result<Acquired, FlowError> {
+    write_tags(cloud, &group.name, &[(tag::PATH, Path::Cold.as_str().into()), (tag::CLAIMED, String::new())]).await?;
+    cloud.set_desired_capacity(&group.name, 1).await?;
+    write_tags(
+        cloud,
+        &group.name,
+        &[(tag::STATE, UserState::Initializing.as_str().into()), (tag::INSTANCE, String::new())],
+    )
+    .await?;
+    cloud.record(Metric::ColdPath);
+    info!(group = %group.name, "cold launch requested");
+    Ok(Acquired::Cold)
+}
+
+/// A pool instance this user now holds the claim lock on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub instance_id: String,
+    /// Already detached from the pool (a strategy that detaches before it claims).
+    pub detached: bool,
+}
+
+/// The flow's claim: candidates are the pool's healthy `InService` members ordered by
+/// [`rendezvous_score`] for this user, so concurrent claimers spread over the pool
+/// instead of all fighting for "the first healthy one", and a re-run for the same user
+/// tries the same instance first and finds its own claim. The claim is a Parameter
+/// Store lock written before anyone detaches. Returns `None` when the pool has nothing
+/// this user can claim. (This is [`Cloud::claim_from_pool`]'s default; only the
+/// simulator swaps in another strategy, to measure the original design against it.)
+pub async fn rendezvous_claim<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -> Result<Option<Claimed>, FlowError> {
+    let mut conflicts = 0_u32;
+    let claimed = try_claim(cloud, cfg, user_id, &mut conflicts).await;
+    cloud.record(Metric::ClaimConflicts(conflicts));
+    Ok(claimed?.map(|instance_id| Claimed { instance_id, detached: false }))
+}
+
+async fn try_claim<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &str,
+    conflicts: &mut u32,
+) -> Result<Option<String>, FlowError> {
+    for _ in 0..CLAIM_ROUNDS {
+        let pool = describe_pool(cloud, cfg, user_id).await?;
+        let mut candidates: Vec<&str> =
+            pool.members.iter().filter(|m| m.claimable()).map(|m| m.instance_id.as_str()).collect();
+        cloud.record(Metric::PoolDepth(u32::try_from(candidates.len()).unwrap_or(u32::MAX)));
+        if candidates.is_empty() {
+            info!(user_id, conflicts, "pool has no claimable instance");
+            return Ok(None);
+        }
+        candidates.sort_by_key(|id| std::cmp::Reverse(rendezvous_score(user_id, id)));
+        for instance_id in candidates.into_iter().take(CLAIM_TRIES_PER_ROUND) {
+            match cloud.claim(instance_id, user_id).await? {
+                ClaimOutcome::Created => {
+                    info!(user_id, instance_id, conflicts, "claimed pool instance");
+                    return Ok(Some(instance_id.to_owned()));
+                }
+                ClaimOutcome::HeldBy(owner) if owner == user_id => {
+                    info!(user_id, instance_id, "resuming own claim");
+                    return Ok(Some(instance_id.to_owned()));
+                }
+                ClaimOutcome::HeldBy(_) => *conflicts += 1,
+            }
+        }
+    }
+    warn!(user_id, conflicts, "every pool candidate was claimed by someone else");
+    Ok(None)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Move {
+    Attached,
+    /// The instance is gone or taken: its claim is released; claim another.
+    Lost,
+}
+
+/// Detaches the claimed instance from the pool (the pool refills itself) and attaches
+/// it to the user's group. Every error AWS gives for a half-done move is recognised, so
+/// a re-run after a crash anywhere in here completes it.
+async fn move_instance<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_group: &str,
+    instance_id: &str,
+    user_id: &str,
+    detached: bool,
+) -> Result<Move, FlowError> {
+    let detach = if detached { Ok(()) } else { cloud.detach_instance(&cfg.pool_group, instance_id).await };
+    match detach {
+        Ok(()) => info!(user_id, instance_id, "detached from pool"),
+        Err(CloudError::NotInGroup { .. }) => {
+            // Detached by an earlier run of ours (we hold the claim), or gone.
+            match cloud.group_of_instance(instance_id).await? {
+                Some(g) if g == user_group => return Ok(Move::Attached),
+                Some(g) => {
+                    warn!(user_id, instance_id, group = %g, "claimed instance is in another group");
+                    return lose(cloud, instance_id).await;
+                }
+                None => info!(user_id, instance_id, "instance already out of the pool; attaching"),
+            }
+        }
+        Err(CloudError::NotInService { message, .. }) => {
+            warn!(user_id, instance_id, message, "claimed instance is leaving the pool");
+            return lose(cloud, instance_id).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    match cloud.attach_instance(user_group, instance_id).await {
+        Ok(()) => Ok(Move::Attached),
+        Err(CloudError::MaxSizeExceeded { message, .. }) => {
+            // The user's group already has its host (a concurrent duplicate run): hand
+            // this healthy instance back instead of leaving it outside every group.
+            warn!(user_id, instance_id, message, "user group is full; returning instance");
+            return_to_pool(cloud, cfg, instance_id).await?;
+            Ok(Move::Lost)
+        }
+        Err(CloudError::Invalid { message, .. }) => {
+            // Terminated under us, or refused for a reason we cannot fix. It is out of the
+            // pool already: hand it back (if it still runs) so nothing is left outside.
+            warn!(user_id, instance_id, message, "claimed instance cannot be attached; handing it back");
+            match return_to_pool(cloud, cfg, instance_id).await {
+                Ok(()) => {}
+                Err(FlowError::Cloud(CloudError::Invalid { message, .. })) => {
+                    info!(instance_id, message, "the instance no longer runs");
+                    cloud.release(instance_id).await?;
+                }
+                Err(e) => return Err(e),
+            }
+            Ok(Move::Lost)
+        }
+        Err(CloudError::NotFound { resource }) => {
+            return_to_pool(cloud, cfg, instance_id).await?;
+            Err(FlowError::Inconsistent {
+                user_id: user_id.to_owned(),
+                message: format!("{resource} vanished while its instance was being attached"),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn lose<C: Cloud>(cloud: &C, instance_id: &str) -> Result<Move, FlowError> {
+    cloud.release(instance_id).await?;
+    Ok(Move::Lost)
+}
+
+/// Puts a healthy detached instance back under the pool, then lets the pool terminate
+/// it with a decrement, so the pool's size is unchanged and nothing runs outside a group.
+pub async fn return_to_pool<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str) -> Result<(), FlowError> {
+    cloud.attach_instance(&cfg.pool_group, instance_id).await?;
+    match cloud.terminate_instance(instance_id, true).await {
+        Ok(()) | Err(CloudError::NotInGroup { .. } | CloudError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    cloud.release(instance_id).await?;
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Command status: SSM outcomes become a ready user, a failover, or a completed
+//! pool lifecycle hook.
+//!
+//! - user-init, from the command-level `EC2 Command Status-change Notification`: its
+//!   `parameters` carry the `UserId`, which names the user's group; the command id
+//!   recorded there tells a current outcome from a stale or duplicated one.
+//! - pool-prep, from the per-instance `EC2 Command Invocation Status-change
+//!   Notification`: its `instance-id` is what `CompleteLifecycleAction` needs.
+
+use serde::Serialize;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::acquire::{Acquired, acquire};
+use super::{load_user, write_tags};
+use crate::Config;
+use crate::domain::{Id, ReadyMessage, UserRecord, UserState, tag};
+use crate::error::{CloudError, FlowError};
+use crate::events::{CommandInvocation, CommandOutcome, CommandStatus, SsmEvent};
+use crate::metrics::Metric;
+use crate::ports::{Cloud, Group, LifecycleResult};
+
+/// What the command-status function did with an event (the function's response).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum StatusOutcome {
+    Ready { instance_id: String },
+    FailedOver { attempt: u32, acquired: Acquired },
+    Failed { reason: String },
+    HookCompleted { result: LifecycleResult },
+    Ignored { reason: &'static str },
+}
+
+pub async fn handle_event<C: Cloud>(cloud: &C, cfg: &Config, event: &SsmEvent) -> Result<StatusOutcome, FlowError> {
+    let outcome = match event {
+        SsmEvent::Command(c) if c.document_name == cfg.user_init_document => {
+            let span = info_span!("init_status", command_id = %c.command_id, status = %c.status);
+            init_status(cloud, cfg, c).instrument(span).await
+        }
+        SsmEvent::Invocation(i) if i.document_name == cfg.pool_prep_document => {
+            let span =
+                info_span!("prep_status", command_id = %i.command_id, instance_id = %i.instance_id, status = %i.status);
+            prep_status(cloud, cfg, i).instrument(span).await
+        }
+        SsmEvent::Command(_) | SsmEvent::Invocation(_) => {
+            Ok(StatusOutcome::Ignored { reason: "not a status this function acts on" })
+        }
+        SsmEvent::Other(_) => Ok(StatusOutcome::Ignored { reason: "other detail type" }),
+    }?;
+    if let StatusOutcome::Ignored { reason: why } = &outcome {
+        info!(reason = why, "event ignored");
+    }
+    Ok(outcome)
+}
+
+async fn prep_status<C: Cloud>(cloud: &C, cfg: &Config, i: &CommandInvocation) -> Result<StatusOutcome, FlowError> {
+    let result = match CommandOutcome::from_status(&i.status) {
+        CommandOutcome::Pending => return Ok(StatusOutcome::Ignored { reason: "status is not final" }),
+        CommandOutcome::Success => LifecycleResult::Continue,
+        CommandOutcome::Failure => LifecycleResult::Abandon,
+    };
+    match cloud.complete_lifecycle_action(&cfg.pool_group, &cfg.pool_hook, &i.instance_id, result).await {
+        Ok(()) => {
+            info!(instance_id = %i.instance_id, result = result.as_str(), "pool lifecycle action completed");
+            Ok(StatusOutcome::HookCompleted { result })
+        }
+        Err(CloudError::NoActiveLifecycleAction { .. }) => {
+            Ok(StatusOutcome::Ignored { reason: "lifecycle action already completed" })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn init_status<C: Cloud>(cloud: &C, cfg: &Config, c: &CommandStatus) -> Result<StatusOutcome, FlowError> {
+    if CommandOutcome::from_status(&c.status) == CommandOutcome::Pending {
+        return Ok(StatusOutcome::Ignored { reason: "status is not final" });
+    }
+    let raw_user = c
+        .parameters
+        .get("UserId")
+        .and_then(|v| v.first())
+        .ok_or_else(|| FlowError::InvalidInput(format!("command {} has no UserId parameter", c.command_id)))?;
+    let user_id = Id::parse("UserId parameter", raw_user)?;
+    apply_init_outcome(cloud, cfg, &user_id, &c.command_id, &c.status).await
+}
+
+/// Applies the final `status` of the user-init command `command_id` to the user:
+/// `Success` makes the user ready; a failure fails over to another instance (or, past
+/// the attempts, fails the user). Reads the user's record first, so an outcome for a
+/// command that is no longer the user's current one (stale, duplicated, already
+/// handled) changes nothing. The command-status event and the reconcile sweep (for an
+/// outcome whose event was lost) both come here.
+pub async fn apply_init_outcome<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &Id,
+    command_id: &str,
+    status: &str,
+) -> Result<StatusOutcome, FlowError> {
+    let outcome = CommandOutcome::from_status(status);
+    if outcome == CommandOutcome::Pending {
+        return Ok(StatusOutcome::Ignored { reason: "status is not final" });
+    }
+    let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? else {
+        return Ok(StatusOutcome::Ignored { reason: "user group no longer exists" });
+    };
+    if record.command_id.as_deref() != Some(command_id) {
+        return Ok(StatusOutcome::Ignored { reason: "not the user's current command" });
+    }
+    match (record.state, outcome) {
+        (UserState::Initializing, CommandOutcome::Success) => ready(cloud, &group, &record).await,
+        // A failover that an earlier run started (the state says claiming but the
+        // command is still this one) is resumed, not started again.
+        (UserState::Initializing | UserState::Claiming, CommandOutcome::Failure) => {
+            failover(cloud, cfg, group, record, status).await
+        }
+        _ => Ok(StatusOutcome::Ignored { reason: "outcome already handled" }),
+    }
+}
+
+/// Resumes a failover that stopped half-way: the user is `claiming` again but still
+/// records the failed command `command_id` (a crash after the failover began).
+pub async fn resume_failover<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &Id,
+    command_id: &str,
+) -> Result<StatusOutcome, FlowError> {
+    apply_init_outcome(cloud, cfg, user_id, command_id, "Failed").await
+}
+
+async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Result<StatusOutcome, FlowError> {
+    let instance_id = record.instance.clone().ok_or_else(|| FlowError::Inconsistent {
+        user_id: record.user_id.clone(),
+        message: "init succeeded but no instance is recorded".into(),
+    })?;
+    let now = cloud.now_ms();
+    let message = ReadyMessage {
+        user_id: record.user_id.clone(),
+        signup_id: record.signup_id.clone(),
+        instance_id: instance_id.clone(),
+        path: record.path,
+        attempts: record.attempt,
+        ready_after_s: now.saturating_sub(record.requested_at_ms) as f64 / 1000.0,
+    };
+    let body = serde_json::to_string(&message)
+        .map_err(|e| FlowError::InvalidInput(format!("ready message cannot be encoded: {e}")))?;
+    // Message first, then state: a crash in between repeats the message (consumers
+    // de-duplicate on user_id) instead of losing it.
+    let command_id = record.command_id.as_deref().unwrap_or_default();
+    cloud.send_ready(&record.user_id, &format!("{}-{command_id}", record.user_id), &body).await?;
+    cloud.record(Metric::TimeToReady { seconds: message.ready_after_s, path: record.path });
+    write_tags(cloud, &group.name, &[(tag::STATE, UserState::Ready.as_str().into()), (tag::READY_AT, now.to_string())])
+        .await?;
+    if let Err(e) = cloud.release(&instance_id).await {
+        warn!(instance_id, error = %e, "could not delete the claim of a ready instance; it is harmless");
+    }
+    info!(user_id = %record.user_id, instance_id, path = record.path.as_str(), attempts = record.attempt,
+        ready_after_s = message.ready_after_s, "user ready");
+    Ok(StatusOutcome::Ready { instance_id })
+}
+
+/// Retires the instance whose init failed (terminated, never returned to the pool) and
+/// gets the user another one: warm while attempts allow, then cold; `failed` after
+/// `MAX_ATTEMPTS`.
+async fn failover<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    group: Group,
+    mut record: UserRecord,
+    status: &str,
+) -> Result<StatusOutcome, FlowError> {
+    let bad_instance = record.instance.clone();
+    if record.state == UserState::Initializing {
+        record.attempt += 1;
+        record.state = UserState::Claiming;
+        let reason = format!("init on {} ended {status}", bad_instance.as_deref().unwrap_or("unknown instance"));
+        warn!(user_id = %record.user_id, instance_id = ?bad_instance, attempt = record.attempt, reason, "failing over");
+        cloud.record(Metric::Failover);
+        write_tags(
+            cloud,
+            &group.name,
+            &[
+                (tag::STATE, UserState::Claiming.as_str().into()),
+                (tag::ATTEMPT, record.attempt.to_string()),
+                (tag::REASON, reason),
+            ],
+        )
+        .await?;
+    }
+    if let Some(bad) = bad_instance.as_deref() {
+        match cloud.terminate_instance(bad, true).await {
+            Ok(()) | Err(CloudError::NotInGroup { .. } | CloudError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        cloud.release(bad).await?;
+    }
+    if record.attempt > cfg.max_attempts {
+        let reason = format!("init failed on {} attempts (last: {status}); giving up", cfg.max_attempts);
+        write_tags(
+            cloud,
+            &group.name,
+            &[(tag::STATE, UserState::Failed.as_str().into()), (tag::REASON, reason.clone())],
+        )
+        .await?;
+        warn!(user_id = %record.user_id, reason, "user failed");
+        return Ok(StatusOutcome::Failed { reason });
+    }
+    // Look again: the terminated instance must show as leaving.
+    let group = cloud.describe_group(&group.name).await?.ok_or_else(|| FlowError::Inconsistent {
+        user_id: record.user_id.clone(),
+        message: "user group vanished during failover".into(),
+    })?;
+    let record = UserRecord::from_tags(&group.tags).unwrap_or(record);
+    let acquired = acquire(cloud, cfg, &group, &record).await?;
+    Ok(StatusOutcome::FailedOver { attempt: record.attempt, acquired })
+}

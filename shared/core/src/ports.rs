@@ -1,0 +1,254 @@
+//! The small traits through which the flow talks to AWS.
+//!
+//! Two implementations exist: the SDK adapters (`warmpool-aws`) and the in-memory
+//! cloud (`warmpool-sim`). Every method is one AWS call, so a test can make exactly that
+//! call race, repeat or fail.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::Config;
+use crate::error::{CloudError, FlowError};
+use crate::flow::acquire::Claimed;
+use crate::metrics::Metric;
+
+/// Lifecycle state of an instance inside an Auto Scaling group, as AWS reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    Pending,
+    /// `Pending:Wait`: held by a launch lifecycle hook.
+    PendingWait,
+    InService,
+    Standby,
+    /// `Terminating`, `Terminating:Wait`, `Terminated` and the like.
+    Terminating,
+    /// `Detaching` and other transitional states.
+    Other,
+}
+
+impl MemberState {
+    /// Maps an AWS `LifecycleState` string.
+    #[must_use]
+    pub fn from_aws(s: &str) -> Self {
+        match s {
+            "Pending" => Self::Pending,
+            "Pending:Wait" | "Pending:Proceed" => Self::PendingWait,
+            "InService" => Self::InService,
+            "Standby" => Self::Standby,
+            s if s.starts_with("Terminat") => Self::Terminating,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// One instance of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub instance_id: String,
+    pub state: MemberState,
+    pub healthy: bool,
+    pub availability_zone: String,
+}
+
+impl Member {
+    /// Whether the instance can be claimed from the pool.
+    #[must_use]
+    pub fn claimable(&self) -> bool {
+        self.state == MemberState::InService && self.healthy
+    }
+
+    /// Whether the instance counts as the group's current host (not on its way out).
+    #[must_use]
+    pub fn live(&self) -> bool {
+        !matches!(self.state, MemberState::Terminating | MemberState::Other)
+    }
+}
+
+/// What `DescribeAutoScalingGroups` says about one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub min_size: u32,
+    pub max_size: u32,
+    pub desired_capacity: u32,
+    pub members: Vec<Member>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One instance launch of a group, from its scaling activities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// When Auto Scaling started the launch (ms since the epoch).
+    pub started_ms: u64,
+    /// When the activity ended: the instance went `InService`, after any launch hook.
+    /// `None` while it is in progress (booting, or waiting in the hook).
+    pub ended_ms: Option<u64>,
+    /// Whether it ended `Successful` (not failed or cancelled).
+    pub succeeded: bool,
+}
+
+/// `CreateAutoScalingGroup` for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGroupSpec {
+    pub name: String,
+    /// The launch template the group uses for a cold launch.
+    pub launch_template: String,
+    /// The pool's subnets: an attached instance must be in one of the group's AZs.
+    pub subnets: Vec<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// `CompleteLifecycleAction` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LifecycleResult {
+    Continue,
+    Abandon,
+}
+
+impl LifecycleResult {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Continue => "CONTINUE",
+            Self::Abandon => "ABANDON",
+        }
+    }
+}
+
+/// The Auto Scaling calls the flow makes.
+pub trait AutoScaling: Send + Sync {
+    /// `CreateAutoScalingGroup` (MinSize 0, MaxSize 1, DesiredCapacity 0) with tags.
+    /// [`CloudError::AlreadyExists`] when the group exists: the atomic "first signup wins".
+    fn create_user_group(&self, spec: &UserGroupSpec) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `DescribeAutoScalingGroups` for one group; `None` when it does not exist.
+    fn describe_group(&self, name: &str) -> impl Future<Output = Result<Option<Group>, CloudError>> + Send;
+    /// `DescribeAutoScalingInstances`: the group an instance belongs to, if any.
+    fn group_of_instance(&self, instance_id: &str) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+    /// `DetachInstances` with `ShouldDecrementDesiredCapacity=false`, so the group replaces it.
+    fn detach_instance(&self, group: &str, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `AttachInstances` of one instance.
+    fn attach_instance(&self, group: &str, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `SetDesiredCapacity`.
+    fn set_desired_capacity(&self, group: &str, desired: u32) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `TerminateInstanceInAutoScalingGroup`.
+    fn terminate_instance(
+        &self,
+        instance_id: &str,
+        decrement_desired: bool,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `CreateOrUpdateTags` on a group (not propagated to instances).
+    fn tag_group(&self, group: &str, tags: &[(String, String)]) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `DeleteAutoScalingGroup` with `ForceDelete`, which terminates its instances.
+    fn delete_group(&self, group: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `DescribeAutoScalingGroups` filtered to groups carrying a warmpool user record
+    /// (tag `warmpool:user-id`) whose name starts with `prefix`, all pages.
+    fn list_user_groups(&self, prefix: &str) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
+    /// `DescribeScalingActivities` for a group, the most recent page: its instance
+    /// launches, newest first (other activities, such as detaches, are left out).
+    fn recent_launches(&self, group: &str) -> impl Future<Output = Result<Vec<Launch>, CloudError>> + Send;
+    /// `CompleteLifecycleAction` by instance id.
+    fn complete_lifecycle_action(
+        &self,
+        group: &str,
+        hook: &str,
+        instance_id: &str,
+        result: LifecycleResult,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// `SendCommand` for one instance, with typed parameters (values are lists, as SSM wants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRequest {
+    pub document: String,
+    pub instance_id: String,
+    pub parameters: BTreeMap<String, Vec<String>>,
+    /// Delivery timeout (`TimeoutSeconds`, at least 30).
+    pub delivery_timeout_s: u32,
+    pub comment: String,
+}
+
+/// The SSM Run Command calls the flow makes.
+pub trait RunCommand: Send + Sync {
+    /// `DescribeInstanceInformation` filtered by instance id: is the agent `Online`?
+    fn agent_online(&self, instance_id: &str) -> impl Future<Output = Result<bool, CloudError>> + Send;
+    /// `SendCommand`; returns the command id. [`CloudError::AgentNotReady`] for `InvalidInstanceId`.
+    fn send_command(&self, request: &CommandRequest) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// `GetCommandInvocation`: the invocation's status (`Pending`, `InProgress`, `Success`,
+    /// `Failed`, ...). [`CloudError::InvocationDoesNotExist`] right after `SendCommand`.
+    fn invocation_status(
+        &self,
+        command_id: &str,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+}
+
+/// One claim lock as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub instance_id: String,
+    pub owner: String,
+    /// When it was written, ms since the epoch.
+    pub created_ms: u64,
+}
+
+/// Who holds the claim on a pool instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This call created the claim.
+    Created,
+    /// A claim exists already; its owner.
+    HeldBy(String),
+}
+
+/// The per-instance claim lock (Parameter Store, `PutParameter Overwrite=false`).
+pub trait Claims: Send + Sync {
+    /// Creates the claim on `instance_id` for `owner` unless one exists; in that case
+    /// reads and returns the existing owner.
+    fn claim(&self, instance_id: &str, owner: &str) -> impl Future<Output = Result<ClaimOutcome, CloudError>> + Send;
+    /// Deletes the claim (missing is fine).
+    fn release(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Every claim (`GetParametersByPath`, all pages).
+    fn list_claims(&self) -> impl Future<Output = Result<Vec<Claim>, CloudError>> + Send;
+}
+
+/// The "ready" queue (FIFO).
+pub trait Notifier: Send + Sync {
+    /// `SendMessage` of one JSON body, `MessageGroupId` = the user, and a
+    /// `MessageDeduplicationId`: a repeat within five minutes (a retry after a crash)
+    /// is dropped by the queue.
+    fn send_ready(
+        &self,
+        user_id: &str,
+        dedup_id: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Where the flow's measurements go (EMF on stdout in Lambda; the simulator keeps them).
+pub trait Metrics: Send + Sync {
+    fn record(&self, metric: Metric);
+}
+
+/// Wall-clock time and waiting. Real time in Lambda, simulated time on the in-memory cloud.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Waits `ms` milliseconds.
+    fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()> + Send;
+}
+
+/// Everything the flow needs, as one bound.
+pub trait Cloud: AutoScaling + RunCommand + Claims + Notifier + Metrics + Clock + Sized {
+    /// Takes the claim lock on a pool instance for `user_id`: the flow's
+    /// [`rendezvous_claim`](crate::flow::acquire::rendezvous_claim). The SDK adapters keep
+    /// this default; only the simulator overrides it, to measure other strategies (the
+    /// original design's "first healthy") against it. No configuration selects it.
+    fn claim_from_pool(
+        &self,
+        cfg: &Config,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<Claimed>, FlowError>> + Send {
+        crate::flow::acquire::rendezvous_claim(self, cfg, user_id)
+    }
+}

@@ -1,0 +1,53 @@
+//! The one backoff policy every retry loop follows: backon's exponential backoff,
+//! doubling from a first delay up to a cap, without jitter (a simulated run must repeat
+//! for its seed; the SDK jitters its own retries). Each loop names its schedule here.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+/// Doubling delays from `first` up to `cap`, at most `times` of them (`None`: no end).
+#[must_use]
+pub fn doubling(first: Duration, cap: Duration, times: Option<usize>) -> ExponentialBuilder {
+    let b = ExponentialBuilder::new().with_factor(2.0).with_min_delay(first).with_max_delay(cap);
+    match times {
+        Some(n) => b.with_max_times(n),
+        None => b.without_max_times(),
+    }
+}
+
+/// Polling the SSM agent: 1 s, 2 s, 4 s, 8 s, then every 15 s (the caller stops at its
+/// deadline, measured on its clock, API calls included).
+pub fn agent_poll() -> impl Iterator<Item = Duration> {
+    doubling(Duration::from_secs(1), Duration::from_secs(15), None).build()
+}
+
+/// `SendCommand` answered `InvalidInstanceId` right after the agent looked online: two
+/// more tries, 2 s apart (registration is still propagating).
+pub fn command_resend() -> impl Iterator<Item = Duration> {
+    doubling(Duration::from_secs(2), Duration::from_secs(2), Some(2)).build()
+}
+
+/// The SDK's standard retry mode on throttling, as the in-memory cloud applies it: four
+/// retries (five attempts) from 100 ms, doubling.
+pub fn sdk_throttle() -> impl Iterator<Item = Duration> {
+    doubling(Duration::from_millis(100), Duration::from_secs(20), Some(4)).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whole milliseconds, as the loops sleep them (backon scales by an `f32` factor,
+    /// so 100 ms doubled is 200.000003 ms).
+    fn ms(i: impl Iterator<Item = Duration>) -> Vec<u128> {
+        i.map(|d| d.as_millis()).collect()
+    }
+
+    #[test]
+    fn schedules() {
+        assert_eq!(ms(agent_poll().take(7)), [1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000]);
+        assert_eq!(ms(command_resend()), [2_000, 2_000]);
+        assert_eq!(ms(sdk_throttle()), [100, 200, 400, 800]);
+    }
+}

@@ -1,0 +1,115 @@
+//! warmpool-lambda: the Lambda boundary the five functions share, and nothing of AWS's
+//! SDKs (the local platform in `warmpool-sim` drives the same handlers).
+//!
+//! - [`HandlerError`]: a [`FlowError`] as Lambda reports it, converted into a
+//!   [`Diagnostic`] in one place, with the stable `errorType` dashboards group by
+//!   (`Retryable`, `NonRetryable`, `InvalidInput`);
+//! - [`parse_detail`]: an EventBridge event's `detail`, typed by its `detail-type`;
+//! - [`serve`]: the runtime boilerplate every `main.rs` would repeat: tracing (JSON in
+//!   Lambda), the function's own configuration and its cloud once per cold start, then
+//!   the runtime loop.
+
+use std::fmt;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use warmpool_core::{Config, FlowError, Function};
+
+pub use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+
+/// A handler's failure: the flow's error, reported to Lambda as a [`Diagnostic`]. An
+/// error makes Lambda retry (SQS redelivers the message; an asynchronous EventBridge
+/// invocation is retried twice).
+#[derive(Debug)]
+pub struct HandlerError(pub FlowError);
+
+impl From<FlowError> for HandlerError {
+    fn from(e: FlowError) -> Self {
+        Self(e)
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        Self { error_type: e.0.kind().to_owned(), error_message: e.0.to_string() }
+    }
+}
+
+/// The handler's result type.
+pub type HandlerResult<T> = Result<T, HandlerError>;
+
+/// Logs a failed invocation with its kind, and hands the error on.
+pub fn log_failure<T>(function: Function, result: Result<T, FlowError>) -> HandlerResult<T> {
+    result.map_err(|err| {
+        tracing::error!(function = function.name(), error = %err, kind = err.kind(), "invocation failed");
+        HandlerError(err)
+    })
+}
+
+/// Types an EventBridge event's `detail` with `parse` (which sees its `detail-type`).
+pub fn parse_detail<T>(
+    event: EventBridgeEvent<Value>,
+    parse: impl FnOnce(&str, Value) -> Result<T, FlowError>,
+) -> Result<T, FlowError> {
+    parse(&event.detail_type, event.detail)
+}
+
+/// Runs `function` on Lambda: tracing first (JSON when the function's `LoggingConfig`
+/// says so, the level from `AWS_LAMBDA_LOG_LEVEL`), then the function's own
+/// configuration (a missing or malformed variable fails the init phase with a message
+/// naming it), then its cloud (`build`, once per cold start), then the runtime loop
+/// calling `handler` for every event.
+pub async fn serve<C, B, H, E, R>(function: Function, build: B, handler: H) -> Result<(), lambda_runtime::Error>
+where
+    B: AsyncFnOnce(&Config) -> C,
+    H: AsyncFn(&C, &Config, LambdaEvent<E>) -> HandlerResult<R>,
+    E: DeserializeOwned,
+    R: Serialize,
+{
+    lambda_runtime::tracing::init_default_subscriber();
+    let cfg = Config::from_env(function).map_err(|e| {
+        tracing::error!(function = function.name(), error = %e, "configuration error; the function cannot start");
+        e
+    })?;
+    let cloud = build(&cfg).await;
+    // Boxed: the runtime's future nested in this one is too deep a type for the
+    // compiler's layout of an async `main` otherwise.
+    Box::pin(lambda_runtime::run(lambda_runtime::service_fn(|event: LambdaEvent<E>| handler(&cloud, &cfg, event))))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use warmpool_core::CloudError;
+
+    use super::*;
+
+    #[test]
+    fn flow_errors_become_diagnostics_with_a_stable_type() {
+        let cases = [
+            (FlowError::InvalidInput("bad".into()), "InvalidInput"),
+            (FlowError::NotYet("agent".into()), "Retryable"),
+            (FlowError::Cloud(CloudError::Throttled { operation: "X".into() }), "Retryable"),
+            (FlowError::Cloud(CloudError::Invalid { operation: "X".into(), message: "m".into() }), "NonRetryable"),
+        ];
+        for (err, kind) in cases {
+            let message = err.to_string();
+            let d = Diagnostic::from(HandlerError::from(err));
+            assert_eq!((d.error_type.as_str(), d.error_message), (kind, message));
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! Auto Scaling: groups with min, max and desired capacity, the scaling loop, launch
+//! activities, the launch lifecycle hook with its heartbeat timeout, attach, detach,
+//! terminate, tags and force delete, with the errors AWS documents for each.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::json;
+use warmpool_core::error::CloudError;
+use warmpool_core::events;
+use warmpool_core::ports::{AutoScaling, Clock, Group, Launch, LifecycleResult, Member, MemberState, UserGroupSpec};
+
+use super::bus::format_time;
+use super::ec2::{Ec2State, Instance};
+use super::inspect::DetachStats;
+use super::{SimCloud, World, validation};
+
+/// Scaling activities kept per group (`DescribeScalingActivities` answers the newest page).
+const ACTIVITIES_KEPT: usize = 200;
+
+#[derive(Debug, Clone)]
+pub(super) struct LaunchActivity {
+    pub(super) instance_id: String,
+    pub(super) launch: Launch,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Hook {
+    pub(super) name: String,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct AsgState {
+    pub(super) min: u32,
+    pub(super) max: u32,
+    pub(super) desired: u32,
+    pub(super) subnets: Vec<String>,
+    pub(super) tags: BTreeMap<String, String>,
+    /// Instance id to lifecycle state, in launch/attach order.
+    pub(super) members: Vec<(String, MemberState)>,
+    pub(super) hook: Option<Hook>,
+}
+
+impl AsgState {
+    pub(super) fn member_mut(&mut self, id: &str) -> Option<&mut MemberState> {
+        self.members.iter_mut().find(|(m, _)| m == id).map(|(_, s)| s)
+    }
+
+    pub(super) fn live(&self) -> usize {
+        self.members.iter().filter(|(_, s)| !matches!(s, MemberState::Terminating | MemberState::Other)).count()
+    }
+}
+
+/// Auto Scaling's state.
+#[derive(Debug, Default)]
+pub(super) struct AutoScalingState {
+    pub(super) groups: BTreeMap<String, AsgState>,
+    /// Pending launch lifecycle actions: instance id to (group, hook).
+    pub(super) pending_actions: BTreeMap<String, (String, String)>,
+    /// Launch activities by group, oldest first.
+    pub(super) activities: BTreeMap<String, Vec<LaunchActivity>>,
+    /// Instance id to the group whose launch activity is still in progress.
+    pub(super) launching: BTreeMap<String, String>,
+    pub(super) detaches: BTreeMap<String, DetachStats>,
+}
+
+impl SimCloud {
+    pub(super) fn begin_launch(&self, w: &mut World, group: &str, instance_id: &str) {
+        let started_ms = self.now_ms();
+        w.asg.launching.insert(instance_id.to_owned(), group.to_owned());
+        let list = w.asg.activities.entry(group.to_owned()).or_default();
+        list.push(LaunchActivity {
+            instance_id: instance_id.to_owned(),
+            launch: Launch { started_ms, ended_ms: None, succeeded: false },
+        });
+        if list.len() > ACTIVITIES_KEPT {
+            list.drain(..list.len() - ACTIVITIES_KEPT);
+        }
+    }
+
+    /// Ends the launch activity of `instance_id`, if one is still in progress.
+    pub(super) fn end_launch(&self, w: &mut World, instance_id: &str, succeeded: bool) {
+        let now = self.now_ms();
+        let Some(group) = w.asg.launching.remove(instance_id) else { return };
+        if let Some(a) = w.asg.activities.get_mut(&group).and_then(|list| {
+            list.iter_mut().rev().find(|a| a.instance_id == instance_id && a.launch.ended_ms.is_none())
+        }) {
+            a.launch.ended_ms = Some(now);
+            a.launch.succeeded = succeeded;
+        }
+    }
+
+    /// Every `scaling_interval_s`, a group launches or terminates instances until its
+    /// live count matches its desired capacity. Ends when the group is deleted.
+    pub(super) fn start_scaling(&self, group: String) {
+        let cloud = self.clone();
+        tokio::spawn(async move {
+            let interval = Duration::from_secs(cloud.inner.model.scaling_interval_s.max(1));
+            loop {
+                tokio::time::sleep(interval).await;
+                if !cloud.scale_once(&group) {
+                    break;
+                }
+            }
+        });
+    }
+
+    pub(super) fn scale_once(&self, group: &str) -> bool {
+        let mut launches = Vec::new();
+        let mut excess = Vec::new();
+        {
+            let mut w = self.world();
+            let Some(g) = w.asg.groups.get(group) else {
+                return false;
+            };
+            let live = g.live() as u32;
+            let desired = g.desired;
+            if live < desired {
+                for _ in live..desired {
+                    let id = self.launch_into(&mut w, group);
+                    launches.push(id);
+                }
+            } else if live > desired {
+                let live_ids: Vec<String> = g
+                    .members
+                    .iter()
+                    .filter(|(_, s)| !matches!(s, MemberState::Terminating | MemberState::Other))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                excess.extend(live_ids.into_iter().rev().take((live - desired) as usize));
+            }
+        }
+        for id in launches {
+            self.boot(id);
+        }
+        for id in excess {
+            self.begin_terminate(&id, "scale-in");
+        }
+        true
+    }
+
+    /// Records a new `Pending` instance in the group, in its least-used subnet.
+    pub(super) fn launch_into(&self, w: &mut World, group: &str) -> String {
+        let id = w.ec2.next_id();
+        let Some(g) = w.asg.groups.get(group) else {
+            return id;
+        };
+        let subnet = g
+            .subnets
+            .iter()
+            .min_by_key(|s| {
+                g.members.iter().filter(|(m, _)| w.ec2.instances.get(m).is_some_and(|i| &&i.subnet == s)).count()
+            })
+            .cloned()
+            .unwrap_or_else(|| "subnet-a".to_owned());
+        let az = w.ec2.subnet_azs.get(&subnet).cloned().unwrap_or_default();
+        w.ec2.instances.insert(
+            id.clone(),
+            Instance {
+                subnet,
+                az,
+                state: Ec2State::Pending,
+                group: Some(group.to_owned()),
+                agent_online: false,
+                prepared: false,
+            },
+        );
+        if let Some(g) = w.asg.groups.get_mut(group) {
+            g.members.push((id.clone(), MemberState::Pending));
+        }
+        self.begin_launch(w, group, &id);
+        self.note(w, format!("{group} launches {id}"));
+        id
+    }
+
+    pub(super) fn emit_launch_successful(&self, group: &str, id: &str, cause: &str) {
+        self.emit(
+            events::SOURCE_AUTOSCALING,
+            events::LAUNCH_SUCCESSFUL,
+            json!({
+                "StatusCode": "InProgress",
+                "AutoScalingGroupName": group,
+                "EC2InstanceId": id,
+                "Cause": format!("At {} {cause}.", format_time(self.now_ms())),
+                "Details": {},
+            }),
+        );
+    }
+
+    /// The hook's heartbeat timeout: an action still pending then gets the default
+    /// result, ABANDON, and the instance is terminated (the group replaces it).
+    pub(super) fn hook_timeout(&self, id: String) {
+        let cloud = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(cloud.inner.model.hook_timeout_s)).await;
+            let timed_out = cloud.world().asg.pending_actions.remove(&id).is_some();
+            if timed_out {
+                cloud.begin_terminate(&id, "lifecycle hook timed out (ABANDON)");
+            }
+        });
+    }
+}
+
+fn group_view(w: &World, name: &str, g: &AsgState) -> Group {
+    Group {
+        name: name.to_owned(),
+        min_size: g.min,
+        max_size: g.max,
+        desired_capacity: g.desired,
+        members: g
+            .members
+            .iter()
+            .map(|(id, s)| Member {
+                instance_id: id.clone(),
+                state: *s,
+                healthy: true,
+                availability_zone: w.ec2.instances.get(id).map(|i| i.az.clone()).unwrap_or_default(),
+            })
+            .collect(),
+        tags: g.tags.clone(),
+    }
+}
+
+impl AutoScaling for SimCloud {
+    async fn create_user_group(&self, spec: &UserGroupSpec) -> Result<(), CloudError> {
+        self.call("CreateAutoScalingGroup").await?;
+        {
+            let mut w = self.world();
+            if w.asg.groups.contains_key(&spec.name) {
+                return Err(CloudError::AlreadyExists { resource: spec.name.clone() });
+            }
+            if let Some(bad) = spec.subnets.iter().find(|s| !w.ec2.subnet_azs.contains_key(*s)) {
+                return Err(validation("CreateAutoScalingGroup", format!("The subnet ID '{bad}' does not exist")));
+            }
+            w.asg.groups.insert(
+                spec.name.clone(),
+                AsgState {
+                    min: 0,
+                    max: 1,
+                    desired: 0,
+                    subnets: spec.subnets.clone(),
+                    tags: spec.tags.iter().cloned().collect(),
+                    members: Vec::new(),
+                    hook: None,
+                },
+            );
+            self.note(&mut w, format!("{} created", spec.name));
+        }
+        self.start_scaling(spec.name.clone());
+        Ok(())
+    }
+
+    async fn describe_group(&self, name: &str) -> Result<Option<Group>, CloudError> {
+        self.call("DescribeAutoScalingGroups").await?;
+        let w = self.world();
+        Ok(w.asg.groups.get(name).map(|g| group_view(&w, name, g)))
+    }
+
+    async fn list_user_groups(&self, prefix: &str) -> Result<Vec<Group>, CloudError> {
+        self.call("DescribeAutoScalingGroups").await?;
+        let w = self.world();
+        Ok(w.asg
+            .groups
+            .iter()
+            .filter(|(name, g)| name.starts_with(prefix) && g.tags.contains_key(warmpool_core::domain::tag::USER_ID))
+            .map(|(name, g)| group_view(&w, name, g))
+            .collect())
+    }
+
+    async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
+        self.call("DescribeAutoScalingInstances").await?;
+        Ok(self.world().ec2.instances.get(instance_id).and_then(|i| i.group.clone()))
+    }
+
+    async fn detach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
+        self.call("DetachInstances").await?;
+        let mut w = self.world();
+        w.asg.detaches.entry(group.to_owned()).or_default().attempts += 1;
+        let Some(g) = w.asg.groups.get_mut(group) else {
+            return Err(CloudError::NotFound { resource: group.to_owned() });
+        };
+        let Some(pos) = g.members.iter().position(|(m, _)| m == instance_id) else {
+            return Err(CloudError::NotInGroup { group: group.to_owned(), instance_id: instance_id.to_owned() });
+        };
+        let state = g.members[pos].1;
+        if !matches!(state, MemberState::InService | MemberState::Standby) {
+            return Err(CloudError::NotInService {
+                instance_id: instance_id.to_owned(),
+                message: format!("The instance {instance_id} is not in InService or Standby."),
+            });
+        }
+        g.members.remove(pos);
+        if let Some(i) = w.ec2.instances.get_mut(instance_id) {
+            i.group = None;
+        }
+        w.asg.detaches.entry(group.to_owned()).or_default().succeeded += 1;
+        self.note(&mut w, format!("{instance_id} detached from {group}"));
+        Ok(())
+    }
+
+    async fn attach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
+        self.call("AttachInstances").await?;
+        {
+            let mut w = self.world();
+            let Some(inst) = w.ec2.instances.get(instance_id).cloned() else {
+                return Err(validation("AttachInstances", format!("Instance {instance_id} does not exist")));
+            };
+            let Some(g) = w.asg.groups.get(group) else {
+                return Err(CloudError::NotFound { resource: group.to_owned() });
+            };
+            if inst.state != Ec2State::Running {
+                return Err(validation("AttachInstances", format!("Instance {instance_id} is not in a running state")));
+            }
+            if let Some(other) = &inst.group {
+                return Err(validation(
+                    "AttachInstances",
+                    format!("The instance {instance_id} is already part of Auto Scaling group {other}"),
+                ));
+            }
+            let azs: BTreeSet<&String> = g.subnets.iter().filter_map(|s| w.ec2.subnet_azs.get(s)).collect();
+            if !azs.contains(&inst.az) {
+                return Err(validation(
+                    "AttachInstances",
+                    format!("Instance {instance_id} is in {}, which is not an Availability Zone of {group}", inst.az),
+                ));
+            }
+            if g.desired + 1 > g.max {
+                return Err(CloudError::MaxSizeExceeded {
+                    group: group.to_owned(),
+                    message: format!(
+                        "New SetDesiredCapacity value {} is above max value {} for the AutoScalingGroup.",
+                        g.desired + 1,
+                        g.max
+                    ),
+                });
+            }
+            if let Some(g) = w.asg.groups.get_mut(group) {
+                g.desired += 1;
+                g.members.push((instance_id.to_owned(), MemberState::InService));
+            }
+            if let Some(i) = w.ec2.instances.get_mut(instance_id) {
+                i.group = Some(group.to_owned());
+            }
+            self.note(&mut w, format!("{instance_id} attached to {group}"));
+        }
+        // AttachInstances fires no lifecycle hook; it does emit Launch Successful.
+        self.emit_launch_successful(group, instance_id, "an instance was added in response to user request");
+        Ok(())
+    }
+
+    async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), CloudError> {
+        self.call("SetDesiredCapacity").await?;
+        let mut w = self.world();
+        let Some(g) = w.asg.groups.get_mut(group) else {
+            return Err(CloudError::NotFound { resource: group.to_owned() });
+        };
+        if desired > g.max || desired < g.min {
+            return Err(CloudError::MaxSizeExceeded {
+                group: group.to_owned(),
+                message: format!("New SetDesiredCapacity value {desired} is outside min {} and max {}", g.min, g.max),
+            });
+        }
+        g.desired = desired;
+        self.note(&mut w, format!("{group} desired capacity set to {desired}"));
+        Ok(())
+    }
+
+    async fn terminate_instance(&self, instance_id: &str, decrement_desired: bool) -> Result<(), CloudError> {
+        self.call("TerminateInstanceInAutoScalingGroup").await?;
+        {
+            let mut w = self.world();
+            let group = w
+                .ec2
+                .instances
+                .get(instance_id)
+                .filter(|i| matches!(i.state, Ec2State::Pending | Ec2State::Running))
+                .and_then(|i| i.group.clone());
+            let Some(group) = group else {
+                return Err(CloudError::NotFound { resource: instance_id.to_owned() });
+            };
+            if decrement_desired && let Some(g) = w.asg.groups.get_mut(&group) {
+                g.desired = g.desired.saturating_sub(1).max(g.min);
+            }
+        }
+        self.begin_terminate(instance_id, "TerminateInstanceInAutoScalingGroup");
+        Ok(())
+    }
+
+    async fn tag_group(&self, group: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
+        self.call("CreateOrUpdateTags").await?;
+        let mut w = self.world();
+        let Some(g) = w.asg.groups.get_mut(group) else {
+            return Err(CloudError::NotFound { resource: group.to_owned() });
+        };
+        for (k, v) in tags {
+            g.tags.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<(), CloudError> {
+        self.call("DeleteAutoScalingGroup").await?;
+        let members = {
+            let mut w = self.world();
+            let Some(g) = w.asg.groups.remove(group) else {
+                return Err(CloudError::NotFound { resource: group.to_owned() });
+            };
+            self.note(&mut w, format!("{group} deleted"));
+            g.members
+        };
+        for (id, _) in members {
+            self.begin_terminate(&id, "group deleted");
+            if let Some(i) = self.world().ec2.instances.get_mut(&id) {
+                i.group = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn recent_launches(&self, group: &str) -> Result<Vec<Launch>, CloudError> {
+        self.call("DescribeScalingActivities").await?;
+        let w = self.world();
+        if !w.asg.groups.contains_key(group) {
+            return Err(CloudError::NotFound { resource: group.to_owned() });
+        }
+        Ok(w.asg
+            .activities
+            .get(group)
+            .map(|l| l.iter().rev().take(100).map(|a| a.launch.clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn complete_lifecycle_action(
+        &self,
+        group: &str,
+        hook: &str,
+        instance_id: &str,
+        result: LifecycleResult,
+    ) -> Result<(), CloudError> {
+        self.call("CompleteLifecycleAction").await?;
+        {
+            let mut w = self.world();
+            let matches = w.asg.pending_actions.get(instance_id).is_some_and(|(g, h)| g == group && h == hook);
+            if !matches {
+                return Err(CloudError::NoActiveLifecycleAction { instance_id: instance_id.to_owned() });
+            }
+            w.asg.pending_actions.remove(instance_id);
+            if result == LifecycleResult::Continue {
+                if let Some(s) = w.asg.groups.get_mut(group).and_then(|g| g.member_mut(instance_id)) {
+                    *s = MemberState::InService;
+                }
+                self.end_launch(&mut w, instance_id, true);
+                self.note(&mut w, format!("{instance_id} is InService in {group}"));
+            }
+        }
+        match result {
+            LifecycleResult::Continue => self.emit_launch_successful(
+                group,
+                instance_id,
+                "an instance was started in response to a difference between desired and actual capacity",
+            ),
+            LifecycleResult::Abandon => self.begin_terminate(instance_id, "lifecycle action ABANDON"),
+        }
+        Ok(())
+    }
+}

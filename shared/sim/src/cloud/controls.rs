@@ -1,0 +1,84 @@
+//! Test and simulator controls: set-up (what the SAM template creates) and the knobs
+//! tests turn (an agent that goes offline, faults, a claim put by hand, forced init
+//! failures, the claim strategy).
+
+use std::collections::BTreeMap;
+
+use warmpool_core::ports::{Clock, MemberState};
+
+use super::autoscaling::{AsgState, Hook};
+use super::ec2::{Ec2State, Instance};
+use super::{ClaimStrategy, SimCloud};
+use crate::invocation::Faults;
+
+impl SimCloud {
+    /// Creates the pool group with a launch lifecycle hook and `size` instances that
+    /// are already running, registered with SSM, prepared and `InService`, as a pool
+    /// that has been up for a while. Starts the group's scaling loop.
+    pub fn create_pool(&self, name: &str, hook: &str, size: u32, max: u32) {
+        let mut w = self.world();
+        let subnets: Vec<String> = w.ec2.subnet_azs.keys().cloned().collect();
+        let mut members = Vec::new();
+        for i in 0..size {
+            let subnet = subnets[i as usize % subnets.len()].clone();
+            let az = w.ec2.subnet_azs[&subnet].clone();
+            let id = w.ec2.next_id();
+            w.ec2.instances.insert(
+                id.clone(),
+                Instance {
+                    subnet,
+                    az,
+                    state: Ec2State::Running,
+                    group: Some(name.to_owned()),
+                    agent_online: true,
+                    prepared: true,
+                },
+            );
+            members.push((id, MemberState::InService));
+        }
+        w.asg.groups.insert(
+            name.to_owned(),
+            AsgState {
+                min: 0,
+                max,
+                desired: size,
+                subnets,
+                tags: BTreeMap::new(),
+                members,
+                hook: Some(Hook { name: hook.to_owned() }),
+            },
+        );
+        self.note(&mut w, format!("pool {name} starts with {size} prepared instances"));
+        drop(w);
+        self.start_scaling(name.to_owned());
+    }
+
+    /// Makes the agent of `instance_id` go offline (a crashed or stopped agent).
+    pub fn set_agent_online(&self, instance_id: &str, online: bool) {
+        if let Some(i) = self.world().ec2.instances.get_mut(instance_id) {
+            i.agent_online = online;
+        }
+    }
+
+    /// Sets the faults injected into calls made inside invocations.
+    pub fn set_faults(&self, faults: Faults) {
+        self.world().faults = faults;
+    }
+
+    /// Sets how signups claim pool instances from now on (the comparison strategies
+    /// live here, in the simulator, not in the product).
+    pub fn set_claim_strategy(&self, strategy: ClaimStrategy) {
+        self.world().claim_strategy = strategy;
+    }
+
+    /// Claims `instance_id` for `owner` directly in Parameter Store (a test's set-up).
+    pub fn put_claim(&self, instance_id: &str, owner: &str) {
+        let now = self.now_ms();
+        self.world().params.claims.insert(instance_id.to_owned(), (owner.to_owned(), now));
+    }
+
+    /// Makes the next `n` user-init commands fail, whatever the failure rate.
+    pub fn fail_next_inits(&self, n: u32) {
+        self.world().ssm.forced_init_failures += n;
+    }
+}

@@ -1,0 +1,179 @@
+//! EC2 instances: launch to `running` (boot time), the SSM agent registering after its
+//! delay, and termination (shutdown time), in subnets of three Availability Zones.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+use warmpool_core::events;
+use warmpool_core::ports::MemberState;
+
+use super::SimCloud;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ec2State {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Instance {
+    pub(super) subnet: String,
+    pub(super) az: String,
+    pub(super) state: Ec2State,
+    pub(super) group: Option<String>,
+    pub(super) agent_online: bool,
+    pub(super) prepared: bool,
+}
+
+/// EC2's state.
+#[derive(Debug)]
+pub(super) struct Ec2 {
+    pub(super) instances: BTreeMap<String, Instance>,
+    /// Subnet id to its Availability Zone.
+    pub(super) subnet_azs: BTreeMap<String, String>,
+    pub(super) next_instance: u64,
+}
+
+impl Ec2 {
+    /// Three subnets in three Availability Zones; instance ids that differ by seed.
+    pub(super) fn new(seed: u64) -> Self {
+        Self {
+            instances: BTreeMap::new(),
+            subnet_azs: [("subnet-a", "us-east-1a"), ("subnet-b", "us-east-1b"), ("subnet-c", "us-east-1c")]
+                .into_iter()
+                .map(|(s, a)| (s.to_owned(), a.to_owned()))
+                .collect(),
+            next_instance: 0x0a1b_2c3d_0000_0000 ^ (seed.wrapping_mul(0x9e37_79b9) & 0xffff_0000),
+        }
+    }
+
+    /// A fresh instance id.
+    pub(super) fn next_id(&mut self) -> String {
+        self.next_instance += 1;
+        format!("i-{:017x}", self.next_instance)
+    }
+}
+
+impl SimCloud {
+    /// Boots a launched instance: the launch hook (if any) takes it to `Pending:Wait`
+    /// at once; EC2 reaches `running` after the boot time; the agent registers after
+    /// its delay. Without a hook the group puts it `InService` once running.
+    pub(super) fn boot(&self, id: String) {
+        let cloud = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(cloud.draw_ms(cloud.inner.model.hook_entry_ms))).await;
+            let hooked = {
+                let mut w = cloud.world();
+                let Some(group) = w.ec2.instances.get(&id).and_then(|i| i.group.clone()) else {
+                    return;
+                };
+                let hook = w.asg.groups.get(&group).and_then(|g| g.hook.clone());
+                if let Some(hook) = hook {
+                    if let Some(s) = w.asg.groups.get_mut(&group).and_then(|g| g.member_mut(&id)) {
+                        *s = MemberState::PendingWait;
+                    }
+                    w.asg.pending_actions.insert(id.clone(), (group.clone(), hook.name.clone()));
+                    drop(w);
+                    cloud.emit(
+                        events::SOURCE_AUTOSCALING,
+                        events::LAUNCH_LIFECYCLE_ACTION,
+                        json!({
+                            "LifecycleActionToken": format!("token-{id}"),
+                            "AutoScalingGroupName": group,
+                            "LifecycleHookName": hook.name,
+                            "EC2InstanceId": id,
+                            "LifecycleTransition": events::LAUNCHING_TRANSITION,
+                            "Origin": "EC2",
+                            "Destination": "AutoScalingGroup",
+                        }),
+                    );
+                    cloud.hook_timeout(id.clone());
+                    true
+                } else {
+                    false
+                }
+            };
+            tokio::time::sleep(cloud.draw_s(cloud.inner.model.boot_s)).await;
+            let in_service_group = {
+                let mut w = cloud.world();
+                let Some(inst) = w.ec2.instances.get_mut(&id) else { return };
+                if inst.state != Ec2State::Pending {
+                    return;
+                }
+                inst.state = Ec2State::Running;
+                let group = inst.group.clone();
+                if hooked {
+                    None
+                } else {
+                    let group = group.filter(|g| {
+                        w.asg
+                            .groups
+                            .get_mut(g)
+                            .and_then(|g| g.member_mut(&id))
+                            .map(|s| *s = MemberState::InService)
+                            .is_some()
+                    });
+                    if let Some(g) = &group {
+                        cloud.end_launch(&mut w, &id, true);
+                        cloud.note(&mut w, format!("{id} is InService in {g}"));
+                    }
+                    group
+                }
+            };
+            if let Some(group) = in_service_group {
+                cloud.emit_launch_successful(
+                    &group,
+                    &id,
+                    "an instance was started in response to a difference between desired and actual capacity",
+                );
+            }
+            tokio::time::sleep(Duration::from_secs_f64(cloud.inner.model.agent_delay_s.max(0.0))).await;
+            let mut w = cloud.world();
+            if let Some(inst) = w.ec2.instances.get_mut(&id)
+                && inst.state == Ec2State::Running
+            {
+                inst.agent_online = true;
+                cloud.note(&mut w, format!("{id} SSM agent online"));
+            }
+        });
+    }
+
+    /// Starts terminating an instance: it leaves service at once and its agent goes
+    /// offline; after the shutdown time it is gone from its group.
+    pub(super) fn begin_terminate(&self, id: &str, why: &str) {
+        {
+            let mut w = self.world();
+            let group = {
+                let Some(inst) = w.ec2.instances.get_mut(id) else { return };
+                if matches!(inst.state, Ec2State::ShuttingDown | Ec2State::Terminated) {
+                    return;
+                }
+                inst.state = Ec2State::ShuttingDown;
+                inst.agent_online = false;
+                inst.group.clone()
+            };
+            if let Some(s) = group.as_ref().and_then(|g| w.asg.groups.get_mut(g)).and_then(|g| g.member_mut(id)) {
+                *s = MemberState::Terminating;
+            }
+            w.asg.pending_actions.remove(id);
+            self.end_launch(&mut w, id, false);
+            self.note(&mut w, format!("{id} terminating: {why}"));
+        }
+        let cloud = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(cloud.inner.model.shutdown_s)).await;
+            let mut w = cloud.world();
+            let group = w.ec2.instances.get_mut(&id).and_then(|i| {
+                i.state = Ec2State::Terminated;
+                i.group.take()
+            });
+            if let Some(g) = group.and_then(|g| w.asg.groups.get_mut(&g)) {
+                g.members.retain(|(m, _)| m != &id);
+            }
+        });
+    }
+}

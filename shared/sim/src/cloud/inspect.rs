@@ -1,0 +1,193 @@
+//! Inspection: the cloud's ground truth (what tests and reports judge by, never the
+//! functions' beliefs) and its record of what was called.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use warmpool_core::ports::{CommandRequest, MemberState};
+
+use super::SimCloud;
+use super::ec2::Ec2State;
+use super::sqs::{READY_QUEUE, SIGNUP_QUEUE};
+use crate::queue::SimQueue;
+
+/// One line of the cloud's own timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// Milliseconds since the simulation started.
+    pub at_ms: u64,
+    pub text: String,
+}
+
+/// The cloud's ground truth at one moment.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    /// Group name to the ids of its instances that are not leaving.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Group name to the number of its `InService` members.
+    pub in_service: BTreeMap<String, usize>,
+    /// Group name to its tags.
+    pub tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// Instances terminated (or shutting down).
+    pub terminated: Vec<String>,
+    /// Instances pending or running in no group.
+    pub outside: Vec<String>,
+    /// Instances listed as a member by more than one group (must stay empty).
+    pub in_two_groups: Vec<String>,
+    /// Bodies on the ready queue.
+    pub ready_messages: Vec<String>,
+    /// Bodies on the signup queue's dead-letter queue.
+    pub dead_letters: Vec<String>,
+    /// API calls by operation.
+    pub calls: BTreeMap<String, u64>,
+    /// Metrics the flow recorded: name to (count, sum of values).
+    pub metrics: BTreeMap<String, (u64, f64)>,
+    /// Throttled attempts by operation (each retried with backoff).
+    pub throttled: BTreeMap<String, u64>,
+}
+
+/// A group's size at one moment (cheaper than a [`Snapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupSize {
+    /// Members not leaving: pending, waiting in a hook, or `InService`.
+    pub live: u32,
+    pub in_service: u32,
+    pub desired: u32,
+}
+
+/// `DetachInstances` calls that reached a group, and how many detached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DetachStats {
+    pub attempts: u64,
+    pub succeeded: u64,
+}
+
+/// What the cloud records of the calls made to it.
+#[derive(Debug, Default)]
+pub(super) struct Record {
+    /// API calls by operation.
+    pub(super) calls: BTreeMap<String, u64>,
+    /// Operations called inside invocations, in order (the crash-point matrix's axis).
+    pub(super) call_log: Vec<(String, String)>,
+    /// Throttled attempts by operation.
+    pub(super) throttled: BTreeMap<String, u64>,
+    /// Metrics the flow recorded: name to (count, sum of values).
+    pub(super) metrics: BTreeMap<String, (u64, f64)>,
+    pub(super) timeline: Vec<TimelineEntry>,
+}
+
+impl SimCloud {
+    /// The cloud's timeline so far.
+    #[must_use]
+    pub fn timeline(&self) -> Vec<TimelineEntry> {
+        self.world().record.timeline.clone()
+    }
+
+    /// The ground truth.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let w = self.world();
+        let mut groups = BTreeMap::new();
+        let mut tags = BTreeMap::new();
+        let mut in_service = BTreeMap::new();
+        let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
+        for (name, g) in &w.asg.groups {
+            let live: Vec<String> = g
+                .members
+                .iter()
+                .filter(|(id, s)| {
+                    !matches!(s, MemberState::Terminating)
+                        && w.ec2
+                            .instances
+                            .get(id)
+                            .is_some_and(|i| matches!(i.state, Ec2State::Pending | Ec2State::Running))
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for (id, _) in &g.members {
+                *seen.entry(id.as_str()).or_default() += 1;
+            }
+            in_service.insert(name.clone(), g.members.iter().filter(|(_, s)| *s == MemberState::InService).count());
+            groups.insert(name.clone(), live);
+            tags.insert(name.clone(), g.tags.clone());
+        }
+        let terminated = w
+            .ec2
+            .instances
+            .iter()
+            .filter(|(_, i)| matches!(i.state, Ec2State::ShuttingDown | Ec2State::Terminated))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let outside = w
+            .ec2
+            .instances
+            .iter()
+            .filter(|(_, i)| i.group.is_none() && matches!(i.state, Ec2State::Pending | Ec2State::Running))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let in_two_groups = seen.into_iter().filter(|(_, n)| *n > 1).map(|(id, _)| id.to_owned()).collect();
+        Snapshot {
+            groups,
+            in_service,
+            tags,
+            terminated,
+            outside,
+            in_two_groups,
+            ready_messages: w.sqs.queues.get(READY_QUEUE).map(SimQueue::bodies).unwrap_or_default(),
+            dead_letters: w
+                .sqs
+                .queues
+                .get(SIGNUP_QUEUE)
+                .map(|q| q.dead_letters().iter().map(|r| r.body.clone()).collect())
+                .unwrap_or_default(),
+            calls: w.record.calls.clone(),
+            metrics: w.record.metrics.clone(),
+            throttled: w.record.throttled.clone(),
+        }
+    }
+
+    /// Every `SendCommand` the cloud accepted, in order.
+    #[must_use]
+    pub fn sent_commands(&self) -> Vec<CommandRequest> {
+        self.world().ssm.sent.clone()
+    }
+
+    /// (function, operation) of every call made inside invocations so far, in order.
+    #[must_use]
+    pub fn call_log(&self) -> Vec<(String, String)> {
+        self.world().record.call_log.clone()
+    }
+
+    /// The operations each function called so far.
+    #[must_use]
+    pub fn calls_by_function(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (function, op) in &self.world().record.call_log {
+            out.entry(function.clone()).or_default().insert(op.clone());
+        }
+        out
+    }
+
+    /// A group's live, `InService` and desired counts; `None` when it does not exist.
+    #[must_use]
+    pub fn group_size(&self, name: &str) -> Option<GroupSize> {
+        let w = self.world();
+        let g = w.asg.groups.get(name)?;
+        Some(GroupSize {
+            live: g.live() as u32,
+            in_service: g.members.iter().filter(|(_, s)| *s == MemberState::InService).count() as u32,
+            desired: g.desired,
+        })
+    }
+
+    /// One tag of a group (ground truth), without a snapshot.
+    #[must_use]
+    pub fn tag_value(&self, group: &str, key: &str) -> Option<String> {
+        self.world().asg.groups.get(group).and_then(|g| g.tags.get(key).cloned())
+    }
+
+    /// `DetachInstances` calls on `group` so far.
+    #[must_use]
+    pub fn detach_stats(&self, group: &str) -> DetachStats {
+        self.world().asg.detaches.get(group).copied().unwrap_or_default()
+    }
+}

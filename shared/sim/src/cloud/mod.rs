@@ -1,0 +1,280 @@
+//! The in-memory cloud: one handle ([`SimCloud`]) over per-service state, each service
+//! in its own module, modelled after the AWS behaviour the design rests on, on tokio's
+//! paused clock (a ten-minute launch costs no real time).
+//!
+//! - [`autoscaling`]: groups, the scaling loop, launch activities, lifecycle hooks,
+//!   attach, detach, terminate, tags, delete;
+//! - [`ec2`]: instances, boot, the SSM agent's registration, shutdown;
+//! - [`ssm`]: Run Command;
+//! - [`parameters`]: Parameter Store (the claim locks);
+//! - [`sqs`]: the signup and ready queues;
+//! - [`bus`]: the EventBridge bus the cloud emits its events on;
+//! - [`inspect`]: the ground truth ([`Snapshot`]) and the record of calls;
+//! - [`controls`]: set-up and the knobs tests turn.
+//!
+//! Every call the functions make goes through the same ports as the SDK adapters, and
+//! through [`SimCloud::call`], which counts it, waits its latency and applies the
+//! injected faults. What the model's numbers are, and where they come from, is in
+//! [`CloudModel`] and `docs/architecture.md`.
+
+mod autoscaling;
+mod bus;
+mod controls;
+mod ec2;
+mod inspect;
+mod parameters;
+mod sqs;
+mod ssm;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio::sync::mpsc;
+use warmpool_core::Config;
+use warmpool_core::error::{CloudError, FlowError};
+use warmpool_core::flow::acquire::{Claimed, rendezvous_claim};
+use warmpool_core::metrics::Metric;
+use warmpool_core::ports::{Clock, Cloud, Metrics};
+use warmpool_core::retry;
+
+pub use self::bus::{BusEvent, format_time};
+pub use self::inspect::{DetachStats, GroupSize, Snapshot, TimelineEntry};
+use crate::first_healthy::first_healthy_claim;
+use crate::invocation::{FaultKind, Faults, Invocation};
+use crate::model::CloudModel;
+
+/// 2026-01-01T00:00:00Z: the simulated clock's origin.
+const EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// How signups claim pool instances in a simulated run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaimStrategy {
+    /// The product's: the flow's rendezvous claim ([`rendezvous_claim`]).
+    #[default]
+    Rendezvous,
+    /// The original design's, injected only here to measure the product against:
+    /// every claimer detaches the first healthy `InService` instance (see
+    /// [`crate::first_healthy`]).
+    FirstHealthy,
+}
+
+impl ClaimStrategy {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rendezvous => "rendezvous",
+            Self::FirstHealthy => "first-healthy",
+        }
+    }
+
+    /// Parses `rendezvous` or `first-healthy`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "rendezvous" => Some(Self::Rendezvous),
+            "first-healthy" => Some(Self::FirstHealthy),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the cloud holds, by service.
+#[derive(Debug)]
+struct World {
+    ec2: ec2::Ec2,
+    asg: autoscaling::AutoScalingState,
+    ssm: ssm::Ssm,
+    params: parameters::ParameterStore,
+    sqs: sqs::Queues,
+    record: inspect::Record,
+    faults: Faults,
+    claim_strategy: ClaimStrategy,
+}
+
+struct Inner {
+    model: CloudModel,
+    world: Mutex<World>,
+    rng: Mutex<StdRng>,
+    bus: mpsc::UnboundedSender<BusEvent>,
+    start: tokio::time::Instant,
+}
+
+/// The in-memory cloud. Cheap to clone (a handle). Must be used inside a tokio runtime;
+/// with paused time (`start_paused`), simulated minutes pass instantly.
+#[derive(Clone)]
+pub struct SimCloud {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SimCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCloud").field("model", &self.inner.model).finish_non_exhaustive()
+    }
+}
+
+impl SimCloud {
+    /// A new, empty cloud with subnets in three Availability Zones, a FIFO signup
+    /// queue (visibility timeout `visibility_s`, DLQ after `max_receive` receives) and
+    /// a ready queue. Returns the cloud and its EventBridge bus.
+    #[must_use]
+    pub fn new(
+        model: CloudModel,
+        seed: u64,
+        visibility_s: u64,
+        max_receive: u32,
+    ) -> (Self, mpsc::UnboundedReceiver<BusEvent>) {
+        let (bus, rx) = mpsc::unbounded_channel();
+        let world = World {
+            ec2: ec2::Ec2::new(seed),
+            asg: autoscaling::AutoScalingState::default(),
+            ssm: ssm::Ssm::default(),
+            params: parameters::ParameterStore::default(),
+            sqs: sqs::Queues::new(visibility_s * 1000, max_receive),
+            record: inspect::Record::default(),
+            faults: Faults::default(),
+            claim_strategy: ClaimStrategy::default(),
+        };
+        let cloud = Self {
+            inner: Arc::new(Inner {
+                model,
+                world: Mutex::new(world),
+                rng: Mutex::new(StdRng::seed_from_u64(seed)),
+                bus,
+                start: tokio::time::Instant::now(),
+            }),
+        };
+        (cloud, rx)
+    }
+
+    /// The subnet ids the cloud has.
+    #[must_use]
+    pub fn subnets(&self) -> Vec<String> {
+        self.world().ec2.subnet_azs.keys().cloned().collect()
+    }
+
+    /// The model in force.
+    #[must_use]
+    pub fn model(&self) -> &CloudModel {
+        &self.inner.model
+    }
+
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.inner.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn rng(&self) -> MutexGuard<'_, StdRng> {
+        self.inner.rng.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Milliseconds since the simulation started.
+    #[must_use]
+    pub fn elapsed_ms(&self) -> u64 {
+        self.inner.start.elapsed().as_millis() as u64
+    }
+
+    /// A uniform random draw in `[lo, hi]` (ms).
+    #[must_use]
+    pub fn draw_ms(&self, (lo, hi): (u64, u64)) -> u64 {
+        if hi <= lo { lo } else { self.rng().random_range(lo..=hi) }
+    }
+
+    fn draw_s(&self, (lo, hi): (f64, f64)) -> Duration {
+        let s = if hi <= lo { lo } else { self.rng().random_range(lo..hi) };
+        Duration::from_secs_f64(s.max(0.0))
+    }
+
+    /// True with probability `p`.
+    #[must_use]
+    pub fn chance(&self, p: f64) -> bool {
+        p > 0.0 && self.rng().random::<f64>() < p
+    }
+
+    fn note(&self, w: &mut World, text: String) {
+        let at_ms = self.elapsed_ms();
+        w.record.timeline.push(TimelineEntry { at_ms, text });
+    }
+
+    /// One API call: count it, wait its latency, and apply the injected faults (a
+    /// crash after the call, a retryable or permanent failure instead of it, and
+    /// throttled attempts retried on the SDK's schedule, [`retry::sdk_throttle`], with
+    /// the SDK's jitter: each delay drawn between half and all of it).
+    async fn call(&self, op: &str) -> Result<(), CloudError> {
+        let invocation = Invocation::current();
+        if let Some(inv) = &invocation {
+            inv.stop_if_crashed().await;
+        }
+        *self.world().record.calls.entry(op.to_owned()).or_default() += 1;
+        let ms = self.draw_ms(self.inner.model.api_ms);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let Some(inv) = invocation else {
+            return Ok(());
+        };
+        let (index, faults) = {
+            let mut w = self.world();
+            w.record.call_log.push((inv.function.to_owned(), op.to_owned()));
+            (w.record.call_log.len() as u64 - 1, w.faults.clone())
+        };
+        match faults.at_call {
+            Some((at, FaultKind::Retryable)) if at == index => {
+                return Err(CloudError::Throttled { operation: op.to_owned() });
+            }
+            Some((at, FaultKind::Permanent)) if at == index => {
+                return Err(CloudError::Invalid {
+                    operation: op.to_owned(),
+                    message: "simulated permanent failure".into(),
+                });
+            }
+            Some((at, FaultKind::CrashAfter)) if at == index => inv.crash(),
+            _ => {}
+        }
+        let mut retries = retry::sdk_throttle();
+        while self.chance(faults.throttle_rate) {
+            *self.world().record.throttled.entry(op.to_owned()).or_default() += 1;
+            let Some(delay) = retries.next() else {
+                return Err(CloudError::Throttled { operation: op.to_owned() });
+            };
+            let ms = delay.as_millis() as u64;
+            tokio::time::sleep(Duration::from_millis(self.draw_ms((ms / 2, ms)))).await;
+        }
+        if self.chance(faults.crash_rate) {
+            inv.crash();
+        }
+        Ok(())
+    }
+}
+
+fn validation(op: &str, message: String) -> CloudError {
+    CloudError::Invalid { operation: op.to_owned(), message }
+}
+
+impl Clock for SimCloud {
+    fn now_ms(&self) -> u64 {
+        EPOCH_MS + self.elapsed_ms()
+    }
+
+    async fn sleep_ms(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+impl Metrics for SimCloud {
+    fn record(&self, metric: Metric) {
+        let (name, value, _, _) = metric.parts();
+        let mut w = self.world();
+        let entry = w.record.metrics.entry(name.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += value;
+    }
+}
+
+impl Cloud for SimCloud {
+    async fn claim_from_pool(&self, cfg: &Config, user_id: &str) -> Result<Option<Claimed>, FlowError> {
+        let strategy = self.world().claim_strategy;
+        match strategy {
+            ClaimStrategy::Rendezvous => rendezvous_claim(self, cfg, user_id).await,
+            ClaimStrategy::FirstHealthy => first_healthy_claim(self, cfg, user_id).await,
+        }
+    }
+}

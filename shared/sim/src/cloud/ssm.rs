@@ -1,0 +1,197 @@
+//! SSM Run Command: agent registration, `SendCommand` (and `InvalidInstanceId` before
+//! the agent is online), delivery and execution with their timeouts, failure injection,
+//! `GetCommandInvocation` (eventually consistent right after `SendCommand`), and both
+//! status events AWS emits for a one-instance command.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+use warmpool_core::error::CloudError;
+use warmpool_core::events;
+use warmpool_core::ports::{Clock, CommandRequest, RunCommand};
+
+use super::bus::format_time;
+use super::ec2::Ec2State;
+use super::{SimCloud, validation};
+
+/// Run Command's state.
+#[derive(Debug, Default)]
+pub(super) struct Ssm {
+    /// Command id to (instance, status); `None` until the invocation is visible to
+    /// `GetCommandInvocation` (eventual consistency right after `SendCommand`).
+    pub(super) commands: BTreeMap<String, (String, Option<String>)>,
+    pub(super) next_command: u64,
+    /// User-init commands still to fail on purpose (tests).
+    pub(super) forced_init_failures: u32,
+    /// Every `SendCommand` request accepted, in order: exactly what reaches a host.
+    pub(super) sent: Vec<CommandRequest>,
+}
+
+impl SimCloud {
+    pub(super) fn run_command(&self, command_id: String, request: CommandRequest, user_init: bool) {
+        let cloud = self.clone();
+        tokio::spawn(async move {
+            let model = cloud.inner.model.clone();
+            let id = request.instance_id.clone();
+            let delivery_deadline = Duration::from_secs(u64::from(request.delivery_timeout_s));
+            let delivery = Duration::from_millis(cloud.draw_ms(model.command_delivery_ms));
+            tokio::time::sleep(delivery).await;
+            if let Some(entry) = cloud.world().ssm.commands.get_mut(&command_id) {
+                entry.1.get_or_insert_with(|| "Pending".to_owned());
+            }
+            let (reachable, prepared) = {
+                let w = cloud.world();
+                w.ec2
+                    .instances
+                    .get(&id)
+                    .map_or((false, false), |i| (i.agent_online && i.state == Ec2State::Running, i.prepared))
+            };
+            if !reachable {
+                tokio::time::sleep(delivery_deadline.saturating_sub(delivery)).await;
+                cloud.finish_command(&command_id, &request, "TimedOut", "Delivery Timed Out");
+                return;
+            }
+            cloud.command_event(&command_id, &request, "InProgress");
+            // Pool-prep is the generic preparation; user-init on an instance that never had
+            // it runs the preparation first.
+            let work_s = if !user_init {
+                model.prep_s
+            } else if prepared {
+                model.user_init_s
+            } else {
+                model.prep_s + model.user_init_s
+            };
+            let jitter = cloud.draw_s(model.work_jitter).as_secs_f64();
+            let work = Duration::from_secs_f64(work_s * jitter);
+            let timeout = request
+                .parameters
+                .get("executionTimeout")
+                .and_then(|v| v.first())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(Duration::from_secs(model.default_execution_timeout_s), Duration::from_secs);
+            let fail_rate = if user_init { model.init_failure_rate } else { model.prep_failure_rate };
+            let forced = user_init && {
+                let mut w = cloud.world();
+                let forced = w.ssm.forced_init_failures > 0;
+                w.ssm.forced_init_failures = w.ssm.forced_init_failures.saturating_sub(1);
+                forced
+            };
+            let fails = forced || cloud.chance(fail_rate);
+            // Run in steps so that a terminated instance stops the script.
+            let ran = work.min(timeout);
+            let step = Duration::from_secs(model.command_check_s.max(1));
+            let mut done = Duration::ZERO;
+            while done < ran {
+                let d = step.min(ran.saturating_sub(done));
+                tokio::time::sleep(d).await;
+                done += d;
+                let alive = cloud.world().ec2.instances.get(&id).is_some_and(|i| i.state == Ec2State::Running);
+                if !alive {
+                    cloud.finish_command(&command_id, &request, "Failed", "Terminated");
+                    return;
+                }
+            }
+            if work > timeout {
+                cloud.finish_command(&command_id, &request, "TimedOut", "Execution Timed Out");
+            } else if fails {
+                cloud.finish_command(&command_id, &request, "Failed", "Failed");
+            } else {
+                // Either document leaves the instance prepared.
+                if let Some(i) = cloud.world().ec2.instances.get_mut(&id) {
+                    i.prepared = true;
+                }
+                cloud.finish_command(&command_id, &request, "Success", "Success");
+            }
+        });
+    }
+
+    pub(super) fn finish_command(&self, command_id: &str, request: &CommandRequest, status: &str, detail: &str) {
+        {
+            let mut w = self.world();
+            let text = format!("command {command_id} ({}) on {}: {detail}", request.document, request.instance_id);
+            self.note(&mut w, text);
+        }
+        self.command_event(command_id, request, status);
+    }
+
+    /// Emits both SSM status events, as AWS does for a one-instance command.
+    pub(super) fn command_event(&self, command_id: &str, request: &CommandRequest, status: &str) {
+        if let Some(entry) = self.world().ssm.commands.get_mut(command_id) {
+            entry.1 = Some(status.to_owned());
+        }
+        let requested = format_time(self.now_ms());
+        self.emit(
+            events::SOURCE_SSM,
+            events::COMMAND_INVOCATION_STATUS,
+            json!({
+                "command-id": command_id,
+                "document-name": request.document,
+                "instance-id": request.instance_id,
+                "requested-date-time": requested,
+                "status": status,
+            }),
+        );
+        self.emit(
+            events::SOURCE_SSM,
+            events::COMMAND_STATUS,
+            json!({
+                "command-id": command_id,
+                "document-name": request.document,
+                "expire-after": requested,
+                "parameters": request.parameters,
+                "requested-date-time": requested,
+                "status": status,
+            }),
+        );
+    }
+}
+
+impl RunCommand for SimCloud {
+    async fn agent_online(&self, instance_id: &str) -> Result<bool, CloudError> {
+        self.call("DescribeInstanceInformation").await?;
+        Ok(self.world().ec2.instances.get(instance_id).is_some_and(|i| i.agent_online))
+    }
+
+    async fn send_command(&self, request: &CommandRequest) -> Result<String, CloudError> {
+        self.call("SendCommand").await?;
+        if request.delivery_timeout_s < 30 {
+            return Err(validation("SendCommand", "TimeoutSeconds must be at least 30".into()));
+        }
+        let command_id = {
+            let mut w = self.world();
+            let online = w.ec2.instances.get(&request.instance_id).is_some_and(|i| i.agent_online);
+            if !online {
+                return Err(CloudError::AgentNotReady { instance_id: request.instance_id.clone() });
+            }
+            w.ssm.next_command += 1;
+            let n = w.ssm.next_command;
+            let id = format!("{n:08x}-0000-4000-8000-{:012x}", n.wrapping_mul(2_654_435_761));
+            let user = request.parameters.get("UserId").and_then(|v| v.first()).cloned().unwrap_or_default();
+            let text = if user.is_empty() {
+                format!("SendCommand {} to {} ({id})", request.document, request.instance_id)
+            } else {
+                format!("SendCommand {} for {user} to {} ({id})", request.document, request.instance_id)
+            };
+            self.note(&mut w, text);
+            w.ssm.commands.insert(id.clone(), (request.instance_id.clone(), None));
+            w.ssm.sent.push(request.clone());
+            id
+        };
+        let user_init = request.parameters.contains_key("UserId");
+        self.run_command(command_id.clone(), request.clone(), user_init);
+        Ok(command_id)
+    }
+
+    async fn invocation_status(&self, command_id: &str, instance_id: &str) -> Result<String, CloudError> {
+        self.call("GetCommandInvocation").await?;
+        let w = self.world();
+        match w.ssm.commands.get(command_id) {
+            Some((instance, Some(status))) if instance == instance_id => Ok(status.clone()),
+            _ => Err(CloudError::InvocationDoesNotExist {
+                command_id: command_id.to_owned(),
+                instance_id: instance_id.to_owned(),
+            }),
+        }
+    }
+}

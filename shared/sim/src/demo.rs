@@ -1,0 +1,94 @@
+//! The demo's run: a burst (or a spread) of signups through the real handlers on the
+//! local platform, with optional faults; the CLI renders it.
+
+use crate::{CloudModel, Faults};
+
+use crate::platform::{Platform, PlatformOptions};
+use crate::report::Report;
+
+/// The demo's knobs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub users: u32,
+    pub pool: u32,
+    pub seed: u64,
+    /// The cloud's latencies and failure rates.
+    pub model: CloudModel,
+    /// Signups arrive spread evenly over this many seconds (0: all at once).
+    pub spread_s: f64,
+    /// Simulated time after which the run stops even if users are not finished.
+    pub deadline_s: u64,
+    /// Share of AWS calls after which the calling function dies.
+    pub crash_rate: f64,
+    /// Share of AWS call attempts throttled (retried with backoff, as the SDK does).
+    pub throttle_rate: f64,
+    /// Share of EventBridge events lost.
+    pub drop_events: f64,
+    /// Share of EventBridge events delivered twice.
+    pub duplicate_events: f64,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            users: 30,
+            pool: 10,
+            seed: 1,
+            model: CloudModel::default(),
+            spread_s: 0.0,
+            deadline_s: 6 * 3600,
+            crash_rate: 0.0,
+            throttle_rate: 0.0,
+            drop_events: 0.0,
+            duplicate_events: 0.0,
+        }
+    }
+}
+
+/// What a demo run produced.
+#[derive(Debug, Clone)]
+pub struct DemoRun {
+    pub report: Report,
+    pub timeline: Vec<(f64, String)>,
+    pub settled: bool,
+}
+
+/// Runs the demo on a fresh paused-time runtime (simulated minutes take milliseconds).
+pub fn run(opts: &DemoOptions) -> std::io::Result<DemoRun> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
+    Ok(rt.block_on(run_async(opts)))
+}
+
+async fn run_async(opts: &DemoOptions) -> DemoRun {
+    let platform = Platform::start(PlatformOptions {
+        model: opts.model.clone(),
+        seed: opts.seed,
+        pool: opts.pool,
+        faults: Faults { crash_rate: opts.crash_rate, throttle_rate: opts.throttle_rate, at_call: None },
+        drop_events: opts.drop_events,
+        duplicate_events: opts.duplicate_events,
+        // Lost and duplicated events also arrive out of order.
+        event_jitter_s: if opts.drop_events > 0.0 || opts.duplicate_events > 0.0 { 30 } else { 0 },
+        ..PlatformOptions::default()
+    });
+    let users: Vec<String> = (1..=opts.users).map(|i| format!("u-{i:04}")).collect();
+    let gap = if opts.users > 1 { opts.spread_s / f64::from(opts.users - 1) } else { 0.0 };
+    {
+        let platform = platform.clone();
+        let users = users.clone();
+        tokio::spawn(async move {
+            for u in &users {
+                platform.signup(u);
+                if gap > 0.0 {
+                    tokio::time::sleep(std::time::Duration::from_secs_f64(gap)).await;
+                }
+            }
+        });
+    }
+    tokio::task::yield_now().await;
+    let settled = platform.run_until_settled(&users, opts.deadline_s).await;
+    let simulated_s = platform.cloud().elapsed_ms() as f64 / 1000.0;
+    let report = Report::build(platform.config(), &platform.snapshot(), &users, simulated_s);
+    let timeline = platform.cloud().timeline().into_iter().map(|e| (e.at_ms as f64 / 1000.0, e.text)).collect();
+    DemoRun { report, timeline, settled }
+}

@@ -1,0 +1,110 @@
+//! warmpool-sim: the product without an AWS account.
+//!
+//! - [`SimCloud`]: the in-memory cloud (Auto Scaling, EC2, SSM Run Command, Parameter
+//!   Store, SQS, the EventBridge bus), modelled after the AWS behaviour the design rests
+//!   on, on a simulated clock (tokio's paused time: a ten-minute launch costs no real
+//!   time). What it models, and where the numbers come from, is in [`CloudModel`] and in
+//!   `docs/architecture.md`. What the cloud *really* holds (its ground truth) is read
+//!   with [`SimCloud::snapshot`], never through the functions' beliefs.
+//! - [`platform`]: a local stand-in for the Lambda platform (the SQS event source
+//!   mapping, the EventBridge rules, asynchronous retries, the schedules) that drives
+//!   the functions' real handlers on the cloud.
+//! - [`demo`] and [`simulate`]: runs on that platform (a burst of signups, or a
+//!   workload over simulated hours), and [`report`], what a run ended with.
+//! - [`first_healthy`]: the original design's claim strategy, injected into the cloud
+//!   to measure the product against; the product itself has no such option.
+
+mod cloud;
+pub mod demo;
+pub mod first_healthy;
+mod invocation;
+mod model;
+pub mod platform;
+mod queue;
+pub mod report;
+pub mod simulate;
+
+pub use cloud::{BusEvent, ClaimStrategy, DetachStats, GroupSize, SimCloud, Snapshot, TimelineEntry, format_time};
+pub use invocation::{FaultKind, Faults, invoke};
+pub use model::CloudModel;
+pub use queue::{Received, SimQueue};
+
+/// The deployment names the simulator uses: the same variables `template.yaml` sets,
+/// with the values the sample events in `events/` carry.
+pub mod fixture {
+    use std::collections::BTreeMap;
+
+    use warmpool_core::{Config, Function};
+
+    use super::{CloudModel, SimCloud};
+
+    pub const POOL_GROUP: &str = "warmpool-pool";
+    pub const POOL_HOOK: &str = "warmpool-pool-launch";
+    pub const USER_INIT_DOCUMENT: &str = "warmpool-user-init";
+    pub const POOL_PREP_DOCUMENT: &str = "warmpool-pool-prep";
+    pub const LAUNCH_TEMPLATE: &str = "lt-0123456789abcdef0";
+    pub const READY_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-ready";
+
+    /// The environment a function gets, as `template.yaml` would set it.
+    #[must_use]
+    pub fn environment(subnets: &[String]) -> BTreeMap<String, String> {
+        [
+            ("POOL_ASG_NAME", POOL_GROUP.to_owned()),
+            ("POOL_LIFECYCLE_HOOK_NAME", POOL_HOOK.to_owned()),
+            ("USER_ASG_PREFIX", "warmpool-user-".to_owned()),
+            ("LAUNCH_TEMPLATE_ID", LAUNCH_TEMPLATE.to_owned()),
+            ("POOL_SUBNETS", subnets.join(",")),
+            ("USER_INIT_DOCUMENT", USER_INIT_DOCUMENT.to_owned()),
+            ("POOL_PREP_DOCUMENT", POOL_PREP_DOCUMENT.to_owned()),
+            ("READY_QUEUE_URL", READY_QUEUE_URL.to_owned()),
+            ("CLAIM_PARAMETER_PREFIX", "/warmpool/claims".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// [`Config`] read from [`environment`] with `overrides` applied.
+    ///
+    /// # Panics
+    /// If the overrides make the configuration invalid (a test's own mistake).
+    #[must_use]
+    pub fn config(subnets: &[String], overrides: &[(&str, String)]) -> Config {
+        let mut env = environment(subnets);
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), v.clone());
+        }
+        match Config::for_all(|k| env.get(k).cloned()) {
+            Ok(c) => c,
+            Err(e) => panic!("simulator configuration is invalid: {e}"),
+        }
+    }
+
+    /// What `function` reads at its cold start from [`environment`] with `overrides`:
+    /// its own variables only.
+    ///
+    /// # Panics
+    /// If the overrides make the configuration invalid (a test's own mistake).
+    #[must_use]
+    pub fn function_config(function: Function, subnets: &[String], overrides: &[(&str, String)]) -> Config {
+        let mut env = environment(subnets);
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), v.clone());
+        }
+        match Config::for_function(function, |k| env.get(k).cloned()) {
+            Ok(c) => c,
+            Err(e) => panic!("simulator configuration of {} is invalid: {e}", function.name()),
+        }
+    }
+
+    /// A cloud with a pool of `pool` prepared instances and the matching configuration,
+    /// for handler tests. Call inside a tokio runtime (paused time recommended). The
+    /// cloud's event bus is dropped: events go nowhere, the test invokes handlers itself.
+    #[must_use]
+    pub fn cloud_with_pool(pool: u32) -> (SimCloud, Config) {
+        let (cloud, _bus) = SimCloud::new(CloudModel::default(), 1, 90, 5);
+        let cfg = config(&cloud.subnets(), &[]);
+        cloud.create_pool(POOL_GROUP, POOL_HOOK, pool, pool * 2 + 10);
+        (cloud, cfg)
+    }
+}

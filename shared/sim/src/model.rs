@@ -1,0 +1,73 @@
+//! The in-memory cloud's model: how long things take and how often they fail.
+
+/// The simulated latencies and failure rates, each with where its number comes from.
+/// The defaults reproduce the original report: a fresh instance needs about ten
+/// minutes from launch to configured, so a warm user is ready in seconds and a cold one
+/// in about ten simulated minutes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudModel {
+    /// One AWS API call, uniform in this range (ms). Regional control-plane calls
+    /// answer in tens to a few hundred milliseconds.
+    pub api_ms: (u64, u64),
+    /// From a state change to EventBridge delivering it to a Lambda (ms). AWS describes
+    /// delivery as typically within about half a second, best effort.
+    pub event_delivery_ms: (u64, u64),
+    /// From a launch to the instance entering the launch lifecycle hook
+    /// (`Pending:Wait`) and the lifecycle action event (ms): Auto Scaling puts a
+    /// launching instance into its hook within seconds.
+    pub hook_entry_ms: (u64, u64),
+    /// From `RunInstances` to the instance `running` (s): typical EC2 launch time.
+    pub boot_s: (f64, f64),
+    /// From `running` to the SSM agent registered and `Online` (s).
+    pub agent_delay_s: f64,
+    /// From `SendCommand` to the agent picking the command up (ms).
+    pub command_delivery_ms: (u64, u64),
+    /// The generic preparation (pool-prep, or the first part of user-init on a fresh
+    /// instance): package installs and configuration, the bulk of the original ten
+    /// minutes (s).
+    pub prep_s: f64,
+    /// The user-specific part of the setup (user-init on a prepared instance) (s).
+    pub user_init_s: f64,
+    /// A script's run time varies by this factor, uniform in the range.
+    pub work_jitter: (f64, f64),
+    /// A command's `executionTimeout` when its parameters give none (s): SSM's default
+    /// for `aws:runShellScript`, one hour.
+    pub default_execution_timeout_s: u64,
+    /// How often a running command notices that its instance stopped (s): the agent
+    /// dies with the instance, and SSM reports the command `Terminated`.
+    pub command_check_s: u64,
+    /// The share of user-init commands that fail.
+    pub init_failure_rate: f64,
+    /// The share of pool-prep commands that fail.
+    pub prep_failure_rate: f64,
+    /// How often the Auto Scaling group reconciles desired and actual capacity (s).
+    pub scaling_interval_s: u64,
+    /// From terminate to `terminated` (s).
+    pub shutdown_s: f64,
+    /// The pool's launch lifecycle hook heartbeat timeout (s), after which its default
+    /// result (ABANDON) applies.
+    pub hook_timeout_s: u64,
+}
+
+impl Default for CloudModel {
+    fn default() -> Self {
+        Self {
+            api_ms: (30, 150),
+            event_delivery_ms: (250, 900),
+            hook_entry_ms: (1_000, 3_000),
+            boot_s: (30.0, 60.0),
+            agent_delay_s: 30.0,
+            command_delivery_ms: (300, 1_200),
+            prep_s: 480.0,
+            user_init_s: 5.0,
+            work_jitter: (0.9, 1.1),
+            default_execution_timeout_s: 3_600,
+            command_check_s: 5,
+            init_failure_rate: 0.0,
+            prep_failure_rate: 0.0,
+            scaling_interval_s: 10,
+            shutdown_s: 30.0,
+            hook_timeout_s: 1_800,
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! A local stand-in for the Lambda platform around the five functions: the SQS event
+//! source mapping (batches, partial batch failures, redelivery after the visibility
+//! timeout, dead-letter queue), the EventBridge rules with asynchronous invocation
+//! (delivery delay, two retries one and two minutes apart) and the two schedules
+//! (reconcile, pool-sizer), all on simulated time.
+//!
+//! The handlers it calls are the functions' real `handler`s, fed the JSON shapes AWS
+//! sends, each with the configuration its function reads at a cold start (only its own
+//! variables); the cloud behind them is [`SimCloud`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use warmpool_core::{Config, Function, events};
+
+use crate::{BusEvent, ClaimStrategy, CloudModel, Faults, SimCloud, Snapshot, fixture, invoke};
+
+/// How the local platform and cloud are set up.
+#[derive(Debug, Clone)]
+pub struct PlatformOptions {
+    pub model: CloudModel,
+    pub seed: u64,
+    /// Prepared instances in the pool at the start.
+    pub pool: u32,
+    /// The pool group's `MaxSize` (default: twice the pool plus ten).
+    pub pool_max: Option<u32>,
+    /// The signup queue's visibility timeout (s).
+    pub visibility_timeout_s: u64,
+    /// Receives before a signup message goes to the dead-letter queue.
+    pub max_receive_count: u32,
+    /// Lambda asynchronous invocation retries of an EventBridge event, by delay (s).
+    pub async_retry_delays_s: Vec<u64>,
+    /// Configuration variables to override (name, value).
+    pub overrides: Vec<(String, String)>,
+    /// Faults injected into the functions' AWS calls.
+    pub faults: Faults,
+    /// Share of EventBridge events never delivered.
+    pub drop_events: f64,
+    /// Share of EventBridge events delivered twice.
+    pub duplicate_events: f64,
+    /// Extra delivery delay, uniform up to this many seconds (reorders events).
+    pub event_jitter_s: u64,
+    /// The reconcile schedule (s); 0 turns the sweep off.
+    pub reconcile_every_s: u64,
+    /// The pool-sizer schedule (s); 0 (the default) keeps the pool static.
+    pub pool_sizer_every_s: u64,
+    /// Records per signup invocation (the event source mapping's `BatchSize`).
+    pub signup_batch_size: usize,
+    /// How signups claim pool instances (the product's rendezvous claim, or a
+    /// comparison strategy injected into the cloud).
+    pub claim_strategy: ClaimStrategy,
+}
+
+impl Default for PlatformOptions {
+    fn default() -> Self {
+        Self {
+            model: CloudModel::default(),
+            seed: 1,
+            pool: 10,
+            pool_max: None,
+            visibility_timeout_s: 90,
+            max_receive_count: 5,
+            async_retry_delays_s: vec![60, 120],
+            overrides: Vec::new(),
+            faults: Faults::default(),
+            drop_events: 0.0,
+            duplicate_events: 0.0,
+            event_jitter_s: 0,
+            reconcile_every_s: 60,
+            pool_sizer_every_s: 0,
+            // As in template.yaml: one signup per invocation, so one record's crash does
+            // not send the others back to the queue.
+            signup_batch_size: 1,
+            claim_strategy: ClaimStrategy::Rendezvous,
+        }
+    }
+}
+
+/// The running platform. Create it inside a tokio runtime with paused time.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    cloud: SimCloud,
+    /// The deployment's whole configuration (what tests and reports read).
+    cfg: Arc<Config>,
+    /// What each function reads at its cold start: only its own variables.
+    configs: Arc<BTreeMap<Function, Config>>,
+    opts: Arc<PlatformOptions>,
+    next_event: Arc<AtomicU64>,
+    failed_invocations: Arc<AtomicU64>,
+}
+
+impl Platform {
+    /// Sets up the cloud (the pool, the queues) and starts the event source mapping
+    /// and the EventBridge rules.
+    #[must_use]
+    pub fn start(opts: PlatformOptions) -> Self {
+        let (cloud, bus) =
+            SimCloud::new(opts.model.clone(), opts.seed, opts.visibility_timeout_s, opts.max_receive_count);
+        let overrides: Vec<(&str, String)> = opts.overrides.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let cfg = Arc::new(fixture::config(&cloud.subnets(), &overrides));
+        let configs = Arc::new(
+            Function::ALL.into_iter().map(|f| (f, fixture::function_config(f, &cloud.subnets(), &overrides))).collect(),
+        );
+        cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, opts.pool, opts.pool_max.unwrap_or(opts.pool * 2 + 10));
+        cloud.set_faults(opts.faults.clone());
+        cloud.set_claim_strategy(opts.claim_strategy);
+        let platform = Self {
+            cloud,
+            cfg,
+            configs,
+            opts: Arc::new(opts),
+            next_event: Arc::new(AtomicU64::new(1)),
+            failed_invocations: Arc::new(AtomicU64::new(0)),
+        };
+        platform.spawn_event_rules(bus);
+        platform.spawn_signup_mapping();
+        platform.spawn_schedule(Scheduled::Reconcile, platform.opts.reconcile_every_s);
+        platform.spawn_schedule(Scheduled::PoolSizer, platform.opts.pool_sizer_every_s);
+        platform
+    }
+
+    #[must_use]
+    pub fn cloud(&self) -> &SimCloud {
+        &self.cloud
+    }
+
+    /// The deployment's configuration (every variable).
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// What `function` runs with: its own variables only, as at a Lambda cold start.
+    #[must_use]
+    pub fn config_of(&self, function: Function) -> &Config {
+        self.configs.get(&function).unwrap_or(&self.cfg)
+    }
+
+    /// A producer sends a signup for `user_id` (FIFO group = the user id).
+    pub fn signup(&self, user_id: &str) -> String {
+        let body = json!({ "kind": "signup", "user_id": user_id, "signup_id": format!("s-{user_id}") });
+        self.cloud.send_signup(&body.to_string(), user_id)
+    }
+
+    /// A producer sends any body.
+    pub fn send_raw(&self, body: &str, group_id: &str) -> String {
+        self.cloud.send_signup(body, group_id)
+    }
+
+    /// EventBridge-invoked handler runs that returned an error (each one retried by
+    /// the platform while retries remain).
+    #[must_use]
+    pub fn failed_invocations(&self) -> u64 {
+        self.failed_invocations.load(Ordering::Relaxed)
+    }
+
+    /// The ground truth now.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        self.cloud.snapshot()
+    }
+
+    /// Runs simulated time until every listed user is ready or failed and the signup
+    /// queue is drained, or until `deadline_s` of simulated time have passed. Returns
+    /// whether everything settled.
+    pub async fn run_until_settled(&self, users: &[String], deadline_s: u64) -> bool {
+        let deadline = Duration::from_secs(deadline_s);
+        let start = tokio::time::Instant::now();
+        loop {
+            if self.all_final(users) && self.cloud.signup_backlog() == 0 {
+                // Let terminations and trailing events finish.
+                tokio::time::sleep(Duration::from_secs_f64(self.cloud.model().shutdown_s + 5.0)).await;
+                return true;
+            }
+            if start.elapsed() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Whether every listed user's record is ready or failed.
+    #[must_use]
+    pub fn all_final(&self, users: &[String]) -> bool {
+        use warmpool_core::domain::{UserState, tag};
+        let finals = [UserState::Ready.as_str(), UserState::Failed.as_str()];
+        users.iter().all(|u| {
+            self.cloud.tag_value(&self.cfg.user_group(u), tag::STATE).is_some_and(|s| finals.contains(&s.as_str()))
+        })
+    }
+
+    // ----- SQS event source mapping -----
+
+    fn spawn_signup_mapping(&self) {
+        let platform = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = platform.cloud.receive_signups(platform.opts.signup_batch_size.max(1));
+                if batch.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                let p = platform.clone();
+                tokio::spawn(async move { p.invoke_signup(batch).await });
+            }
+        });
+    }
+
+    async fn invoke_signup(&self, batch: Vec<crate::Received>) {
+        let records: Vec<Value> = batch
+            .iter()
+            .map(|m| {
+                json!({
+                    "messageId": m.message_id,
+                    "receiptHandle": m.receipt_handle,
+                    "body": m.body,
+                    "attributes": {
+                        "ApproximateReceiveCount": m.receive_count.to_string(),
+                        "SentTimestamp": (m.sent_at_ms).to_string(),
+                        "MessageGroupId": m.group_id.clone().unwrap_or_default(),
+                        "MessageDeduplicationId": m.message_id,
+                        "SequenceNumber": "1",
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:warmpool-signup.fifo",
+                    "awsRegion": "us-east-1",
+                })
+            })
+            .collect();
+        let event: SqsEvent = match serde_json::from_value(json!({ "Records": records })) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "local platform built an SQS event the handler cannot read");
+                return;
+            }
+        };
+        let response = invoke(
+            "signup",
+            warmpool_signup::handler(
+                &self.cloud,
+                self.config_of(Function::Signup),
+                LambdaEvent::new(event, Context::default()),
+            ),
+        )
+        .await;
+        let failed: Vec<String> = match response {
+            Some(Ok(r)) => r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+            // A function error or a crash fails the whole batch.
+            Some(Err(_)) | None => batch.iter().map(|m| m.message_id.clone()).collect(),
+        };
+        for m in &batch {
+            if !failed.contains(&m.message_id) {
+                self.cloud.delete_signup(&m.receipt_handle);
+            }
+        }
+    }
+
+    // ----- the schedules (reconcile, pool-sizer) -----
+
+    fn spawn_schedule(&self, function: Scheduled, every_s: u64) {
+        if every_s == 0 {
+            return;
+        }
+        let platform = self.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_secs(every_s);
+            loop {
+                tokio::time::sleep(every).await;
+                let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+                let Ok(event) = serde_json::from_value::<EventBridgeEvent<Value>>(scheduled) else { continue };
+                let event = LambdaEvent::new(event, Context::default());
+                let cloud = &platform.cloud;
+                // A failed run is logged by the handler; the next tick is the retry.
+                match function {
+                    Scheduled::Reconcile => {
+                        let cfg = platform.config_of(Function::Reconcile);
+                        let _ = invoke("reconcile", warmpool_reconcile::handler(cloud, cfg, event)).await;
+                    }
+                    Scheduled::PoolSizer => {
+                        let cfg = platform.config_of(Function::PoolSizer);
+                        let _ = invoke("pool-sizer", warmpool_pool_sizer::handler(cloud, cfg, event)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    // ----- EventBridge rules and asynchronous invocation -----
+
+    fn spawn_event_rules(&self, mut bus: mpsc::UnboundedReceiver<BusEvent>) {
+        let platform = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = bus.recv().await {
+                let Some(target) = platform.route(&event) else {
+                    continue;
+                };
+                if platform.cloud.chance(platform.opts.drop_events) {
+                    tracing::warn!(detail_type = event.detail_type, "EventBridge event dropped (fault injection)");
+                    continue;
+                }
+                let copies = if platform.cloud.chance(platform.opts.duplicate_events) { 2 } else { 1 };
+                for _ in 0..copies {
+                    let p = platform.clone();
+                    let event = event.clone();
+                    tokio::spawn(async move { p.deliver(target, event).await });
+                }
+            }
+        });
+    }
+
+    /// The rules of `template.yaml`: Auto Scaling events of the pool (lifecycle action)
+    /// and of user groups (launch successful) to lifecycle; user-init command statuses
+    /// and pool-prep invocation statuses to command-status.
+    fn route(&self, e: &BusEvent) -> Option<Target> {
+        let cfg = &self.cfg;
+        let str_of = |k: &str| e.detail.get(k).and_then(Value::as_str).unwrap_or_default();
+        match (e.source, e.detail_type) {
+            (events::SOURCE_AUTOSCALING, events::LAUNCH_LIFECYCLE_ACTION)
+                if str_of("AutoScalingGroupName") == cfg.pool_group =>
+            {
+                Some(Target::Lifecycle)
+            }
+            (events::SOURCE_AUTOSCALING, events::LAUNCH_SUCCESSFUL)
+                if str_of("AutoScalingGroupName").starts_with(&cfg.user_group_prefix) =>
+            {
+                Some(Target::Lifecycle)
+            }
+            (events::SOURCE_SSM, events::COMMAND_STATUS) if str_of("document-name") == cfg.user_init_document => {
+                Some(Target::CommandStatus)
+            }
+            (events::SOURCE_SSM, events::COMMAND_INVOCATION_STATUS)
+                if str_of("document-name") == cfg.pool_prep_document =>
+            {
+                Some(Target::CommandStatus)
+            }
+            _ => None,
+        }
+    }
+
+    async fn deliver(&self, target: Target, event: BusEvent) {
+        let delay = self.cloud.draw_ms(self.cloud.model().event_delivery_ms)
+            + self.cloud.draw_ms((0, self.opts.event_jitter_s * 1000));
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let id = self.next_event.fetch_add(1, Ordering::Relaxed);
+        let envelope = event.envelope(id);
+        let mut retries = self.opts.async_retry_delays_s.iter();
+        loop {
+            if self.invoke_event(target, &envelope).await {
+                return;
+            }
+            self.failed_invocations.fetch_add(1, Ordering::Relaxed);
+            let Some(delay_s) = retries.next() else {
+                tracing::warn!(?target, detail_type = event.detail_type, "event dropped after Lambda's retries");
+                return;
+            };
+            tokio::time::sleep(Duration::from_secs(*delay_s)).await;
+        }
+    }
+
+    /// Invokes the target with the event; true when it succeeded.
+    async fn invoke_event(&self, target: Target, envelope: &Value) -> bool {
+        let event: EventBridgeEvent<Value> = match serde_json::from_value(envelope.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "local platform built an event the handler cannot read");
+                return true;
+            }
+        };
+        let event = LambdaEvent::new(event, Context::default());
+        let ok = match target {
+            Target::Lifecycle => {
+                let cfg = self.config_of(Function::Lifecycle);
+                invoke("lifecycle", warmpool_lifecycle::handler(&self.cloud, cfg, event)).await.map(|r| r.is_ok())
+            }
+            Target::CommandStatus => {
+                let cfg = self.config_of(Function::CommandStatus);
+                invoke("command-status", warmpool_command_status::handler(&self.cloud, cfg, event))
+                    .await
+                    .map(|r| r.is_ok())
+            }
+        };
+        ok == Some(true)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheduled {
+    Reconcile,
+    PoolSizer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Lifecycle,
+    CommandStatus,
+}
