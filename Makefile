@@ -12,6 +12,11 @@ SHELL := bash
 VENV ?= .venv
 PYTHON ?= python3
 CARGO ?= cargo
+# Every test run builds the same set (the whole workspace, every feature): cargo unifies
+# features over the packages it builds, so a `-p` run would rebuild the SDK crates with
+# another feature set. The moto tests are built with the rest and run on their own, with
+# the server (`--skip moto_` keeps them out of the unit run).
+TEST_SET := --workspace --all-features
 
 .PHONY: test fmt-check clippy layers unit fault-matrix moto-test demo-check simulate-check lint-template demo bench build sam-validate clean-venv
 
@@ -31,19 +36,19 @@ layers:
 	scripts/check_layers.sh
 
 unit:
-	$(CARGO) test --workspace -- --skip crash_point_matrix --skip races_ 2>&1 | tee target/test.log
+	$(CARGO) test $(TEST_SET) -- --skip crash_point_matrix --skip races_ --skip moto_ 2>&1 | tee target/test.log
 
 # The crash-point matrix and the race runs, with the figures they print (matrix size,
 # detach attempts per claim).
 fault-matrix:
-	$(CARGO) test -p warmpool-tests --test faults -- --show-output crash_point_matrix races_ 2>&1 \
+	$(CARGO) test $(TEST_SET) --test faults -- --show-output crash_point_matrix races_ 2>&1 \
 		| tee -a target/test.log | grep -E "^(test |crash-point matrix|races:|test result)"
 
 # The SDK adapters on the wire: scripts/with-moto.sh starts the project's moto server
 # on a free 127.0.0.1 port, runs the tests, and stops it.
 moto-test: $(VENV)/.installed
 	scripts/with-moto.sh $(VENV) target/moto-state.json \
-		$(CARGO) test -p warmpool-aws --features moto --test moto 2>&1 | tee -a target/test.log
+		$(CARGO) test $(TEST_SET) --test moto 2>&1 | tee -a target/test.log
 
 # The issue's done-criterion, run as the README shows it.
 demo-check:
