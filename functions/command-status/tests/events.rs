@@ -76,6 +76,27 @@ async fn init_failure_and_timeout_fail_over_to_a_fresh_pool_instance() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_repeated_failure_after_a_completed_failover_changes_nothing() {
+    let (cloud, cfg) = fixture::cloud_with_pool(3);
+    let (bad, command) = initializing(&cloud, &cfg).await;
+    let failed = || event(INIT_FAILED, &[("command-id", &command)]);
+    let out = warmpool_command_status::handler(&cloud, &cfg, failed()).await.unwrap();
+    let StatusOutcome::FailedOver { attempt: 2, acquired: Acquired::Warm { instance_id: fresh } } = out else {
+        panic!("{out:?}")
+    };
+    // The same Failed event again (EventBridge delivers at least once), before the
+    // replacement's own init has even been sent.
+    let again = warmpool_command_status::handler(&cloud, &cfg, failed()).await.unwrap();
+    assert_eq!(again, StatusOutcome::Ignored { reason: "outcome of an instance the user has been moved off" });
+    let snap = cloud.snapshot();
+    assert_eq!(snap.groups[GROUP], vec![fresh.clone()], "the replacement still serves the user");
+    assert!(!snap.terminated.contains(&fresh), "the replacement was not retired");
+    assert_eq!(snap.terminated, vec![bad]);
+    assert_eq!(snap.tags[GROUP]["warmpool:attempt"], "2", "one failover, not two");
+    assert_eq!(snap.tags[GROUP]["warmpool:path"], "warm");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_status_for_another_command_is_ignored() {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
     initializing(&cloud, &cfg).await;

@@ -61,6 +61,17 @@ async fn pool_lifecycle_action_sends_pool_prep() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn only_our_own_pool_hook_starts_pool_prep() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();
+    let mut other = event(POOL_ACTION, &pool_instance);
+    other.payload.detail["LifecycleHookName"] = "an-operators-own-hook".into();
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, other).await.unwrap();
+    assert_eq!(out, LifecycleOutcome::Ignored { reason: "lifecycle action of another hook" });
+    assert_eq!(cloud.snapshot().calls.get("SendCommand"), None, "no pool-prep for a hook that is not ours");
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_agent_that_never_comes_online_is_a_retryable_error() {
     let (cloud, cfg) = fixture::cloud_with_pool(1);
     let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();

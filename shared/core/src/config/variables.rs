@@ -96,7 +96,7 @@ pub const VARIABLES: &[Variable] = &[
         "POOL_LIFECYCLE_HOOK_NAME",
         "set it to the pool's launch lifecycle hook name",
         "the pool's launch lifecycle hook",
-        &[CommandStatus],
+        &[Lifecycle, CommandStatus],
     ),
     var("USER_ASG_PREFIX", "warmpool-user-", Kind::Text, "a user's group is this prefix plus the user id", ALL),
     required(

@@ -106,6 +106,12 @@ pub async fn apply_init_outcome<C: Cloud>(
     if record.command_id.as_deref() != Some(command_id) {
         return Ok(StatusOutcome::Ignored { reason: "not the user's current command" });
     }
+    if record.state == UserState::Initializing && record.command_instance != record.instance {
+        // The command went to an instance the user has since left: a failover already
+        // handled its outcome (EventBridge delivers at least once, so this is a repeat),
+        // and acting on it again would retire the healthy replacement.
+        return Ok(StatusOutcome::Ignored { reason: "outcome of an instance the user has been moved off" });
+    }
     match (record.state, outcome) {
         (UserState::Initializing, CommandOutcome::Success) => ready(cloud, &group, &record).await,
         // A failover that an earlier run started (the state says claiming but the

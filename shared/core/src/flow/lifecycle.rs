@@ -131,6 +131,11 @@ async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> 
     if e.lifecycle_transition != LAUNCHING_TRANSITION {
         return Ok(LifecycleOutcome::Ignored { reason: "not a launch transition" });
     }
+    if e.lifecycle_hook_name != cfg.pool_hook {
+        // Another hook on the pool (an operator's own) is not ours to act on: only our
+        // hook's actions start pool-prep, whose outcome completes our hook.
+        return Ok(LifecycleOutcome::Ignored { reason: "lifecycle action of another hook" });
+    }
     let instance_id = e.ec2_instance_id.as_str();
     match wait_for_agent(cloud, cfg, instance_id).await {
         Ok(()) => {}
