@@ -7,7 +7,7 @@ use warmpool_core::events::SsmEvent;
 use warmpool_core::flow::command_status::{StatusOutcome, handle_event};
 use warmpool_core::ports::Cloud;
 use warmpool_core::{Config, Function};
-use warmpool_lambda::{HandlerResult, LambdaEvent, log_failure, parse_detail};
+use warmpool_lambda::{HandlerResult, LambdaEvent, log_failure};
 
 /// Handles one event. An error makes Lambda retry the asynchronous invocation; its
 /// `errorType` is `Retryable`, `NonRetryable` or `InvalidInput`.
@@ -16,7 +16,8 @@ pub async fn handler<C: Cloud>(
     cfg: &Config,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> HandlerResult<StatusOutcome> {
-    let result = match parse_detail(event.payload, SsmEvent::parse) {
+    let e = event.payload;
+    let result = match SsmEvent::parse(&e.detail_type, e.detail) {
         Ok(parsed) => handle_event(cloud, cfg, &parsed).await,
         Err(err) => Err(err),
     };

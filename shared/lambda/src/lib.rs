@@ -4,17 +4,14 @@
 //! - [`HandlerError`]: a [`FlowError`] as Lambda reports it, converted into a
 //!   [`Diagnostic`] in one place, with the stable `errorType` dashboards group by
 //!   (`Retryable`, `NonRetryable`, `InvalidInput`);
-//! - [`parse_detail`]: an EventBridge event's `detail`, typed by its `detail-type`;
 //! - [`serve`]: the runtime boilerplate every `main.rs` would repeat: tracing (JSON in
 //!   Lambda), the function's own configuration and its cloud once per cold start, then
 //!   the runtime loop.
 
 use std::fmt;
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use warmpool_core::{Config, FlowError, Function};
 
 pub use lambda_runtime::{Context, Diagnostic, LambdaEvent};
@@ -60,14 +57,6 @@ pub fn log_failure<T>(function: Function, result: Result<T, FlowError>) -> Handl
     })
 }
 
-/// Types an EventBridge event's `detail` with `parse` (which sees its `detail-type`).
-pub fn parse_detail<T>(
-    event: EventBridgeEvent<Value>,
-    parse: impl FnOnce(&str, Value) -> Result<T, FlowError>,
-) -> Result<T, FlowError> {
-    parse(&event.detail_type, event.detail)
-}
-
 /// Runs `function` on Lambda: tracing first (JSON when the function's `LoggingConfig`
 /// says so, the level from `AWS_LAMBDA_LOG_LEVEL`), then the function's own
 /// configuration (a missing or malformed variable fails the init phase with a message
@@ -94,9 +83,27 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
+    use serde_json::Value;
     use warmpool_core::CloudError;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_configuration_error_fails_the_start_and_names_the_variable() {
+        assert!(std::env::var("POOL_ASG_NAME").is_err(), "run this test without the functions' variables set");
+        let built = Cell::new(false);
+        let err = serve(
+            Function::Signup,
+            async |_: &Config| built.set(true),
+            async |(): &(), _: &Config, _: LambdaEvent<Value>| -> HandlerResult<()> { Ok(()) },
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("POOL_ASG_NAME"), "{err}");
+        assert!(!built.get(), "no cloud is built without a configuration");
+    }
 
     #[test]
     fn flow_errors_become_diagnostics_with_a_stable_type() {
