@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 
 use aws_sdk_autoscaling::primitives::DateTime;
 use aws_sdk_autoscaling::types::{
-    Activity, AutoScalingGroup, Filter, LaunchTemplateSpecification, ScalingActivityStatusCode, Tag,
+    Activity, AutoScalingGroup, Filter, LaunchTemplateSpecification, LifecycleState, ScalingActivityStatusCode, Tag,
 };
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{AutoScaling, Group, Launch, LifecycleResult, Member, MemberState, UserGroupSpec};
+use warmpool_core::ports::{
+    AutoScaling, Group, Launch, LifecycleResult, Member, MemberState, Membership, UserGroupSpec,
+};
 
 fn group_subject(group: &str) -> Subject<'_> {
     Subject { group: Some(group), ..Subject::default() }
@@ -41,9 +43,7 @@ fn to_group(g: &AutoScalingGroup) -> Group {
         .filter_map(|i| {
             Some(Member {
                 instance_id: i.instance_id()?.to_owned(),
-                state: MemberState::from_aws(
-                    i.lifecycle_state().map(aws_sdk_autoscaling::types::LifecycleState::as_str).unwrap_or_default(),
-                ),
+                state: MemberState::from_aws(i.lifecycle_state().map(LifecycleState::as_str).unwrap_or_default()),
                 healthy: i.health_status() == Some("Healthy"),
                 availability_zone: i.availability_zone().unwrap_or_default().to_owned(),
             })
@@ -140,7 +140,7 @@ impl AutoScaling for AwsCloud {
         Ok(out.activities().iter().filter_map(to_launch).collect())
     }
 
-    async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
+    async fn instance_membership(&self, instance_id: &str) -> Result<Option<Membership>, CloudError> {
         let out =
             self.autoscaling.describe_auto_scaling_instances().instance_ids(instance_id).send().await.map_err(|e| {
                 classify(
@@ -149,12 +149,12 @@ impl AutoScaling for AwsCloud {
                     &e,
                 )
             })?;
-        Ok(out
-            .auto_scaling_instances()
-            .iter()
-            .find(|i| i.instance_id() == Some(instance_id))
-            .and_then(|i| i.auto_scaling_group_name())
-            .map(str::to_owned))
+        Ok(out.auto_scaling_instances().iter().find(|i| i.instance_id() == Some(instance_id)).and_then(|i| {
+            Some(Membership {
+                group: i.auto_scaling_group_name()?.to_owned(),
+                state: MemberState::from_aws(i.lifecycle_state().unwrap_or_default()),
+            })
+        }))
     }
 
     async fn detach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {

@@ -70,7 +70,23 @@ pub fn classify_code(operation: &str, subject: Subject<'_>, code: &str, message:
         "ValidationError" if lower.contains("no active lifecycle action") => {
             CloudError::NoActiveLifecycleAction { instance_id }
         }
-        "ValidationError" if lower.contains("max") && (lower.contains("size") || lower.contains("capacity")) => {
+        "ScalingActivityInProgress" | "ScalingActivityInProgressFault" => {
+            CloudError::ScalingActivityInProgress { operation: operation.to_owned() }
+        }
+        "LimitExceeded" | "LimitExceededFault" => {
+            CloudError::LimitExceeded { operation: operation.to_owned(), message: message.to_owned() }
+        }
+        // "Currently, desiredSize equals minSize (3). Terminating instance without
+        // replacement will violate group's min size constraint. ..."
+        "ValidationError" if lower.contains("min size constraint") => {
+            CloudError::BelowMinSize { group, message: message.to_owned() }
+        }
+        // AttachInstances: "AutoScalingGroup g has min-size=0, max-size=1, and
+        // desired-size=1. To attach 1 instance, please update the AutoScalingGroup sizes
+        // appropriately."; SetDesiredCapacity: "New SetDesiredCapacity value 3 is above max
+        // value 2 for the AutoScalingGroup." (A detach below MinSize says "To detach" and
+        // is not this.)
+        "ValidationError" if lower.contains("to attach") || lower.contains("above max") => {
             CloudError::MaxSizeExceeded { group, message: message.to_owned() }
         }
         "ValidationError" if lower.contains("not found") || lower.contains("does not exist") => {
@@ -119,6 +135,49 @@ mod tests {
             CloudError::AgentNotReady { .. }
         ));
         assert!(classify_code("PutParameter", subject(), "ThrottlingException", "Rate exceeded").is_retryable());
+    }
+
+    /// The texts AWS answers with, as operators have reported them.
+    #[test]
+    fn size_and_quota_errors_map_to_their_own_kinds() {
+        let e = classify_code(
+            "TerminateInstanceInAutoScalingGroup",
+            subject(),
+            "ValidationError",
+            "Currently, desiredSize equals minSize (3). Terminating instance without replacement will violate \
+             group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower \
+             group's min size.",
+        );
+        assert!(matches!(e, CloudError::BelowMinSize { .. }), "{e:?}");
+        assert!(!e.is_retryable());
+        let e = classify_code(
+            "AttachInstances",
+            subject(),
+            "ValidationError",
+            "AutoScalingGroup pool has min-size=1, max-size=1, and desired-size=1. To attach 1 instance, please \
+             update the AutoScalingGroup sizes appropriately.",
+        );
+        assert!(matches!(e, CloudError::MaxSizeExceeded { .. }), "{e:?}");
+        let e = classify_code(
+            "SetDesiredCapacity",
+            subject(),
+            "ValidationError",
+            "New SetDesiredCapacity value 3 is above max value 2 for the AutoScalingGroup.",
+        );
+        assert!(matches!(e, CloudError::MaxSizeExceeded { .. }), "{e:?}");
+        // A detach below MinSize is not an attach over MaxSize.
+        let e = classify_code(
+            "DetachInstances",
+            subject(),
+            "ValidationError",
+            "AutoScalingGroup pool has min-size=1, max-size=50, and desired-size=1. To detach 1 instance, please \
+             update the AutoScalingGroup sizes appropriately.",
+        );
+        assert!(matches!(e, CloudError::Invalid { .. }), "{e:?}");
+        let e = classify_code("DeleteAutoScalingGroup", subject(), "ScalingActivityInProgress", "in progress");
+        assert!(matches!(e, CloudError::ScalingActivityInProgress { .. }) && e.is_retryable(), "{e:?}");
+        let e = classify_code("CreateAutoScalingGroup", subject(), "LimitExceeded", "quota of 500 groups");
+        assert!(matches!(e, CloudError::LimitExceeded { .. }) && !e.is_retryable(), "{e:?}");
         assert!(matches!(
             classify_code("PutParameter", subject(), "ParameterAlreadyExists", ""),
             CloudError::AlreadyExists { .. }

@@ -167,7 +167,7 @@ async fn moto_signup_to_ready_on_the_wire() {
     assert_eq!(pool_after.len(), 2, "detach without decrement: the pool replaced it");
     assert!(!pool_after.contains(&instance_id));
     // (DescribeAutoScalingInstances is not checked here: moto keeps reporting the pool
-    // after a detach and attach; the in-memory cloud covers `group_of_instance`.)
+    // after a detach and attach; the in-memory cloud covers `instance_membership`.)
     assert_eq!(e.claim_holder(&instance_id).await.as_deref(), Some("u-1"), "the claim record");
     let tags = e.tags(&user_group).await;
     assert_eq!((tags["warmpool:state"].as_str(), tags["warmpool:path"].as_str()), ("initializing", "warm"));

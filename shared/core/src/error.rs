@@ -18,6 +18,18 @@ pub enum CloudError {
     /// Attaching would take the group above its `MaxSize`.
     #[error("group {group} is at its MaxSize: {message}")]
     MaxSizeExceeded { group: String, message: String },
+    /// A terminate with `ShouldDecrementDesiredCapacity` would take the group below its
+    /// `MinSize`; AWS refuses rather than clamps. Terminating without the decrement works
+    /// (the group then launches a replacement).
+    #[error("group {group} is at its MinSize: {message}")]
+    BelowMinSize { group: String, message: String },
+    /// Another scaling activity of the group is in progress; the same call may succeed later.
+    #[error("{operation} found a scaling activity in progress; retry later")]
+    ScalingActivityInProgress { operation: String },
+    /// An account quota is reached (such as 500 Auto Scaling groups per region): retrying
+    /// cannot help until the quota is raised or resources are freed.
+    #[error("{operation} hit an account quota: {message}; raise the quota or free resources")]
+    LimitExceeded { operation: String, message: String },
     /// The resource exists already (`CreateAutoScalingGroup` `AlreadyExists`,
     /// `PutParameter` `ParameterAlreadyExists`).
     #[error("{resource} already exists")]
@@ -55,6 +67,7 @@ impl CloudError {
             self,
             Self::Throttled { .. }
                 | Self::Transient { .. }
+                | Self::ScalingActivityInProgress { .. }
                 | Self::AgentNotReady { .. }
                 | Self::InvocationDoesNotExist { .. }
         )

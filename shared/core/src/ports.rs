@@ -22,7 +22,10 @@ pub enum MemberState {
     Standby,
     /// `Terminating`, `Terminating:Wait`, `Terminated` and the like.
     Terminating,
-    /// `Detaching` and other transitional states.
+    /// `Detaching`: `DetachInstances` returned, but the instance is still listed in the
+    /// group (seconds, sometimes tens of seconds) and cannot be attached elsewhere yet.
+    Detaching,
+    /// Other transitional states (`EnteringStandby`, `Warmed:*`, ...).
     Other,
 }
 
@@ -35,10 +38,27 @@ impl MemberState {
             "Pending:Wait" | "Pending:Proceed" => Self::PendingWait,
             "InService" => Self::InService,
             "Standby" => Self::Standby,
+            "Detaching" => Self::Detaching,
             s if s.starts_with("Terminat") => Self::Terminating,
             _ => Self::Other,
         }
     }
+}
+
+impl MemberState {
+    /// On its way out of the group (terminating, detaching) or in a state the flow does
+    /// not count on.
+    #[must_use]
+    pub fn leaving(self) -> bool {
+        matches!(self, Self::Terminating | Self::Detaching | Self::Other)
+    }
+}
+
+/// Where an instance is, as `DescribeAutoScalingInstances` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub group: String,
+    pub state: MemberState,
 }
 
 /// One instance of a group.
@@ -60,7 +80,7 @@ impl Member {
     /// Whether the instance counts as the group's current host (not on its way out).
     #[must_use]
     pub fn live(&self) -> bool {
-        !matches!(self.state, MemberState::Terminating | MemberState::Other)
+        !self.state.leaving()
     }
 }
 
@@ -123,8 +143,12 @@ pub trait AutoScaling: Send + Sync {
     fn create_user_group(&self, spec: &UserGroupSpec) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// `DescribeAutoScalingGroups` for one group; `None` when it does not exist.
     fn describe_group(&self, name: &str) -> impl Future<Output = Result<Option<Group>, CloudError>> + Send;
-    /// `DescribeAutoScalingInstances`: the group an instance belongs to, if any.
-    fn group_of_instance(&self, instance_id: &str) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+    /// `DescribeAutoScalingInstances`: the group an instance belongs to and its state
+    /// there, if it is in one.
+    fn instance_membership(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<Option<Membership>, CloudError>> + Send;
     /// `DetachInstances` with `ShouldDecrementDesiredCapacity=false`, so the group replaces it.
     fn detach_instance(&self, group: &str, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// `AttachInstances` of one instance.

@@ -22,6 +22,13 @@ pub fn agent_poll() -> impl Iterator<Item = Duration> {
     doubling(Duration::from_secs(1), Duration::from_secs(15), None).build()
 }
 
+/// Waiting for a detach to finish: 1 s, then every 2 s, for about 40 s (AWS detaches in
+/// seconds, sometimes tens of seconds; past this the invocation hands the move to its
+/// retry, within the signup function's 60 s timeout).
+pub fn detach_poll() -> impl Iterator<Item = Duration> {
+    doubling(Duration::from_secs(1), Duration::from_secs(2), Some(20)).build()
+}
+
 /// `SendCommand` answered `InvalidInstanceId` right after the agent looked online: two
 /// more tries, 2 s apart (registration is still propagating).
 pub fn command_resend() -> impl Iterator<Item = Duration> {
@@ -48,6 +55,8 @@ mod tests {
     fn schedules() {
         assert_eq!(ms(agent_poll().take(7)), [1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000]);
         assert_eq!(ms(command_resend()), [2_000, 2_000]);
+        let detach = ms(detach_poll());
+        assert_eq!((detach.len(), detach[0], detach[1], detach.iter().sum::<u128>()), (20, 1_000, 2_000, 39_000));
         assert_eq!(ms(sdk_throttle()), [100, 200, 400, 800]);
     }
 }

@@ -42,6 +42,10 @@ pub struct CloudModel {
     pub prep_failure_rate: f64,
     /// How often the Auto Scaling group reconciles desired and actual capacity (s).
     pub scaling_interval_s: u64,
+    /// From `DetachInstances` to the instance out of the group (s): the instance is
+    /// `Detaching` meanwhile, still listed in the group and not attachable elsewhere. AWS
+    /// detaches asynchronously, in seconds and sometimes tens of seconds.
+    pub detach_s: (f64, f64),
     /// From terminate to `terminated` (s).
     pub shutdown_s: f64,
     /// The pool's launch lifecycle hook heartbeat timeout (s), after which its default
@@ -66,6 +70,7 @@ impl Default for CloudModel {
             init_failure_rate: 0.0,
             prep_failure_rate: 0.0,
             scaling_interval_s: 10,
+            detach_s: (2.0, 15.0),
             shutdown_s: 30.0,
             hook_timeout_s: 1_800,
         }

@@ -9,7 +9,8 @@ use crate::Config;
 use crate::domain::{Path, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::metrics::Metric;
-use crate::ports::{ClaimOutcome, Cloud, Group};
+use crate::ports::{ClaimOutcome, Cloud, Group, MemberState, Membership};
+use crate::retry;
 
 /// Claim attempts per look at the pool; two looks at most.
 pub const CLAIM_TRIES_PER_ROUND: usize = 20;
@@ -174,8 +175,8 @@ enum Move {
     Lost,
 }
 
-/// Detaches the claimed instance from the pool (the pool refills itself) and attaches
-/// it to the user's group. Every error AWS gives for a half-done move is recognised, so
+/// Detaches the claimed instance from the pool (the pool refills itself), waits until
+/// the detach is done, and attaches it to the user's group. Every error AWS gives for a half-done move is recognised, so
 /// a re-run after a crash anywhere in here completes it.
 async fn move_instance<C: Cloud>(
     cloud: &C,
@@ -185,25 +186,33 @@ async fn move_instance<C: Cloud>(
     user_id: &str,
     detached: bool,
 ) -> Result<Move, FlowError> {
-    let detach = if detached { Ok(()) } else { cloud.detach_instance(&cfg.pool_group, instance_id).await };
-    match detach {
-        Ok(()) => info!(user_id, instance_id, "detached from pool"),
-        Err(CloudError::NotInGroup { .. }) => {
-            // Detached by an earlier run of ours (we hold the claim), or gone.
-            match cloud.group_of_instance(instance_id).await? {
-                Some(g) if g == user_group => return Ok(Move::Attached),
-                Some(g) => {
-                    warn!(user_id, instance_id, group = %g, "claimed instance is in another group");
-                    return lose(cloud, instance_id).await;
-                }
-                None => info!(user_id, instance_id, "instance already out of the pool; attaching"),
-            }
+    if !detached {
+        match cloud.detach_instance(&cfg.pool_group, instance_id).await {
+            Ok(()) => info!(user_id, instance_id, "detaching from pool"),
+            // Detached (or detaching) by an earlier run of ours, since we hold the claim,
+            // or leaving the pool: where the instance is now decides.
+            Err(CloudError::NotInGroup { .. } | CloudError::NotInService { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
-        Err(CloudError::NotInService { message, .. }) => {
-            warn!(user_id, instance_id, message, "claimed instance is leaving the pool");
+    }
+    // AWS detaches asynchronously: the instance stays listed in the pool, `Detaching`,
+    // and cannot be attached anywhere until it is out.
+    match wait_detached(cloud, instance_id).await? {
+        None => {}
+        Some(m) if m.group == user_group => return Ok(Move::Attached),
+        Some(m) if m.group == cfg.pool_group && m.state == MemberState::Detaching => {
+            // Still detaching after the wait: keep the claim (the instance is on its way
+            // out of the pool, ours); the retry of this message resumes the move here.
+            return Err(FlowError::NotYet(format!(
+                "{instance_id} is still detaching from {}; the move resumes on the retry",
+                m.group
+            )));
+        }
+        Some(m) => {
+            // Leaving the pool some other way (terminating), or taken into another group.
+            warn!(user_id, instance_id, group = %m.group, state = ?m.state, "claimed instance is not ours to move");
             return lose(cloud, instance_id).await;
         }
-        Err(e) => return Err(e.into()),
     }
     match cloud.attach_instance(user_group, instance_id).await {
         Ok(()) => Ok(Move::Attached),
@@ -239,6 +248,21 @@ async fn move_instance<C: Cloud>(
     }
 }
 
+/// Where the instance is once it is no longer `Detaching` (or still detaching when the
+/// [`retry::detach_poll`] schedule runs out): `None` when it is in no group.
+async fn wait_detached<C: Cloud>(cloud: &C, instance_id: &str) -> Result<Option<Membership>, FlowError> {
+    let mut delays = retry::detach_poll();
+    loop {
+        let membership = cloud.instance_membership(instance_id).await?;
+        match (&membership, delays.next()) {
+            (Some(m), Some(delay)) if m.state == MemberState::Detaching => {
+                cloud.sleep_ms(delay.as_millis() as u64).await;
+            }
+            _ => return Ok(membership),
+        }
+    }
+}
+
 async fn lose<C: Cloud>(cloud: &C, instance_id: &str) -> Result<Move, FlowError> {
     cloud.release(instance_id).await?;
     Ok(Move::Lost)
@@ -246,12 +270,42 @@ async fn lose<C: Cloud>(cloud: &C, instance_id: &str) -> Result<Move, FlowError>
 
 /// Puts a healthy detached instance back under the pool, then lets the pool terminate
 /// it with a decrement, so the pool's size is unchanged and nothing runs outside a group.
+/// An instance still `Detaching` is waited for first (an attach before the detach is done
+/// is refused); one that is already in a group (an earlier hand-back attached it and then
+/// died) is only retired from there.
 pub async fn return_to_pool<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str) -> Result<(), FlowError> {
-    cloud.attach_instance(&cfg.pool_group, instance_id).await?;
-    match cloud.terminate_instance(instance_id, true).await {
-        Ok(()) | Err(CloudError::NotInGroup { .. } | CloudError::NotFound { .. }) => {}
-        Err(e) => return Err(e.into()),
+    match wait_detached(cloud, instance_id).await? {
+        None => {
+            cloud.attach_instance(&cfg.pool_group, instance_id).await?;
+            retire(cloud, instance_id).await?;
+        }
+        Some(m) if m.state == MemberState::Detaching => {
+            return Err(FlowError::NotYet(format!(
+                "{instance_id} is still detaching from {}; it is handed back on the retry",
+                m.group
+            )));
+        }
+        Some(_) => retire(cloud, instance_id).await?,
     }
     cloud.release(instance_id).await?;
     Ok(())
+}
+
+/// Terminates an instance of a group for good: with a decrement, so the group does not
+/// replace it, unless the group is at its `MinSize` (the pool-sizer may have lowered the
+/// pool's desired capacity since the instance was attached), where AWS refuses the
+/// decrement; then without it, and the group launches a replacement it needs anyway.
+/// An instance already gone is fine.
+pub async fn retire<C: Cloud>(cloud: &C, instance_id: &str) -> Result<(), FlowError> {
+    let result = match cloud.terminate_instance(instance_id, true).await {
+        Err(CloudError::BelowMinSize { group, message }) => {
+            info!(instance_id, group, message, "group at its MinSize; terminating without the decrement");
+            cloud.terminate_instance(instance_id, false).await
+        }
+        other => other,
+    };
+    match result {
+        Ok(()) | Err(CloudError::NotInGroup { .. } | CloudError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -10,7 +10,7 @@
 use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::acquire::{Acquired, acquire};
+use super::acquire::{Acquired, acquire, retire};
 use super::{load_user, write_tags};
 use crate::Config;
 use crate::domain::{Id, ReadyMessage, UserRecord, UserState, tag};
@@ -194,10 +194,7 @@ async fn failover<C: Cloud>(
         .await?;
     }
     if let Some(bad) = bad_instance.as_deref() {
-        match cloud.terminate_instance(bad, true).await {
-            Ok(()) | Err(CloudError::NotInGroup { .. } | CloudError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        retire(cloud, bad).await?;
         cloud.release(bad).await?;
     }
     if record.attempt > cfg.max_attempts {

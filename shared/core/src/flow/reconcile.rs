@@ -29,7 +29,7 @@ use crate::Config;
 use crate::domain::{Id, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::events::CommandOutcome;
-use crate::ports::{Cloud, Group};
+use crate::ports::{Cloud, Group, MemberState};
 
 /// What one sweep did (the function's response).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -156,15 +156,18 @@ async fn repair_claim<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str, owne
     if held {
         return Ok(false);
     }
-    if let Some(group) = cloud.group_of_instance(instance_id).await? {
-        info!(instance_id, owner, group, "releasing a stale claim");
-    } else {
-        // Detached, never attached: give it back to the pool rather than leave it
-        // running outside every group.
-        warn!(instance_id, owner, "claimed instance is outside every group; handing it back");
-        match return_to_pool(cloud, cfg, instance_id).await {
-            Ok(()) | Err(FlowError::Cloud(CloudError::Invalid { .. } | CloudError::NotFound { .. })) => {}
-            Err(e) => return Err(e),
+    match cloud.instance_membership(instance_id).await? {
+        // A move in flight (its detach not done yet): look again next sweep.
+        Some(m) if m.state == MemberState::Detaching => return Ok(false),
+        Some(m) => info!(instance_id, owner, group = %m.group, "releasing a stale claim"),
+        None => {
+            // Detached, never attached: give it back to the pool rather than leave it
+            // running outside every group.
+            warn!(instance_id, owner, "claimed instance is outside every group; handing it back");
+            match return_to_pool(cloud, cfg, instance_id).await {
+                Ok(()) | Err(FlowError::Cloud(CloudError::Invalid { .. } | CloudError::NotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     cloud.release(instance_id).await?;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 use warmpool_core::error::CloudError;
 use warmpool_core::events;
-use warmpool_core::ports::{AutoScaling, Clock, Group, Launch, LifecycleResult, Member, MemberState, UserGroupSpec};
+use warmpool_core::ports::{
+    AutoScaling, Clock, Group, Launch, LifecycleResult, Member, MemberState, Membership, UserGroupSpec,
+};
 
 use super::bus::format_time;
 use super::ec2::{Ec2State, Instance};
@@ -47,7 +49,7 @@ impl AsgState {
     }
 
     pub(super) fn live(&self) -> usize {
-        self.members.iter().filter(|(_, s)| !matches!(s, MemberState::Terminating | MemberState::Other)).count()
+        self.members.iter().filter(|(_, s)| !s.leaving()).count()
     }
 }
 
@@ -121,12 +123,8 @@ impl SimCloud {
                     launches.push(id);
                 }
             } else if live > desired {
-                let live_ids: Vec<String> = g
-                    .members
-                    .iter()
-                    .filter(|(_, s)| !matches!(s, MemberState::Terminating | MemberState::Other))
-                    .map(|(id, _)| id.clone())
-                    .collect();
+                let live_ids: Vec<String> =
+                    g.members.iter().filter(|(_, s)| !s.leaving()).map(|(id, _)| id.clone()).collect();
                 excess.extend(live_ids.into_iter().rev().take((live - desired) as usize));
             }
         }
@@ -267,9 +265,19 @@ impl AutoScaling for SimCloud {
             .collect())
     }
 
-    async fn group_of_instance(&self, instance_id: &str) -> Result<Option<String>, CloudError> {
+    async fn instance_membership(&self, instance_id: &str) -> Result<Option<Membership>, CloudError> {
         self.call("DescribeAutoScalingInstances").await?;
-        Ok(self.world().ec2.instances.get(instance_id).and_then(|i| i.group.clone()))
+        let w = self.world();
+        let Some(group) = w.ec2.instances.get(instance_id).and_then(|i| i.group.clone()) else {
+            return Ok(None);
+        };
+        let state = w
+            .asg
+            .groups
+            .get(&group)
+            .and_then(|g| g.members.iter().find(|(m, _)| m == instance_id))
+            .map_or(MemberState::Terminating, |(_, s)| *s);
+        Ok(Some(Membership { group, state }))
     }
 
     async fn detach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
@@ -289,12 +297,27 @@ impl AutoScaling for SimCloud {
                 message: format!("The instance {instance_id} is not in InService or Standby."),
             });
         }
-        g.members.remove(pos);
-        if let Some(i) = w.ec2.instances.get_mut(instance_id) {
-            i.group = None;
-        }
+        // Detach is asynchronous: the instance is `Detaching`, still listed in the group
+        // (and so not attachable elsewhere), until the activity completes.
+        g.members[pos].1 = MemberState::Detaching;
         w.asg.detaches.entry(group.to_owned()).or_default().succeeded += 1;
-        self.note(&mut w, format!("{instance_id} detached from {group}"));
+        self.note(&mut w, format!("{instance_id} detaching from {group}"));
+        drop(w);
+        let cloud = self.clone();
+        let (group, id) = (group.to_owned(), instance_id.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(cloud.draw_s(cloud.inner.model.detach_s)).await;
+            let mut w = cloud.world();
+            let Some(g) = w.asg.groups.get_mut(&group) else { return };
+            let before = g.members.len();
+            g.members.retain(|(m, s)| !(m == &id && *s == MemberState::Detaching));
+            if g.members.len() < before {
+                if let Some(i) = w.ec2.instances.get_mut(&id) {
+                    i.group = None;
+                }
+                cloud.note(&mut w, format!("{id} detached from {group}"));
+            }
+        });
         Ok(())
     }
 
@@ -328,9 +351,9 @@ impl AutoScaling for SimCloud {
                 return Err(CloudError::MaxSizeExceeded {
                     group: group.to_owned(),
                     message: format!(
-                        "New SetDesiredCapacity value {} is above max value {} for the AutoScalingGroup.",
-                        g.desired + 1,
-                        g.max
+                        "AutoScalingGroup {group} has min-size={}, max-size={}, and desired-size={}. To attach 1 \
+                         instance, please update the AutoScalingGroup sizes appropriately.",
+                        g.min, g.max, g.desired
                     ),
                 });
             }
@@ -379,7 +402,19 @@ impl AutoScaling for SimCloud {
                 return Err(CloudError::NotFound { resource: instance_id.to_owned() });
             };
             if decrement_desired && let Some(g) = w.asg.groups.get_mut(&group) {
-                g.desired = g.desired.saturating_sub(1).max(g.min);
+                // AWS refuses, it does not clamp (the message is AWS's own).
+                if g.desired <= g.min {
+                    return Err(CloudError::BelowMinSize {
+                        group: group.clone(),
+                        message: format!(
+                            "Currently, desiredSize equals minSize ({}). Terminating instance without replacement \
+                             will violate group's min size constraint. Either set shouldDecrementDesiredCapacity \
+                             flag to false or lower group's min size.",
+                            g.min
+                        ),
+                    });
+                }
+                g.desired -= 1;
             }
         }
         self.begin_terminate(instance_id, "TerminateInstanceInAutoScalingGroup");

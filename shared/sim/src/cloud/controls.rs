@@ -60,6 +60,16 @@ impl SimCloud {
         }
     }
 
+    /// Sets a group's `MinSize`, as an operator's `UpdateAutoScalingGroup` would (a desired
+    /// capacity below it is raised to it, as AWS does).
+    pub fn set_min_size(&self, group: &str, min: u32) {
+        let mut w = self.world();
+        if let Some(g) = w.asg.groups.get_mut(group) {
+            g.min = min;
+            g.desired = g.desired.max(min);
+        }
+    }
+
     /// Sets the faults injected into calls made inside invocations.
     pub fn set_faults(&self, faults: Faults) {
         self.world().faults = faults;

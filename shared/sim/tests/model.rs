@@ -1,0 +1,98 @@
+//! The in-memory cloud is at least as strict as AWS: each test shows the model refusing
+//! or delaying what AWS does, with AWS's own words where the flow reads them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::time::Duration;
+
+use warmpool_core::error::CloudError;
+use warmpool_core::flow::acquire::retire;
+use warmpool_core::ports::{AutoScaling, MemberState, Membership, UserGroupSpec};
+use warmpool_sim::fixture::{self, POOL_GROUP};
+
+/// AWS: "Currently, desiredSize equals minSize (n). Terminating instance without
+/// replacement will violate group's min size constraint." It refuses; it does not clamp.
+#[tokio::test(start_paused = true)]
+async fn a_terminate_with_decrement_at_min_size_is_refused_and_retire_terminates_without_it() {
+    let (cloud, _cfg) = fixture::cloud_with_pool(2);
+    cloud.set_min_size(POOL_GROUP, 2);
+    let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
+    let err = cloud.terminate_instance(&id, true).await.unwrap_err();
+    assert!(matches!(err, CloudError::BelowMinSize { .. }), "{err:?}");
+    assert!(err.to_string().contains("min size constraint"), "{err}");
+    assert_eq!(cloud.group_size(POOL_GROUP).unwrap().desired, 2, "a refused call changes nothing");
+    assert!(cloud.snapshot().terminated.is_empty());
+    // The flow's retire falls back to a terminate without the decrement: the instance
+    // goes, and the pool keeps its size by launching a replacement.
+    retire(&cloud, &id).await.unwrap();
+    let snap = cloud.snapshot();
+    assert_eq!(snap.terminated, vec![id]);
+    assert_eq!(
+        snap.calls["TerminateInstanceInAutoScalingGroup"], 3,
+        "the test's refused call, then retire's: refused once, then without the decrement"
+    );
+    assert_eq!(cloud.group_size(POOL_GROUP).unwrap().desired, 2);
+}
+
+/// Above MinSize the decrement applies: the group does not replace the instance.
+#[tokio::test(start_paused = true)]
+async fn a_terminate_with_decrement_above_min_size_shrinks_the_group() {
+    let (cloud, _cfg) = fixture::cloud_with_pool(2);
+    let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
+    retire(&cloud, &id).await.unwrap();
+    assert_eq!(cloud.group_size(POOL_GROUP).unwrap().desired, 1);
+    assert_eq!(cloud.snapshot().calls["TerminateInstanceInAutoScalingGroup"], 1);
+}
+
+/// AWS: "`AutoScalingGroup` g has min-size=0, max-size=1, and desired-size=1. To attach 1
+/// instance, please update the `AutoScalingGroup` sizes appropriately."
+#[tokio::test(start_paused = true)]
+async fn an_attach_above_max_size_is_refused_in_aws_words() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let pool = cloud.snapshot().groups[POOL_GROUP].clone();
+    let spec = UserGroupSpec {
+        name: cfg.user_group("u-1"),
+        launch_template: cfg.launch_template.clone(),
+        subnets: cfg.subnets.clone(),
+        tags: Vec::new(),
+    };
+    cloud.create_user_group(&spec).await.unwrap();
+    for id in &pool {
+        cloud.detach_instance(POOL_GROUP, id).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_mins(1)).await;
+    cloud.attach_instance(&spec.name, &pool[0]).await.unwrap();
+    let err = cloud.attach_instance(&spec.name, &pool[1]).await.unwrap_err();
+    let CloudError::MaxSizeExceeded { message, .. } = &err else { panic!("{err:?}") };
+    assert!(message.contains("min-size=0, max-size=1, and desired-size=1. To attach 1 instance"), "{message}");
+}
+
+/// AWS detaches asynchronously: after `DetachInstances` returns, the instance is
+/// `Detaching`, still listed in the group, and an attach elsewhere is refused until the
+/// detach completes (seconds, sometimes tens of seconds: `CloudModel::detach_s`).
+#[tokio::test(start_paused = true)]
+async fn a_detached_instance_stays_detaching_in_the_pool_until_the_detach_completes() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let spec = UserGroupSpec {
+        name: cfg.user_group("u-1"),
+        launch_template: cfg.launch_template.clone(),
+        subnets: cfg.subnets.clone(),
+        tags: Vec::new(),
+    };
+    cloud.create_user_group(&spec).await.unwrap();
+    let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
+    cloud.detach_instance(POOL_GROUP, &id).await.unwrap();
+    let detaching = Membership { group: POOL_GROUP.to_owned(), state: MemberState::Detaching };
+    assert_eq!(cloud.instance_membership(&id).await.unwrap(), Some(detaching), "still listed in the pool");
+    let err = cloud.attach_instance(&spec.name, &id).await.unwrap_err();
+    assert!(matches!(err, CloudError::Invalid { .. }), "an attach while detaching is refused: {err:?}");
+    let again = cloud.detach_instance(POOL_GROUP, &id).await.unwrap_err();
+    assert!(matches!(again, CloudError::NotInService { .. }), "a second detach finds it not InService: {again:?}");
+    let (lo, hi) = cloud.model().detach_s;
+    assert!(lo >= 1.0 && hi > lo, "the window is modelled: {lo}..{hi} s");
+    tokio::time::sleep(Duration::from_secs_f64(hi + 1.0)).await;
+    assert_eq!(cloud.instance_membership(&id).await.unwrap(), None, "out of the pool once the detach completes");
+    cloud.attach_instance(&spec.name, &id).await.unwrap();
+    let joined = Membership { group: spec.name.clone(), state: MemberState::InService };
+    assert_eq!(cloud.instance_membership(&id).await.unwrap(), Some(joined));
+}
