@@ -5,10 +5,21 @@
 
 use std::time::Duration;
 
+use warmpool_core::Config;
 use warmpool_core::error::CloudError;
 use warmpool_core::flow::acquire::retire;
 use warmpool_core::ports::{AutoScaling, MemberState, Membership, UserGroupSpec};
 use warmpool_sim::fixture::{self, POOL_GROUP};
+
+/// A user group for `u-1`, as signup would create it.
+fn user_group(cfg: &Config) -> UserGroupSpec {
+    UserGroupSpec {
+        name: cfg.user_group("u-1"),
+        launch_template: cfg.launch_template.clone(),
+        subnets: cfg.subnets.clone(),
+        tags: Vec::new(),
+    }
+}
 
 /// AWS: "Currently, desiredSize equals minSize (n). Terminating instance without
 /// replacement will violate group's min size constraint." It refuses; it does not clamp.
@@ -50,12 +61,7 @@ async fn a_terminate_with_decrement_above_min_size_shrinks_the_group() {
 async fn an_attach_above_max_size_is_refused_in_aws_words() {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
     let pool = cloud.snapshot().groups[POOL_GROUP].clone();
-    let spec = UserGroupSpec {
-        name: cfg.user_group("u-1"),
-        launch_template: cfg.launch_template.clone(),
-        subnets: cfg.subnets.clone(),
-        tags: Vec::new(),
-    };
+    let spec = user_group(&cfg);
     cloud.create_user_group(&spec).await.unwrap();
     for id in &pool {
         cloud.detach_instance(POOL_GROUP, id).await.unwrap();
@@ -73,12 +79,7 @@ async fn an_attach_above_max_size_is_refused_in_aws_words() {
 #[tokio::test(start_paused = true)]
 async fn a_detached_instance_stays_detaching_in_the_pool_until_the_detach_completes() {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
-    let spec = UserGroupSpec {
-        name: cfg.user_group("u-1"),
-        launch_template: cfg.launch_template.clone(),
-        subnets: cfg.subnets.clone(),
-        tags: Vec::new(),
-    };
+    let spec = user_group(&cfg);
     cloud.create_user_group(&spec).await.unwrap();
     let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
     cloud.detach_instance(POOL_GROUP, &id).await.unwrap();
