@@ -97,17 +97,19 @@ struct Reader<'a, L: Fn(&str) -> Option<String>> {
 }
 
 impl<L: Fn(&str) -> Option<String>> Reader<'_, L> {
-    fn spec(name: &'static str) -> &'static Variable {
-        match variable(name) {
-            Some(v) => v,
-            // Every name below is in the table; a test reads every field.
-            None => &VARIABLES[0],
-        }
+    /// The table's entry for `name`; a name missing from the table is a programming
+    /// error reported as such, never read with another variable's default.
+    fn spec(name: &'static str) -> Result<&'static Variable, ConfigError> {
+        variable(name).ok_or(ConfigError::Invalid {
+            name,
+            value: String::new(),
+            expected: "a variable of the configuration table (shared/core/src/config/variables.rs)".into(),
+        })
     }
 
     /// The raw value: from the lookup if this function reads it, else the default.
     fn raw(&self, name: &'static str) -> Result<String, ConfigError> {
-        let spec = Self::spec(name);
+        let spec = Self::spec(name)?;
         let given = if (self.reads)(spec) {
             (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
         } else {
@@ -128,14 +130,14 @@ impl<L: Fn(&str) -> Option<String>> Reader<'_, L> {
     fn list(&self, name: &'static str) -> Result<Vec<String>, ConfigError> {
         let raw = self.raw(name)?;
         let items: Vec<String> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-        if items.is_empty() && (self.reads)(Self::spec(name)) {
+        if items.is_empty() && (self.reads)(Self::spec(name)?) {
             return Err(ConfigError::Invalid { name, value: raw, expected: "expected at least one id".into() });
         }
         Ok(items)
     }
 
     fn count(&self, name: &'static str) -> Result<u32, ConfigError> {
-        let Kind::Count { min, max } = Self::spec(name).kind else {
+        let Kind::Count { min, max } = Self::spec(name)?.kind else {
             return Err(ConfigError::Invalid { name, value: String::new(), expected: "a count variable".into() });
         };
         let raw = self.raw(name)?;
