@@ -56,6 +56,21 @@ pub fn render_text(run: &DemoRun, timeline_lines: usize) -> String {
         opt(s.warm_p50_s),
         opt(s.cold_p50_s)
     );
+    for (label, b) in [("every ready user", s.breakdown), ("the slowest 5%", s.slowest_breakdown)] {
+        if let Some(b) = b {
+            let _ = writeln!(
+                out,
+                "where the time went, mean over {label}: work {}, queued {}, redelivery {}, event retry {}, \
+                 reconcile sweep {}, failed attempts {}",
+                clock(b.work_s),
+                clock(b.queued_s),
+                clock(b.redelivery_s),
+                clock(b.event_retry_s),
+                clock(b.sweep_s),
+                clock(b.failed_attempts_s)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "cloud: {} groups, {} terminated, {} outside any group, {} in two groups, {} dead letters; simulated {}",
@@ -66,6 +81,9 @@ pub fn render_text(run: &DemoRun, timeline_lines: usize) -> String {
         r.cloud.dead_letters,
         clock(s.simulated_s)
     );
+    if s.settle_s > 0.0 {
+        let _ = writeln!(out, "after the deadline the cloud settled for {} more", clock(s.settle_s));
+    }
     out
 }
 

@@ -259,9 +259,12 @@ fn the_sweep_finishes_a_signup_whose_message_is_gone_after_a_detach() {
     let (p, settled) = settle(opts, 0, &users, DEADLINE_S, std::time::Duration::from_mins(20));
     assert_eq!(p.snapshot().dead_letters.len(), 1, "the message is gone");
     assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
+    let log = p.cloud().call_log();
+    let resumed = log.iter().position(|(f, op)| f == "reconcile" && op == "SendMessageBatch");
+    let attached = log.iter().rposition(|(f, op)| f == "signup" && op == "AttachInstances");
     assert!(
-        p.cloud().call_log().iter().any(|(f, op)| f == "reconcile" && op == "AttachInstances"),
-        "the sweep attached it"
+        resumed.zip(attached).is_some_and(|(r, a)| r < a),
+        "the sweep sent a resume, and the signup function it reached attached the instance"
     );
 }
 
@@ -273,7 +276,8 @@ fn the_sweep_releases_claims_nobody_holds() {
         let pool = p.snapshot().groups[&p.config().pool_group].clone();
         // A claim by a signup that died before recording it, for a user that never got a group.
         p.cloud().put_claim(&pool[0], "ghost");
-        tokio::time::sleep(std::time::Duration::from_mins(5)).await;
+        // Older than the stall at the next housekeeping sweep (every fifth minute).
+        tokio::time::sleep(std::time::Duration::from_mins(7)).await;
         // The instance is claimable again: two users get both pool instances.
         let users: Vec<String> = vec!["u-1".into(), "u-2".into()];
         for u in &users {

@@ -140,6 +140,23 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         &["u-1", "u-2", "u-3", "u-4", "u-5", "u-6"],
         false,
     ));
+    // Every event lost, and the sweep's listing of init statuses refused once: the sweep
+    // asks for the one status it needs instead.
+    let all_lost = PlatformOptions { pool: 3, drop_events: 1.0, ..PlatformOptions::default() };
+    let listing = index_of(&all_lost, 0, "reconcile", "ListCommandInvocations", 0);
+    let faults = Faults { at_call: Some((listing, FaultKind::Permanent)), ..Faults::default() };
+    merge(record(PlatformOptions { faults, ..all_lost }, |_| {}, &["u-1"], false));
+    // An instance of ours left outside every group, with no claim: terminated.
+    merge(record(
+        warm.clone(),
+        |p| {
+            let pool = p.config().pool_group.clone();
+            let id = p.snapshot().groups[&pool][2].clone();
+            p.cloud().detach_by_hand(&pool, &id);
+        },
+        &["u-1"],
+        false,
+    ));
     // The pool-sizer resizes the pool while users sign up and the pool refills.
     merge(record(
         PlatformOptions { pool: 3, pool_sizer_every_s: 60, ..PlatformOptions::default() },
@@ -177,18 +194,24 @@ fn policies(t: &Value) -> BTreeMap<String, Vec<Value>> {
     out
 }
 
-fn service_of(op: &str) -> &'static str {
-    match op {
+/// The IAM action an API call needs.
+fn action_of(op: &str) -> String {
+    let service = match op {
         "DescribeInstanceInformation"
         | "SendCommand"
         | "GetCommandInvocation"
+        | "ListCommandInvocations"
         | "PutParameter"
         | "GetParameter"
         | "GetParametersByPath"
         | "DeleteParameter" => "ssm",
-        "SendMessage" => "sqs",
+        "SendMessage" | "ChangeMessageVisibility" => "sqs",
+        // A batch is authorised as its single-message action.
+        "SendMessageBatch" => return "sqs:SendMessage".to_owned(),
+        "DescribeInstances" | "TerminateInstances" => "ec2",
         _ => "autoscaling",
-    }
+    };
+    format!("{service}:{op}")
 }
 
 /// What `CreateAutoScalingGroup` with a launch template implies.
@@ -210,9 +233,7 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
         for a in &allowed {
             assert!(!a.contains('*'), "{function}: wildcard action {a}");
         }
-        let actions = |ops: &BTreeSet<String>| -> BTreeSet<String> {
-            ops.iter().map(|op| format!("{}:{op}", service_of(op))).collect()
-        };
+        let actions = |ops: &BTreeSet<String>| -> BTreeSet<String> { ops.iter().map(|op| action_of(op)).collect() };
         let mut expected = actions(&used[function]);
         if used[function].contains("CreateAutoScalingGroup") {
             expected.extend(IMPLIED_BY_CREATE.iter().map(|a| (*a).to_owned()));
@@ -246,10 +267,12 @@ fn resources_are_scoped() {
             let actions = strings(&s["Action"]);
             let resources = strings(&s["Resource"]);
             let has_condition = !s["Condition"].is_null();
-            // Describe and Get calls that AWS cannot scope by resource.
-            let describe_only = actions
-                .iter()
-                .all(|a| a.split(':').nth(1).is_some_and(|n| n.starts_with("Describe") || n == "GetCommandInvocation"));
+            // Describe, List and Get calls that AWS cannot scope by resource.
+            let describe_only = actions.iter().all(|a| {
+                a.split(':').nth(1).is_some_and(|n| {
+                    n.starts_with("Describe") || n == "GetCommandInvocation" || n == "ListCommandInvocations"
+                })
+            });
             if resources.iter().any(|r| r == "*") {
                 assert!(describe_only || has_condition, "{function}.{sid}: Resource * for {actions:?}");
             }

@@ -142,3 +142,108 @@ fn every_rule_sends_only_what_its_handler_parses() {
         }
     }
 }
+
+/// A `!Ref` to a parameter: its name.
+fn reference(v: &Value) -> Option<&str> {
+    match v {
+        Value::Tagged(t) if t.tag == "!Ref" => t.value.as_str(),
+        _ => None,
+    }
+}
+
+fn number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+#[test]
+fn parameter_ranges_are_the_ranges_the_functions_accept() {
+    let t = template();
+    let params = &t["Parameters"];
+    let mut checked = BTreeSet::new();
+    for (id, (_, r)) in functions(&t) {
+        for (name, value) in r["Properties"]["Environment"]["Variables"].as_mapping().unwrap() {
+            let (Some(name), Some(param)) = (name.as_str(), reference(value)) else { continue };
+            let Some(config::Kind::Count { min, max }) = config::variable(name).map(|v| v.kind) else { continue };
+            let p = &params[param];
+            assert_eq!(p["Type"].as_str(), Some("Number"), "{id}: {name} comes from {param}");
+            // A value CloudFormation accepts must not stop the function at its cold start.
+            assert_eq!(
+                (number(&p["MinValue"]), number(&p["MaxValue"])),
+                (Some(u64::from(min)), Some(u64::from(max))),
+                "{param} (→ {name} of {id}): MinValue/MaxValue vs the range the function accepts"
+            );
+            checked.insert(param.to_owned());
+        }
+    }
+    assert!(checked.len() >= 8, "parameters checked: {checked:?}");
+    // Whoever waits for the agent must outlive the wait.
+    let agent_wait = number(&params["AgentWaitSeconds"]["MaxValue"]).unwrap();
+    for (id, (binary, r)) in functions(&t) {
+        let vars = &r["Properties"]["Environment"]["Variables"];
+        if vars.get("AGENT_WAIT_S").is_some() {
+            let timeout = number(&r["Properties"]["Timeout"]).or_else(|| number(&t["Globals"]["Function"]["Timeout"]));
+            assert!(timeout.unwrap() > agent_wait + 30, "{id} ({binary}) times out before its agent wait ends");
+        }
+    }
+    // The signup queue hides a message at least six times the function's timeout (AWS's
+    // rule for SQS event sources), and the function's own retry delay outlasts it.
+    let signup = &t["Resources"]["SignupFunction"]["Properties"];
+    let signup_timeout = number(&signup["Timeout"]).unwrap();
+    let visibility = number(&t["Resources"]["SignupQueue"]["Properties"]["VisibilityTimeout"]).unwrap();
+    assert!(visibility >= 6 * signup_timeout, "visibility {visibility} s vs signup timeout {signup_timeout} s");
+    let retry = number(&signup["Environment"]["Variables"]["SIGNUP_RETRY_S"]).unwrap();
+    assert!(retry > signup_timeout, "SIGNUP_RETRY_S {retry} s must outlast the {signup_timeout} s timeout");
+}
+
+#[test]
+fn the_pool_group_waits_for_the_rules_and_permissions_of_its_first_events() {
+    let t = template();
+    let depends: BTreeSet<String> = strings(&t["Resources"]["PoolGroup"]["DependsOn"]).into_iter().collect();
+    let fns = functions(&t);
+    // SAM names an event's rule <Function><Event> and its permission <Function><Event>Permission.
+    for (function, detail_type) in
+        [("lifecycle", events::LAUNCH_LIFECYCLE_ACTION), ("command-status", events::COMMAND_INVOCATION_STATUS)]
+    {
+        let (id, (_, r)) = fns.iter().find(|(_, (b, _))| b == function).unwrap();
+        let (event, _) = r["Properties"]["Events"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .find(|(_, e)| strings(&e["Properties"]["Pattern"]["detail-type"]).iter().any(|d| d == detail_type))
+            .unwrap_or_else(|| panic!("no rule of {id} routes {detail_type}"));
+        let rule = format!("{id}{}", event.as_str().unwrap());
+        for needed in [rule.clone(), format!("{rule}Permission")] {
+            assert!(depends.contains(&needed), "PoolGroup must depend on {needed} (has {depends:?})");
+        }
+    }
+    let reserved: Vec<&Value> =
+        fns.values().filter_map(|(_, r)| r["Properties"].get("ReservedConcurrentExecutions")).collect();
+    for r in reserved {
+        assert!(matches!(r, Value::Tagged(t) if t.tag == "!If"), "reserved concurrency must be opt-in: {r:?}");
+    }
+}
+
+#[test]
+fn the_local_platform_redelivers_signups_as_the_template_s_queue_does() {
+    let t = template();
+    let queue = &t["Resources"]["SignupQueue"]["Properties"];
+    let opts = warmpool_sim::platform::PlatformOptions::default();
+    assert_eq!(number(&queue["VisibilityTimeout"]), Some(opts.visibility_timeout_s), "visibility timeout");
+    assert_eq!(
+        number(&queue["RedrivePolicy"]["maxReceiveCount"]),
+        Some(u64::from(opts.max_receive_count)),
+        "receives before the dead-letter queue"
+    );
+    let batch = t["Resources"]["SignupFunction"]["Properties"]["Events"]["Signups"]["Properties"]["BatchSize"].clone();
+    assert_eq!(number(&batch), Some(opts.signup_batch_size as u64), "batch size");
+}
+
+#[test]
+fn the_local_platform_stops_each_function_at_its_template_timeout() {
+    let t = template();
+    let global = number(&t["Globals"]["Function"]["Timeout"]).unwrap();
+    for (id, (binary, r)) in functions(&t) {
+        let timeout = number(&r["Properties"]["Timeout"]).unwrap_or(global);
+        assert_eq!(warmpool_sim::timeout_s(&binary), timeout, "{id} ({binary})");
+    }
+}

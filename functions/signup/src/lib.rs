@@ -26,11 +26,13 @@ pub async fn handler<C: Cloud>(
                 tracing::error!("SQS record without a messageId skipped");
                 return None;
             };
+            let receipt = r.event_source_arn.as_deref().and_then(queue_url).zip(r.receipt_handle);
             Some(QueueRecord {
                 message_id,
                 group_id: r.attributes.get("MessageGroupId").cloned(),
                 body: r.body.unwrap_or_default(),
                 sent_at_ms: r.attributes.get("SentTimestamp").and_then(|v| v.parse().ok()),
+                receipt,
             })
         })
         .collect();
@@ -40,4 +42,37 @@ pub async fn handler<C: Cloud>(
         response.add_failure(id);
     }
     Ok(response)
+}
+
+/// The queue URL of an SQS queue ARN (`arn:PARTITION:sqs:REGION:ACCOUNT:NAME`).
+#[must_use]
+pub fn queue_url(arn: &str) -> Option<String> {
+    let mut parts = arn.split(':');
+    let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let suffix = if partition == "aws-cn" { "amazonaws.com.cn" } else { "amazonaws.com" };
+    Some(format!("https://sqs.{region}.{suffix}/{account}/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::queue_url;
+
+    #[test]
+    fn queue_urls_from_arns() {
+        assert_eq!(
+            queue_url("arn:aws:sqs:us-east-1:123456789012:warmpool-signup.fifo").as_deref(),
+            Some("https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-signup.fifo")
+        );
+        assert_eq!(
+            queue_url("arn:aws-cn:sqs:cn-north-1:123456789012:q").as_deref(),
+            Some("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/q")
+        );
+        assert_eq!(queue_url("arn:aws:sns:us-east-1:123456789012:topic"), None);
+        assert_eq!(queue_url("arn:aws:sqs:us-east-1:123456789012:q:extra"), None);
+        assert_eq!(queue_url(""), None);
+    }
 }

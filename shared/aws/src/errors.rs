@@ -42,9 +42,11 @@ pub fn classify_code(operation: &str, subject: Subject<'_>, code: &str, message:
     let lower = message.to_ascii_lowercase();
     match code {
         "AlreadyExists" | "AlreadyExistsFault" | "ParameterAlreadyExists" => CloudError::AlreadyExists { resource },
-        "ParameterNotFound" | "ResourceNotFound" | "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" => {
-            CloudError::NotFound { resource }
-        }
+        "ParameterNotFound"
+        | "ResourceNotFound"
+        | "AWS.SimpleQueueService.NonExistentQueue"
+        | "QueueDoesNotExist"
+        | "InvalidInstanceID.NotFound" => CloudError::NotFound { resource },
         "InvalidInstanceId" => CloudError::AgentNotReady { instance_id },
         "InvocationDoesNotExist" => CloudError::InvocationDoesNotExist {
             command_id: subject.command_id.unwrap_or_default().to_owned(),

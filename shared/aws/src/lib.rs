@@ -1,10 +1,12 @@
-//! warmpool-aws: the core's ports over aws-sdk-autoscaling, aws-sdk-ssm and aws-sdk-sqs.
+//! warmpool-aws: the core's ports over aws-sdk-autoscaling, aws-sdk-ec2, aws-sdk-ssm and
+//! aws-sdk-sqs.
 //!
 //! Clients are built once per cold start from `aws_config` (so `AWS_ENDPOINT_URL`
 //! and the usual variables point them anywhere) with the adaptive retry mode, which
 //! backs off on throttling across calls.
 
 mod autoscaling;
+mod ec2;
 mod errors;
 mod sqs;
 mod ssm;
@@ -21,10 +23,11 @@ use warmpool_core::Config;
 use warmpool_core::metrics::Metric;
 use warmpool_core::ports::{Clock, Cloud, Metrics};
 
-/// All three SDK clients behind the ports, plus the real clock.
+/// The SDK clients behind the ports, plus the real clock.
 #[derive(Debug, Clone)]
 pub struct AwsCloud {
     autoscaling: aws_sdk_autoscaling::Client,
+    ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
     sqs: aws_sdk_sqs::Client,
     claim_prefix: String,
@@ -47,6 +50,7 @@ impl AwsCloud {
     pub fn new(sdk: &aws_config::SdkConfig, cfg: &Config) -> Self {
         Self {
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            ec2: aws_sdk_ec2::Client::new(sdk),
             ssm: aws_sdk_ssm::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             claim_prefix: cfg.claim_prefix.clone(),
@@ -58,12 +62,14 @@ impl AwsCloud {
     #[must_use]
     pub fn from_clients(
         autoscaling: aws_sdk_autoscaling::Client,
+        ec2: aws_sdk_ec2::Client,
         ssm: aws_sdk_ssm::Client,
         sqs: aws_sdk_sqs::Client,
         cfg: &Config,
     ) -> Self {
         Self {
             autoscaling,
+            ec2,
             ssm,
             sqs,
             claim_prefix: cfg.claim_prefix.clone(),

@@ -2,8 +2,58 @@
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::Notifier;
+use warmpool_core::ports::{Notifier, QueuedMessage, SignupQueue};
+
+impl SignupQueue for AwsCloud {
+    async fn retry_after(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<(), CloudError> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| {
+                classify("ChangeMessageVisibility", Subject { resource: Some(queue_url), ..Subject::default() }, &e)
+            })?;
+        Ok(())
+    }
+
+    async fn send_signups(&self, queue_url: &str, messages: &[QueuedMessage]) -> Result<(), CloudError> {
+        let invalid = |message: String| CloudError::Invalid { operation: "SendMessageBatch".into(), message };
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(&m.body)
+                        .message_group_id(&m.group_id)
+                        .message_deduplication_id(&m.dedup_id)
+                        .build()
+                        .map_err(|e| invalid(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out =
+                self.sqs.send_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await.map_err(
+                    |e| classify("SendMessageBatch", Subject { resource: Some(queue_url), ..Subject::default() }, &e),
+                )?;
+            if let Some(failed) = out.failed().first() {
+                return Err(invalid(format!(
+                    "{} of {} messages refused; first: {} {}",
+                    out.failed().len(),
+                    chunk.len(),
+                    failed.code(),
+                    failed.message().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
 
 impl Notifier for AwsCloud {
     async fn send_ready(&self, user_id: &str, dedup_id: &str, body: &str) -> Result<(), CloudError> {

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_ssm::types::{InstanceInformationStringFilter, ParameterType, PingStatus};
+use aws_sdk_ssm::primitives::{DateTime, DateTimeFormat as Format};
+use aws_sdk_ssm::types::{CommandFilter, CommandFilterKey, InstanceInformationStringFilter, ParameterType, PingStatus};
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Claim, ClaimOutcome, Claims, CommandRequest, RunCommand};
+use warmpool_core::ports::{Claim, ClaimOutcome, Claims, CommandRequest, InvocationSummary, RunCommand};
 
 fn instance_subject(instance_id: &str) -> Subject<'_> {
     Subject { instance_id: Some(instance_id), ..Subject::default() }
@@ -65,6 +66,36 @@ impl RunCommand for AwsCloud {
             )?;
         Ok(out.status().map(|s| s.as_str().to_owned()).unwrap_or_default())
     }
+
+    async fn list_invocations(&self, document: &str, since_ms: u64) -> Result<Vec<InvocationSummary>, CloudError> {
+        let invalid = |message: String| CloudError::Invalid { operation: "ListCommandInvocations".into(), message };
+        let since = DateTime::from_millis(i64::try_from(since_ms).unwrap_or(i64::MAX))
+            .fmt(Format::DateTime)
+            .map_err(|e| invalid(format!("InvokedAfter {since_ms} ms cannot be written as a date: {e}")))?;
+        let filter = |key: CommandFilterKey, value: String| {
+            CommandFilter::builder().key(key).value(value).build().map_err(|e| invalid(e.to_string()))
+        };
+        let filters = vec![
+            filter(CommandFilterKey::DocumentName, document.to_owned())?,
+            filter(CommandFilterKey::InvokedAfter, since)?,
+        ];
+        let mut pages =
+            self.ssm.list_command_invocations().set_filters(Some(filters)).max_results(50).into_paginator().send();
+        let mut listed = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                classify("ListCommandInvocations", Subject { resource: Some(document), ..Subject::default() }, &e)
+            })?;
+            listed.extend(page.command_invocations().iter().filter_map(|i| {
+                Some(InvocationSummary {
+                    command_id: i.command_id()?.to_owned(),
+                    instance_id: i.instance_id()?.to_owned(),
+                    status: i.status()?.as_str().to_owned(),
+                })
+            }));
+        }
+        Ok(listed)
+    }
 }
 
 impl Claims for AwsCloud {
@@ -97,9 +128,33 @@ impl Claims for AwsCloud {
         }
     }
 
+    async fn claim_of(&self, instance_id: &str) -> Result<Option<Claim>, CloudError> {
+        let name = self.claim_name(instance_id);
+        let subject = Subject { instance_id: Some(instance_id), resource: Some(&name), ..Subject::default() };
+        match self.ssm.get_parameter().name(&name).send().await.map_err(|e| classify("GetParameter", subject, &e)) {
+            Ok(got) => Ok(got.parameter().map(|p| Claim {
+                instance_id: instance_id.to_owned(),
+                owner: p.value().unwrap_or_default().to_owned(),
+                created_ms: p
+                    .last_modified_date()
+                    .and_then(|d| d.to_millis().ok())
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .unwrap_or(0),
+            })),
+            Err(CloudError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn list_claims(&self) -> Result<Vec<Claim>, CloudError> {
-        let mut pages =
-            self.ssm.get_parameters_by_path().path(&self.claim_prefix).recursive(true).into_paginator().send();
+        let mut pages = self
+            .ssm
+            .get_parameters_by_path()
+            .path(&self.claim_prefix)
+            .recursive(true)
+            .max_results(10)
+            .into_paginator()
+            .send();
         let mut claims = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {

@@ -34,6 +34,7 @@ fn config() -> Config {
                 "USER_INIT_DOCUMENT" => "init",
                 "POOL_PREP_DOCUMENT" => "prep",
                 "READY_QUEUE_URL" => "https://sqs.us-east-1.amazonaws.com/1/ready",
+                "SIGNUP_QUEUE_URL" => "https://sqs.us-east-1.amazonaws.com/1/signup.fifo",
                 _ => return None,
             }
             .to_owned(),
@@ -56,6 +57,7 @@ fn json_error(code: &str, message: &str) -> String {
 fn asg_cloud(rules: &[&Rule]) -> AwsCloud {
     AwsCloud::from_clients(
         mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, rules),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]),
         mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
         &config(),
@@ -65,6 +67,7 @@ fn asg_cloud(rules: &[&Rule]) -> AwsCloud {
 fn ssm_cloud(rules: &[&Rule]) -> AwsCloud {
     AwsCloud::from_clients(
         mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, rules),
         mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
         &config(),
@@ -252,6 +255,7 @@ async fn get_command_invocation_status_and_eventual_consistency() {
         .build();
     let cloud = AwsCloud::from_clients(
         mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
         mock_client!(aws_sdk_ssm, RuleMode::Sequential, &[&rule]),
         mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
         &config(),
@@ -301,6 +305,7 @@ async fn ready_messages_go_to_the_ready_queue() {
         .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().message_id("m").build());
     let cloud = AwsCloud::from_clients(
         mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]),
         mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[&sent]),
         &config(),
@@ -374,4 +379,138 @@ async fn recent_launches_maps_a_missing_group() {
         .build();
     let err = asg_cloud(&[&rule]).recent_launches("pool").await.expect_err("a missing group is an error");
     assert!(matches!(err, CloudError::NotFound { .. }), "{err:?}");
+}
+
+fn ec2_cloud(rules: &[&Rule]) -> AwsCloud {
+    AwsCloud::from_clients(
+        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ec2, RuleMode::Sequential, rules),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
+        &config(),
+    )
+}
+
+fn ec2_instance(id: &str, group: Option<&str>) -> aws_sdk_ec2::types::Instance {
+    use aws_sdk_ec2::types::{Instance, Tag};
+    let mut i = Instance::builder()
+        .instance_id(id)
+        .launch_time(DateTime::from_secs(1_767_225_600))
+        .tags(Tag::builder().key("aws:ec2launchtemplate:id").value("lt-1").build());
+    if let Some(g) = group {
+        i = i.tags(Tag::builder().key("aws:autoscaling:groupName").value(g).build());
+    }
+    i.build()
+}
+
+#[tokio::test]
+async fn outside_instances_are_found_by_launch_template_tag_on_every_page_and_members_are_left_out() {
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+    use aws_sdk_ec2::types::Reservation;
+    use warmpool_core::ports::{Instances, OutsideInstance};
+    let filtered = |r: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesInput| {
+        let f = r.filters();
+        f.iter().any(|f| f.name() == Some("tag:aws:ec2launchtemplate:id") && f.values() == ["lt-1"])
+            && f.iter().any(|f| f.name() == Some("instance-state-name") && f.values() == ["pending", "running"])
+    };
+    let first = mock!(aws_sdk_ec2::Client::describe_instances)
+        .match_requests(move |r| filtered(r) && r.next_token().is_none())
+        .then_output(|| {
+            DescribeInstancesOutput::builder()
+                .reservations(
+                    Reservation::builder()
+                        .instances(ec2_instance("i-member", Some("wp-pool")))
+                        .instances(ec2_instance("i-orphan", None))
+                        .build(),
+                )
+                .next_token("page-2")
+                .build()
+        });
+    let second = mock!(aws_sdk_ec2::Client::describe_instances)
+        .match_requests(move |r| filtered(r) && r.next_token() == Some("page-2"))
+        .then_output(|| {
+            DescribeInstancesOutput::builder()
+                .reservations(Reservation::builder().instances(ec2_instance("i-second", None)).build())
+                .build()
+        });
+    let cloud = ec2_cloud(&[&first, &second]);
+    let found = cloud.instances_outside_groups("lt-1").await.expect("listed");
+    let launched_ms = 1_767_225_600_000;
+    assert_eq!(
+        found,
+        vec![
+            OutsideInstance { instance_id: "i-orphan".into(), launched_ms },
+            OutsideInstance { instance_id: "i-second".into(), launched_ms },
+        ]
+    );
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn terminating_an_instance_already_gone_is_not_found() {
+    use aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput;
+    use warmpool_core::ports::Instances;
+    let ok = mock!(aws_sdk_ec2::Client::terminate_instances)
+        .match_requests(|r| r.instance_ids() == ["i-1"])
+        .then_output(|| TerminateInstancesOutput::builder().build());
+    assert_eq!(ec2_cloud(&[&ok]).terminate_outside("i-1").await, Ok(()));
+    assert_eq!(ok.num_calls(), 1);
+    let gone = mock!(aws_sdk_ec2::Client::terminate_instances)
+        .sequence()
+        .http_status(
+            400,
+            Some(
+                "<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID 'i-1' \
+                 does not exist</Message></Error></Errors><RequestID>r-1</RequestID></Response>"
+                    .to_owned(),
+            ),
+        )
+        .build();
+    assert_eq!(
+        ec2_cloud(&[&gone]).terminate_outside("i-1").await,
+        Err(CloudError::NotFound { resource: "i-1".into() })
+    );
+}
+
+#[tokio::test]
+async fn user_init_statuses_are_listed_by_document_and_time_on_every_page() {
+    use aws_sdk_ssm::operation::list_command_invocations::ListCommandInvocationsOutput;
+    use aws_sdk_ssm::types::{CommandFilterKey, CommandInvocation};
+    use warmpool_core::ports::InvocationSummary;
+    let filtered = |r: &aws_sdk_ssm::operation::list_command_invocations::ListCommandInvocationsInput| {
+        let f = r.filters();
+        f.iter().any(|f| f.key() == &CommandFilterKey::DocumentName && f.value() == "init")
+            && f.iter().any(|f| f.key() == &CommandFilterKey::InvokedAfter && f.value() == "2026-01-01T00:00:00Z")
+            && r.max_results() == Some(50)
+    };
+    let invocation = |c: &str, status: CommandInvocationStatus| {
+        CommandInvocation::builder().command_id(c).instance_id("i-1").status(status).build()
+    };
+    let first = mock!(aws_sdk_ssm::Client::list_command_invocations)
+        .match_requests(move |r| filtered(r) && r.next_token().is_none())
+        .then_output(move || {
+            ListCommandInvocationsOutput::builder()
+                .command_invocations(invocation("c-1", CommandInvocationStatus::Success))
+                .next_token("t")
+                .build()
+        });
+    let second = mock!(aws_sdk_ssm::Client::list_command_invocations)
+        .match_requests(move |r| filtered(r) && r.next_token() == Some("t"))
+        .then_output(move || {
+            ListCommandInvocationsOutput::builder()
+                .command_invocations(invocation("c-2", CommandInvocationStatus::InProgress))
+                .build()
+        });
+    let cloud = AwsCloud::from_clients(
+        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ssm, RuleMode::Sequential, &[&first, &second]),
+        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
+        &config(),
+    );
+    let listed = cloud.list_invocations("init", 1_767_225_600_000).await.expect("listed");
+    let summary =
+        |c: &str, s: &str| InvocationSummary { command_id: c.into(), instance_id: "i-1".into(), status: s.into() };
+    assert_eq!(listed, vec![summary("c-1", "Success"), summary("c-2", "InProgress")]);
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
 }

@@ -115,6 +115,13 @@ async fn env(test: &str, pool: i32) -> Env {
         .send()
         .await
         .unwrap();
+    let signups = sqs
+        .create_queue()
+        .queue_name(format!("signup-{id}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
     let vars: BTreeMap<&str, String> = BTreeMap::from([
         ("POOL_ASG_NAME", pool_name),
         ("POOL_LIFECYCLE_HOOK_NAME", "hook".to_owned()),
@@ -124,6 +131,7 @@ async fn env(test: &str, pool: i32) -> Env {
         ("USER_INIT_DOCUMENT", init),
         ("POOL_PREP_DOCUMENT", prep),
         ("READY_QUEUE_URL", queue.queue_url().unwrap().to_owned()),
+        ("SIGNUP_QUEUE_URL", signups.queue_url().unwrap().to_owned()),
         ("CLAIM_PARAMETER_PREFIX", format!("/warmpool-{id}/claims")),
     ]);
     let cfg = Config::for_all(|k| vars.get(k).cloned()).unwrap();
@@ -257,4 +265,38 @@ async fn moto_pool_sizer_reads_activities_and_sets_the_pool_size() {
     assert!((d.refill_s - f64::from(e.cfg.sizer.default_refill_s)).abs() < f64::EPSILON);
     let pool = e.cloud.describe_group(&e.cfg.pool_group).await.unwrap().unwrap();
     assert_eq!(pool.desired_capacity, e.cfg.sizer.min_size);
+}
+
+#[tokio::test]
+async fn moto_resume_messages_reach_the_signup_queue_in_batches_and_a_received_one_comes_back_sooner() {
+    use warmpool_core::ports::{QueuedMessage, SignupQueue};
+    let env = env("resume", 0).await;
+    let url = env.cfg.signup_queue_url.clone();
+    let messages: Vec<QueuedMessage> = (0..12)
+        .map(|i| QueuedMessage {
+            group_id: format!("u-{i}"),
+            dedup_id: format!("resume-u-{i}-1"),
+            body: format!("{{\"kind\":\"resume\",\"user_id\":\"u-{i}\"}}"),
+        })
+        .collect();
+    // Twelve: two SendMessageBatch calls.
+    env.cloud.send_signups(&url, &messages).await.unwrap();
+    let mut bodies = Vec::new();
+    let mut receipts = Vec::new();
+    for _ in 0..12 {
+        let out = env.sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        for m in out.messages() {
+            bodies.push(m.body().unwrap().to_owned());
+            receipts.push(m.receipt_handle().unwrap().to_owned());
+        }
+        if bodies.len() >= 12 {
+            break;
+        }
+    }
+    assert_eq!(bodies.len(), 12, "{bodies:?}");
+    for b in &bodies {
+        assert!(matches!(SignupMessage::parse(b), Ok(SignupMessage::Resume { .. })), "{b}");
+    }
+    // ChangeMessageVisibility on a received message: accepted on the wire.
+    env.cloud.retry_after(&url, &receipts[0], 1).await.unwrap();
 }

@@ -72,7 +72,10 @@ pub fn truncate_for_log(raw: &str) -> String {
 /// ```json
 /// {"kind": "signup", "user_id": "u-1234", "signup_id": "s-5678"}
 /// {"kind": "delete", "user_id": "u-1234"}
+/// {"kind": "resume", "user_id": "u-1234"}
 /// ```
+/// (`resume` is what the reconcile sweep sends for a user stalled while claiming: it
+/// never creates a group, so it cannot bring a deleted user back.)
 /// `kind` defaults to `signup`. Unknown fields are rejected so that a producer's typo
 /// is found at once instead of silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +85,8 @@ pub enum SignupMessage {
     Signup { user_id: Id, signup_id: Id },
     /// Tear the user's group (and its instance) down.
     Delete { user_id: Id },
+    /// Finish getting this existing user an instance (the reconcile sweep's re-drive).
+    Resume { user_id: Id },
 }
 
 impl SignupMessage {
@@ -107,7 +112,7 @@ impl SignupMessage {
     #[must_use]
     pub fn user_id(&self) -> &Id {
         match self {
-            Self::Signup { user_id, .. } | Self::Delete { user_id } => user_id,
+            Self::Signup { user_id, .. } | Self::Delete { user_id } | Self::Resume { user_id } => user_id,
         }
     }
 }

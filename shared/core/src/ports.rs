@@ -192,6 +192,15 @@ pub struct CommandRequest {
     pub comment: String,
 }
 
+/// One command invocation as `ListCommandInvocations` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationSummary {
+    pub command_id: String,
+    pub instance_id: String,
+    /// `Pending`, `InProgress`, `Success`, `Failed`, ...
+    pub status: String,
+}
+
 /// The SSM Run Command calls the flow makes.
 pub trait RunCommand: Send + Sync {
     /// `DescribeInstanceInformation` filtered by instance id: is the agent `Online`?
@@ -205,6 +214,39 @@ pub trait RunCommand: Send + Sync {
         command_id: &str,
         instance_id: &str,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// `ListCommandInvocations` filtered by `DocumentName` and `InvokedAfter`, all pages
+    /// (50 invocations each): the status of many commands in a few calls. An invocation
+    /// not visible yet (right after `SendCommand`) is missing from the list.
+    fn list_invocations(
+        &self,
+        document: &str,
+        since_ms: u64,
+    ) -> impl Future<Output = Result<Vec<InvocationSummary>, CloudError>> + Send;
+}
+
+/// A running (or pending) instance launched from our launch template that no Auto
+/// Scaling group lists: Auto Scaling removes only the `aws:autoscaling:groupName` tag
+/// when an instance leaves a group, so EC2 still finds it by its launch-template tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideInstance {
+    pub instance_id: String,
+    /// EC2's `LaunchTime`, ms since the epoch.
+    pub launched_ms: u64,
+}
+
+/// The EC2 calls the flow makes: only to find and end instances left outside every group.
+pub trait Instances: Send + Sync {
+    /// `DescribeInstances` filtered by the `aws:ec2launchtemplate:id` tag and the
+    /// states `pending` and `running`, all pages, keeping those without an
+    /// `aws:autoscaling:groupName` tag. EC2's view may lag behind Auto Scaling's: ask
+    /// [`AutoScaling::instance_membership`] before acting on one.
+    fn instances_outside_groups(
+        &self,
+        launch_template: &str,
+    ) -> impl Future<Output = Result<Vec<OutsideInstance>, CloudError>> + Send;
+    /// `TerminateInstances` of one instance in no group (one in a group is ended through
+    /// its group instead). Already terminated is fine.
+    fn terminate_outside(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// One claim lock as stored.
@@ -232,8 +274,40 @@ pub trait Claims: Send + Sync {
     fn claim(&self, instance_id: &str, owner: &str) -> impl Future<Output = Result<ClaimOutcome, CloudError>> + Send;
     /// Deletes the claim (missing is fine).
     fn release(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// The claim on one instance (`GetParameter`); `None` when there is none.
+    fn claim_of(&self, instance_id: &str) -> impl Future<Output = Result<Option<Claim>, CloudError>> + Send;
     /// Every claim (`GetParametersByPath`, all pages).
     fn list_claims(&self) -> impl Future<Output = Result<Vec<Claim>, CloudError>> + Send;
+}
+
+/// A message for a FIFO queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// `MessageGroupId`: the user.
+    pub group_id: String,
+    /// `MessageDeduplicationId`: a repeat within five minutes is dropped by the queue.
+    pub dedup_id: String,
+    pub body: String,
+}
+
+/// The signup queue, as its consumer (the signup function) sees it.
+pub trait SignupQueue: Send + Sync {
+    /// `ChangeMessageVisibility` of a received message: unless it is deleted, it comes
+    /// back `seconds` from now (a retry sooner than the queue's visibility timeout,
+    /// which AWS wants at six times the function's timeout).
+    fn retry_after(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `SendMessageBatch` (ten a call) of messages to the signup queue. A message that
+    /// the batch reports failed is an error.
+    fn send_signups(
+        &self,
+        queue_url: &str,
+        messages: &[QueuedMessage],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// The "ready" queue (FIFO).
@@ -263,7 +337,9 @@ pub trait Clock: Send + Sync {
 }
 
 /// Everything the flow needs, as one bound.
-pub trait Cloud: AutoScaling + RunCommand + Claims + Notifier + Metrics + Clock + Sized {
+pub trait Cloud:
+    AutoScaling + Instances + RunCommand + Claims + SignupQueue + Notifier + Metrics + Clock + Sized
+{
     /// Takes the claim lock on a pool instance for `user_id`: the flow's
     /// [`rendezvous_claim`](crate::flow::acquire::rendezvous_claim). The SDK adapters keep
     /// this default; only the simulator overrides it, to measure other strategies (the

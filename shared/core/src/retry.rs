@@ -22,11 +22,12 @@ pub fn agent_poll() -> impl Iterator<Item = Duration> {
     doubling(Duration::from_secs(1), Duration::from_secs(15), None).build()
 }
 
-/// Waiting for a detach to finish: 1 s, then every 2 s, for about 40 s (AWS detaches in
+/// Waiting for a detach to finish: 2 s, then every 3 s, for 20 s (AWS detaches in
 /// seconds, sometimes tens of seconds; past this the invocation hands the move to its
-/// retry, within the signup function's 60 s timeout).
+/// retry, `SIGNUP_RETRY_S` later, within the signup function's 30 s timeout). Few polls:
+/// each is a call that can fail.
 pub fn detach_poll() -> impl Iterator<Item = Duration> {
-    doubling(Duration::from_secs(1), Duration::from_secs(2), Some(20)).build()
+    doubling(Duration::from_secs(2), Duration::from_secs(3), Some(6)).build()
 }
 
 /// `SendCommand` answered `InvalidInstanceId` right after the agent looked online: two
@@ -56,7 +57,7 @@ mod tests {
         assert_eq!(ms(agent_poll().take(7)), [1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000]);
         assert_eq!(ms(command_resend()), [2_000, 2_000]);
         let detach = ms(detach_poll());
-        assert_eq!((detach.len(), detach[0], detach[1], detach.iter().sum::<u128>()), (20, 1_000, 2_000, 39_000));
+        assert_eq!((detach.len(), detach[0], detach[1], detach.iter().sum::<u128>()), (6, 2_000, 3_000, 17_000));
         assert_eq!(ms(sdk_throttle()), [100, 200, 400, 800]);
     }
 }

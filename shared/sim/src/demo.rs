@@ -6,6 +6,10 @@ use crate::{CloudModel, Faults};
 use crate::platform::{Platform, PlatformOptions};
 use crate::report::Report;
 
+/// How long an unfinished run may settle after its deadline (one hour), until nothing
+/// runs outside a group.
+pub const SETTLE_MAX_MS: u64 = 3_600_000;
+
 /// The demo's knobs.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -88,7 +92,17 @@ async fn run_async(opts: &DemoOptions) -> DemoRun {
     tokio::task::yield_now().await;
     let settled = platform.run_until_settled(&users, opts.deadline_s).await;
     let simulated_s = platform.cloud().elapsed_ms() as f64 / 1000.0;
-    let report = Report::build(platform.config(), &platform.snapshot(), &users, simulated_s);
+    if !settled {
+        // Users are unfinished and moves may be in flight: the cloud settles, faults and
+        // all, until nothing runs outside a group (or the bound passes).
+        let start = platform.cloud().elapsed_ms();
+        while !platform.snapshot().outside.is_empty() && platform.cloud().elapsed_ms() - start < SETTLE_MAX_MS {
+            tokio::time::sleep(std::time::Duration::from_mins(1)).await;
+        }
+    }
+    let settle_s = platform.cloud().elapsed_ms() as f64 / 1000.0 - simulated_s;
+    let mut report = Report::build(platform.config(), &platform.snapshot(), &users, simulated_s);
+    report.summary.settle_s = settle_s;
     let timeline = platform.cloud().timeline().into_iter().map(|e| (e.at_ms as f64 / 1000.0, e.text)).collect();
     DemoRun { report, timeline, settled }
 }

@@ -12,10 +12,13 @@
 use tracing::{info, warn};
 use warmpool_core::Config;
 use warmpool_core::error::{CloudError, FlowError};
-use warmpool_core::flow::acquire::{CLAIM_ROUNDS, CLAIM_TRIES_PER_ROUND, Claimed, return_to_pool};
+use warmpool_core::flow::acquire::{Claimed, return_to_pool};
 use warmpool_core::flow::describe_pool;
 use warmpool_core::metrics::Metric;
 use warmpool_core::ports::{ClaimOutcome, Cloud};
+
+/// Detaches before a claimer gives up: the original design's two looks of twenty.
+const ATTEMPTS: usize = 40;
 
 /// Detaches the first healthy pool instance and then claims it; `None` when the pool
 /// has nothing claimable or every race was lost.
@@ -36,7 +39,7 @@ async fn first_healthy<C: Cloud>(
     user_id: &str,
     conflicts: &mut u32,
 ) -> Result<Option<Claimed>, FlowError> {
-    for _ in 0..CLAIM_ROUNDS * CLAIM_TRIES_PER_ROUND {
+    for _ in 0..ATTEMPTS {
         let pool = describe_pool(cloud, cfg, user_id).await?;
         let claimable = pool.members.iter().filter(|m| m.claimable()).count();
         cloud.record(Metric::PoolDepth(u32::try_from(claimable).unwrap_or(u32::MAX)));

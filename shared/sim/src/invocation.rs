@@ -40,14 +40,32 @@ impl Invocation {
     }
 }
 
-/// Runs a handler of `function` as one invocation. `None` when the invocation died
-/// (its result, if any, is lost, as a crashed Lambda's would be).
+/// Each function's `Timeout` in `template.yaml` (a test holds them together): Lambda
+/// stops an invocation that runs longer, as if it had died.
+#[must_use]
+pub fn timeout_s(function: &str) -> u64 {
+    match function {
+        "signup" => 30,
+        "lifecycle" | "reconcile" => 300,
+        _ => 60,
+    }
+}
+
+/// Runs a handler of `function` as one invocation. `None` when the invocation died or
+/// ran past the function's timeout (its result, if any, is lost, as a crashed or
+/// timed-out Lambda's would be).
 pub async fn invoke<F: Future>(function: &'static str, handler: F) -> Option<F::Output> {
     let invocation = Arc::new(Invocation { function, ..Invocation::default() });
     let run = INVOCATION.scope(Arc::clone(&invocation), handler);
+    let timeout = tokio::time::sleep(std::time::Duration::from_secs(timeout_s(function)));
     tokio::select! {
         out = run => (!invocation.crashed.load(Ordering::SeqCst)).then_some(out),
         () = invocation.died.notified() => None,
+        () = timeout => {
+            tracing::warn!(function, "invocation timed out (Lambda stops it)");
+            invocation.crash();
+            None
+        }
     }
 }
 

@@ -23,11 +23,13 @@ pub mod platform;
 mod queue;
 pub mod report;
 pub mod simulate;
+mod waits;
 
 pub use cloud::{BusEvent, ClaimStrategy, DetachStats, GroupSize, SimCloud, Snapshot, TimelineEntry, format_time};
-pub use invocation::{FaultKind, Faults, invoke};
+pub use invocation::{FaultKind, Faults, invoke, timeout_s};
 pub use model::CloudModel;
 pub use queue::{Received, SimQueue};
+pub use waits::{Breakdown, Wait};
 
 /// The deployment names the simulator uses: the same variables `template.yaml` sets,
 /// with the values the sample events in `events/` carry.
@@ -44,6 +46,7 @@ pub mod fixture {
     pub const POOL_PREP_DOCUMENT: &str = "warmpool-pool-prep";
     pub const LAUNCH_TEMPLATE: &str = "lt-0123456789abcdef0";
     pub const READY_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-ready";
+    pub const SIGNUP_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-signup.fifo";
 
     /// The environment a function gets, as `template.yaml` would set it.
     #[must_use]
@@ -57,6 +60,7 @@ pub mod fixture {
             ("USER_INIT_DOCUMENT", USER_INIT_DOCUMENT.to_owned()),
             ("POOL_PREP_DOCUMENT", POOL_PREP_DOCUMENT.to_owned()),
             ("READY_QUEUE_URL", READY_QUEUE_URL.to_owned()),
+            ("SIGNUP_QUEUE_URL", SIGNUP_QUEUE_URL.to_owned()),
             ("CLAIM_PARAMETER_PREFIX", "/warmpool/claims".to_owned()),
         ]
         .into_iter()

@@ -18,9 +18,10 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use warmpool_core::ports::Clock;
 use warmpool_core::{Config, Function, events};
 
-use crate::{BusEvent, ClaimStrategy, CloudModel, Faults, SimCloud, Snapshot, fixture, invoke};
+use crate::{BusEvent, ClaimStrategy, CloudModel, Faults, SimCloud, Snapshot, Wait, fixture, invoke};
 
 /// How the local platform and cloud are set up.
 #[derive(Debug, Clone)]
@@ -65,7 +66,8 @@ impl Default for PlatformOptions {
             seed: 1,
             pool: 10,
             pool_max: None,
-            visibility_timeout_s: 90,
+            // As template.yaml's signup queue (a test holds them together).
+            visibility_timeout_s: 180,
             max_receive_count: 5,
             async_retry_delays_s: vec![60, 120],
             overrides: Vec::new(),
@@ -207,6 +209,11 @@ impl Platform {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
+                for m in &batch {
+                    if let Some(user) = &m.group_id {
+                        platform.cloud.note_signup_received(user, m.receive_count <= 1, m.sent_at_ms);
+                    }
+                }
                 let p = platform.clone();
                 tokio::spawn(async move { p.invoke_signup(batch).await });
             }
@@ -260,6 +267,8 @@ impl Platform {
         for m in &batch {
             if !failed.contains(&m.message_id) {
                 self.cloud.delete_signup(&m.receipt_handle);
+            } else if let Some(user) = &m.group_id {
+                self.cloud.note_signup_failed(user);
             }
         }
     }
@@ -283,7 +292,18 @@ impl Platform {
                 match function {
                     Scheduled::Reconcile => {
                         let cfg = platform.config_of(Function::Reconcile);
+                        let (started, before) = (cloud.now_ms(), cloud.record_updates(&cfg.user_group_prefix));
                         let _ = invoke("reconcile", warmpool_reconcile::handler(cloud, cfg, event)).await;
+                        // A stalled user whose record moved during the sweep (re-driven, even
+                        // by a sweep that then died) waited for it since its record last moved.
+                        let stall_ms = u64::from(cfg.reconcile_stall_s) * 1000;
+                        let after = cloud.record_updates(&cfg.user_group_prefix);
+                        for (user, since) in before {
+                            let moved = after.get(&user).is_some_and(|&at| at > since);
+                            if moved && started.saturating_sub(since) >= stall_ms {
+                                cloud.note_wait(&user, Wait::Sweep, since, started);
+                            }
+                        }
                     }
                     Scheduled::PoolSizer => {
                         let cfg = platform.config_of(Function::PoolSizer);
@@ -362,8 +382,22 @@ impl Platform {
                 tracing::warn!(?target, detail_type = event.detail_type, "event dropped after Lambda's retries");
                 return;
             };
+            let failed_at = self.cloud.now_ms();
             tokio::time::sleep(Duration::from_secs(*delay_s)).await;
+            if let Some(user) = self.user_of(&event) {
+                self.cloud.note_wait(&user, Wait::EventRetry, failed_at, self.cloud.now_ms());
+            }
         }
+    }
+
+    /// The user an event is about: its user group's, or its user-init command's.
+    fn user_of(&self, event: &BusEvent) -> Option<String> {
+        let d = &event.detail;
+        d.get("AutoScalingGroupName")
+            .and_then(Value::as_str)
+            .and_then(|g| g.strip_prefix(&self.cfg.user_group_prefix))
+            .or_else(|| d.pointer("/parameters/UserId/0").and_then(Value::as_str))
+            .map(str::to_owned)
     }
 
     /// Invokes the target with the event; true when it succeeded.

@@ -162,6 +162,20 @@ impl SimQueue {
         before != self.messages.len()
     }
 
+    /// `ChangeMessageVisibility`: the message with this receipt comes back `ms` from
+    /// `now_ms`. False when the receipt is not current (deleted, or received again).
+    pub fn change_visibility(&mut self, receipt_handle: &str, ms: u64, now_ms: u64) -> bool {
+        let Some((id, receipt)) = receipt_handle.rsplit_once('#') else { return false };
+        let Ok(receipt) = receipt.parse::<u64>() else { return false };
+        match self.messages.iter_mut().find(|m| m.receipt == receipt && m.id == id) {
+            Some(m) => {
+                m.visible_at_ms = now_ms + ms;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Messages not yet deleted (in flight or waiting).
     #[must_use]
     pub fn len(&self) -> usize {

@@ -7,7 +7,7 @@ use statrs::statistics::{Data, OrderStatistics};
 use warmpool_core::Config;
 use warmpool_core::domain::{ReadyMessage, UserRecord, UserState};
 
-use crate::Snapshot;
+use crate::{Breakdown, Snapshot};
 
 /// One user's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,6 +22,9 @@ pub struct UserReport {
     pub ready_after_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Where the time to ready went (ready users).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
 }
 
 /// The cloud's own view.
@@ -54,7 +57,15 @@ pub struct Summary {
     pub max_s: Option<f64>,
     pub warm_p50_s: Option<f64>,
     pub cold_p50_s: Option<f64>,
+    /// Simulated time to the end of the run (all users final, or the deadline).
     pub simulated_s: f64,
+    /// After an unfinished run's deadline: how long the cloud then ran (faults and all)
+    /// until nothing ran outside a group; 0 for a finished run.
+    pub settle_s: f64,
+    /// Where the time to ready went: the mean over every ready user...
+    pub breakdown: Option<Breakdown>,
+    /// ... and over the slowest (time to ready at or above the 95th percentile).
+    pub slowest_breakdown: Option<Breakdown>,
 }
 
 /// The whole report (`--json` prints this).
@@ -90,6 +101,7 @@ impl Report {
                         state: "missing".into(),
                         ready_after_s: None,
                         reason: Some("no user group exists".into()),
+                        breakdown: None,
                     },
                     Some(r) => {
                         let ready_after_s = ready_msgs
@@ -105,6 +117,9 @@ impl Report {
                                 r.reason.as_ref().map(|x| format!(" (last: {x})")).unwrap_or_default()
                             )),
                         };
+                        let breakdown = ready_after_s
+                            .filter(|_| r.state == UserState::Ready)
+                            .map(|t| snap.waits.get(u).copied().unwrap_or_default().completed(t));
                         UserReport {
                             user_id: u.clone(),
                             instance_id: live.or(r.instance.clone()),
@@ -113,6 +128,7 @@ impl Report {
                             state: r.state.as_str().into(),
                             ready_after_s,
                             reason,
+                            breakdown,
                         }
                     }
                 }
@@ -128,6 +144,7 @@ impl Report {
             t
         };
         let all = times(None);
+        let p95 = percentile(&all, 95.0);
         let count = |state: &str| users.iter().filter(|u| u.state == state).count();
         let summary = Summary {
             users: users.len(),
@@ -138,11 +155,14 @@ impl Report {
             cold: users.iter().filter(|u| u.state == "ready" && u.path == "cold").count(),
             failovers: users.iter().map(|u| u.attempts.saturating_sub(1)).sum(),
             p50_s: percentile(&all, 50.0),
-            p95_s: percentile(&all, 95.0),
+            p95_s: p95,
             max_s: all.last().copied(),
             warm_p50_s: percentile(&times(Some("warm")), 50.0),
             cold_p50_s: percentile(&times(Some("cold")), 50.0),
             simulated_s,
+            settle_s: 0.0,
+            breakdown: mean_breakdown(&users, None),
+            slowest_breakdown: mean_breakdown(&users, p95),
         };
         Self {
             users,
@@ -184,6 +204,17 @@ impl Report {
         }
         v
     }
+}
+
+/// The mean breakdown of the ready users whose time to ready is at least `from_s`
+/// (all of them with `None`).
+fn mean_breakdown(users: &[UserReport], from_s: Option<f64>) -> Option<Breakdown> {
+    let parts: Vec<Breakdown> = users
+        .iter()
+        .filter(|u| from_s.is_none_or(|p| u.ready_after_s.is_some_and(|t| t >= p)))
+        .filter_map(|u| u.breakdown)
+        .collect();
+    Breakdown::mean(&parts)
 }
 
 /// The `p`th percentile (0 to 100) of `values`: statrs's quantile, which interpolates

@@ -68,6 +68,10 @@ pub struct Config {
     pub pool_prep_document: String,
     /// `READY_QUEUE_URL`.
     pub ready_queue_url: String,
+    /// `SIGNUP_QUEUE_URL`.
+    pub signup_queue_url: String,
+    /// `SIGNUP_RETRY_S`.
+    pub signup_retry_s: u32,
     /// `CLAIM_PARAMETER_PREFIX`, without a trailing `/`.
     pub claim_prefix: String,
     /// `WARM_ATTEMPTS`.
@@ -206,6 +210,8 @@ impl Config {
             user_init_document: r.text("USER_INIT_DOCUMENT")?,
             pool_prep_document: r.text("POOL_PREP_DOCUMENT")?,
             ready_queue_url: r.text("READY_QUEUE_URL")?,
+            signup_queue_url: r.text("SIGNUP_QUEUE_URL")?,
+            signup_retry_s: r.count("SIGNUP_RETRY_S")?,
             claim_prefix: r.text("CLAIM_PARAMETER_PREFIX")?.trim_end_matches('/').to_owned(),
             warm_attempts,
             max_attempts,
@@ -248,6 +254,7 @@ mod tests {
             ("USER_INIT_DOCUMENT", "init"),
             ("POOL_PREP_DOCUMENT", "prep"),
             ("READY_QUEUE_URL", "https://q"),
+            ("SIGNUP_QUEUE_URL", "https://s"),
         ])
     }
 

@@ -102,8 +102,8 @@ pub const VARIABLES: &[Variable] = &[
     required(
         "LAUNCH_TEMPLATE_ID",
         "set it to the launch template id for user groups",
-        "launch template of user groups (cold path)",
-        &[Signup],
+        "launch template of user groups (cold path); reconcile finds instances outside every group by it",
+        &[Signup, Reconcile],
     ),
     Variable {
         name: "POOL_SUBNETS",
@@ -138,6 +138,20 @@ pub const VARIABLES: &[Variable] = &[
         "Parameter Store path of the per-instance claim locks",
         &[Signup, CommandStatus, Reconcile],
     ),
+    required(
+        "SIGNUP_QUEUE_URL",
+        "set it to the signup queue's URL",
+        "where the reconcile sweep sends `resume` messages for users stalled while claiming",
+        &[Reconcile],
+    ),
+    var(
+        "SIGNUP_RETRY_S",
+        "35",
+        count(1, 43_200),
+        "a signup message whose invocation fails or dies comes back this soon (set on receipt with \
+         `ChangeMessageVisibility`; more than the signup function's timeout)",
+        &[Signup],
+    ),
     var("WARM_ATTEMPTS", "2", count(0, 20), "attempts served from the pool before the cold path", ATTEMPTS),
     var(
         "MAX_ATTEMPTS",
@@ -165,7 +179,8 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "AGENT_WAIT_S",
         "120",
-        count(0, 900),
+        // Below the 300 s timeout of lifecycle and reconcile, which wait this long.
+        count(0, 240),
         "how long one invocation waits for the SSM agent before handing the event back for a platform retry",
         COMMANDS,
     ),

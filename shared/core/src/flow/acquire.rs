@@ -12,9 +12,14 @@ use crate::metrics::Metric;
 use crate::ports::{ClaimOutcome, Cloud, Group, MemberState, Membership};
 use crate::retry;
 
-/// Claim attempts per look at the pool; two looks at most.
-pub const CLAIM_TRIES_PER_ROUND: usize = 20;
+/// Claim attempts per look at the pool. Few: each try that loses
+/// costs two calls (`PutParameter`, then `GetParameter` for the owner), and the second
+/// look knows the claims.
+pub const CLAIM_TRIES_PER_ROUND: usize = 3;
 pub const CLAIM_ROUNDS: usize = 2;
+/// Looks at the pool per claim, each trying [`CLAIM_TRIES_PER_ROUND`] unclaimed
+/// candidates; the looks stop as soon as no candidate is left.
+pub const CLAIM_LOOKS: usize = 5;
 
 /// What `acquire` achieved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -140,10 +145,26 @@ async fn try_claim<C: Cloud>(
     user_id: &str,
     conflicts: &mut u32,
 ) -> Result<Option<String>, FlowError> {
-    for _ in 0..CLAIM_ROUNDS {
+    // Held by someone else: not tried again. The first look tries the user's first few
+    // candidates (in a quiet pool, the first wins); a look after a lost round lists the
+    // claims first (a call per ten claims) and tries only unclaimed instances, so a busy
+    // pool with instances left still serves everyone warm.
+    let mut lost: Vec<String> = Vec::new();
+    for round in 0..CLAIM_LOOKS {
         let pool = describe_pool(cloud, cfg, user_id).await?;
-        let mut candidates: Vec<&str> =
-            pool.members.iter().filter(|m| m.claimable()).map(|m| m.instance_id.as_str()).collect();
+        if round > 0 {
+            for claim in cloud.list_claims().await? {
+                if claim.owner != user_id {
+                    lost.push(claim.instance_id);
+                }
+            }
+        }
+        let mut candidates: Vec<&str> = pool
+            .members
+            .iter()
+            .filter(|m| m.claimable() && !lost.contains(&m.instance_id))
+            .map(|m| m.instance_id.as_str())
+            .collect();
         cloud.record(Metric::PoolDepth(u32::try_from(candidates.len()).unwrap_or(u32::MAX)));
         if candidates.is_empty() {
             info!(user_id, conflicts, "pool has no claimable instance");
@@ -160,7 +181,10 @@ async fn try_claim<C: Cloud>(
                     info!(user_id, instance_id, "resuming own claim");
                     return Ok(Some(instance_id.to_owned()));
                 }
-                ClaimOutcome::HeldBy(_) => *conflicts += 1,
+                ClaimOutcome::HeldBy(_) => {
+                    *conflicts += 1;
+                    lost.push(instance_id.to_owned());
+                }
             }
         }
     }

@@ -13,7 +13,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::acquire::{Acquired, acquire, retire};
 use super::{load_user, write_tags};
 use crate::Config;
-use crate::domain::{Id, ReadyMessage, UserRecord, UserState, tag};
+use crate::domain::{Id, Path, ReadyMessage, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::events::{CommandInvocation, CommandOutcome, CommandStatus, SsmEvent};
 use crate::metrics::Metric;
@@ -179,6 +179,10 @@ async fn failover<C: Cloud>(
     if record.state == UserState::Initializing {
         record.attempt += 1;
         record.state = UserState::Claiming;
+        // Each attempt chooses its path afresh: a user whose cold instance failed is
+        // served from the pool if attempts allow (the pool has often refilled by then),
+        // instead of waiting for a second cold launch.
+        record.path = if record.attempt <= cfg.warm_attempts { Path::Warm } else { Path::Cold };
         let reason = format!("init on {} ended {status}", bad_instance.as_deref().unwrap_or("unknown instance"));
         warn!(user_id = %record.user_id, instance_id = ?bad_instance, attempt = record.attempt, reason, "failing over");
         cloud.record(Metric::Failover);
@@ -188,6 +192,7 @@ async fn failover<C: Cloud>(
             &[
                 (tag::STATE, UserState::Claiming.as_str().into()),
                 (tag::ATTEMPT, record.attempt.to_string()),
+                (tag::PATH, record.path.as_str().into()),
                 (tag::REASON, reason),
             ],
         )

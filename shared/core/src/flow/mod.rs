@@ -7,6 +7,7 @@
 pub mod acquire;
 pub mod command_status;
 pub mod lifecycle;
+pub mod outside;
 pub mod reconcile;
 pub mod signup;
 pub mod sizer;

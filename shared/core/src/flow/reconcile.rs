@@ -2,15 +2,18 @@
 //! never a stuck user.
 //!
 //! For every user whose record has not moved for `RECONCILE_STALL_S`:
-//! - `claiming` with no command: run `acquire` again (a signup that died and whose
-//!   message is gone); with a command: resume the failover that command started;
+//! - `claiming` with no command (a signup that died and whose message is gone): a
+//!   `resume` message to the signup function, which runs `acquire` again; with a
+//!   command: resume the failover that command started;
 //! - `initializing` with a live instance that never got its init (a lost launch event):
 //!   re-drive the launch event;
-//! - `initializing` with an init sent: ask SSM (`GetCommandInvocation`) and re-drive a
-//!   final status whose event was lost; an invocation SSM does not know is sent again;
+//! - `initializing` with an init sent: ask SSM (one `ListCommandInvocations` for all of
+//!   them, `GetCommandInvocation` for one not listed) and re-drive a final status whose
+//!   event was lost; an invocation SSM does not know is sent again;
 //! - `initializing` with no instance and nothing launching: claim again.
 //!
-//! And every claim older than the stall whose owner does not hold that instance any
+//! First, instances of our launch template outside every group with no claim are
+//! terminated ([`super::outside`]). And every claim older than the stall whose owner does not hold that instance any
 //! more is repaired: released, and the instance handed back to the pool if it was left
 //! outside every group.
 //!
@@ -24,12 +27,13 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::acquire::{acquire, return_to_pool};
+use super::outside::{OutsideReport, sweep_outside};
 use super::{command_status, lifecycle, load_user, write_tags};
 use crate::Config;
-use crate::domain::{Id, UserRecord, UserState, tag};
+use crate::domain::{Id, SignupMessage, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::events::CommandOutcome;
-use crate::ports::{Cloud, Group, MemberState};
+use crate::ports::{Cloud, Group, MemberState, QueuedMessage};
 
 /// What one sweep did (the function's response).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -40,38 +44,22 @@ pub struct ReconcileReport {
     pub claims_repaired: usize,
     /// Users whose re-drive failed this time (tried again next sweep).
     pub errors: usize,
+    /// Instances outside every group, and the orphans among them terminated.
+    pub outside: OutsideReport,
 }
 
-/// One sweep over every user group and every claim.
-pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport, FlowError> {
-    let mut report = ReconcileReport::default();
-    let now = cloud.now_ms();
-    let stall_ms = u64::from(cfg.reconcile_stall_s) * 1000;
-    let mut groups = cloud.list_user_groups(&cfg.user_group_prefix).await?;
-    // Start each sweep elsewhere in the list, so that a sweep cut short (a timeout, a
-    // crash) does not leave the same users at the end every time.
-    if !groups.is_empty() {
-        let offset = (now / 60_000) as usize % groups.len();
-        groups.rotate_left(offset);
-    }
-    for group in groups {
-        let Some(record) = UserRecord::from_tags(&group.tags) else { continue };
-        report.users_checked += 1;
-        if record.state.is_final() || now.saturating_sub(record.updated_at_ms) < stall_ms {
-            continue;
-        }
-        match redrive(cloud, cfg, &group, &record).await {
-            Ok(Some(action)) => {
-                info!(user_id = %record.user_id, action, "reconcile re-drove a stalled user");
-                report.redriven.insert(record.user_id.clone(), action.to_owned());
-            }
-            Ok(None) => {}
-            Err(e) => {
-                warn!(user_id = %record.user_id, error = %e, "reconcile could not re-drive; next sweep tries again");
-                report.errors += 1;
-            }
-        }
-    }
+/// Sweeps (minutes since the epoch divisible by this) that also repair stale claims.
+pub const HOUSEKEEPING_EVERY: u64 = 5;
+
+/// Releases (or hands back) every claim older than the stall whose owner does not hold
+/// its instance any more.
+async fn repair_claims<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    now: u64,
+    stall_ms: u64,
+    report: &mut ReconcileReport,
+) -> Result<(), FlowError> {
     for claim in cloud.list_claims().await? {
         if now.saturating_sub(claim.created_ms) < stall_ms {
             continue;
@@ -85,7 +73,112 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
             }
         }
     }
+    Ok(())
+}
+
+/// One sweep over the instances outside every group and the stalled users (and, every
+/// [`HOUSEKEEPING_EVERY`] minutes, the claims).
+pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport, FlowError> {
+    let mut report = ReconcileReport::default();
+    let now = cloud.now_ms();
+    let stall_ms = u64::from(cfg.reconcile_stall_s) * 1000;
+    // Every sweep first looks for instances outside every group (one call when there are
+    // none): a sweep cut short still ends what runs, unowned, outside every group.
+    match sweep_outside(cloud, cfg).await {
+        Ok(outside) => report.outside = outside,
+        Err(e) => {
+            warn!(error = %e, "reconcile could not check for instances outside every group; next sweep tries again");
+            report.errors += 1;
+        }
+    }
+    // Stale claims cost a call per ten to list: repaired on every fifth sweep, so the
+    // others spend what they have on stalled users.
+    if (now / 60_000).is_multiple_of(HOUSEKEEPING_EVERY)
+        && let Err(e) = repair_claims(cloud, cfg, now, stall_ms, &mut report).await
+    {
+        warn!(error = %e, "reconcile could not list the claims; next housekeeping sweep tries again");
+        report.errors += 1;
+    }
+    let groups = cloud.list_user_groups(&cfg.user_group_prefix).await?;
+    let mut stalled = Vec::new();
+    for group in groups {
+        let Some(record) = UserRecord::from_tags(&group.tags) else { continue };
+        report.users_checked += 1;
+        if !record.state.is_final() && now.saturating_sub(record.updated_at_ms) >= stall_ms {
+            stalled.push((group, record));
+        }
+    }
+    // The longest-stalled first: a sweep cut short (a timeout, a crash) still moves the
+    // users who have waited most, and the next sweep reaches the rest, so the wait for a
+    // re-drive is bounded by how many users stall together, not by where a user's group
+    // falls in the list.
+    stalled.sort_by_key(|(group, record)| (record.updated_at_ms, group.name.clone()));
+    // Users stalled while claiming go back to the signup function (a `resume` message
+    // each, ten a call): each then runs in its own invocation, with the signup queue's
+    // quick retries, instead of all of them in this one sweep, where one death stops
+    // the rest.
+    let (claiming, stalled): (Vec<_>, Vec<_>) =
+        stalled.into_iter().partition(|(_, r)| r.state == UserState::Claiming && r.command_id.is_none());
+    if !claiming.is_empty() {
+        let mut resumes = Vec::new();
+        for (_, r) in &claiming {
+            let user_id = Id::parse("user id tag", &r.user_id)?;
+            let body = serde_json::to_string(&SignupMessage::Resume { user_id })
+                .map_err(|e| FlowError::InvalidInput(format!("resume message cannot be encoded: {e}")))?;
+            // One per stall: a sweep that repeats within five minutes is deduplicated.
+            let dedup_id = format!("resume-{}-{}", r.user_id, r.updated_at_ms);
+            resumes.push(QueuedMessage { group_id: r.user_id.clone(), dedup_id, body });
+        }
+        match cloud.send_signups(&cfg.signup_queue_url, &resumes).await {
+            Ok(()) => {
+                for m in resumes {
+                    info!(user_id = %m.group_id, "reconcile sent a stalled signup back to the signup function");
+                    report.redriven.insert(m.group_id, "resume sent".to_owned());
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, users = resumes.len(), "could not send resume messages; next sweep tries again");
+                report.errors += 1;
+            }
+        }
+    }
+    let statuses = init_statuses(cloud, cfg, &stalled).await.unwrap_or_else(|e| {
+        warn!(error = %e, "could not list user-init invocations; asking for each instead");
+        report.errors += 1;
+        BTreeMap::new()
+    });
+    for (group, record) in stalled {
+        match redrive(cloud, cfg, &group, &record, &statuses).await {
+            Ok(Some(action)) => {
+                info!(user_id = %record.user_id, action, "reconcile re-drove a stalled user");
+                report.redriven.insert(record.user_id.clone(), action.to_owned());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(user_id = %record.user_id, error = %e, "reconcile could not re-drive; next sweep tries again");
+                report.errors += 1;
+            }
+        }
+    }
     Ok(report)
+}
+
+/// The status of every user-init command the stalled users may be waiting on, in one
+/// `ListCommandInvocations` per 50 (instead of a `GetCommandInvocation` per user per
+/// sweep: a few hundred users on their ten-minute cold init would otherwise spend the
+/// sweep on asking). Command id to status.
+async fn init_statuses<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    stalled: &[(Group, UserRecord)],
+) -> Result<BTreeMap<String, String>, FlowError> {
+    let waiting = stalled.iter().filter(|(_, r)| r.state == UserState::Initializing && r.command_id.is_some());
+    // A user's commands were all sent after the user signed up.
+    let Some(since) = waiting.map(|(_, r)| r.requested_at_ms).min() else {
+        return Ok(BTreeMap::new());
+    };
+    let listed = cloud.list_invocations(&cfg.user_init_document, since).await?;
+    Ok(listed.into_iter().map(|i| (i.command_id, i.status)).collect())
 }
 
 async fn redrive<C: Cloud>(
@@ -93,9 +186,21 @@ async fn redrive<C: Cloud>(
     cfg: &Config,
     group: &Group,
     record: &UserRecord,
+    statuses: &BTreeMap<String, String>,
 ) -> Result<Option<&'static str>, FlowError> {
     let live = group.members.iter().find(|m| m.live()).map(|m| m.instance_id.clone());
     let user_id = Id::parse("user id tag", &record.user_id)?;
+    let checks_status = record.state == UserState::Initializing
+        && live.is_some()
+        && record.command_id.is_some()
+        && record.command_instance == live;
+    if record.state == UserState::Claiming || (record.state == UserState::Initializing && !checks_status) {
+        // A re-drive that makes many calls (a move waits for a detach, an init for an
+        // agent) marks the record first: if this sweep dies in it, the next one starts
+        // with the other stalled users, and comes back to this one a stall later, instead
+        // of dying on the same user every minute.
+        write_tags(cloud, &group.name, &[]).await?;
+    }
     match (record.state, record.command_id.as_deref()) {
         (UserState::Claiming, None) => {
             acquire(cloud, cfg, group, record).await?;
@@ -119,7 +224,12 @@ async fn redrive<C: Cloud>(
             };
             match (record.command_id.as_deref(), record.command_instance.as_deref()) {
                 (Some(command_id), Some(sent_to)) if sent_to == instance_id => {
-                    match cloud.invocation_status(command_id, &instance_id).await {
+                    let status = match statuses.get(command_id) {
+                        Some(listed) => Ok(listed.clone()),
+                        // Not listed (yet): ask for this one.
+                        None => cloud.invocation_status(command_id, &instance_id).await,
+                    };
+                    match status {
                         Ok(s) if CommandOutcome::from_status(&s) == CommandOutcome::Pending => Ok(None),
                         Ok(s) => {
                             command_status::apply_init_outcome(cloud, cfg, &user_id, command_id, &s).await?;

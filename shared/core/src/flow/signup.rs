@@ -21,6 +21,8 @@ pub enum SignupOutcome {
     Deleted,
     /// A delete for a user with no group.
     NothingToDelete,
+    /// A resume for a user with no group.
+    NothingToResume,
 }
 
 /// One SQS record, as the flow needs it.
@@ -32,6 +34,9 @@ pub struct QueueRecord {
     pub body: String,
     /// `SentTimestamp`, milliseconds since the epoch: when the user signed up.
     pub sent_at_ms: Option<u64>,
+    /// The queue's URL and the receipt handle, to bring the message back sooner if
+    /// this invocation fails or dies.
+    pub receipt: Option<(String, String)>,
 }
 
 /// Processes a batch and returns the message ids that failed (to be retried, and after
@@ -71,6 +76,13 @@ pub async fn handle_batch<C: Cloud>(cloud: &C, cfg: &Config, records: Vec<QueueR
 }
 
 async fn handle_record<C: Cloud>(cloud: &C, cfg: &Config, r: &QueueRecord) -> Result<SignupOutcome, FlowError> {
+    // First: if this invocation fails or dies from here on, the message is back in
+    // SIGNUP_RETRY_S instead of the queue's visibility timeout (six function timeouts).
+    if let Some((queue_url, receipt_handle)) = &r.receipt
+        && let Err(e) = cloud.retry_after(queue_url, receipt_handle, cfg.signup_retry_s).await
+    {
+        warn!(error = %e, "could not shorten the message's retry delay; a failure waits the visibility timeout");
+    }
     let result = match SignupMessage::parse(&r.body) {
         Ok(msg) => handle_message(cloud, cfg, &msg, r.sent_at_ms).await,
         Err(e) => Err(e),
@@ -100,7 +112,24 @@ pub async fn handle_message<C: Cloud>(
         SignupMessage::Delete { user_id } => {
             delete_user(cloud, cfg, user_id).instrument(info_span!("delete", user_id = %user_id)).await
         }
+        SignupMessage::Resume { user_id } => {
+            resume(cloud, cfg, user_id).instrument(info_span!("resume", user_id = %user_id)).await
+        }
     }
+}
+
+/// Resumes a user stalled while claiming (sent by the reconcile sweep): the same
+/// `acquire` as a signup, but never creating a group.
+async fn resume<C: Cloud>(cloud: &C, cfg: &Config, user_id: &Id) -> Result<SignupOutcome, FlowError> {
+    let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? else {
+        info!("no user group; nothing to resume");
+        return Ok(SignupOutcome::NothingToResume);
+    };
+    if record.state != UserState::Claiming || record.command_id.is_some() {
+        // Past claiming, or a failover in progress (the sweep resumes those itself).
+        return Ok(SignupOutcome::AlreadyInProgress(record.state));
+    }
+    Ok(SignupOutcome::Acquired(acquire(cloud, cfg, &group, &record).await?))
 }
 
 async fn signup<C: Cloud>(

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::json;
+use warmpool_core::domain::tag;
 use warmpool_core::error::CloudError;
 use warmpool_core::events;
 use warmpool_core::ports::{
@@ -16,6 +17,7 @@ use super::bus::format_time;
 use super::ec2::{Ec2State, Instance};
 use super::inspect::DetachStats;
 use super::{SimCloud, World, validation};
+use crate::waits::Wait;
 
 /// Scaling activities kept per group (`DescribeScalingActivities` answers the newest page).
 const ACTIVITIES_KEPT: usize = 200;
@@ -38,6 +40,8 @@ pub(super) struct AsgState {
     pub(super) desired: u32,
     pub(super) subnets: Vec<String>,
     pub(super) tags: BTreeMap<String, String>,
+    /// The launch template its launches use (EC2 tags each instance with its id).
+    pub(super) launch_template: String,
     /// Instance id to lifecycle state, in launch/attach order.
     pub(super) members: Vec<(String, MemberState)>,
     pub(super) hook: Option<Hook>,
@@ -152,11 +156,14 @@ impl SimCloud {
             .cloned()
             .unwrap_or_else(|| "subnet-a".to_owned());
         let az = w.ec2.subnet_azs.get(&subnet).cloned().unwrap_or_default();
+        let launch_template = g.launch_template.clone();
         w.ec2.instances.insert(
             id.clone(),
             Instance {
                 subnet,
                 az,
+                launch_template,
+                launched_ms: self.now_ms(),
                 state: Ec2State::Pending,
                 group: Some(group.to_owned()),
                 agent_online: false,
@@ -238,6 +245,7 @@ impl AutoScaling for SimCloud {
                     desired: 0,
                     subnets: spec.subnets.clone(),
                     tags: spec.tags.iter().cloned().collect(),
+                    launch_template: spec.launch_template.clone(),
                     members: Vec::new(),
                     hook: None,
                 },
@@ -260,7 +268,7 @@ impl AutoScaling for SimCloud {
         Ok(w.asg
             .groups
             .iter()
-            .filter(|(name, g)| name.starts_with(prefix) && g.tags.contains_key(warmpool_core::domain::tag::USER_ID))
+            .filter(|(name, g)| name.starts_with(prefix) && g.tags.contains_key(tag::USER_ID))
             .map(|(name, g)| group_view(&w, name, g))
             .collect())
     }
@@ -427,8 +435,14 @@ impl AutoScaling for SimCloud {
         let Some(g) = w.asg.groups.get_mut(group) else {
             return Err(CloudError::NotFound { resource: group.to_owned() });
         };
+        let new_attempt = tags.iter().any(|(k, v)| k == tag::ATTEMPT && g.tags.get(k) != Some(v));
+        let user = g.tags.get(tag::USER_ID).cloned();
         for (k, v) in tags {
             g.tags.insert(k.clone(), v.clone());
+        }
+        if let Some(user) = user.filter(|_| new_attempt) {
+            let now = self.now_ms();
+            w.record.waits.add_since_accounted(&user, Wait::FailedAttempt, now);
         }
         Ok(())
     }

@@ -28,6 +28,8 @@ impl SimCloud {
                 Instance {
                     subnet,
                     az,
+                    launch_template: crate::fixture::LAUNCH_TEMPLATE.to_owned(),
+                    launched_ms: self.now_ms(),
                     state: Ec2State::Running,
                     group: Some(name.to_owned()),
                     agent_online: true,
@@ -44,6 +46,7 @@ impl SimCloud {
                 desired: size,
                 subnets,
                 tags: BTreeMap::new(),
+                launch_template: crate::fixture::LAUNCH_TEMPLATE.to_owned(),
                 members,
                 hook: Some(Hook { name: hook.to_owned() }),
             },
@@ -58,6 +61,20 @@ impl SimCloud {
         if let Some(i) = self.world().ec2.instances.get_mut(instance_id) {
             i.agent_online = online;
         }
+    }
+
+    /// Takes `instance_id` out of `group` at once, as a detach long finished would (an
+    /// operator's `DetachInstances`, or a move whose owner lost its claim): the instance
+    /// keeps running in no group, and the group, not decremented, replaces it.
+    pub fn detach_by_hand(&self, group: &str, instance_id: &str) {
+        let mut w = self.world();
+        if let Some(g) = w.asg.groups.get_mut(group) {
+            g.members.retain(|(m, _)| m != instance_id);
+        }
+        if let Some(i) = w.ec2.instances.get_mut(instance_id) {
+            i.group = None;
+        }
+        self.note(&mut w, format!("{instance_id} detached from {group} by hand"));
     }
 
     /// Sets a group's `MinSize`, as an operator's `UpdateAutoScalingGroup` would (a desired

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
+use warmpool_core::error::CloudError;
 use warmpool_core::events;
-use warmpool_core::ports::MemberState;
+use warmpool_core::ports::{Instances, MemberState, OutsideInstance};
 
 use super::SimCloud;
 
@@ -22,6 +23,10 @@ pub(super) enum Ec2State {
 pub(super) struct Instance {
     pub(super) subnet: String,
     pub(super) az: String,
+    /// The `aws:ec2launchtemplate:id` tag EC2 puts on an instance launched from a template.
+    pub(super) launch_template: String,
+    /// EC2's `LaunchTime` (epoch ms).
+    pub(super) launched_ms: u64,
     pub(super) state: Ec2State,
     pub(super) group: Option<String>,
     pub(super) agent_online: bool,
@@ -175,5 +180,37 @@ impl SimCloud {
                 g.members.retain(|(m, _)| m != &id);
             }
         });
+    }
+}
+
+/// EC2's view of group membership is the `aws:autoscaling:groupName` tag, which Auto
+/// Scaling adds when an instance joins a group and removes when it leaves: here the
+/// instance's `group` (`DescribeInstances` is read from the same state, without lag).
+impl Instances for SimCloud {
+    async fn instances_outside_groups(&self, launch_template: &str) -> Result<Vec<OutsideInstance>, CloudError> {
+        self.call("DescribeInstances").await?;
+        let w = self.world();
+        Ok(w.ec2
+            .instances
+            .iter()
+            .filter(|(_, i)| {
+                i.launch_template == launch_template
+                    && i.group.is_none()
+                    && matches!(i.state, Ec2State::Pending | Ec2State::Running)
+            })
+            .map(|(id, i)| OutsideInstance { instance_id: id.clone(), launched_ms: i.launched_ms })
+            .collect())
+    }
+
+    async fn terminate_outside(&self, instance_id: &str) -> Result<(), CloudError> {
+        self.call("TerminateInstances").await?;
+        if !self.world().ec2.instances.contains_key(instance_id) {
+            // EC2: InvalidInstanceID.NotFound.
+            return Err(CloudError::NotFound { resource: instance_id.to_owned() });
+        }
+        // As in EC2, an instance in a group is terminated too (its group then replaces
+        // it): the flow asks Auto Scaling first, and the tests judge by the ground truth.
+        self.begin_terminate(instance_id, "TerminateInstances");
+        Ok(())
     }
 }

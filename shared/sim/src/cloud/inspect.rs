@@ -3,12 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use warmpool_core::ports::{CommandRequest, MemberState};
+use warmpool_core::ports::{Clock, CommandRequest, MemberState};
 
 use super::SimCloud;
 use super::ec2::Ec2State;
 use super::sqs::{READY_QUEUE, SIGNUP_QUEUE};
 use crate::queue::SimQueue;
+use crate::waits::{Breakdown, Wait, WaitLog};
 
 /// One line of the cloud's own timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub struct Snapshot {
     pub metrics: BTreeMap<String, (u64, f64)>,
     /// Throttled attempts by operation (each retried with backoff).
     pub throttled: BTreeMap<String, u64>,
+    /// Where each user's time went so far, by user id (work not filled in).
+    pub waits: BTreeMap<String, Breakdown>,
 }
 
 /// A group's size at one moment (cheaper than a [`Snapshot`]).
@@ -73,9 +76,50 @@ pub(super) struct Record {
     /// Metrics the flow recorded: name to (count, sum of values).
     pub(super) metrics: BTreeMap<String, (u64, f64)>,
     pub(super) timeline: Vec<TimelineEntry>,
+    /// Where each user's time went (the demo's breakdown).
+    pub(super) waits: WaitLog,
 }
 
 impl SimCloud {
+    /// `user` waited for `wait` from `from_ms` to `to_ms` (epoch ms).
+    pub(crate) fn note_wait(&self, user: &str, wait: Wait, from_ms: u64, to_ms: u64) {
+        self.world().record.waits.add(user, wait, from_ms, to_ms);
+    }
+
+    /// A signup message of `user` was delivered (`first` time, or again).
+    pub(crate) fn note_signup_received(&self, user: &str, first: bool, sent_ms: u64) {
+        let now = self.now_ms();
+        self.world().record.waits.signup_received(user, first, sent_ms, now);
+    }
+
+    /// A signup invocation for `user` failed now.
+    pub(crate) fn note_signup_failed(&self, user: &str) {
+        let now = self.now_ms();
+        self.world().record.waits.signup_failed(user, now);
+    }
+
+    /// The waits attributed to `user` so far (work not filled in).
+    #[must_use]
+    pub fn waits_of(&self, user: &str) -> Breakdown {
+        self.world().record.waits.of(user)
+    }
+
+    /// Each user group's last record update (epoch ms), by user id.
+    #[must_use]
+    pub fn record_updates(&self, prefix: &str) -> BTreeMap<String, u64> {
+        use warmpool_core::domain::tag;
+        self.world()
+            .asg
+            .groups
+            .iter()
+            .filter_map(|(name, g)| {
+                let user = name.strip_prefix(prefix)?;
+                let at = g.tags.get(tag::UPDATED_AT)?.parse().ok()?;
+                Some((user.to_owned(), at))
+            })
+            .collect()
+    }
+
     /// The cloud's timeline so far.
     #[must_use]
     pub fn timeline(&self) -> Vec<TimelineEntry> {
@@ -142,6 +186,7 @@ impl SimCloud {
             calls: w.record.calls.clone(),
             metrics: w.record.metrics.clone(),
             throttled: w.record.throttled.clone(),
+            waits: w.record.waits.all(),
         }
     }
 

@@ -40,14 +40,27 @@ impl Claims for SimCloud {
         Ok(())
     }
 
+    async fn claim_of(&self, instance_id: &str) -> Result<Option<Claim>, CloudError> {
+        self.call("GetParameter").await?;
+        Ok(self.world().params.claims.get(instance_id).map(|(owner, at)| Claim {
+            instance_id: instance_id.to_owned(),
+            owner: owner.clone(),
+            created_ms: *at,
+        }))
+    }
+
     async fn list_claims(&self) -> Result<Vec<Claim>, CloudError> {
-        self.call("GetParametersByPath").await?;
-        Ok(self
+        let claims: Vec<Claim> = self
             .world()
             .params
             .claims
             .iter()
             .map(|(id, (owner, at))| Claim { instance_id: id.clone(), owner: owner.clone(), created_ms: *at })
-            .collect())
+            .collect();
+        // `GetParametersByPath` returns at most 10 parameters a page: one call each.
+        for _ in 0..claims.len().div_ceil(10).max(1) {
+            self.call("GetParametersByPath").await?;
+        }
+        Ok(claims)
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Clock, Notifier};
+use warmpool_core::ports::{Clock, Notifier, QueuedMessage, SignupQueue};
 
 use super::SimCloud;
 use crate::queue::{Received, SimQueue};
@@ -63,6 +63,53 @@ impl SimCloud {
     #[must_use]
     pub fn signup_backlog(&self) -> usize {
         self.world().sqs.queues.get(SIGNUP_QUEUE).map_or(0, SimQueue::len)
+    }
+}
+
+impl SignupQueue for SimCloud {
+    async fn retry_after(&self, _queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<(), CloudError> {
+        self.call("ChangeMessageVisibility").await?;
+        let now = self.now_ms();
+        let mut w = self.world();
+        let changed = w
+            .sqs
+            .queues
+            .get_mut(SIGNUP_QUEUE)
+            .is_some_and(|q| q.change_visibility(receipt_handle, u64::from(seconds) * 1000, now));
+        if changed {
+            Ok(())
+        } else {
+            // SQS: ReceiptHandleIsInvalid (deleted, or received again since).
+            Err(CloudError::Invalid {
+                operation: "ChangeMessageVisibility".into(),
+                message: format!("ReceiptHandleIsInvalid: {receipt_handle}"),
+            })
+        }
+    }
+
+    async fn send_signups(&self, _queue_url: &str, messages: &[QueuedMessage]) -> Result<(), CloudError> {
+        self.send_signups_batch(messages).await
+    }
+}
+
+impl SimCloud {
+    async fn send_signups_batch(&self, messages: &[QueuedMessage]) -> Result<(), CloudError> {
+        for chunk in messages.chunks(10) {
+            self.call("SendMessageBatch").await?;
+            let now = self.now_ms();
+            let mut w = self.world();
+            for m in chunk {
+                let enqueued = w
+                    .sqs
+                    .queues
+                    .get_mut(SIGNUP_QUEUE)
+                    .is_some_and(|q| q.send_deduplicated(m.body.clone(), m.group_id.clone(), &m.dedup_id, now));
+                if enqueued {
+                    self.note(&mut w, format!("resume message for {}", m.group_id));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

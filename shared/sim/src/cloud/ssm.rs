@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use warmpool_core::error::CloudError;
 use warmpool_core::events;
-use warmpool_core::ports::{Clock, CommandRequest, RunCommand};
+use warmpool_core::ports::{Clock, CommandRequest, InvocationSummary, RunCommand};
 
 use super::bus::format_time;
 use super::ec2::Ec2State;
@@ -18,14 +18,24 @@ use super::{SimCloud, validation};
 /// Run Command's state.
 #[derive(Debug, Default)]
 pub(super) struct Ssm {
-    /// Command id to (instance, status); `None` until the invocation is visible to
-    /// `GetCommandInvocation` (eventual consistency right after `SendCommand`).
-    pub(super) commands: BTreeMap<String, (String, Option<String>)>,
+    /// Command id to its (one) invocation.
+    pub(super) commands: BTreeMap<String, SentCommand>,
     pub(super) next_command: u64,
     /// User-init commands still to fail on purpose (tests).
     pub(super) forced_init_failures: u32,
     /// Every `SendCommand` request accepted, in order: exactly what reaches a host.
     pub(super) sent: Vec<CommandRequest>,
+}
+
+/// A command sent to one instance.
+#[derive(Debug, Clone)]
+pub(super) struct SentCommand {
+    pub(super) instance: String,
+    pub(super) document: String,
+    pub(super) sent_ms: u64,
+    /// `None` until the invocation is visible to `GetCommandInvocation` and
+    /// `ListCommandInvocations` (eventual consistency right after `SendCommand`).
+    pub(super) status: Option<String>,
 }
 
 impl SimCloud {
@@ -38,7 +48,7 @@ impl SimCloud {
             let delivery = Duration::from_millis(cloud.draw_ms(model.command_delivery_ms));
             tokio::time::sleep(delivery).await;
             if let Some(entry) = cloud.world().ssm.commands.get_mut(&command_id) {
-                entry.1.get_or_insert_with(|| "Pending".to_owned());
+                entry.status.get_or_insert_with(|| "Pending".to_owned());
             }
             let (reachable, prepared) = {
                 let w = cloud.world();
@@ -118,7 +128,7 @@ impl SimCloud {
     /// Emits both SSM status events, as AWS does for a one-instance command.
     pub(super) fn command_event(&self, command_id: &str, request: &CommandRequest, status: &str) {
         if let Some(entry) = self.world().ssm.commands.get_mut(command_id) {
-            entry.1 = Some(status.to_owned());
+            entry.status = Some(status.to_owned());
         }
         let requested = format_time(self.now_ms());
         self.emit(
@@ -174,7 +184,13 @@ impl RunCommand for SimCloud {
                 format!("SendCommand {} for {user} to {} ({id})", request.document, request.instance_id)
             };
             self.note(&mut w, text);
-            w.ssm.commands.insert(id.clone(), (request.instance_id.clone(), None));
+            let sent = SentCommand {
+                instance: request.instance_id.clone(),
+                document: request.document.clone(),
+                sent_ms: self.now_ms(),
+                status: None,
+            };
+            w.ssm.commands.insert(id.clone(), sent);
             w.ssm.sent.push(request.clone());
             id
         };
@@ -187,11 +203,34 @@ impl RunCommand for SimCloud {
         self.call("GetCommandInvocation").await?;
         let w = self.world();
         match w.ssm.commands.get(command_id) {
-            Some((instance, Some(status))) if instance == instance_id => Ok(status.clone()),
+            Some(SentCommand { instance, status: Some(status), .. }) if instance == instance_id => Ok(status.clone()),
             _ => Err(CloudError::InvocationDoesNotExist {
                 command_id: command_id.to_owned(),
                 instance_id: instance_id.to_owned(),
             }),
         }
+    }
+
+    async fn list_invocations(&self, document: &str, since_ms: u64) -> Result<Vec<InvocationSummary>, CloudError> {
+        let listed: Vec<InvocationSummary> = {
+            let w = self.world();
+            w.ssm
+                .commands
+                .iter()
+                .filter(|(_, c)| c.document == document && c.sent_ms >= since_ms)
+                .filter_map(|(id, c)| {
+                    Some(InvocationSummary {
+                        command_id: id.clone(),
+                        instance_id: c.instance.clone(),
+                        status: c.status.clone()?,
+                    })
+                })
+                .collect()
+        };
+        // One call per page of 50 (`MaxResults`), as the SDK's paginator makes them.
+        for _ in 0..listed.len().div_ceil(50).max(1) {
+            self.call("ListCommandInvocations").await?;
+        }
+        Ok(listed)
     }
 }
