@@ -247,3 +247,83 @@ fn the_local_platform_stops_each_function_at_its_template_timeout() {
         assert_eq!(warmpool_sim::timeout_s(&binary), timeout, "{id} ({binary})");
     }
 }
+
+/// The scripts the launch template's user data installs: path to text.
+fn installed_scripts(t: &Value) -> BTreeMap<String, String> {
+    let data = &t["Resources"]["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"];
+    let data = data.as_str().expect("user data is a literal script");
+    let mut scripts = BTreeMap::new();
+    let mut rest = data;
+    while let Some(start) = rest.find("cat > ") {
+        let line_end = rest[start..].find('\n').unwrap() + start;
+        let header = &rest[start + "cat > ".len()..line_end];
+        let (path, marker) = header.split_once(" <<'").expect("a quoted heredoc");
+        let marker = marker.trim_end_matches('\'');
+        let body_end = rest[line_end..].find(&format!("\n{marker}\n")).unwrap() + line_end;
+        scripts.insert(path.to_owned(), rest[line_end + 1..body_end].to_owned() + "\n");
+        rest = &rest[body_end + marker.len() + 2..];
+    }
+    scripts
+}
+
+fn run_script(script: &str, args: &[&str], state: &Path) -> (i32, String) {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg("script")
+        .args(args)
+        .env("WARMPOOL_STATE_DIR", state)
+        .output()
+        .expect("bash runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_default_deploy_installs_the_scripts_its_documents_run_and_they_work() {
+    let t = template();
+    let scripts = installed_scripts(&t);
+    assert_eq!(
+        scripts.keys().collect::<Vec<_>>(),
+        ["/usr/local/bin/warmpool-prepare", "/usr/local/bin/warmpool-user-init"],
+        "the user data installs both default scripts"
+    );
+    // Every script a document runs is one the user data installs.
+    for doc in ["UserInitDocument", "PoolPrepDocument"] {
+        let steps = &t["Resources"][doc]["Properties"]["Content"]["mainSteps"];
+        for step in steps.as_sequence().unwrap() {
+            for line in strings(&step["inputs"]["runCommand"]) {
+                for word in line.split(|c: char| c.is_whitespace() || c == ';') {
+                    if word.starts_with("/usr/local/bin/") {
+                        assert!(scripts.contains_key(word), "{doc} runs {word}, which a default deploy lacks");
+                    }
+                }
+            }
+        }
+    }
+    let state = std::env::temp_dir().join(format!("warmpool-scripts-{}", std::process::id()));
+    std::fs::create_dir_all(&state).unwrap();
+    // Preparation records the host.
+    let (code, err) = run_script(&scripts["/usr/local/bin/warmpool-prepare"], &[], &state);
+    assert_eq!(code, 0, "{err}");
+    let host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("host.json")).unwrap()).unwrap();
+    assert!(host["prepared_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{host}");
+    // User-init takes the arguments the document passes and records its user.
+    let init = &scripts["/usr/local/bin/warmpool-user-init"];
+    let (code, err) = run_script(init, &["--user-id", "u-1001", "--signup-id", "s_77"], &state);
+    assert_eq!(code, 0, "{err}");
+    let user: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("user.json")).unwrap()).unwrap();
+    assert_eq!((user["user_id"].as_str(), user["signup_id"].as_str()), (Some("u-1001"), Some("s_77")));
+    // And refuses what the validator refuses, writing nothing.
+    std::fs::remove_file(state.join("user.json")).unwrap();
+    let long = "a".repeat(65);
+    for bad in ["", "x'; touch /tmp/pwned; '", "u-1\n", "-u", "u 1", long.as_str()] {
+        let (code, _) = run_script(init, &["--user-id", bad, "--signup-id", "s-1"], &state);
+        assert_eq!(code, 2, "user id {bad:?} was accepted");
+        assert!(!state.join("user.json").exists(), "user id {bad:?} wrote a record");
+    }
+    let (code, _) = run_script(init, &["--user-id", "u-1", "--signup-id", "s-1", "--extra", "x"], &state);
+    assert_eq!(code, 2, "unknown arguments are refused");
+    std::fs::remove_dir_all(&state).unwrap();
+}

@@ -61,6 +61,20 @@ async fn pool_lifecycle_action_sends_pool_prep() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_repeated_pool_lifecycle_action_does_not_prepare_the_instance_twice() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();
+    let first = warmpool_lifecycle::handler(&cloud, &cfg, event(POOL_ACTION, &pool_instance)).await.unwrap();
+    assert!(matches!(first, LifecycleOutcome::PrepSent { .. }), "{first:?}");
+    // EventBridge delivers the same action again, seconds later.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let again = warmpool_lifecycle::handler(&cloud, &cfg, event(POOL_ACTION, &pool_instance)).await.unwrap();
+    assert_eq!(again, LifecycleOutcome::Ignored { reason: "pool-prep already sent for this instance" });
+    let preps = cloud.sent_commands().iter().filter(|c| c.document == fixture::POOL_PREP_DOCUMENT).count();
+    assert_eq!(preps, 1, "pool-prep sent once");
+}
+
+#[tokio::test(start_paused = true)]
 async fn only_our_own_pool_hook_starts_pool_prep() {
     let (cloud, cfg) = fixture::cloud_with_pool(1);
     let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();

@@ -67,7 +67,12 @@ impl RunCommand for AwsCloud {
         Ok(out.status().map(|s| s.as_str().to_owned()).unwrap_or_default())
     }
 
-    async fn list_invocations(&self, document: &str, since_ms: u64) -> Result<Vec<InvocationSummary>, CloudError> {
+    async fn list_invocations(
+        &self,
+        document: &str,
+        since_ms: u64,
+        instance_id: Option<&str>,
+    ) -> Result<Vec<InvocationSummary>, CloudError> {
         let invalid = |message: String| CloudError::Invalid { operation: "ListCommandInvocations".into(), message };
         let since = DateTime::from_millis(i64::try_from(since_ms).unwrap_or(i64::MAX))
             .fmt(Format::DateTime)
@@ -79,8 +84,14 @@ impl RunCommand for AwsCloud {
             filter(CommandFilterKey::DocumentName, document.to_owned())?,
             filter(CommandFilterKey::InvokedAfter, since)?,
         ];
-        let mut pages =
-            self.ssm.list_command_invocations().set_filters(Some(filters)).max_results(50).into_paginator().send();
+        let mut pages = self
+            .ssm
+            .list_command_invocations()
+            .set_instance_id(instance_id.map(str::to_owned))
+            .set_filters(Some(filters))
+            .max_results(50)
+            .into_paginator()
+            .send();
         let mut listed = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {

@@ -508,7 +508,7 @@ async fn user_init_statuses_are_listed_by_document_and_time_on_every_page() {
         mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
         &config(),
     );
-    let listed = cloud.list_invocations("init", 1_767_225_600_000).await.expect("listed");
+    let listed = cloud.list_invocations("init", 1_767_225_600_000, None).await.expect("listed");
     let summary =
         |c: &str, s: &str| InvocationSummary { command_id: c.into(), instance_id: "i-1".into(), status: s.into() };
     assert_eq!(listed, vec![summary("c-1", "Success"), summary("c-2", "InProgress")]);

@@ -214,13 +214,15 @@ pub trait RunCommand: Send + Sync {
         command_id: &str,
         instance_id: &str,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
-    /// `ListCommandInvocations` filtered by `DocumentName` and `InvokedAfter`, all pages
-    /// (50 invocations each): the status of many commands in a few calls. An invocation
-    /// not visible yet (right after `SendCommand`) is missing from the list.
+    /// `ListCommandInvocations` filtered by `DocumentName` and `InvokedAfter` (and by
+    /// `InstanceId` when given), all pages (50 invocations each): the status of many
+    /// commands in a few calls. An invocation not visible yet (right after
+    /// `SendCommand`) is missing from the list.
     fn list_invocations(
         &self,
         document: &str,
         since_ms: u64,
+        instance_id: Option<&str>,
     ) -> impl Future<Output = Result<Vec<InvocationSummary>, CloudError>> + Send;
 }
 

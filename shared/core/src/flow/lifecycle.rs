@@ -13,7 +13,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::{load_user, wait_for_agent, write_tags};
 use crate::domain::{Id, Path, UserState, tag};
 use crate::error::{CloudError, FlowError};
-use crate::events::{AsgEvent, LAUNCHING_TRANSITION, LaunchSuccessful, LifecycleAction};
+use crate::events::{AsgEvent, CommandOutcome, LAUNCHING_TRANSITION, LaunchSuccessful, LifecycleAction};
 use crate::ports::{Cloud, CommandRequest};
 use crate::{Config, retry};
 
@@ -155,6 +155,15 @@ async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> 
             return Err(FlowError::NotYet(message));
         }
         Err(e) => return Err(e),
+    }
+    // EventBridge delivers at least once: a repeated lifecycle action finds the
+    // pool-prep the first one sent (once SSM lists it, a second or so after the send)
+    // and leaves it to finish, instead of preparing the instance twice.
+    let since = cloud.now_ms().saturating_sub(u64::from(cfg.prep_timeout_s) * 1000 + 3_600_000);
+    let sent = cloud.list_invocations(&cfg.pool_prep_document, since, Some(instance_id)).await?;
+    if let Some(prep) = sent.iter().find(|i| CommandOutcome::from_status(&i.status) != CommandOutcome::Failure) {
+        info!(instance_id, command_id = %prep.command_id, status = %prep.status, "pool-prep already sent");
+        return Ok(LifecycleOutcome::Ignored { reason: "pool-prep already sent for this instance" });
     }
     let request = CommandRequest {
         document: cfg.pool_prep_document.clone(),

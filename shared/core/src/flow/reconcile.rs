@@ -177,7 +177,7 @@ async fn init_statuses<C: Cloud>(
     let Some(since) = waiting.map(|(_, r)| r.requested_at_ms).min() else {
         return Ok(BTreeMap::new());
     };
-    let listed = cloud.list_invocations(&cfg.user_init_document, since).await?;
+    let listed = cloud.list_invocations(&cfg.user_init_document, since, None).await?;
     Ok(listed.into_iter().map(|i| (i.command_id, i.status)).collect())
 }
 

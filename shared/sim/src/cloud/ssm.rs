@@ -211,13 +211,20 @@ impl RunCommand for SimCloud {
         }
     }
 
-    async fn list_invocations(&self, document: &str, since_ms: u64) -> Result<Vec<InvocationSummary>, CloudError> {
+    async fn list_invocations(
+        &self,
+        document: &str,
+        since_ms: u64,
+        instance_id: Option<&str>,
+    ) -> Result<Vec<InvocationSummary>, CloudError> {
         let listed: Vec<InvocationSummary> = {
             let w = self.world();
             w.ssm
                 .commands
                 .iter()
-                .filter(|(_, c)| c.document == document && c.sent_ms >= since_ms)
+                .filter(|(_, c)| {
+                    c.document == document && c.sent_ms >= since_ms && instance_id.is_none_or(|i| c.instance == i)
+                })
                 .filter_map(|(id, c)| {
                     Some(InvocationSummary {
                         command_id: id.clone(),
