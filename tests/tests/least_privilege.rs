@@ -157,6 +157,12 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         &["u-1"],
         false,
     ));
+    // A failover that dies after it began, with no Lambda retry left: the sweep sends a
+    // resume, and the signup function finishes the failover (it retires the instance).
+    let no_retries = PlatformOptions { async_retry_delays_s: vec![], ..warm.clone() };
+    let began = index_of(&no_retries, 1, "command-status", "CreateOrUpdateTags", 0);
+    let faults = Faults { at_call: Some((began, FaultKind::CrashAfter)), ..Faults::default() };
+    merge(record(PlatformOptions { faults, ..no_retries }, |p| p.cloud().fail_next_inits(1), &["u-1"], false));
     // The pool-sizer resizes the pool while users sign up and the pool refills.
     merge(record(
         PlatformOptions { pool: 3, pool_sizer_every_s: 60, ..PlatformOptions::default() },

@@ -33,6 +33,7 @@ pub async fn handler<C: Cloud>(
                 body: r.body.unwrap_or_default(),
                 sent_at_ms: r.attributes.get("SentTimestamp").and_then(|v| v.parse().ok()),
                 receipt,
+                receive_count: r.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1),
             })
         })
         .collect();

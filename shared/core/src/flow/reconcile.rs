@@ -2,9 +2,9 @@
 //! never a stuck user.
 //!
 //! For every user whose record has not moved for `RECONCILE_STALL_S`:
-//! - `claiming` with no command (a signup that died and whose message is gone): a
-//!   `resume` message to the signup function, which runs `acquire` again; with a
-//!   command: resume the failover that command started;
+//! - `claiming` (a signup, or a failover, that died and whose message or event is
+//!   gone): a `resume` message to the signup function, which runs `acquire` again, or
+//!   the rest of the failover the recorded command started;
 //! - `initializing` with a live instance that never got its init (a lost launch event):
 //!   re-drive the launch event;
 //! - `initializing` with an init sent: ask SSM (one `ListCommandInvocations` for all of
@@ -47,6 +47,9 @@ pub struct ReconcileReport {
     /// Instances outside every group, and the orphans among them terminated.
     pub outside: OutsideReport,
 }
+
+/// How far before a record's last write its command may have been sent.
+const LISTING_MARGIN_MS: u64 = 60_000;
 
 /// Sweeps (minutes since the epoch divisible by this) that also repair stale claims.
 pub const HOUSEKEEPING_EVERY: u64 = 5;
@@ -113,12 +116,11 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
     // re-drive is bounded by how many users stall together, not by where a user's group
     // falls in the list.
     stalled.sort_by_key(|(group, record)| (record.updated_at_ms, group.name.clone()));
-    // Users stalled while claiming go back to the signup function (a `resume` message
-    // each, ten a call): each then runs in its own invocation, with the signup queue's
-    // quick retries, instead of all of them in this one sweep, where one death stops
-    // the rest.
-    let (claiming, stalled): (Vec<_>, Vec<_>) =
-        stalled.into_iter().partition(|(_, r)| r.state == UserState::Claiming && r.command_id.is_none());
+    // Users stalled while claiming (a signup, or a failover, that died) go back to the
+    // signup function (a `resume` message each, ten a call): each then runs in its own
+    // invocation, with the signup queue's quick retries, instead of all of them in this
+    // one sweep, where one death stops the rest.
+    let (claiming, stalled): (Vec<_>, Vec<_>) = stalled.into_iter().partition(|(_, r)| r.state == UserState::Claiming);
     if !claiming.is_empty() {
         let mut resumes = Vec::new();
         for (_, r) in &claiming {
@@ -173,8 +175,10 @@ async fn init_statuses<C: Cloud>(
     stalled: &[(Group, UserRecord)],
 ) -> Result<BTreeMap<String, String>, FlowError> {
     let waiting = stalled.iter().filter(|(_, r)| r.state == UserState::Initializing && r.command_id.is_some());
-    // A user's commands were all sent after the user signed up.
-    let Some(since) = waiting.map(|(_, r)| r.requested_at_ms).min() else {
+    // The record is written right after its command is sent, and not again until the
+    // outcome: so the commands waited on were sent shortly before the oldest such write.
+    // (One sent earlier is missing from the list, and asked for on its own.)
+    let Some(since) = waiting.map(|(_, r)| r.updated_at_ms.saturating_sub(LISTING_MARGIN_MS)).min() else {
         return Ok(BTreeMap::new());
     };
     let listed = cloud.list_invocations(&cfg.user_init_document, since, None).await?;

@@ -6,6 +6,7 @@ use futures::future::join_all;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use super::acquire::{Acquired, acquire};
+use super::command_status::{self, StatusOutcome};
 use super::load_user;
 use crate::Config;
 use crate::domain::{Id, SignupMessage, UserRecord, UserState};
@@ -23,6 +24,8 @@ pub enum SignupOutcome {
     NothingToDelete,
     /// A resume for a user with no group.
     NothingToResume,
+    /// A resume finished a failover a dead invocation had begun.
+    FailoverResumed(StatusOutcome),
 }
 
 /// One SQS record, as the flow needs it.
@@ -37,6 +40,8 @@ pub struct QueueRecord {
     /// The queue's URL and the receipt handle, to bring the message back sooner if
     /// this invocation fails or dies.
     pub receipt: Option<(String, String)>,
+    /// `ApproximateReceiveCount`: above 1, an earlier run most likely created the group.
+    pub receive_count: u32,
 }
 
 /// Processes a batch and returns the message ids that failed (to be retried, and after
@@ -84,6 +89,7 @@ async fn handle_record<C: Cloud>(cloud: &C, cfg: &Config, r: &QueueRecord) -> Re
         warn!(error = %e, "could not shorten the message's retry delay; a failure waits the visibility timeout");
     }
     let result = match SignupMessage::parse(&r.body) {
+        Ok(msg) if r.receive_count > 1 => redelivered(cloud, cfg, &msg, r.sent_at_ms).await,
         Ok(msg) => handle_message(cloud, cfg, &msg, r.sent_at_ms).await,
         Err(e) => Err(e),
     };
@@ -95,6 +101,28 @@ async fn handle_record<C: Cloud>(cloud: &C, cfg: &Config, r: &QueueRecord) -> Re
         Err(e) => warn!(error = %e, kind = e.kind(), "signup message failed; it will be retried"),
     }
     result
+}
+
+/// A message delivered again: an earlier run most likely created the user's group, so a
+/// signup reads it first (one call when it exists) instead of a create that fails
+/// `AlreadyExists` and then the read.
+async fn redelivered<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    msg: &SignupMessage,
+    sent_at_ms: Option<u64>,
+) -> Result<SignupOutcome, FlowError> {
+    let SignupMessage::Signup { user_id, .. } = msg else {
+        return handle_message(cloud, cfg, msg, sent_at_ms).await;
+    };
+    match load_user(cloud, cfg, user_id.as_str()).await? {
+        Some((group, record)) if record.state == UserState::Claiming => {
+            info!(user_id = %user_id, "redelivered signup resumes its user");
+            Ok(SignupOutcome::Acquired(acquire(cloud, cfg, &group, &record).await?))
+        }
+        Some((_, record)) => Ok(SignupOutcome::AlreadyInProgress(record.state)),
+        None => handle_message(cloud, cfg, msg, sent_at_ms).await,
+    }
 }
 
 /// Handles one validated message.
@@ -119,17 +147,22 @@ pub async fn handle_message<C: Cloud>(
 }
 
 /// Resumes a user stalled while claiming (sent by the reconcile sweep): the same
-/// `acquire` as a signup, but never creating a group.
+/// `acquire` as a signup, or, when the user was failing over from a command, the rest
+/// of that failover; never creating a group.
 async fn resume<C: Cloud>(cloud: &C, cfg: &Config, user_id: &Id) -> Result<SignupOutcome, FlowError> {
     let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? else {
         info!("no user group; nothing to resume");
         return Ok(SignupOutcome::NothingToResume);
     };
-    if record.state != UserState::Claiming || record.command_id.is_some() {
-        // Past claiming, or a failover in progress (the sweep resumes those itself).
+    if record.state != UserState::Claiming {
         return Ok(SignupOutcome::AlreadyInProgress(record.state));
     }
-    Ok(SignupOutcome::Acquired(acquire(cloud, cfg, &group, &record).await?))
+    match record.command_id.as_deref() {
+        Some(command_id) => {
+            Ok(SignupOutcome::FailoverResumed(command_status::resume_failover(cloud, cfg, user_id, command_id).await?))
+        }
+        None => Ok(SignupOutcome::Acquired(acquire(cloud, cfg, &group, &record).await?)),
+    }
 }
 
 async fn signup<C: Cloud>(
