@@ -20,6 +20,7 @@
 mod autoscaling;
 mod bus;
 mod controls;
+mod documents;
 mod ec2;
 mod inspect;
 mod parameters;
@@ -86,6 +87,8 @@ struct World {
     ec2: ec2::Ec2,
     asg: autoscaling::AutoScalingState,
     ssm: ssm::Ssm,
+    /// Our SSM documents, from `template.yaml` (or why they could not be read).
+    documents: Result<documents::Documents, String>,
     params: parameters::ParameterStore,
     sqs: sqs::Queues,
     record: inspect::Record,
@@ -130,6 +133,7 @@ impl SimCloud {
             ec2: ec2::Ec2::new(seed),
             asg: autoscaling::AutoScalingState::default(),
             ssm: ssm::Ssm::default(),
+            documents: documents::Documents::ours(),
             params: parameters::ParameterStore::default(),
             sqs: sqs::Queues::new(visibility_s * 1000, max_receive),
             record: inspect::Record::default(),

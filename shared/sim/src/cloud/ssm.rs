@@ -168,6 +168,10 @@ impl RunCommand for SimCloud {
         if request.delivery_timeout_s < 30 {
             return Err(validation("SendCommand", "TimeoutSeconds must be at least 30".into()));
         }
+        match &self.world().documents {
+            Ok(documents) => documents.check(request)?,
+            Err(e) => return Err(validation("SendCommand", e.clone())),
+        }
         let command_id = {
             let mut w = self.world();
             let online = w.ec2.instances.get(&request.instance_id).is_some_and(|i| i.agent_online);
