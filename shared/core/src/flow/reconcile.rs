@@ -13,9 +13,9 @@
 //! - `initializing` with no instance and nothing launching: claim again.
 //!
 //! First, instances of our launch template outside every group with no claim are
-//! terminated ([`super::outside`]). And every claim older than the stall whose owner does not hold that instance any
-//! more is repaired: released, and the instance handed back to the pool if it was left
-//! outside every group.
+//! terminated ([`super::outside`]). And on every fifth sweep, every claim older than the
+//! stall whose owner does not hold that instance any more is repaired: released, and the
+//! instance handed back to the pool if it was left outside every group.
 //!
 //! Each re-drive goes through the same flow steps as the events, with their guards, so
 //! a sweep that races a late event does no harm.
@@ -124,7 +124,15 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
     if !claiming.is_empty() {
         let mut resumes = Vec::new();
         for (_, r) in &claiming {
-            let user_id = Id::parse("user id tag", &r.user_id)?;
+            let user_id = match Id::parse("user id tag", &r.user_id) {
+                Ok(id) => id,
+                Err(e) => {
+                    // One unreadable record must not stop the sweep for everyone else.
+                    warn!(group = %r.user_id, error = %e, "stalled user's id tag is not an id; not resumed");
+                    report.errors += 1;
+                    continue;
+                }
+            };
             let body = serde_json::to_string(&SignupMessage::Resume { user_id })
                 .map_err(|e| FlowError::InvalidInput(format!("resume message cannot be encoded: {e}")))?;
             // One per stall: a sweep that repeats within five minutes is deduplicated.
@@ -194,26 +202,16 @@ async fn redrive<C: Cloud>(
 ) -> Result<Option<&'static str>, FlowError> {
     let live = group.members.iter().find(|m| m.live()).map(|m| m.instance_id.clone());
     let user_id = Id::parse("user id tag", &record.user_id)?;
-    let checks_status = record.state == UserState::Initializing
-        && live.is_some()
-        && record.command_id.is_some()
-        && record.command_instance == live;
-    if record.state == UserState::Claiming || (record.state == UserState::Initializing && !checks_status) {
-        // A re-drive that makes many calls (a move waits for a detach, an init for an
-        // agent) marks the record first: if this sweep dies in it, the next one starts
+    let checks_status = live.is_some() && record.command_id.is_some() && record.command_instance == live;
+    if record.state == UserState::Initializing && !checks_status {
+        // A re-drive that makes many calls (an init waits for an agent, a claim moves an
+        // instance) marks the record first: if this sweep dies in it, the next one starts
         // with the other stalled users, and comes back to this one a stall later, instead
         // of dying on the same user every minute.
         write_tags(cloud, &group.name, &[]).await?;
     }
+    // (Users in `claiming` never come here: they go back to the signup function.)
     match (record.state, record.command_id.as_deref()) {
-        (UserState::Claiming, None) => {
-            acquire(cloud, cfg, group, record).await?;
-            Ok(Some("acquire"))
-        }
-        (UserState::Claiming, Some(command_id)) => {
-            command_status::resume_failover(cloud, cfg, &user_id, command_id).await?;
-            Ok(Some("resume failover"))
-        }
         (UserState::Initializing, _) => {
             let Some(instance_id) = live else {
                 if group.desired_capacity > 0 {
