@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_ssm::primitives::{DateTime, DateTimeFormat as Format};
-use aws_sdk_ssm::types::{CommandFilter, CommandFilterKey, InstanceInformationStringFilter, ParameterType, PingStatus};
+use aws_sdk_ssm::types::{
+    CommandFilter, CommandFilterKey, InstanceInformationStringFilter, Parameter, ParameterType, PingStatus,
+};
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
@@ -109,6 +111,20 @@ impl RunCommand for AwsCloud {
     }
 }
 
+/// The claim a claim parameter stands for: its value is the owner, its last write the
+/// claim's time.
+fn claim_of_parameter(instance_id: &str, p: &Parameter) -> Claim {
+    Claim {
+        instance_id: instance_id.to_owned(),
+        owner: p.value().unwrap_or_default().to_owned(),
+        created_ms: p
+            .last_modified_date()
+            .and_then(|d| d.to_millis().ok())
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or(0),
+    }
+}
+
 impl Claims for AwsCloud {
     async fn claim(&self, instance_id: &str, owner: &str) -> Result<ClaimOutcome, CloudError> {
         let name = self.claim_name(instance_id);
@@ -143,15 +159,7 @@ impl Claims for AwsCloud {
         let name = self.claim_name(instance_id);
         let subject = Subject { instance_id: Some(instance_id), resource: Some(&name), ..Subject::default() };
         match self.ssm.get_parameter().name(&name).send().await.map_err(|e| classify("GetParameter", subject, &e)) {
-            Ok(got) => Ok(got.parameter().map(|p| Claim {
-                instance_id: instance_id.to_owned(),
-                owner: p.value().unwrap_or_default().to_owned(),
-                created_ms: p
-                    .last_modified_date()
-                    .and_then(|d| d.to_millis().ok())
-                    .and_then(|ms| u64::try_from(ms).ok())
-                    .unwrap_or(0),
-            })),
+            Ok(got) => Ok(got.parameter().map(|p| claim_of_parameter(instance_id, p))),
             Err(CloudError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -176,17 +184,9 @@ impl Claims for AwsCloud {
                 )
             })?;
             for p in page.parameters() {
-                let (Some(name), Some(owner)) = (p.name(), p.value()) else { continue };
+                let (Some(name), Some(_owner)) = (p.name(), p.value()) else { continue };
                 let Some(instance_id) = name.rsplit('/').next() else { continue };
-                claims.push(Claim {
-                    instance_id: instance_id.to_owned(),
-                    owner: owner.to_owned(),
-                    created_ms: p
-                        .last_modified_date()
-                        .and_then(|d| d.to_millis().ok())
-                        .and_then(|ms| u64::try_from(ms).ok())
-                        .unwrap_or(0),
-                });
+                claims.push(claim_of_parameter(instance_id, p));
             }
         }
         Ok(claims)

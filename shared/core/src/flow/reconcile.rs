@@ -200,59 +200,57 @@ async fn redrive<C: Cloud>(
     record: &UserRecord,
     statuses: &BTreeMap<String, String>,
 ) -> Result<Option<&'static str>, FlowError> {
+    // Only `initializing` users come here (`claiming` ones go back to the signup function).
+    if record.state != UserState::Initializing {
+        return Ok(None);
+    }
     let live = group.members.iter().find(|m| m.live()).map(|m| m.instance_id.clone());
     let user_id = Id::parse("user id tag", &record.user_id)?;
     let checks_status = live.is_some() && record.command_id.is_some() && record.command_instance == live;
-    if record.state == UserState::Initializing && !checks_status {
+    if !checks_status {
         // A re-drive that makes many calls (an init waits for an agent, a claim moves an
         // instance) marks the record first: if this sweep dies in it, the next one starts
         // with the other stalled users, and comes back to this one a stall later, instead
         // of dying on the same user every minute.
         write_tags(cloud, &group.name, &[]).await?;
     }
-    // (Users in `claiming` never come here: they go back to the signup function.)
-    match (record.state, record.command_id.as_deref()) {
-        (UserState::Initializing, _) => {
-            let Some(instance_id) = live else {
-                if group.desired_capacity > 0 {
-                    return Ok(None); // the group is launching it
-                }
-                write_tags(cloud, &group.name, &[(tag::STATE, UserState::Claiming.as_str().into())]).await?;
-                let fresh = load_user(cloud, cfg, &record.user_id).await?;
-                if let Some((group, record)) = fresh {
-                    acquire(cloud, cfg, &group, &record).await?;
-                }
-                return Ok(Some("instance gone; acquire"));
+    let Some(instance_id) = live else {
+        if group.desired_capacity > 0 {
+            return Ok(None); // the group is launching it
+        }
+        write_tags(cloud, &group.name, &[(tag::STATE, UserState::Claiming.as_str().into())]).await?;
+        let fresh = load_user(cloud, cfg, &record.user_id).await?;
+        if let Some((group, record)) = fresh {
+            acquire(cloud, cfg, &group, &record).await?;
+        }
+        return Ok(Some("instance gone; acquire"));
+    };
+    match (record.command_id.as_deref(), record.command_instance.as_deref()) {
+        (Some(command_id), Some(sent_to)) if sent_to == instance_id => {
+            let status = match statuses.get(command_id) {
+                Some(listed) => Ok(listed.clone()),
+                // Not listed (yet): ask for this one.
+                None => cloud.invocation_status(command_id, &instance_id).await,
             };
-            match (record.command_id.as_deref(), record.command_instance.as_deref()) {
-                (Some(command_id), Some(sent_to)) if sent_to == instance_id => {
-                    let status = match statuses.get(command_id) {
-                        Some(listed) => Ok(listed.clone()),
-                        // Not listed (yet): ask for this one.
-                        None => cloud.invocation_status(command_id, &instance_id).await,
-                    };
-                    match status {
-                        Ok(s) if CommandOutcome::from_status(&s) == CommandOutcome::Pending => Ok(None),
-                        Ok(s) => {
-                            command_status::apply_init_outcome(cloud, cfg, &user_id, command_id, &s).await?;
-                            Ok(Some("lost command status"))
-                        }
-                        Err(CloudError::InvocationDoesNotExist { .. }) => {
-                            // SSM never got it: send the init again.
-                            write_tags(cloud, &group.name, &[(tag::COMMAND_INSTANCE, String::new())]).await?;
-                            lifecycle::init_user(cloud, cfg, &user_id, &instance_id).await?;
-                            Ok(Some("init lost; sent again"))
-                        }
-                        Err(e) => Err(e.into()),
-                    }
+            match status {
+                Ok(s) if CommandOutcome::from_status(&s) == CommandOutcome::Pending => Ok(None),
+                Ok(s) => {
+                    command_status::apply_init_outcome(cloud, cfg, &user_id, command_id, &s).await?;
+                    Ok(Some("lost command status"))
                 }
-                _ => {
+                Err(CloudError::InvocationDoesNotExist { .. }) => {
+                    // SSM never got it: send the init again.
+                    write_tags(cloud, &group.name, &[(tag::COMMAND_INSTANCE, String::new())]).await?;
                     lifecycle::init_user(cloud, cfg, &user_id, &instance_id).await?;
-                    Ok(Some("lost launch event"))
+                    Ok(Some("init lost; sent again"))
                 }
+                Err(e) => Err(e.into()),
             }
         }
-        _ => Ok(None),
+        _ => {
+            lifecycle::init_user(cloud, cfg, &user_id, &instance_id).await?;
+            Ok(Some("lost launch event"))
+        }
     }
 }
 

@@ -89,8 +89,7 @@ async fn handle_record<C: Cloud>(cloud: &C, cfg: &Config, r: &QueueRecord) -> Re
         warn!(error = %e, "could not shorten the message's retry delay; a failure waits the visibility timeout");
     }
     let result = match SignupMessage::parse(&r.body) {
-        Ok(msg) if r.receive_count > 1 => redelivered(cloud, cfg, &msg, r.sent_at_ms).await,
-        Ok(msg) => handle_message(cloud, cfg, &msg, r.sent_at_ms).await,
+        Ok(msg) => handle(cloud, cfg, &msg, r.sent_at_ms, r.receive_count > 1).await,
         Err(e) => Err(e),
     };
     match &result {
@@ -103,28 +102,6 @@ async fn handle_record<C: Cloud>(cloud: &C, cfg: &Config, r: &QueueRecord) -> Re
     result
 }
 
-/// A message delivered again: an earlier run most likely created the user's group, so a
-/// signup reads it first (one call when it exists) instead of a create that fails
-/// `AlreadyExists` and then the read.
-async fn redelivered<C: Cloud>(
-    cloud: &C,
-    cfg: &Config,
-    msg: &SignupMessage,
-    sent_at_ms: Option<u64>,
-) -> Result<SignupOutcome, FlowError> {
-    let SignupMessage::Signup { user_id, .. } = msg else {
-        return handle_message(cloud, cfg, msg, sent_at_ms).await;
-    };
-    match load_user(cloud, cfg, user_id.as_str()).await? {
-        Some((group, record)) if record.state == UserState::Claiming => {
-            info!(user_id = %user_id, "redelivered signup resumes its user");
-            Ok(SignupOutcome::Acquired(acquire(cloud, cfg, &group, &record).await?))
-        }
-        Some((_, record)) => Ok(SignupOutcome::AlreadyInProgress(record.state)),
-        None => handle_message(cloud, cfg, msg, sent_at_ms).await,
-    }
-}
-
 /// Handles one validated message.
 pub async fn handle_message<C: Cloud>(
     cloud: &C,
@@ -132,10 +109,21 @@ pub async fn handle_message<C: Cloud>(
     msg: &SignupMessage,
     sent_at_ms: Option<u64>,
 ) -> Result<SignupOutcome, FlowError> {
+    handle(cloud, cfg, msg, sent_at_ms, false).await
+}
+
+/// Handles one validated message, `redelivered` when SQS has delivered it before.
+async fn handle<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    msg: &SignupMessage,
+    sent_at_ms: Option<u64>,
+    redelivered: bool,
+) -> Result<SignupOutcome, FlowError> {
     match msg {
         SignupMessage::Signup { user_id, signup_id } => {
             let span = info_span!("signup", user_id = %user_id, signup_id = %signup_id);
-            signup(cloud, cfg, user_id, signup_id, sent_at_ms).instrument(span).await
+            signup(cloud, cfg, user_id, signup_id, sent_at_ms, redelivered).instrument(span).await
         }
         SignupMessage::Delete { user_id } => {
             delete_user(cloud, cfg, user_id).instrument(info_span!("delete", user_id = %user_id)).await
@@ -171,7 +159,14 @@ async fn signup<C: Cloud>(
     user_id: &Id,
     signup_id: &Id,
     sent_at_ms: Option<u64>,
+    redelivered: bool,
 ) -> Result<SignupOutcome, FlowError> {
+    // A redelivery: an earlier run most likely created the group, so read it first (one
+    // call when it exists) instead of a create that fails `AlreadyExists` and then the read.
+    if redelivered && let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? {
+        info!(group = %group.name, "redelivered signup resumes its user");
+        return continue_user(cloud, cfg, signup_id, &group, &record).await;
+    }
     let record = UserRecord::new(user_id, signup_id, sent_at_ms.unwrap_or_else(|| cloud.now_ms()));
     let spec = UserGroupSpec {
         name: cfg.user_group(user_id.as_str()),
@@ -202,6 +197,17 @@ async fn signup<C: Cloud>(
         }
         Err(e) => return Err(e.into()),
     };
+    continue_user(cloud, cfg, signup_id, &group, &record).await
+}
+
+/// A signup for a user whose group exists: acquire unless the user is past claiming.
+async fn continue_user<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    signup_id: &Id,
+    group: &Group,
+    record: &UserRecord,
+) -> Result<SignupOutcome, FlowError> {
     if record.signup_id != signup_id.as_str() {
         warn!(existing_signup = %record.signup_id, "user already signed up under another signup id; continuing that one");
     }
@@ -209,7 +215,7 @@ async fn signup<C: Cloud>(
         info!(state = record.state.as_str(), "user is past claiming; nothing to do");
         return Ok(SignupOutcome::AlreadyInProgress(record.state));
     }
-    Ok(SignupOutcome::Acquired(acquire(cloud, cfg, &group, &record).await?))
+    Ok(SignupOutcome::Acquired(acquire(cloud, cfg, group, record).await?))
 }
 
 async fn delete_user<C: Cloud>(cloud: &C, cfg: &Config, user_id: &Id) -> Result<SignupOutcome, FlowError> {

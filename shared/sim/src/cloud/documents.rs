@@ -9,6 +9,7 @@
 //! does the same, so it never looks stricter than SSM there.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use regex::Regex;
 use serde_norway::Value;
@@ -43,12 +44,16 @@ fn java_pattern(pattern: &str) -> Result<Regex, String> {
 }
 
 impl Documents {
-    /// Our documents from `template.yaml`, named as the simulator's deployment names them.
-    pub(super) fn ours() -> Result<Self, String> {
-        Self::from_template(
-            TEMPLATE,
-            &[("UserInitDocument", fixture::USER_INIT_DOCUMENT), ("PoolPrepDocument", fixture::POOL_PREP_DOCUMENT)],
-        )
+    /// Our documents from `template.yaml`, named as the simulator's deployment names them;
+    /// read once per process (every cloud a test makes shares them).
+    pub(super) fn ours() -> &'static Result<Self, String> {
+        static OURS: LazyLock<Result<Documents, String>> = LazyLock::new(|| {
+            Documents::from_template(
+                TEMPLATE,
+                &[("UserInitDocument", fixture::USER_INIT_DOCUMENT), ("PoolPrepDocument", fixture::POOL_PREP_DOCUMENT)],
+            )
+        });
+        &OURS
     }
 
     /// The Command documents of `template` whose logical ids are mapped to names.
@@ -122,7 +127,7 @@ mod tests {
 
     #[test]
     fn our_documents_are_read_from_the_template_and_enforced() {
-        let docs = Documents::ours().expect("template.yaml declares our documents");
+        let docs = Documents::ours().as_ref().expect("template.yaml declares our documents");
         let ok = init(&[("UserId", "u-1"), ("SignupId", "s-1"), ("executionTimeout", "120")]);
         assert_eq!(docs.check(&ok), Ok(()));
         let refused = |r: &CommandRequest| docs.check(r).expect_err("refused").to_string();

@@ -88,7 +88,7 @@ struct World {
     asg: autoscaling::AutoScalingState,
     ssm: ssm::Ssm,
     /// Our SSM documents, from `template.yaml` (or why they could not be read).
-    documents: Result<documents::Documents, String>,
+    documents: &'static Result<documents::Documents, String>,
     params: parameters::ParameterStore,
     sqs: sqs::Queues,
     record: inspect::Record,

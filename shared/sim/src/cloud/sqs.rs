@@ -88,12 +88,6 @@ impl SignupQueue for SimCloud {
     }
 
     async fn send_signups(&self, _queue_url: &str, messages: &[QueuedMessage]) -> Result<(), CloudError> {
-        self.send_signups_batch(messages).await
-    }
-}
-
-impl SimCloud {
-    async fn send_signups_batch(&self, messages: &[QueuedMessage]) -> Result<(), CloudError> {
         for chunk in messages.chunks(10) {
             self.call("SendMessageBatch").await?;
             let now = self.now_ms();

@@ -168,7 +168,7 @@ impl RunCommand for SimCloud {
         if request.delivery_timeout_s < 30 {
             return Err(validation("SendCommand", "TimeoutSeconds must be at least 30".into()));
         }
-        match &self.world().documents {
+        match self.world().documents {
             Ok(documents) => documents.check(request)?,
             Err(e) => return Err(validation("SendCommand", e.clone())),
         }
