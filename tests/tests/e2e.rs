@@ -166,6 +166,91 @@ async fn a_late_agent_is_retried_then_the_user_becomes_ready() {
     assert_eq!(snap.calls["SendCommand"], 1, "init was sent once, after the agent came online");
 }
 
+/// Lambda retries an asynchronous invocation twice, then sends the event's record to
+/// the function's on-failure destination (the re-drive queue), which reconcile drains.
+/// With the sweep off, that is the only way this user's init is ever sent.
+#[tokio::test(start_paused = true)]
+async fn an_event_that_fails_every_retry_reaches_reconcile_through_the_on_failure_destination() {
+    // The agent comes up 200 s after boot; lifecycle does not wait (AGENT_WAIT_S = 0),
+    // so its three attempts (at once, a minute later, two more) all fail.
+    let p = Platform::start(PlatformOptions {
+        pool: 0,
+        model: CloudModel { agent_delay_s: 200.0, ..CloudModel::default() },
+        overrides: vec![("AGENT_WAIT_S".into(), "0".into())],
+        reconcile_every_s: 0,
+        ..PlatformOptions::default()
+    });
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    assert!(p.failed_invocations() >= 3, "lifecycle failed its attempt and both retries");
+    let records: Vec<_> =
+        p.cloud().timeline().into_iter().filter(|e| e.text.contains("on-failure destination")).collect();
+    assert_eq!(records.len(), 1, "one invocation record");
+    let sent_by: Vec<String> =
+        p.cloud().call_log().into_iter().filter(|(_, op)| op == "SendCommand").map(|(f, _)| f).collect();
+    assert_eq!(sent_by, ["reconcile"], "the init came from reconcile's re-drive");
+    assert_eq!(record(&p, &p.snapshot(), &all[0]).state, UserState::Ready);
+}
+
+/// The sweep hands each stalled user to a re-drive of its own (a message to the re-drive
+/// queue) instead of re-driving inline, where one death would stop the rest; with every
+/// event lost, the re-drives make the users ready, and neither status event is needed.
+#[tokio::test(start_paused = true)]
+async fn with_every_event_lost_the_sweep_queues_a_redrive_per_user_and_they_finish() {
+    let p = Platform::start(PlatformOptions { pool: 1, drop_events: 1.0, ..PlatformOptions::default() });
+    let all = users(2);
+    for u in &all {
+        p.signup(u);
+    }
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    let queued: Vec<String> =
+        p.cloud().timeline().into_iter().filter(|e| e.text.starts_with("redrive message")).map(|e| e.text).collect();
+    for u in &all {
+        let mine = queued.iter().filter(|t| t.contains(&format!("\"{u}\""))).count();
+        // One for the lost launch event, one for the lost status events.
+        assert!(mine >= 2, "{u}: {queued:?}");
+    }
+    let sent_by: BTreeSet<String> =
+        p.cloud().call_log().into_iter().filter(|(_, op)| op == "SendCommand").map(|(f, _)| f).collect();
+    assert_eq!(sent_by, BTreeSet::from(["reconcile".to_owned()]), "only re-drives sent inits");
+    assert_eq!(ready_messages(&p.snapshot()).len(), 2);
+}
+
+/// `WARM_ATTEMPTS` counts pool instances a user used: an attempt that ran cold (the pool
+/// could not serve) does not count, so its failover is served from the refilled pool.
+#[tokio::test(start_paused = true)]
+async fn a_failed_cold_attempt_fails_over_to_the_pool_within_one_warm_attempt() {
+    let p = Platform::start(PlatformOptions {
+        pool: 2,
+        overrides: vec![("WARM_ATTEMPTS".into(), "1".into()), ("MAX_ATTEMPTS".into(), "3".into())],
+        ..PlatformOptions::default()
+    });
+    // Every pool instance is someone else's at first: the first attempt runs cold.
+    let pool: Vec<String> = p.snapshot().groups[&p.config().pool_group].clone();
+    for id in &pool {
+        p.cloud().put_claim(id, "someone-else");
+    }
+    p.cloud().fail_next_inits(1);
+    let all = users(1);
+    p.signup(&all[0]);
+    tokio::time::sleep(std::time::Duration::from_mins(2)).await;
+    assert_eq!(record(&p, &p.snapshot(), &all[0]).path, warmpool_core::domain::Path::Cold);
+    // The pool serves again before the cold init fails.
+    for id in &pool {
+        p.cloud().delete_claim(id);
+    }
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    let snap = p.snapshot();
+    let r = record(&p, &snap, &all[0]);
+    assert_eq!((r.state, r.attempt, r.cold_attempts), (UserState::Ready, 2, 1));
+    assert_eq!(r.path, warmpool_core::domain::Path::Warm, "the failover went to the pool");
+    assert!(pool.contains(r.instance.as_ref().unwrap()));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_duplicated_signup_message_yields_one_instance() {
     let p = Platform::start(PlatformOptions { pool: 5, ..PlatformOptions::default() });

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde_norway::Value;
 use warmpool_sim::platform::{Platform, PlatformOptions};
-use warmpool_sim::{FaultKind, Faults};
+use warmpool_sim::{CloudModel, FaultKind, Faults};
 
 fn template() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
@@ -170,9 +170,25 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         &["u-1", "u-2", "u-3", "u-4"],
         false,
     ));
+    // An event that fails every attempt (the agent is not online within the wait, three
+    // times): its invocation record reaches the re-drive queue, and reconcile re-drives
+    // the user.
+    merge(record(
+        PlatformOptions {
+            pool: 0,
+            model: CloudModel { agent_delay_s: 200.0, ..CloudModel::default() },
+            overrides: vec![("AGENT_WAIT_S".into(), "0".into())],
+            reconcile_every_s: 0,
+            ..PlatformOptions::default()
+        },
+        |_| {},
+        &["u-1"],
+        false,
+    ));
     // Resume after a crash right after a detach (signup, then failover), and an attach
     // refused for good (the instance is handed back), in both functions.
-    for (function, nth) in [("signup", 0), ("command-status", 0)] {
+    // (A failover's claim runs in signup, from the `resume` message command-status sends.)
+    for (function, nth) in [("signup", 0), ("signup", 1)] {
         let crash = index_of(&warm, 1, function, "DetachInstances", nth);
         let attach = index_of(&warm, 1, function, "AttachInstances", nth);
         for fault in [(crash, FaultKind::CrashAfter), (attach, FaultKind::Permanent)] {
@@ -181,6 +197,20 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         }
     }
     used
+}
+
+/// Functions whose failed asynchronous events Lambda sends to an SQS destination: the
+/// function's role sends them (`sqs:SendMessage`), though its code never does.
+fn sqs_destinations(t: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (_, r) in t["Resources"].as_mapping().unwrap() {
+        let on_failure = &r["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+        if r["Type"].as_str() == Some("AWS::Serverless::Function") && on_failure["Type"].as_str() == Some("SQS") {
+            let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+            out.insert(binary, strings(&on_failure["Destination"]).join(" "));
+        }
+    }
+    out
 }
 
 /// Allowed actions per function binary, from the template.
@@ -229,6 +259,8 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
     let used = used_calls();
     let t = template();
     let policies = policies(&t);
+    let destinations = sqs_destinations(&t);
+    assert_eq!(destinations.keys().collect::<Vec<_>>(), ["command-status", "lifecycle"], "{destinations:?}");
     assert_eq!(policies.keys().collect::<Vec<_>>(), used.keys().collect::<Vec<_>>(), "every function made calls");
     for (function, statements) in &policies {
         let allowed: BTreeSet<String> = statements
@@ -243,6 +275,14 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
         let mut expected = actions(&used[function]);
         if used[function].contains("CreateAutoScalingGroup") {
             expected.extend(IMPLIED_BY_CREATE.iter().map(|a| (*a).to_owned()));
+        }
+        if let Some(queue) = destinations.get(function) {
+            // Lambda sends the record with the function's role: allowed on that queue.
+            let sends_there = statements
+                .iter()
+                .any(|s| strings(&s["Action"]) == ["sqs:SendMessage"] && strings(&s["Resource"]).join(" ") == *queue);
+            assert!(sends_there, "{function}: no sqs:SendMessage on its on-failure destination {queue}");
+            expected.insert("sqs:SendMessage".to_owned());
         }
         if function == "reconcile" {
             // The sweep re-drives the other functions' steps, so it may make any call they

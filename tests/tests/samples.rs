@@ -1,6 +1,6 @@
 //! Every file in `events/` parses as its function expects: SQS batches whose bodies
-//! are signup messages (or, in `malformed`, are rejected), and EventBridge events whose
-//! details the lifecycle and command-status functions type.
+//! are signup messages (or, in `malformed`, are rejected) or re-drive messages, and
+//! EventBridge events whose details the lifecycle and command-status functions type.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
-use warmpool_core::domain::SignupMessage;
+use warmpool_core::domain::{RedriveMessage, SignupMessage};
 use warmpool_core::events::{AsgEvent, SsmEvent};
 
 fn files(function: &str) -> Vec<PathBuf> {
@@ -69,9 +69,26 @@ fn command_status_samples_are_typed_ssm_events() {
 }
 
 #[test]
-fn scheduled_samples_are_scheduled_events() {
+fn scheduled_samples_are_scheduled_events_and_reconcile_also_takes_redrive_batches() {
+    let mut batches = 0;
     for path in files("reconcile").into_iter().chain(files("pool-sizer")) {
-        let e: EventBridgeEvent<Value> = serde_json::from_str(&read(&path)).unwrap();
+        let raw = read(&path);
+        if let Ok(batch) = serde_json::from_str::<SqsEvent>(&raw) {
+            // The re-drive queue: a sweep's re-drive, or Lambda's record of a failed event.
+            assert!(path.starts_with(files("reconcile")[0].parent().unwrap()), "{}", path.display());
+            for r in batch.records {
+                let parsed = RedriveMessage::parse(r.body.as_deref().unwrap())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                if let RedriveMessage::FailedEvent { event, condition, .. } = parsed {
+                    assert_eq!(condition, "RetriesExhausted");
+                    let e: EventBridgeEvent<Value> = serde_json::from_value(event).unwrap();
+                    AsgEvent::parse(&e.detail_type, e.detail).unwrap();
+                }
+            }
+            batches += 1;
+            continue;
+        }
+        let e: EventBridgeEvent<Value> = serde_json::from_str(&raw).unwrap();
         assert_eq!(
             (e.source.as_str(), e.detail_type.as_str()),
             ("aws.events", "Scheduled Event"),
@@ -79,4 +96,5 @@ fn scheduled_samples_are_scheduled_events() {
             path.display()
         );
     }
+    assert_eq!(batches, 2, "a re-drive and a failed event");
 }

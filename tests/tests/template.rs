@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_norway::Value;
 use warmpool_core::events;
+use warmpool_core::flow::reconcile::REDRIVE_AGENT_WAIT_S;
 use warmpool_core::{Function, config};
 
 fn root() -> &'static Path {
@@ -47,10 +48,13 @@ fn binaries() -> BTreeSet<String> {
     names
 }
 
+/// The strings of a value or a list; a short-form intrinsic (`!Ref X`, `!GetAtt Y.Arn`)
+/// as its text.
 fn strings(v: &Value) -> Vec<String> {
     match v {
-        Value::Sequence(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
         Value::String(s) => vec![s.clone()],
+        Value::Tagged(t) => t.value.as_str().map(|s| vec![format!("{} {s}", t.tag)]).unwrap_or_default(),
         _ => vec![],
     }
 }
@@ -104,7 +108,18 @@ fn every_rule_sends_only_what_its_handler_parses() {
     ]);
     let t = template();
     let mut seen = BTreeSet::new();
+    let mut sqs_consumers = BTreeSet::new();
     for (id, (binary, r)) in functions(&t) {
+        if handled.contains_key(binary.as_str()) {
+            // Lambda's two retries, then the event's record to the re-drive queue, which
+            // reconcile drains (a standard queue: destinations take no FIFO queue).
+            let config = &r["Properties"]["EventInvokeConfig"];
+            assert_eq!(number(&config["MaximumRetryAttempts"]), Some(2), "{id}: retries");
+            let on_failure = &config["DestinationConfig"]["OnFailure"];
+            assert_eq!(on_failure["Type"].as_str(), Some("SQS"), "{id}: on-failure destination");
+            assert_eq!(strings(&on_failure["Destination"]), ["!GetAtt RedriveQueue.Arn"], "{id}");
+            assert!(t["Resources"]["RedriveQueue"]["Properties"].get("FifoQueue").is_none());
+        }
         for (name, event) in r["Properties"]["Events"].as_mapping().unwrap() {
             match event["Type"].as_str() {
                 Some("EventBridgeRule") => {
@@ -125,12 +140,20 @@ fn every_rule_sends_only_what_its_handler_parses() {
                     assert!(["reconcile", "pool-sizer"].contains(&binary.as_str()), "{id} runs on a schedule");
                 }
                 Some("SQS") => {
-                    assert_eq!(binary, "signup", "{id} takes SQS");
+                    // signup takes the signup queue; reconcile the re-drive queue.
+                    let queue = match binary.as_str() {
+                        "signup" => "!GetAtt SignupQueue.Arn",
+                        "reconcile" => "!GetAtt RedriveQueue.Arn",
+                        other => panic!("{id} ({other}) takes SQS"),
+                    };
+                    assert_eq!(strings(&event["Properties"]["Queue"]), [queue], "{id}.{name:?}");
                     assert_eq!(
                         strings(&event["Properties"]["FunctionResponseTypes"]),
                         ["ReportBatchItemFailures"],
                         "partial batch failures must be on"
                     );
+                    assert_eq!(number(&event["Properties"]["BatchSize"]), Some(1), "{id}.{name:?}: one per invocation");
+                    sqs_consumers.insert(binary.clone());
                 }
                 other => panic!("{id}.{name:?}: unexpected event type {other:?}"),
             }
@@ -141,6 +164,25 @@ fn every_rule_sends_only_what_its_handler_parses() {
             assert!(seen.contains(*dt), "no rule delivers {dt:?}");
         }
     }
+    assert_eq!(sqs_consumers, BTreeSet::from(["reconcile".to_owned(), "signup".to_owned()]));
+}
+
+#[test]
+fn user_init_outcomes_arrive_by_both_status_events() {
+    let t = template();
+    let events = &t["Resources"]["CommandStatusFunction"]["Properties"]["Events"];
+    let user_init = events
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|e| strings(&e["Properties"]["Pattern"]["detail"]["document-name"]) == ["!Ref UserInitDocument"])
+        .expect("a rule for user-init statuses");
+    let types: BTreeSet<String> = strings(&user_init["Properties"]["Pattern"]["detail-type"]).into_iter().collect();
+    assert_eq!(
+        types,
+        BTreeSet::from([events::COMMAND_STATUS.to_owned(), events::COMMAND_INVOCATION_STATUS.to_owned()]),
+        "two independent notifications of each outcome"
+    );
 }
 
 /// A `!Ref` to a parameter: its name.
@@ -176,13 +218,15 @@ fn parameter_ranges_are_the_ranges_the_functions_accept() {
         }
     }
     assert!(checked.len() >= 8, "parameters checked: {checked:?}");
-    // Whoever waits for the agent must outlive the wait.
+    // Whoever waits for the agent must outlive the wait (a reconcile re-drive waits at
+    // most REDRIVE_AGENT_WAIT_S, whatever AGENT_WAIT_S says).
     let agent_wait = number(&params["AgentWaitSeconds"]["MaxValue"]).unwrap();
     for (id, (binary, r)) in functions(&t) {
         let vars = &r["Properties"]["Environment"]["Variables"];
         if vars.get("AGENT_WAIT_S").is_some() {
             let timeout = number(&r["Properties"]["Timeout"]).or_else(|| number(&t["Globals"]["Function"]["Timeout"]));
-            assert!(timeout.unwrap() > agent_wait + 30, "{id} ({binary}) times out before its agent wait ends");
+            let wait = if binary == "reconcile" { agent_wait.min(u64::from(REDRIVE_AGENT_WAIT_S)) } else { agent_wait };
+            assert!(timeout.unwrap() > wait + 30, "{id} ({binary}) times out before its agent wait ends");
         }
     }
     // The signup queue hides a message at least six times the function's timeout (AWS's
@@ -193,6 +237,16 @@ fn parameter_ranges_are_the_ranges_the_functions_accept() {
     assert!(visibility >= 6 * signup_timeout, "visibility {visibility} s vs signup timeout {signup_timeout} s");
     let retry = number(&signup["Environment"]["Variables"]["SIGNUP_RETRY_S"]).unwrap();
     assert!(retry > signup_timeout, "SIGNUP_RETRY_S {retry} s must outlast the {signup_timeout} s timeout");
+    // The same for the re-drive queue and reconcile.
+    let reconcile = &t["Resources"]["ReconcileFunction"]["Properties"];
+    let reconcile_timeout = number(&reconcile["Timeout"]).unwrap();
+    let visibility = number(&t["Resources"]["RedriveQueue"]["Properties"]["VisibilityTimeout"]).unwrap();
+    assert!(
+        visibility >= 6 * reconcile_timeout,
+        "visibility {visibility} s vs reconcile timeout {reconcile_timeout} s"
+    );
+    let retry = number(&reconcile["Environment"]["Variables"]["REDRIVE_RETRY_S"]).unwrap();
+    assert!(retry > reconcile_timeout, "REDRIVE_RETRY_S {retry} s must outlast the {reconcile_timeout} s timeout");
 }
 
 #[test]
@@ -201,15 +255,20 @@ fn the_pool_group_waits_for_the_rules_and_permissions_of_its_first_events() {
     let depends: BTreeSet<String> = strings(&t["Resources"]["PoolGroup"]["DependsOn"]).into_iter().collect();
     let fns = functions(&t);
     // SAM names an event's rule <Function><Event> and its permission <Function><Event>Permission.
-    for (function, detail_type) in
-        [("lifecycle", events::LAUNCH_LIFECYCLE_ACTION), ("command-status", events::COMMAND_INVOCATION_STATUS)]
-    {
+    for (function, detail_type, document) in [
+        ("lifecycle", events::LAUNCH_LIFECYCLE_ACTION, None),
+        ("command-status", events::COMMAND_INVOCATION_STATUS, Some("!Ref PoolPrepDocument")),
+    ] {
         let (id, (_, r)) = fns.iter().find(|(_, (b, _))| b == function).unwrap();
         let (event, _) = r["Properties"]["Events"]
             .as_mapping()
             .unwrap()
             .iter()
-            .find(|(_, e)| strings(&e["Properties"]["Pattern"]["detail-type"]).iter().any(|d| d == detail_type))
+            .find(|(_, e)| {
+                let pattern = &e["Properties"]["Pattern"];
+                strings(&pattern["detail-type"]).iter().any(|d| d == detail_type)
+                    && document.is_none_or(|d| strings(&pattern["detail"]["document-name"]) == [d])
+            })
             .unwrap_or_else(|| panic!("no rule of {id} routes {detail_type}"));
         let rule = format!("{id}{}", event.as_str().unwrap());
         for needed in [rule.clone(), format!("{rule}Permission")] {
@@ -236,6 +295,13 @@ fn the_local_platform_redelivers_signups_as_the_template_s_queue_does() {
     );
     let batch = t["Resources"]["SignupFunction"]["Properties"]["Events"]["Signups"]["Properties"]["BatchSize"].clone();
     assert_eq!(number(&batch), Some(opts.signup_batch_size as u64), "batch size");
+    let redrives = &t["Resources"]["RedriveQueue"]["Properties"];
+    assert_eq!(number(&redrives["VisibilityTimeout"]), Some(warmpool_sim::REDRIVE_VISIBILITY_S), "re-drive visibility");
+    assert_eq!(
+        number(&redrives["RedrivePolicy"]["maxReceiveCount"]),
+        Some(u64::from(warmpool_sim::REDRIVE_MAX_RECEIVE)),
+        "re-drive receives before the dead-letter queue"
+    );
 }
 
 #[test]

@@ -6,14 +6,15 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 use warmpool_core::Config;
-use warmpool_core::flow::acquire::Acquired;
 use warmpool_core::flow::command_status::StatusOutcome;
 use warmpool_lambda::{Context, LambdaEvent};
-use warmpool_sim::{SimCloud, fixture};
+use warmpool_sim::platform::drain;
+use warmpool_sim::{SIGNUP_QUEUE, SimCloud, fixture};
 
 const INIT_SUCCESS: &str = include_str!("../../../events/command-status/init-success.json");
 const INIT_FAILED: &str = include_str!("../../../events/command-status/init-failed.json");
 const INIT_TIMED_OUT: &str = include_str!("../../../events/command-status/init-timed-out.json");
+const INIT_INVOCATION_SUCCESS: &str = include_str!("../../../events/command-status/init-invocation-success.json");
 const PREP_SUCCESS: &str = include_str!("../../../events/command-status/prep-success.json");
 const PREP_FAILED: &str = include_str!("../../../events/command-status/prep-failed.json");
 const SIGNUP: &str = include_str!("../../../events/signup/valid.json");
@@ -56,22 +57,47 @@ async fn init_success_makes_the_user_ready_and_says_so_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_per_instance_status_alone_makes_the_user_ready_and_with_the_other_says_so_once() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let (instance, command) = initializing(&cloud, &cfg).await;
+    // The command-level event is lost: the invocation-level one names no user, only the
+    // instance, whose group does.
+    let by_instance = || event(INIT_INVOCATION_SUCCESS, &[("command-id", &command), ("instance-id", &instance)]);
+    let out = warmpool_command_status::handler(&cloud, &cfg, by_instance()).await.unwrap();
+    assert_eq!(out, StatusOutcome::Ready { instance_id: instance.clone() });
+    assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:state"], "ready");
+    // Both arrive (the usual case): the second changes nothing.
+    let by_command = event(INIT_SUCCESS, &[("command-id", &command)]);
+    let again = warmpool_command_status::handler(&cloud, &cfg, by_command).await.unwrap();
+    assert_eq!(again, StatusOutcome::Ignored { reason: "outcome already handled" });
+    assert_eq!(cloud.snapshot().ready_messages.len(), 1);
+    // An instance in no group (retired by a failover the other event drove) is no one's.
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let out = warmpool_command_status::handler(&cloud, &cfg, event(INIT_INVOCATION_SUCCESS, &[])).await.unwrap();
+    assert_eq!(out, StatusOutcome::Ignored { reason: "instance is in no group (the other status event was handled)" });
+}
+
+#[tokio::test(start_paused = true)]
 async fn init_failure_and_timeout_fail_over_to_a_fresh_pool_instance() {
     for sample in [INIT_FAILED, INIT_TIMED_OUT] {
         let (cloud, cfg) = fixture::cloud_with_pool(2);
         let (bad, command) = initializing(&cloud, &cfg).await;
         let out =
             warmpool_command_status::handler(&cloud, &cfg, event(sample, &[("command-id", &command)])).await.unwrap();
-        let StatusOutcome::FailedOver { attempt: 2, acquired: Acquired::Warm { instance_id: fresh } } = out else {
-            panic!("{out:?}")
-        };
+        assert_eq!(out, StatusOutcome::FailoverQueued { attempt: 2 });
+        // The failed instance is retired at once; the next claim is the signup
+        // function's, from a `resume` message.
+        assert!(cloud.snapshot().terminated.contains(&bad));
+        assert_eq!(drain(&cloud, &cfg, SIGNUP_QUEUE).await, 1);
+        let fresh = cloud.snapshot().groups[GROUP][0].clone();
         let snap = cloud.snapshot();
         assert!(snap.terminated.contains(&bad), "the failed instance is terminated");
         assert!(!snap.groups[fixture::POOL_GROUP].contains(&bad), "and never returned to the pool");
         assert_eq!(snap.groups[GROUP].len(), 1);
         assert_ne!(snap.groups[GROUP][0], bad);
-        assert_eq!(snap.groups[GROUP][0], fresh);
+        assert!(!snap.terminated.contains(&fresh));
         assert_eq!(snap.tags[GROUP]["warmpool:attempt"], "2");
+        assert_eq!(snap.tags[GROUP]["warmpool:path"], "warm");
     }
 }
 
@@ -81,9 +107,9 @@ async fn a_repeated_failure_after_a_completed_failover_changes_nothing() {
     let (bad, command) = initializing(&cloud, &cfg).await;
     let failed = || event(INIT_FAILED, &[("command-id", &command)]);
     let out = warmpool_command_status::handler(&cloud, &cfg, failed()).await.unwrap();
-    let StatusOutcome::FailedOver { attempt: 2, acquired: Acquired::Warm { instance_id: fresh } } = out else {
-        panic!("{out:?}")
-    };
+    assert_eq!(out, StatusOutcome::FailoverQueued { attempt: 2 });
+    assert_eq!(drain(&cloud, &cfg, SIGNUP_QUEUE).await, 1);
+    let fresh = cloud.snapshot().groups[GROUP][0].clone();
     // The same Failed event again (EventBridge delivers at least once), before the
     // replacement's own init has even been sent.
     let again = warmpool_command_status::handler(&cloud, &cfg, failed()).await.unwrap();

@@ -9,7 +9,8 @@ use warmpool_core::ports::Cloud;
 use warmpool_core::{Config, Function};
 use warmpool_lambda::{HandlerResult, LambdaEvent, log_failure};
 
-/// Handles one event. An error makes Lambda retry the asynchronous invocation; its
+/// Handles one event. An error makes Lambda retry the asynchronous invocation (twice,
+/// then it sends the event's record to the re-drive queue, which reconcile drains); its
 /// `errorType` is `Retryable`, `NonRetryable` or `InvalidInput`.
 pub async fn handler<C: Cloud>(
     cloud: &C,

@@ -111,9 +111,25 @@ impl AutoScaling for AwsCloud {
         Ok(out.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(name)).map(to_group))
     }
 
-    async fn list_user_groups(&self, prefix: &str) -> Result<Vec<Group>, CloudError> {
-        let filter = Filter::builder().name("tag-key").values(warmpool_core::domain::tag::USER_ID).build();
-        let mut pages = self.autoscaling.describe_auto_scaling_groups().filters(filter).into_paginator().send();
+    async fn list_user_groups(&self, prefix: &str, unfinished_only: bool) -> Result<Vec<Group>, CloudError> {
+        use warmpool_core::domain::{UserState, tag};
+        let mut filters = vec![Filter::builder().name("tag-key").values(tag::USER_ID).build()];
+        if unfinished_only {
+            filters.push(
+                Filter::builder()
+                    .name(format!("tag:{}", tag::STATE))
+                    .values(UserState::Claiming.as_str())
+                    .values(UserState::Initializing.as_str())
+                    .build(),
+            );
+        }
+        let mut pages = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .set_filters(Some(filters))
+            .max_records(100)
+            .into_paginator()
+            .send();
         let mut groups = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("DescribeAutoScalingGroups", group_subject(prefix), &e))?;

@@ -1,12 +1,12 @@
-//! [`Notifier`] over `aws-sdk-sqs`.
+//! [`WorkQueues`] and [`Notifier`] over `aws-sdk-sqs`.
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Notifier, QueuedMessage, SignupQueue};
+use warmpool_core::ports::{Notifier, QueuedMessage, WorkQueues};
 
-impl SignupQueue for AwsCloud {
+impl WorkQueues for AwsCloud {
     async fn retry_after(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<(), CloudError> {
         self.sqs
             .change_message_visibility()
@@ -21,7 +21,7 @@ impl SignupQueue for AwsCloud {
         Ok(())
     }
 
-    async fn send_signups(&self, queue_url: &str, messages: &[QueuedMessage]) -> Result<(), CloudError> {
+    async fn send_batch(&self, queue_url: &str, messages: &[QueuedMessage]) -> Result<(), CloudError> {
         let invalid = |message: String| CloudError::Invalid { operation: "SendMessageBatch".into(), message };
         for chunk in messages.chunks(10) {
             let entries = chunk
@@ -31,8 +31,8 @@ impl SignupQueue for AwsCloud {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(&m.body)
-                        .message_group_id(&m.group_id)
-                        .message_deduplication_id(&m.dedup_id)
+                        .set_message_group_id(m.group_id.clone())
+                        .set_message_deduplication_id(m.dedup_id.clone())
                         .build()
                         .map_err(|e| invalid(e.to_string()))
                 })

@@ -20,7 +20,8 @@ use super::AwsCloud;
 use warmpool_core::Config;
 use warmpool_core::error::CloudError;
 use warmpool_core::ports::{
-    AutoScaling, ClaimOutcome, Claims, CommandRequest, Launch, LifecycleResult, Notifier, RunCommand,
+    AutoScaling, ClaimOutcome, Claims, CommandRequest, Launch, LifecycleResult, Notifier, QueuedMessage, RunCommand,
+    WorkQueues,
 };
 
 fn config() -> Config {
@@ -35,6 +36,7 @@ fn config() -> Config {
                 "POOL_PREP_DOCUMENT" => "prep",
                 "READY_QUEUE_URL" => "https://sqs.us-east-1.amazonaws.com/1/ready",
                 "SIGNUP_QUEUE_URL" => "https://sqs.us-east-1.amazonaws.com/1/signup.fifo",
+                "REDRIVE_QUEUE_URL" => "https://sqs.us-east-1.amazonaws.com/1/redrive",
                 _ => return None,
             }
             .to_owned(),
@@ -60,6 +62,16 @@ fn asg_cloud(rules: &[&Rule]) -> AwsCloud {
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]),
         mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
+        &config(),
+    )
+}
+
+fn sqs_cloud(rules: &[&Rule]) -> AwsCloud {
+    AwsCloud::from_clients(
+        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, rules),
         &config(),
     )
 }
@@ -303,13 +315,7 @@ async fn ready_messages_go_to_the_ready_queue() {
                 && r.message_deduplication_id() == Some("u-1-c-1")
         })
         .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().message_id("m").build());
-    let cloud = AwsCloud::from_clients(
-        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, &[]),
-        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[&sent]),
-        &config(),
-    );
+    let cloud = sqs_cloud(&[&sent]);
     assert_eq!(cloud.send_ready("u-1", "u-1-c-1", "{}").await, Ok(()));
     assert_eq!(sent.num_calls(), 1);
 }
@@ -513,4 +519,56 @@ async fn user_init_statuses_are_listed_by_document_and_time_on_every_page() {
         |c: &str, s: &str| InvocationSummary { command_id: c.into(), instance_id: "i-1".into(), status: s.into() };
     assert_eq!(listed, vec![summary("c-1", "Success"), summary("c-2", "InProgress")]);
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn unfinished_users_are_listed_by_state_tag_a_hundred_a_page_and_all_users_without_it() {
+    use aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsOutput;
+    let names = |r: &aws_sdk_autoscaling::operation::describe_auto_scaling_groups::DescribeAutoScalingGroupsInput| {
+        r.filters().iter().map(|f| (f.name().unwrap_or_default().to_owned(), f.values().to_vec())).collect::<Vec<_>>()
+    };
+    let unfinished = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
+        .match_requests(move |r| {
+            r.max_records() == Some(100)
+                && names(r)
+                    == [
+                        ("tag-key".to_owned(), vec!["warmpool:user-id".to_owned()]),
+                        ("tag:warmpool:state".to_owned(), vec!["claiming".to_owned(), "initializing".to_owned()]),
+                    ]
+        })
+        .then_output(|| DescribeAutoScalingGroupsOutput::builder().build());
+    let all = mock!(aws_sdk_autoscaling::Client::describe_auto_scaling_groups)
+        .match_requests(move |r| names(r) == [("tag-key".to_owned(), vec!["warmpool:user-id".to_owned()])])
+        .then_output(|| DescribeAutoScalingGroupsOutput::builder().build());
+    let cloud = asg_cloud(&[&unfinished, &all]);
+    assert_eq!(cloud.list_user_groups("warmpool-user-", true).await, Ok(Vec::new()));
+    assert_eq!(cloud.list_user_groups("warmpool-user-", false).await, Ok(Vec::new()));
+    assert_eq!((unfinished.num_calls(), all.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn redrives_go_to_a_standard_queue_without_group_or_deduplication_ids() {
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    let sent = mock!(aws_sdk_sqs::Client::send_message_batch)
+        .match_requests(|r| {
+            r.queue_url() == Some("https://sqs.us-east-1.amazonaws.com/1/redrive")
+                && r.entries().len() == 2
+                && r.entries().iter().all(|e| e.message_group_id().is_none() && e.message_deduplication_id().is_none())
+        })
+        .then_output(|| {
+            SendMessageBatchOutput::builder()
+                .set_successful(Some(Vec::new()))
+                .set_failed(Some(Vec::new()))
+                .build()
+                .unwrap()
+        });
+    let cloud = sqs_cloud(&[&sent]);
+    let message = |user: &str| QueuedMessage {
+        group_id: None,
+        dedup_id: None,
+        body: format!("{{\"kind\":\"redrive\",\"user_id\":\"{user}\"}}"),
+    };
+    let url = config().redrive_queue_url;
+    assert_eq!(cloud.send_batch(&url, &[message("u-1"), message("u-2")]).await, Ok(()));
+    assert_eq!(sent.num_calls(), 1);
 }

@@ -122,6 +122,7 @@ async fn env(test: &str, pool: i32) -> Env {
         .send()
         .await
         .unwrap();
+    let redrives = sqs.create_queue().queue_name(format!("redrive-{id}")).send().await.unwrap();
     let vars: BTreeMap<&str, String> = BTreeMap::from([
         ("POOL_ASG_NAME", pool_name),
         ("POOL_LIFECYCLE_HOOK_NAME", "hook".to_owned()),
@@ -132,6 +133,7 @@ async fn env(test: &str, pool: i32) -> Env {
         ("POOL_PREP_DOCUMENT", prep),
         ("READY_QUEUE_URL", queue.queue_url().unwrap().to_owned()),
         ("SIGNUP_QUEUE_URL", signups.queue_url().unwrap().to_owned()),
+        ("REDRIVE_QUEUE_URL", redrives.queue_url().unwrap().to_owned()),
         ("CLAIM_PARAMETER_PREFIX", format!("/warmpool-{id}/claims")),
     ]);
     let cfg = Config::for_all(|k| vars.get(k).cloned()).unwrap();
@@ -269,18 +271,18 @@ async fn moto_pool_sizer_reads_activities_and_sets_the_pool_size() {
 
 #[tokio::test]
 async fn moto_resume_messages_reach_the_signup_queue_in_batches_and_a_received_one_comes_back_sooner() {
-    use warmpool_core::ports::{QueuedMessage, SignupQueue};
+    use warmpool_core::ports::{QueuedMessage, WorkQueues};
     let env = env("resume", 0).await;
     let url = env.cfg.signup_queue_url.clone();
     let messages: Vec<QueuedMessage> = (0..12)
         .map(|i| QueuedMessage {
-            group_id: format!("u-{i}"),
-            dedup_id: format!("resume-u-{i}-1"),
+            group_id: Some(format!("u-{i}")),
+            dedup_id: Some(format!("resume-u-{i}-1")),
             body: format!("{{\"kind\":\"resume\",\"user_id\":\"u-{i}\"}}"),
         })
         .collect();
     // Twelve: two SendMessageBatch calls.
-    env.cloud.send_signups(&url, &messages).await.unwrap();
+    env.cloud.send_batch(&url, &messages).await.unwrap();
     let mut bodies = Vec::new();
     let mut receipts = Vec::new();
     for _ in 0..12 {
@@ -299,4 +301,61 @@ async fn moto_resume_messages_reach_the_signup_queue_in_batches_and_a_received_o
     }
     // ChangeMessageVisibility on a received message: accepted on the wire.
     env.cloud.retry_after(&url, &receipts[0], 1).await.unwrap();
+}
+
+#[tokio::test]
+async fn moto_redrives_reach_the_standard_queue_and_the_sweep_lists_only_unfinished_users() {
+    use warmpool_core::domain::{Id, RedriveMessage, UserRecord, UserState};
+    use warmpool_core::ports::{AutoScaling, QueuedMessage, UserGroupSpec, WorkQueues};
+    let env = env("redrive", 0).await;
+    // Three users: two in flight, one ready.
+    for (user, state) in [("u-1", UserState::Claiming), ("u-2", UserState::Initializing), ("u-3", UserState::Ready)] {
+        let id = Id::parse("user", user).unwrap();
+        let mut record = UserRecord::new(&id, &id, 1);
+        record.state = state;
+        let spec = UserGroupSpec {
+            name: env.cfg.user_group(user),
+            launch_template: env.cfg.launch_template.clone(),
+            subnets: env.cfg.subnets.clone(),
+            tags: record.to_tags(),
+        };
+        env.cloud.create_user_group(&spec).await.unwrap();
+    }
+    let names = |groups: Vec<warmpool_core::ports::Group>| {
+        let mut n: Vec<String> = groups.into_iter().map(|g| g.name).collect();
+        n.sort();
+        n
+    };
+    let prefix = &env.cfg.user_group_prefix;
+    assert_eq!(names(env.cloud.list_user_groups(prefix, false).await.unwrap()).len(), 3);
+    assert_eq!(
+        names(env.cloud.list_user_groups(prefix, true).await.unwrap()),
+        [env.cfg.user_group("u-1"), env.cfg.user_group("u-2")],
+        "the state filter leaves the ready user out"
+    );
+    // Re-drives: a standard queue, no group or deduplication id.
+    let url = env.cfg.redrive_queue_url.clone();
+    let messages: Vec<QueuedMessage> = ["u-1", "u-2"]
+        .iter()
+        .map(|u| QueuedMessage {
+            group_id: None,
+            dedup_id: None,
+            body: RedriveMessage::user_body(&Id::parse("user", u).unwrap()),
+        })
+        .collect();
+    env.cloud.send_batch(&url, &messages).await.unwrap();
+    let mut bodies = Vec::new();
+    let mut receipt = None;
+    for _ in 0..10 {
+        let out = env.sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        for m in out.messages() {
+            bodies.push(RedriveMessage::parse(m.body().unwrap()).unwrap());
+            receipt = m.receipt_handle().map(str::to_owned);
+        }
+        if bodies.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    env.cloud.retry_after(&url, &receipt.unwrap(), 1).await.unwrap();
 }

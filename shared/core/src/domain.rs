@@ -117,6 +117,83 @@ impl SignupMessage {
     }
 }
 
+/// A message on the re-drive queue (a standard queue the reconcile function consumes).
+///
+/// Two kinds arrive there:
+/// - the sweep's re-drive of one stalled user, `{"kind": "redrive", "user_id": "u-1234"}`;
+/// - Lambda's invocation record of an event lifecycle or command-status still failed on
+///   after its asynchronous retries (their on-failure destination), which carries the
+///   event as `requestPayload` (Lambda Developer Guide, "Capturing records of Lambda
+///   asynchronous invocations").
+#[derive(Debug, Clone, PartialEq)]
+pub enum RedriveMessage {
+    /// Re-drive this stalled user.
+    User { user_id: Id },
+    /// An EventBridge event a function gave up on: the function's ARN, why
+    /// (`requestContext.condition`, such as `RetriesExhausted`), and the event.
+    FailedEvent { function_arn: String, condition: String, event: serde_json::Value },
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum RedriveBody {
+    Redrive { user_id: Id },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InvocationRecord {
+    request_context: InvocationContext,
+    request_payload: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InvocationContext {
+    #[serde(default)]
+    function_arn: String,
+    #[serde(default)]
+    condition: String,
+}
+
+impl RedriveMessage {
+    /// The body of a sweep's re-drive of `user_id`.
+    #[must_use]
+    pub fn user_body(user_id: &Id) -> String {
+        serde_json::json!({ "kind": "redrive", "user_id": user_id.as_str() }).to_string()
+    }
+
+    /// Parses a message body: a sweep's re-drive, or Lambda's invocation record.
+    pub fn parse(body: &str) -> Result<Self, FlowError> {
+        const MAX_BODY: usize = 262_144; // SQS's largest message
+        if body.len() > MAX_BODY {
+            return Err(FlowError::InvalidInput(format!(
+                "re-drive message is {} bytes, above SQS's limit",
+                body.len()
+            )));
+        }
+        let value: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+            FlowError::InvalidInput(format!("re-drive message is not JSON ({e}): {:?}", truncate_for_log(body)))
+        })?;
+        if value.get("requestPayload").is_some() {
+            let record: InvocationRecord = serde_json::from_value(value).map_err(|e| {
+                FlowError::InvalidInput(format!("re-drive message is not a Lambda invocation record: {e}"))
+            })?;
+            return Ok(Self::FailedEvent {
+                function_arn: record.request_context.function_arn,
+                condition: record.request_context.condition,
+                event: record.request_payload,
+            });
+        }
+        match serde_json::from_value(value) {
+            Ok(RedriveBody::Redrive { user_id }) => Ok(Self::User { user_id }),
+            Err(e) => Err(FlowError::InvalidInput(format!(
+                "re-drive message is neither a re-drive nor a Lambda invocation record: {e}"
+            ))),
+        }
+    }
+}
+
 /// Where a user's host came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,6 +263,9 @@ pub mod tag {
     pub const STATE: &str = "warmpool:state";
     pub const PATH: &str = "warmpool:path";
     pub const ATTEMPT: &str = "warmpool:attempt";
+    /// Earlier attempts that ran cold: they used no pool instance, so they do not count
+    /// against `WARM_ATTEMPTS`.
+    pub const COLD_ATTEMPTS: &str = "warmpool:cold-attempts";
     /// The instance currently serving (or being initialised for) the user.
     pub const INSTANCE: &str = "warmpool:instance";
     /// A pool instance this user holds the claim on but has not attached yet.
@@ -214,6 +294,8 @@ pub struct UserRecord {
     pub state: UserState,
     pub path: Path,
     pub attempt: u32,
+    /// Earlier attempts that ran cold (see [`tag::COLD_ATTEMPTS`]).
+    pub cold_attempts: u32,
     pub instance: Option<String>,
     pub claimed: Option<String>,
     pub command_id: Option<String>,
@@ -235,6 +317,7 @@ impl UserRecord {
             state: UserState::Claiming,
             path: Path::Warm,
             attempt: 1,
+            cold_attempts: 0,
             instance: None,
             claimed: None,
             command_id: None,
@@ -244,6 +327,13 @@ impl UserRecord {
             updated_at_ms: requested_at_ms,
             reason: None,
         }
+    }
+
+    /// Whether this attempt may be served from the pool: pool instances used so far
+    /// (attempts that did not run cold, this one included) within `warm_attempts`.
+    #[must_use]
+    pub fn warm_allowed(&self, warm_attempts: u32) -> bool {
+        self.attempt.saturating_sub(self.cold_attempts) <= warm_attempts
     }
 
     /// Reads the record from a group's tags. `None` when the group carries no
@@ -260,6 +350,7 @@ impl UserRecord {
                 _ => Path::Warm,
             },
             attempt: get(tag::ATTEMPT)?.parse().ok()?,
+            cold_attempts: get(tag::COLD_ATTEMPTS).and_then(|v| v.parse().ok()).unwrap_or_default(),
             instance: get(tag::INSTANCE),
             claimed: get(tag::CLAIMED),
             command_id: get(tag::COMMAND_ID),
@@ -282,6 +373,7 @@ impl UserRecord {
             (tag::STATE.into(), self.state.as_str().into()),
             (tag::PATH.into(), self.path.as_str().into()),
             (tag::ATTEMPT.into(), self.attempt.to_string()),
+            (tag::COLD_ATTEMPTS.into(), self.cold_attempts.to_string()),
             (tag::INSTANCE.into(), opt(&self.instance)),
             (tag::CLAIMED.into(), opt(&self.claimed)),
             (tag::COMMAND_ID.into(), opt(&self.command_id)),

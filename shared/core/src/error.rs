@@ -77,8 +77,9 @@ impl CloudError {
 /// The outcome a handler reports for one unit of work (an SQS record or an event).
 #[derive(Debug, Error)]
 pub enum FlowError {
-    /// The input is malformed or fails validation. Retrying it cannot help: it goes to the
-    /// dead-letter path.
+    /// The input is malformed or fails validation. Retrying it cannot help: a message ends
+    /// in its queue's dead-letter queue, an event (after Lambda's two retries) in the
+    /// re-drive queue, the functions' on-failure destination.
     #[error("invalid input: {0}")]
     InvalidInput(String),
     /// An AWS call failed; see [`CloudError::is_retryable`].

@@ -27,6 +27,9 @@ pub enum Metric {
     RefillSeconds(f64),
     /// The pool size the pool-sizer asked for.
     PoolTarget(u32),
+    /// An event lifecycle or command-status still failed on after Lambda's retries
+    /// (its invocation record reached the re-drive queue).
+    FailedEvent,
 }
 
 impl Metric {
@@ -42,6 +45,7 @@ impl Metric {
             Self::SignupRate(r) => ("SignupRate", *r, "Count/Second", vec![]),
             Self::RefillSeconds(s) => ("RefillTime", *s, "Seconds", vec![]),
             Self::PoolTarget(n) => ("PoolTarget", f64::from(*n), "Count", vec![]),
+            Self::FailedEvent => ("FailedEvents", 1.0, "Count", vec![]),
         }
     }
 

@@ -166,8 +166,15 @@ pub trait AutoScaling: Send + Sync {
     /// `DeleteAutoScalingGroup` with `ForceDelete`, which terminates its instances.
     fn delete_group(&self, group: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// `DescribeAutoScalingGroups` filtered to groups carrying a warmpool user record
-    /// (tag `warmpool:user-id`) whose name starts with `prefix`, all pages.
-    fn list_user_groups(&self, prefix: &str) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
+    /// (tag `warmpool:user-id`) whose name starts with `prefix`, all pages (100 groups
+    /// each). With `unfinished_only`, only records in `claiming` or `initializing` (a
+    /// `tag:warmpool:state` filter applied by Auto Scaling: a sweep pages through the
+    /// users in flight, not through every user there ever was).
+    fn list_user_groups(
+        &self,
+        prefix: &str,
+        unfinished_only: bool,
+    ) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
     /// `DescribeScalingActivities` for a group, the most recent page: its instance
     /// launches, newest first (other activities, such as detaches, are left out).
     fn recent_launches(&self, group: &str) -> impl Future<Output = Result<Vec<Launch>, CloudError>> + Send;
@@ -282,18 +289,20 @@ pub trait Claims: Send + Sync {
     fn list_claims(&self) -> impl Future<Output = Result<Vec<Claim>, CloudError>> + Send;
 }
 
-/// A message for a FIFO queue.
+/// A message for one of the queues the functions consume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedMessage {
-    /// `MessageGroupId`: the user.
-    pub group_id: String,
-    /// `MessageDeduplicationId`: a repeat within five minutes is dropped by the queue.
-    pub dedup_id: String,
+    /// FIFO `MessageGroupId` (the user); `None` for a standard queue.
+    pub group_id: Option<String>,
+    /// FIFO `MessageDeduplicationId`: a repeat within five minutes is dropped by the
+    /// queue; `None` for a standard queue (which has no deduplication).
+    pub dedup_id: Option<String>,
     pub body: String,
 }
 
-/// The signup queue, as its consumer (the signup function) sees it.
-pub trait SignupQueue: Send + Sync {
+/// The queues the functions consume (the signup queue, the re-drive queue), as their
+/// consumers and the reconcile sweep see them.
+pub trait WorkQueues: Send + Sync {
     /// `ChangeMessageVisibility` of a received message: unless it is deleted, it comes
     /// back `seconds` from now (a retry sooner than the queue's visibility timeout,
     /// which AWS wants at six times the function's timeout).
@@ -303,9 +312,9 @@ pub trait SignupQueue: Send + Sync {
         receipt_handle: &str,
         seconds: u32,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
-    /// `SendMessageBatch` (ten a call) of messages to the signup queue. A message that
-    /// the batch reports failed is an error.
-    fn send_signups(
+    /// `SendMessageBatch` (ten a call) of messages to a queue. A message that the batch
+    /// reports failed is an error.
+    fn send_batch(
         &self,
         queue_url: &str,
         messages: &[QueuedMessage],
@@ -340,7 +349,7 @@ pub trait Clock: Send + Sync {
 
 /// Everything the flow needs, as one bound.
 pub trait Cloud:
-    AutoScaling + Instances + RunCommand + Claims + SignupQueue + Notifier + Metrics + Clock + Sized
+    AutoScaling + Instances + RunCommand + Claims + WorkQueues + Notifier + Metrics + Clock + Sized
 {
     /// Takes the claim lock on a pool instance for `user_id`: the flow's
     /// [`rendezvous_claim`](crate::flow::acquire::rendezvous_claim). The SDK adapters keep

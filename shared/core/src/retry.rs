@@ -16,18 +16,22 @@ pub fn doubling(first: Duration, cap: Duration, times: Option<usize>) -> Exponen
     }
 }
 
-/// Polling the SSM agent: 1 s, 2 s, 4 s, 8 s, then every 15 s (the caller stops at its
-/// deadline, measured on its clock, API calls included).
+/// Polling the SSM agent: every 10 s (the caller stops at its deadline, measured on its
+/// clock, API calls included). An attached pool instance's agent is online at the first
+/// look; a fresh instance's comes up about half a minute after it runs. Few polls:
+/// each is a call that can fail, and a failure costs the event a minute (Lambda's
+/// retry), while a late look costs at most 10 s.
 pub fn agent_poll() -> impl Iterator<Item = Duration> {
-    doubling(Duration::from_secs(1), Duration::from_secs(15), None).build()
+    doubling(Duration::from_secs(10), Duration::from_secs(10), None).build()
 }
 
-/// Waiting for a detach to finish: 2 s, then every 3 s, for 20 s (AWS detaches in
-/// seconds, sometimes tens of seconds; past this the invocation hands the move to its
-/// retry, `SIGNUP_RETRY_S` later, within the signup function's 30 s timeout). Few polls:
-/// each is a call that can fail.
+/// Waiting for a detach to finish: every 4 s, for 16 s (AWS detaches in seconds,
+/// sometimes tens of seconds; past this the invocation hands the move to its retry,
+/// `SIGNUP_RETRY_S` later, within the signup function's 30 s timeout). Few polls: each
+/// is a call that can fail, and a failure costs the signup its retry delay, while a
+/// late look costs at most 4 s.
 pub fn detach_poll() -> impl Iterator<Item = Duration> {
-    doubling(Duration::from_secs(2), Duration::from_secs(3), Some(6)).build()
+    doubling(Duration::from_secs(4), Duration::from_secs(4), Some(4)).build()
 }
 
 /// `SendCommand` answered `InvalidInstanceId` right after the agent looked online: two
@@ -54,10 +58,10 @@ mod tests {
 
     #[test]
     fn schedules() {
-        assert_eq!(ms(agent_poll().take(7)), [1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000]);
+        assert_eq!(ms(agent_poll().take(4)), [10_000, 10_000, 10_000, 10_000]);
         assert_eq!(ms(command_resend()), [2_000, 2_000]);
         let detach = ms(detach_poll());
-        assert_eq!((detach.len(), detach[0], detach[1], detach.iter().sum::<u128>()), (6, 2_000, 3_000, 17_000));
+        assert_eq!((detach.len(), detach[0], detach[1], detach.iter().sum::<u128>()), (4, 4_000, 4_000, 16_000));
         assert_eq!(ms(sdk_throttle()), [100, 200, 400, 800]);
     }
 }

@@ -6,7 +6,8 @@
 //!   (`Retryable`, `NonRetryable`, `InvalidInput`);
 //! - [`serve`]: the runtime boilerplate every `main.rs` would repeat: tracing (JSON in
 //!   Lambda), the function's own configuration and its cloud once per cold start, then
-//!   the runtime loop.
+//!   the runtime loop;
+//! - [`queue_records`]: an SQS event's records as the flow reads them.
 
 use std::fmt;
 
@@ -15,6 +16,9 @@ use serde::de::DeserializeOwned;
 use warmpool_core::{Config, FlowError, Function};
 
 pub use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+
+mod sqs;
+pub use sqs::{queue_records, queue_url};
 
 /// A handler's failure: the flow's error, reported to Lambda as a [`Diagnostic`]. An
 /// error makes Lambda retry (SQS redelivers the message; an asynchronous EventBridge

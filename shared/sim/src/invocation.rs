@@ -45,8 +45,8 @@ impl Invocation {
 #[must_use]
 pub fn timeout_s(function: &str) -> u64 {
     match function {
-        "signup" => 30,
-        "lifecycle" | "reconcile" => 300,
+        "signup" => 25,
+        "lifecycle" => 300,
         _ => 60,
     }
 }

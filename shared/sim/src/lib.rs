@@ -25,7 +25,10 @@ pub mod report;
 pub mod simulate;
 mod waits;
 
-pub use cloud::{BusEvent, ClaimStrategy, DetachStats, GroupSize, SimCloud, Snapshot, TimelineEntry, format_time};
+pub use cloud::{
+    BusEvent, ClaimStrategy, DetachStats, GroupSize, REDRIVE_MAX_RECEIVE, REDRIVE_QUEUE, REDRIVE_VISIBILITY_S,
+    SIGNUP_QUEUE, SimCloud, Snapshot, TimelineEntry, format_time,
+};
 pub use invocation::{FaultKind, Faults, invoke, timeout_s};
 pub use model::CloudModel;
 pub use queue::{Received, SimQueue};
@@ -47,6 +50,7 @@ pub mod fixture {
     pub const LAUNCH_TEMPLATE: &str = "lt-0123456789abcdef0";
     pub const READY_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-ready";
     pub const SIGNUP_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-signup.fifo";
+    pub const REDRIVE_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-redrive";
 
     /// The environment a function gets, as `template.yaml` would set it.
     #[must_use]
@@ -61,6 +65,7 @@ pub mod fixture {
             ("POOL_PREP_DOCUMENT", POOL_PREP_DOCUMENT.to_owned()),
             ("READY_QUEUE_URL", READY_QUEUE_URL.to_owned()),
             ("SIGNUP_QUEUE_URL", SIGNUP_QUEUE_URL.to_owned()),
+            ("REDRIVE_QUEUE_URL", REDRIVE_QUEUE_URL.to_owned()),
             ("CLAIM_PARAMETER_PREFIX", "/warmpool/claims".to_owned()),
         ]
         .into_iter()

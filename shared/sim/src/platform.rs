@@ -21,7 +21,11 @@ use tokio::sync::mpsc;
 use warmpool_core::ports::Clock;
 use warmpool_core::{Config, Function, events};
 
-use crate::{BusEvent, ClaimStrategy, CloudModel, Faults, SimCloud, Snapshot, Wait, fixture, invoke};
+use warmpool_reconcile::{ReconcileEvent, ReconcileResponse};
+
+use crate::{
+    BusEvent, ClaimStrategy, CloudModel, Faults, REDRIVE_QUEUE, SIGNUP_QUEUE, SimCloud, Snapshot, Wait, fixture, invoke,
+};
 
 /// How the local platform and cloud are set up.
 #[derive(Debug, Clone)]
@@ -67,8 +71,8 @@ impl Default for PlatformOptions {
             pool: 10,
             pool_max: None,
             // As template.yaml's signup queue (a test holds them together).
-            visibility_timeout_s: 180,
-            max_receive_count: 5,
+            visibility_timeout_s: 150,
+            max_receive_count: 10,
             async_retry_delays_s: vec![60, 120],
             overrides: Vec::new(),
             faults: Faults::default(),
@@ -122,7 +126,8 @@ impl Platform {
             failed_invocations: Arc::new(AtomicU64::new(0)),
         };
         platform.spawn_event_rules(bus);
-        platform.spawn_signup_mapping();
+        platform.spawn_queue_mapping(Consumer::Signup);
+        platform.spawn_queue_mapping(Consumer::Redrive);
         platform.spawn_schedule(Scheduled::Reconcile, platform.opts.reconcile_every_s);
         platform.spawn_schedule(Scheduled::PoolSizer, platform.opts.pool_sizer_every_s);
         platform
@@ -176,7 +181,7 @@ impl Platform {
         let deadline = Duration::from_secs(deadline_s);
         let start = tokio::time::Instant::now();
         loop {
-            if self.all_final(users) && self.cloud.signup_backlog() == 0 {
+            if self.all_final(users) && self.cloud.backlog(SIGNUP_QUEUE) == 0 {
                 // Let terminations and trailing events finish.
                 tokio::time::sleep(Duration::from_secs_f64(self.cloud.model().shutdown_s + 5.0)).await;
                 return true;
@@ -186,6 +191,19 @@ impl Platform {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    /// Users with a `resume` or re-drive message sent at or after `since_ms`.
+    fn users_messaged_since(&self, since_ms: u64) -> std::collections::BTreeSet<String> {
+        let mut users = std::collections::BTreeSet::new();
+        for consumer in [Consumer::Signup, Consumer::Redrive] {
+            for m in self.cloud.messages_sent_since(consumer.queue(), since_ms) {
+                if let Some(user) = self.user_of_message(consumer, &m) {
+                    users.insert(user);
+                }
+            }
+        }
+        users
     }
 
     /// Whether every listed user's record is ready or failed.
@@ -198,77 +216,54 @@ impl Platform {
         })
     }
 
-    // ----- SQS event source mapping -----
+    // ----- SQS event source mappings (signup queue to signup, re-drive queue to reconcile) -----
 
-    fn spawn_signup_mapping(&self) {
+    fn spawn_queue_mapping(&self, consumer: Consumer) {
         let platform = self.clone();
+        let batch_size = match consumer {
+            Consumer::Signup => self.opts.signup_batch_size.max(1),
+            // As in template.yaml.
+            Consumer::Redrive => 1,
+        };
         tokio::spawn(async move {
             loop {
-                let batch = platform.cloud.receive_signups(platform.opts.signup_batch_size.max(1));
+                let batch = platform.cloud.receive_from(consumer.queue(), batch_size);
                 if batch.is_empty() {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
                 for m in &batch {
-                    if let Some(user) = &m.group_id {
-                        platform.cloud.note_signup_received(user, m.receive_count <= 1, m.sent_at_ms);
+                    if let Some(user) = platform.user_of_message(consumer, m) {
+                        platform.cloud.note_message_received(&user, consumer == Consumer::Signup, m);
                     }
                 }
                 let p = platform.clone();
-                tokio::spawn(async move { p.invoke_signup(batch).await });
+                tokio::spawn(async move { p.invoke_queue(consumer, batch).await });
             }
         });
     }
 
-    async fn invoke_signup(&self, batch: Vec<crate::Received>) {
-        let records: Vec<Value> = batch
-            .iter()
-            .map(|m| {
-                json!({
-                    "messageId": m.message_id,
-                    "receiptHandle": m.receipt_handle,
-                    "body": m.body,
-                    "attributes": {
-                        "ApproximateReceiveCount": m.receive_count.to_string(),
-                        "SentTimestamp": (m.sent_at_ms).to_string(),
-                        "MessageGroupId": m.group_id.clone().unwrap_or_default(),
-                        "MessageDeduplicationId": m.message_id,
-                        "SequenceNumber": "1",
-                    },
-                    "messageAttributes": {},
-                    "md5OfBody": "",
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:warmpool-signup.fifo",
-                    "awsRegion": "us-east-1",
-                })
-            })
-            .collect();
-        let event: SqsEvent = match serde_json::from_value(json!({ "Records": records })) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, "local platform built an SQS event the handler cannot read");
-                return;
+    /// The user a queue message is about (for the record of waits).
+    fn user_of_message(&self, consumer: Consumer, m: &crate::Received) -> Option<String> {
+        match consumer {
+            Consumer::Signup => m.group_id.clone(),
+            Consumer::Redrive => {
+                let body: Value = serde_json::from_str(&m.body).ok()?;
+                match body.get("requestPayload") {
+                    Some(event) => self.user_of_detail(event.get("detail")?),
+                    None => body.get("user_id").and_then(Value::as_str).map(str::to_owned),
+                }
             }
-        };
-        let response = invoke(
-            "signup",
-            warmpool_signup::handler(
-                &self.cloud,
-                self.config_of(Function::Signup),
-                LambdaEvent::new(event, Context::default()),
-            ),
-        )
-        .await;
-        let failed: Vec<String> = match response {
-            Some(Ok(r)) => r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
-            // A function error or a crash fails the whole batch.
-            Some(Err(_)) | None => batch.iter().map(|m| m.message_id.clone()).collect(),
-        };
+        }
+    }
+
+    async fn invoke_queue(&self, consumer: Consumer, batch: Vec<crate::Received>) {
+        let failed = run_consumer(&self.cloud, self.config_of(consumer.function()), consumer, &batch).await;
         for m in &batch {
             if !failed.contains(&m.message_id) {
-                self.cloud.delete_signup(&m.receipt_handle);
-            } else if let Some(user) = &m.group_id {
-                self.cloud.note_signup_failed(user);
+                self.cloud.delete_from(consumer.queue(), &m.receipt_handle);
+            } else if let Some(user) = self.user_of_message(consumer, m) {
+                self.cloud.note_message_failed(&user);
             }
         }
     }
@@ -286,28 +281,33 @@ impl Platform {
                 tokio::time::sleep(every).await;
                 let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
                 let Ok(event) = serde_json::from_value::<EventBridgeEvent<Value>>(scheduled) else { continue };
-                let event = LambdaEvent::new(event, Context::default());
                 let cloud = &platform.cloud;
                 // A failed run is logged by the handler; the next tick is the retry.
                 match function {
                     Scheduled::Reconcile => {
                         let cfg = platform.config_of(Function::Reconcile);
                         let (started, before) = (cloud.now_ms(), cloud.record_updates(&cfg.user_group_prefix));
+                        let event = LambdaEvent::new(ReconcileEvent::Schedule(Box::new(event)), Context::default());
                         let _ = invoke("reconcile", warmpool_reconcile::handler(cloud, cfg, event)).await;
-                        // A stalled user whose record moved during the sweep (re-driven, even
-                        // by a sweep that then died) waited for it since its record last moved.
+                        // A stalled user the sweep handed on (a `resume` or a re-drive message,
+                        // even from a sweep that then died) waited for it since its record
+                        // last moved. (Less than that, when a lost event's step ended well
+                        // after the record moved: an init that ran for minutes.)
                         let stall_ms = u64::from(cfg.reconcile_stall_s) * 1000;
-                        let after = cloud.record_updates(&cfg.user_group_prefix);
+                        let handed_on = platform.users_messaged_since(started);
                         for (user, since) in before {
-                            let moved = after.get(&user).is_some_and(|&at| at > since);
-                            if moved && started.saturating_sub(since) >= stall_ms {
+                            if handed_on.contains(&user) && started.saturating_sub(since) >= stall_ms {
                                 cloud.note_wait(&user, Wait::Sweep, since, started);
                             }
                         }
                     }
                     Scheduled::PoolSizer => {
                         let cfg = platform.config_of(Function::PoolSizer);
-                        let _ = invoke("pool-sizer", warmpool_pool_sizer::handler(cloud, cfg, event)).await;
+                        let _ = invoke(
+                            "pool-sizer",
+                            warmpool_pool_sizer::handler(cloud, cfg, LambdaEvent::new(event, Context::default())),
+                        )
+                        .await;
                     }
                 }
             }
@@ -338,8 +338,8 @@ impl Platform {
     }
 
     /// The rules of `template.yaml`: Auto Scaling events of the pool (lifecycle action)
-    /// and of user groups (launch successful) to lifecycle; user-init command statuses
-    /// and pool-prep invocation statuses to command-status.
+    /// and of user groups (launch successful) to lifecycle; user-init command and
+    /// invocation statuses and pool-prep invocation statuses to command-status.
     fn route(&self, e: &BusEvent) -> Option<Target> {
         let cfg = &self.cfg;
         let str_of = |k: &str| e.detail.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -358,7 +358,8 @@ impl Platform {
                 Some(Target::CommandStatus)
             }
             (events::SOURCE_SSM, events::COMMAND_INVOCATION_STATUS)
-                if str_of("document-name") == cfg.pool_prep_document =>
+                if [&cfg.pool_prep_document, &cfg.user_init_document]
+                    .contains(&&str_of("document-name").to_owned()) =>
             {
                 Some(Target::CommandStatus)
             }
@@ -379,7 +380,10 @@ impl Platform {
             }
             self.failed_invocations.fetch_add(1, Ordering::Relaxed);
             let Some(delay_s) = retries.next() else {
-                tracing::warn!(?target, detail_type = event.detail_type, "event dropped after Lambda's retries");
+                // Lambda sends the invocation record to the function's on-failure
+                // destination (template.yaml: the re-drive queue, for both targets).
+                tracing::warn!(?target, detail_type = event.detail_type, "event failed after Lambda's retries");
+                self.cloud.send_to_destination(&invocation_record(target, &envelope));
                 return;
             };
             let failed_at = self.cloud.now_ms();
@@ -392,7 +396,10 @@ impl Platform {
 
     /// The user an event is about: its user group's, or its user-init command's.
     fn user_of(&self, event: &BusEvent) -> Option<String> {
-        let d = &event.detail;
+        self.user_of_detail(&event.detail)
+    }
+
+    fn user_of_detail(&self, d: &Value) -> Option<String> {
         d.get("AutoScalingGroupName")
             .and_then(Value::as_str)
             .and_then(|g| g.strip_prefix(&self.cfg.user_group_prefix))
@@ -424,6 +431,151 @@ impl Platform {
         };
         ok == Some(true)
     }
+}
+
+/// The queues an event source mapping polls, and the function each invokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consumer {
+    /// The signup queue, to signup.
+    Signup,
+    /// The re-drive queue, to reconcile.
+    Redrive,
+}
+
+impl Consumer {
+    fn function(self) -> Function {
+        match self {
+            Self::Signup => Function::Signup,
+            Self::Redrive => Function::Reconcile,
+        }
+    }
+
+    fn queue(self) -> &'static str {
+        match self {
+            Self::Signup => SIGNUP_QUEUE,
+            Self::Redrive => REDRIVE_QUEUE,
+        }
+    }
+
+    fn queue_arn(self) -> &'static str {
+        match self {
+            Self::Signup => "arn:aws:sqs:us-east-1:123456789012:warmpool-signup.fifo",
+            Self::Redrive => "arn:aws:sqs:us-east-1:123456789012:warmpool-redrive",
+        }
+    }
+}
+
+/// The SQS event Lambda's event source mapping hands the consumer of a batch.
+fn sqs_event(consumer: Consumer, batch: &[crate::Received]) -> Option<SqsEvent> {
+    let records: Vec<Value> = batch
+        .iter()
+        .map(|m| {
+            let mut attributes = json!({
+                "ApproximateReceiveCount": m.receive_count.to_string(),
+                "SentTimestamp": (m.sent_at_ms).to_string(),
+            });
+            if let Some(group) = &m.group_id {
+                attributes["MessageGroupId"] = group.clone().into();
+                attributes["MessageDeduplicationId"] = m.message_id.clone().into();
+                attributes["SequenceNumber"] = "1".into();
+            }
+            json!({
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": consumer.queue_arn(),
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    match serde_json::from_value(json!({ "Records": records })) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::error!(error = %e, "local platform built an SQS event the handler cannot read");
+            None
+        }
+    }
+}
+
+/// Invokes the consumer of a batch; returns the message ids that failed (all of them
+/// when the invocation failed or died).
+async fn run_consumer(cloud: &SimCloud, cfg: &Config, consumer: Consumer, batch: &[crate::Received]) -> Vec<String> {
+    let all: Vec<String> = batch.iter().map(|m| m.message_id.clone()).collect();
+    let Some(event) = sqs_event(consumer, batch) else { return Vec::new() };
+    let failed_ids = |items: Vec<aws_lambda_events::event::sqs::BatchItemFailure>| {
+        items.into_iter().map(|f| f.item_identifier).collect::<Vec<_>>()
+    };
+    match consumer {
+        Consumer::Signup => {
+            let event = LambdaEvent::new(event, Context::default());
+            match invoke("signup", warmpool_signup::handler(cloud, cfg, event)).await {
+                Some(Ok(r)) => failed_ids(r.batch_item_failures),
+                // A function error or a crash fails the whole batch.
+                Some(Err(_)) | None => all,
+            }
+        }
+        Consumer::Redrive => {
+            let event = LambdaEvent::new(ReconcileEvent::Queue(event), Context::default());
+            match invoke("reconcile", warmpool_reconcile::handler(cloud, cfg, event)).await {
+                Some(Ok(ReconcileResponse::Queue(r))) => failed_ids(r.batch_item_failures),
+                Some(Ok(ReconcileResponse::Sweep(_)) | Err(_)) | None => all,
+            }
+        }
+    }
+}
+
+/// For handler tests that drive the flow themselves: runs the consumer of `queue`
+/// ([`SIGNUP_QUEUE`]: signup; [`REDRIVE_QUEUE`]: reconcile) on each visible message, one
+/// per invocation, deleting those it handled, until none is visible. Returns how many
+/// invocations ran.
+///
+/// # Panics
+/// On a queue no function consumes (a test's own mistake).
+pub async fn drain(cloud: &SimCloud, cfg: &Config, queue: &str) -> usize {
+    let consumer = match queue {
+        SIGNUP_QUEUE => Consumer::Signup,
+        REDRIVE_QUEUE => Consumer::Redrive,
+        other => panic!("no function consumes the queue {other}"),
+    };
+    let mut runs = 0;
+    loop {
+        let batch = cloud.receive_from(queue, 1);
+        if batch.is_empty() {
+            return runs;
+        }
+        runs += 1;
+        let failed = run_consumer(cloud, cfg, consumer, &batch).await;
+        for m in batch.iter().filter(|m| !failed.contains(&m.message_id)) {
+            cloud.delete_from(queue, &m.receipt_handle);
+        }
+    }
+}
+
+/// Lambda's invocation record of an asynchronous invocation that failed every attempt
+/// (Lambda Developer Guide, "Capturing records of Lambda asynchronous invocations").
+fn invocation_record(target: Target, envelope: &Value) -> String {
+    let function = match target {
+        Target::Lifecycle => "lifecycle",
+        Target::CommandStatus => "command-status",
+    };
+    json!({
+        "version": "1.0",
+        "timestamp": "1970-01-01T00:00:00.000Z",
+        "requestContext": {
+            "requestId": "00000000-0000-0000-0000-000000000000",
+            "functionArn": format!("arn:aws:lambda:us-east-1:123456789012:function:warmpool-{function}:$LATEST"),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": envelope,
+        "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
+        "responsePayload": { "errorType": "Retryable", "errorMessage": "the invocation failed" },
+    })
+    .to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,6 +38,8 @@ pub struct SimQueue {
     /// FIFO deduplication ids seen, with when (ms): a repeat within five minutes is
     /// accepted and dropped, as SQS does.
     dedup: BTreeMap<String, u64>,
+    /// Every message ever enqueued (the record of what was sent; deletes leave it).
+    sent: Vec<Received>,
 }
 
 impl SimQueue {
@@ -51,6 +53,7 @@ impl SimQueue {
             dead: Vec::new(),
             next_id: 0,
             dedup: BTreeMap::new(),
+            sent: Vec::new(),
         }
     }
 
@@ -58,10 +61,19 @@ impl SimQueue {
     pub fn send(&mut self, body: String, group_id: Option<String>, now_ms: u64) -> String {
         self.next_id += 1;
         let id = format!("msg-{:06}", self.next_id);
+        let group_id = if self.fifo { group_id } else { None };
+        self.sent.push(Received {
+            message_id: id.clone(),
+            receipt_handle: String::new(),
+            body: body.clone(),
+            group_id: group_id.clone(),
+            sent_at_ms: now_ms,
+            receive_count: 0,
+        });
         self.messages.push(Message {
             id: id.clone(),
             body,
-            group_id: if self.fifo { group_id } else { None },
+            group_id,
             sent_at_ms: now_ms,
             receive_count: 0,
             visible_at_ms: now_ms,
@@ -176,6 +188,12 @@ impl SimQueue {
         }
     }
 
+    /// Whether this is a FIFO queue.
+    #[must_use]
+    pub fn is_fifo(&self) -> bool {
+        self.fifo
+    }
+
     /// Messages not yet deleted (in flight or waiting).
     #[must_use]
     pub fn len(&self) -> usize {
@@ -191,6 +209,13 @@ impl SimQueue {
     #[must_use]
     pub fn bodies(&self) -> Vec<String> {
         self.messages.iter().map(|m| m.body.clone()).collect()
+    }
+
+    /// Every message sent at or after `since_ms`, deleted since or not.
+    #[must_use]
+    pub fn sent_since(&self, since_ms: u64) -> Vec<Received> {
+        let from = self.sent.partition_point(|m| m.sent_at_ms < since_ms);
+        self.sent[from..].to_vec()
     }
 
     /// The dead-letter queue.

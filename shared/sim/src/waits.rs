@@ -16,7 +16,7 @@ use serde::Serialize;
 pub enum Wait {
     /// The signup message waited on the queue for its first delivery.
     Queued,
-    /// A failed signup invocation's message waited out the visibility timeout.
+    /// A failed signup or re-drive invocation's message waited to come back.
     Redelivery,
     /// A failed event invocation waited for Lambda's asynchronous retry.
     EventRetry,
@@ -85,8 +85,9 @@ struct UserWaits {
     /// Up to when (epoch ms) the user's time is attributed.
     accounted_until_ms: u64,
     parts: Breakdown,
-    /// When the user's last signup invocation failed (its message waits to be seen again).
-    signup_failed_ms: Option<u64>,
+    /// When the user's last queue-driven invocation failed (its message waits to be
+    /// seen again).
+    message_failed_ms: Option<u64>,
 }
 
 /// The waits of every user so far.
@@ -115,21 +116,25 @@ impl WaitLog {
         }
     }
 
-    /// A signup message of `user` was received (`first` delivery or a redelivery).
-    pub(crate) fn signup_received(&mut self, user: &str, first: bool, sent_ms: u64, now_ms: u64) {
+    /// A message about `user` was received: a `signup` message's `first` delivery ends
+    /// its queued wait; a redelivery (of either queue's message) ends the wait since
+    /// the last failed invocation.
+    pub(crate) fn message_received(&mut self, user: &str, signup: bool, first: bool, sent_ms: u64, now_ms: u64) {
         if first {
-            let u = self.users.entry(user.to_owned()).or_default();
-            u.accounted_until_ms = u.accounted_until_ms.max(sent_ms);
-            self.add(user, Wait::Queued, sent_ms, now_ms);
+            if signup {
+                let u = self.users.entry(user.to_owned()).or_default();
+                u.accounted_until_ms = u.accounted_until_ms.max(sent_ms);
+                self.add(user, Wait::Queued, sent_ms, now_ms);
+            }
         } else {
-            let failed = self.users.get(user).and_then(|u| u.signup_failed_ms).unwrap_or(sent_ms);
+            let failed = self.users.get(user).and_then(|u| u.message_failed_ms).unwrap_or(sent_ms);
             self.add(user, Wait::Redelivery, failed, now_ms);
         }
     }
 
-    /// A signup invocation for `user` failed at `at_ms`.
-    pub(crate) fn signup_failed(&mut self, user: &str, at_ms: u64) {
-        self.users.entry(user.to_owned()).or_default().signup_failed_ms = Some(at_ms);
+    /// An invocation handling a message about `user` failed at `at_ms`.
+    pub(crate) fn message_failed(&mut self, user: &str, at_ms: u64) {
+        self.users.entry(user.to_owned()).or_default().message_failed_ms = Some(at_ms);
     }
 
     /// The attributed parts of every user (work not filled in).
@@ -150,9 +155,9 @@ mod tests {
     #[test]
     fn overlapping_waits_are_counted_once_and_the_rest_is_work() {
         let mut log = WaitLog::default();
-        log.signup_received("u", true, 1_000, 1_500);
-        log.signup_failed("u", 11_000);
-        log.signup_received("u", false, 1_000, 101_000);
+        log.message_received("u", true, true, 1_000, 1_500);
+        log.message_failed("u", 11_000);
+        log.message_received("u", true, false, 1_000, 101_000);
         // A sweep wait that began before the redelivery ended counts only its new part.
         log.add("u", Wait::Sweep, 50_000, 161_000);
         log.add_since_accounted("u", Wait::FailedAttempt, 200_000);

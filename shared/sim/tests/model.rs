@@ -97,3 +97,51 @@ async fn a_detached_instance_stays_detaching_in_the_pool_until_the_detach_comple
     let joined = Membership { group: spec.name.clone(), state: MemberState::InService };
     assert_eq!(cloud.instance_membership(&id).await.unwrap(), Some(joined));
 }
+
+/// AWS: `DescribeAutoScalingGroups` returns at most `MaxRecords` (100) groups a page;
+/// the `tag:` filters apply before paging. A sweep over many users costs a call per
+/// hundred, and the state filter keeps finished users out of it.
+#[tokio::test(start_paused = true)]
+async fn user_groups_are_listed_a_page_of_100_a_call_and_filtered_by_state() {
+    use warmpool_core::domain::{Id, UserRecord, UserState};
+    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    for i in 0..250 {
+        let user = Id::parse("user", &format!("u-{i:03}")).unwrap();
+        let mut record = UserRecord::new(&user, &user, 0);
+        if i % 5 != 0 {
+            record.state = UserState::Ready;
+        }
+        let spec = UserGroupSpec { name: cfg.user_group(user.as_str()), tags: record.to_tags(), ..user_group(&cfg) };
+        cloud.create_user_group(&spec).await.unwrap();
+    }
+    let before = cloud.snapshot().calls.get("DescribeAutoScalingGroups").copied().unwrap_or(0);
+    assert_eq!(cloud.list_user_groups(&cfg.user_group_prefix, false).await.unwrap().len(), 250);
+    let after_all = cloud.snapshot().calls["DescribeAutoScalingGroups"];
+    assert_eq!(after_all - before, 3, "250 groups: three pages");
+    let unfinished = cloud.list_user_groups(&cfg.user_group_prefix, true).await.unwrap();
+    assert_eq!(unfinished.len(), 50, "only the claiming ones");
+    assert_eq!(cloud.snapshot().calls["DescribeAutoScalingGroups"] - after_all, 1, "50 groups: one page");
+}
+
+/// SQS: a standard queue takes no `MessageGroupId`, a FIFO queue needs one (with a
+/// deduplication id, as ours have no content-based deduplication); a URL that names no
+/// queue is `QueueDoesNotExist`.
+#[tokio::test(start_paused = true)]
+async fn queues_refuse_messages_of_the_wrong_kind_and_unknown_urls() {
+    use warmpool_core::ports::{QueuedMessage, WorkQueues};
+    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    let standard = QueuedMessage { group_id: None, dedup_id: None, body: "{}".into() };
+    let fifo = QueuedMessage { group_id: Some("u-1".into()), dedup_id: Some("d-1".into()), body: "{}".into() };
+    for (url, bad) in [(&cfg.signup_queue_url, &standard), (&cfg.redrive_queue_url, &fifo)] {
+        let err = cloud.send_batch(url, std::slice::from_ref(bad)).await.unwrap_err();
+        assert!(matches!(err, CloudError::Invalid { .. }), "{url}: {err:?}");
+    }
+    cloud.send_batch(&cfg.signup_queue_url, &[fifo]).await.unwrap();
+    cloud.send_batch(&cfg.redrive_queue_url, std::slice::from_ref(&standard)).await.unwrap();
+    assert_eq!(cloud.backlog(warmpool_sim::SIGNUP_QUEUE), 1);
+    assert_eq!(cloud.backlog(warmpool_sim::REDRIVE_QUEUE), 1);
+    let err = cloud.send_batch("https://sqs.us-east-1.amazonaws.com/1/nope", &[standard]).await.unwrap_err();
+    assert!(matches!(err, CloudError::NotFound { .. }), "{err:?}");
+    let err = cloud.retry_after("https://sqs.us-east-1.amazonaws.com/1/nope", "r", 5).await.unwrap_err();
+    assert!(matches!(err, CloudError::NotFound { .. }), "{err:?}");
+}

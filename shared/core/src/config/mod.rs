@@ -72,6 +72,10 @@ pub struct Config {
     pub signup_queue_url: String,
     /// `SIGNUP_RETRY_S`.
     pub signup_retry_s: u32,
+    /// `REDRIVE_QUEUE_URL`.
+    pub redrive_queue_url: String,
+    /// `REDRIVE_RETRY_S`.
+    pub redrive_retry_s: u32,
     /// `CLAIM_PARAMETER_PREFIX`, without a trailing `/`.
     pub claim_prefix: String,
     /// `WARM_ATTEMPTS`.
@@ -212,6 +216,8 @@ impl Config {
             ready_queue_url: r.text("READY_QUEUE_URL")?,
             signup_queue_url: r.text("SIGNUP_QUEUE_URL")?,
             signup_retry_s: r.count("SIGNUP_RETRY_S")?,
+            redrive_queue_url: r.text("REDRIVE_QUEUE_URL")?,
+            redrive_retry_s: r.count("REDRIVE_RETRY_S")?,
             claim_prefix: r.text("CLAIM_PARAMETER_PREFIX")?.trim_end_matches('/').to_owned(),
             warm_attempts,
             max_attempts,
@@ -255,6 +261,7 @@ mod tests {
             ("POOL_PREP_DOCUMENT", "prep"),
             ("READY_QUEUE_URL", "https://q"),
             ("SIGNUP_QUEUE_URL", "https://s"),
+            ("REDRIVE_QUEUE_URL", "https://r"),
         ])
     }
 

@@ -141,18 +141,41 @@ pub const VARIABLES: &[Variable] = &[
     required(
         "SIGNUP_QUEUE_URL",
         "set it to the signup queue's URL",
-        "where the reconcile sweep sends `resume` messages for users stalled while claiming",
-        &[Reconcile],
+        "where `resume` messages go: a failover's next claim (command-status), a user stalled while \
+         claiming (reconcile)",
+        &[CommandStatus, Reconcile],
     ),
     var(
         "SIGNUP_RETRY_S",
-        "35",
+        "30",
         count(1, 43_200),
         "a signup message whose invocation fails or dies comes back this soon (set on receipt with \
          `ChangeMessageVisibility`; more than the signup function's timeout)",
         &[Signup],
     ),
-    var("WARM_ATTEMPTS", "2", count(0, 20), "attempts served from the pool before the cold path", ATTEMPTS),
+    required(
+        "REDRIVE_QUEUE_URL",
+        "set it to the re-drive queue's URL",
+        "where the reconcile sweep sends a re-drive for each stalled user past claiming (the reconcile \
+         function consumes it, with Lambda's failed events)",
+        &[Reconcile],
+    ),
+    var(
+        "REDRIVE_RETRY_S",
+        "65",
+        count(1, 43_200),
+        "a re-drive message whose invocation fails or dies comes back this soon (set on receipt with \
+         `ChangeMessageVisibility`; more than the reconcile function's timeout)",
+        &[Reconcile],
+    ),
+    var(
+        "WARM_ATTEMPTS",
+        "2",
+        count(0, 20),
+        "pool instances one user may use (attempts served from the pool) before the cold path; an attempt that \
+         ran cold does not count",
+        ATTEMPTS,
+    ),
     var(
         "MAX_ATTEMPTS",
         "4",
@@ -179,14 +202,14 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "AGENT_WAIT_S",
         "120",
-        // Below the 300 s timeout of lifecycle and reconcile, which wait this long.
+        // Below lifecycle's 300 s timeout (a reconcile re-drive waits at most 20 s).
         count(0, 240),
         "how long one invocation waits for the SSM agent before handing the event back for a platform retry",
         COMMANDS,
     ),
     var(
         "RECONCILE_STALL_S",
-        "180",
+        "120",
         count(30, 86_400),
         "a user whose record has not moved this long is re-driven by the reconcile sweep; a claim this old is checked",
         &[Reconcile],

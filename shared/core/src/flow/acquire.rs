@@ -60,7 +60,7 @@ pub async fn acquire<C: Cloud>(
         return Ok(Acquired::AlreadyAttached { instance_id });
     }
 
-    let warm_allowed = record.path == Path::Warm && record.attempt <= cfg.warm_attempts;
+    let warm_allowed = record.path == Path::Warm && record.warm_allowed(cfg.warm_attempts);
     if warm_allowed {
         // 2. A claim from an earlier run that did not finish: finish moving it.
         if let Some(claimed) = record.claimed.as_deref()

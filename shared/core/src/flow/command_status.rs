@@ -1,9 +1,12 @@
 //! Command status: SSM outcomes become a ready user, a failover, or a completed
 //! pool lifecycle hook.
 //!
-//! - user-init, from the command-level `EC2 Command Status-change Notification`: its
-//!   `parameters` carry the `UserId`, which names the user's group; the command id
-//!   recorded there tells a current outcome from a stale or duplicated one.
+//! - user-init, from the command-level `EC2 Command Status-change Notification` (its
+//!   `parameters` carry the `UserId`, which names the user's group) and from the
+//!   per-instance `EC2 Command Invocation Status-change Notification` (the instance's
+//!   group names the user): two independent notifications of one outcome, so one lost
+//!   event costs nothing; the command id recorded in the user's record tells a current
+//!   outcome from a stale or repeated one.
 //! - pool-prep, from the per-instance `EC2 Command Invocation Status-change
 //!   Notification`: its `instance-id` is what `CompleteLifecycleAction` needs.
 
@@ -11,6 +14,7 @@ use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::acquire::{Acquired, acquire, retire};
+use super::signup::resume_message;
 use super::{load_user, write_tags};
 use crate::Config;
 use crate::domain::{Id, Path, ReadyMessage, UserRecord, UserState, tag};
@@ -23,11 +27,27 @@ use crate::ports::{Cloud, Group, LifecycleResult};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum StatusOutcome {
-    Ready { instance_id: String },
-    FailedOver { attempt: u32, acquired: Acquired },
-    Failed { reason: String },
-    HookCompleted { result: LifecycleResult },
-    Ignored { reason: &'static str },
+    Ready {
+        instance_id: String,
+    },
+    FailedOver {
+        attempt: u32,
+        acquired: Acquired,
+    },
+    /// The failed instance is retired and the user is `claiming` again: a `resume`
+    /// message hands the claim to the signup function.
+    FailoverQueued {
+        attempt: u32,
+    },
+    Failed {
+        reason: String,
+    },
+    HookCompleted {
+        result: LifecycleResult,
+    },
+    Ignored {
+        reason: &'static str,
+    },
 }
 
 pub async fn handle_event<C: Cloud>(cloud: &C, cfg: &Config, event: &SsmEvent) -> Result<StatusOutcome, FlowError> {
@@ -35,6 +55,11 @@ pub async fn handle_event<C: Cloud>(cloud: &C, cfg: &Config, event: &SsmEvent) -
         SsmEvent::Command(c) if c.document_name == cfg.user_init_document => {
             let span = info_span!("init_status", command_id = %c.command_id, status = %c.status);
             init_status(cloud, cfg, c).instrument(span).await
+        }
+        SsmEvent::Invocation(i) if i.document_name == cfg.user_init_document => {
+            let span =
+                info_span!("init_status", command_id = %i.command_id, instance_id = %i.instance_id, status = %i.status);
+            init_invocation_status(cloud, cfg, i).instrument(span).await
         }
         SsmEvent::Invocation(i) if i.document_name == cfg.pool_prep_document => {
             let span =
@@ -80,21 +105,55 @@ async fn init_status<C: Cloud>(cloud: &C, cfg: &Config, c: &CommandStatus) -> Re
         .and_then(|v| v.first())
         .ok_or_else(|| FlowError::InvalidInput(format!("command {} has no UserId parameter", c.command_id)))?;
     let user_id = Id::parse("UserId parameter", raw_user)?;
-    apply_init_outcome(cloud, cfg, &user_id, &c.command_id, &c.status).await
+    apply_init_outcome(cloud, cfg, &user_id, &c.command_id, &c.status, ThenAcquire::ViaSignupQueue).await
+}
+
+/// The same outcome from the per-instance event, a second notification SSM sends
+/// independently of the command-level one: a user whose command-level event is lost is
+/// still made ready (or failed over) at once instead of waiting for the sweep. The
+/// event names no user, so the instance's group does.
+async fn init_invocation_status<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    i: &CommandInvocation,
+) -> Result<StatusOutcome, FlowError> {
+    if CommandOutcome::from_status(&i.status) == CommandOutcome::Pending {
+        return Ok(StatusOutcome::Ignored { reason: "status is not final" });
+    }
+    let Some(membership) = cloud.instance_membership(&i.instance_id).await? else {
+        return Ok(StatusOutcome::Ignored { reason: "instance is in no group (the other status event was handled)" });
+    };
+    let Some(raw_user) = membership.group.strip_prefix(cfg.user_group_prefix.as_str()) else {
+        return Ok(StatusOutcome::Ignored { reason: "instance is not in a user group" });
+    };
+    let user_id = Id::parse("user group's user id", raw_user)?;
+    apply_init_outcome(cloud, cfg, &user_id, &i.command_id, &i.status, ThenAcquire::ViaSignupQueue).await
+}
+
+/// Where a failover gets the user's next instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThenAcquire {
+    /// Here, in this invocation (the signup function, resuming a failover).
+    Here,
+    /// In the signup function: a `resume` message, so the claim, the detach and the
+    /// attach run with the signup queue's quick retries, not in this invocation (a
+    /// command-status event's retries come a minute or two apart).
+    ViaSignupQueue,
 }
 
 /// Applies the final `status` of the user-init command `command_id` to the user:
 /// `Success` makes the user ready; a failure fails over to another instance (or, past
 /// the attempts, fails the user). Reads the user's record first, so an outcome for a
 /// command that is no longer the user's current one (stale, duplicated, already
-/// handled) changes nothing. The command-status event and the reconcile sweep (for an
-/// outcome whose event was lost) both come here.
+/// handled) changes nothing. Both status events and the reconcile re-drive (for an
+/// outcome whose events were lost) come here.
 pub async fn apply_init_outcome<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     user_id: &Id,
     command_id: &str,
     status: &str,
+    then: ThenAcquire,
 ) -> Result<StatusOutcome, FlowError> {
     let outcome = CommandOutcome::from_status(status);
     if outcome == CommandOutcome::Pending {
@@ -117,7 +176,7 @@ pub async fn apply_init_outcome<C: Cloud>(
         // A failover that an earlier run started (the state says claiming but the
         // command is still this one) is resumed, not started again.
         (UserState::Initializing | UserState::Claiming, CommandOutcome::Failure) => {
-            failover(cloud, cfg, group, record, status).await
+            failover(cloud, cfg, group, record, status, then).await
         }
         _ => Ok(StatusOutcome::Ignored { reason: "outcome already handled" }),
     }
@@ -131,7 +190,7 @@ pub async fn resume_failover<C: Cloud>(
     user_id: &Id,
     command_id: &str,
 ) -> Result<StatusOutcome, FlowError> {
-    apply_init_outcome(cloud, cfg, user_id, command_id, "Failed").await
+    apply_init_outcome(cloud, cfg, user_id, command_id, "Failed", ThenAcquire::Here).await
 }
 
 async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Result<StatusOutcome, FlowError> {
@@ -174,15 +233,20 @@ async fn failover<C: Cloud>(
     group: Group,
     mut record: UserRecord,
     status: &str,
+    then: ThenAcquire,
 ) -> Result<StatusOutcome, FlowError> {
     let bad_instance = record.instance.clone();
     if record.state == UserState::Initializing {
+        if record.path == Path::Cold {
+            record.cold_attempts += 1;
+        }
         record.attempt += 1;
         record.state = UserState::Claiming;
         // Each attempt chooses its path afresh: a user whose cold instance failed is
-        // served from the pool if attempts allow (the pool has often refilled by then),
-        // instead of waiting for a second cold launch.
-        record.path = if record.attempt <= cfg.warm_attempts { Path::Warm } else { Path::Cold };
+        // served from the pool if it has used fewer than WARM_ATTEMPTS pool instances
+        // (the pool has often refilled by then), instead of waiting for another cold
+        // launch.
+        record.path = if record.warm_allowed(cfg.warm_attempts) { Path::Warm } else { Path::Cold };
         let reason = format!("init on {} ended {status}", bad_instance.as_deref().unwrap_or("unknown instance"));
         warn!(user_id = %record.user_id, instance_id = ?bad_instance, attempt = record.attempt, reason, "failing over");
         cloud.record(Metric::Failover);
@@ -192,6 +256,7 @@ async fn failover<C: Cloud>(
             &[
                 (tag::STATE, UserState::Claiming.as_str().into()),
                 (tag::ATTEMPT, record.attempt.to_string()),
+                (tag::COLD_ATTEMPTS, record.cold_attempts.to_string()),
                 (tag::PATH, record.path.as_str().into()),
                 (tag::REASON, reason),
             ],
@@ -212,6 +277,14 @@ async fn failover<C: Cloud>(
         .await?;
         warn!(user_id = %record.user_id, reason, "user failed");
         return Ok(StatusOutcome::Failed { reason });
+    }
+    if then == ThenAcquire::ViaSignupQueue {
+        // One per attempt: a repeat of this step within five minutes is deduplicated.
+        let user_id = Id::parse("user id tag", &record.user_id)?;
+        let message = resume_message(&user_id, format!("failover-{}-{}", record.user_id, record.attempt))?;
+        cloud.send_batch(&cfg.signup_queue_url, std::slice::from_ref(&message)).await?;
+        info!(user_id = %record.user_id, attempt = record.attempt, "failover handed to the signup function");
+        return Ok(StatusOutcome::FailoverQueued { attempt: record.attempt });
     }
     // Look again: the terminated instance must show as leaving.
     let group = cloud.describe_group(&group.name).await?.ok_or_else(|| FlowError::Inconsistent {

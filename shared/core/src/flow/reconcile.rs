@@ -1,16 +1,21 @@
-//! The reconcile sweep (scheduled): lost events and dead invocations cost minutes,
-//! never a stuck user.
+//! The reconcile function: lost events and dead invocations cost minutes, never a
+//! stuck user.
 //!
-//! For every user whose record has not moved for `RECONCILE_STALL_S`:
+//! A scheduled sweep finds every user whose record has not moved for
+//! `RECONCILE_STALL_S`, and hands each one to an invocation of its own instead of
+//! re-driving them all inline (a sweep that dies on one user would stop the rest):
 //! - `claiming` (a signup, or a failover, that died and whose message or event is
 //!   gone): a `resume` message to the signup function, which runs `acquire` again, or
 //!   the rest of the failover the recorded command started;
-//! - `initializing` with a live instance that never got its init (a lost launch event):
-//!   re-drive the launch event;
-//! - `initializing` with an init sent: ask SSM (one `ListCommandInvocations` for all of
-//!   them, `GetCommandInvocation` for one not listed) and re-drive a final status whose
-//!   event was lost; an invocation SSM does not know is sent again;
-//! - `initializing` with no instance and nothing launching: claim again.
+//! - `initializing`, unless SSM lists its init as still running (one
+//!   `ListCommandInvocations` for all of them): a message to the re-drive queue, which
+//!   this function consumes ([`handle_redrives`]). There the user's init is sent (a lost
+//!   launch event), its final status applied (a lost status event), its lost init sent
+//!   again, or, with no instance and nothing launching, an instance claimed again.
+//!
+//! The re-drive queue is also the on-failure destination of lifecycle and
+//! command-status: an event they still failed on after Lambda's two retries arrives as
+//! an invocation record and re-drives the user it is about.
 //!
 //! First, instances of our launch template outside every group with no claim are
 //! terminated ([`super::outside`]). And on every fifth sweep, every claim older than the
@@ -18,22 +23,26 @@
 //! instance handed back to the pool if it was left outside every group.
 //!
 //! Each re-drive goes through the same flow steps as the events, with their guards, so
-//! a sweep that races a late event does no harm.
+//! a re-drive that races a late event does no harm.
 
 use std::collections::BTreeMap;
 
+use futures::future::join_all;
 use serde::Serialize;
-
-use tracing::{info, warn};
+use serde_json::Value;
+use tracing::{Instrument, info, info_span, warn};
 
 use super::acquire::{acquire, return_to_pool};
+use super::command_status::{self, ThenAcquire};
 use super::outside::{OutsideReport, sweep_outside};
-use super::{command_status, lifecycle, load_user, write_tags};
+use super::signup::{QueueRecord, consume, resume_message};
+use super::{lifecycle, load_user, write_tags};
 use crate::Config;
-use crate::domain::{Id, SignupMessage, UserRecord, UserState, tag};
+use crate::domain::{Id, RedriveMessage, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::events::CommandOutcome;
-use crate::ports::{Cloud, Group, MemberState, QueuedMessage};
+use crate::metrics::Metric;
+use crate::ports::{Cloud, Group, Member, MemberState, QueuedMessage};
 
 /// What one sweep did (the function's response).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -48,8 +57,13 @@ pub struct ReconcileReport {
     pub outside: OutsideReport,
 }
 
-/// How far before a record's last write its command may have been sent.
+/// How far before a record's last write its command may have been sent; and how long
+/// after it SSM may still not know the invocation (`InvocationDoesNotExist`).
 const LISTING_MARGIN_MS: u64 = 60_000;
+
+/// The longest a re-drive waits for an SSM agent (the agent of a user stalled for
+/// `RECONCILE_STALL_S` is long online, or broken): well within the function's timeout.
+pub const REDRIVE_AGENT_WAIT_S: u32 = 20;
 
 /// Sweeps (minutes since the epoch divisible by this) that also repair stale claims.
 pub const HOUSEKEEPING_EVERY: u64 = 5;
@@ -81,12 +95,17 @@ async fn repair_claims<C: Cloud>(
 
 /// One sweep over the instances outside every group and the stalled users (and, every
 /// [`HOUSEKEEPING_EVERY`] minutes, the claims).
+///
+/// Every call can be the sweep's last (a timeout, a crash), so the calls go where they
+/// move users, cheapest first, and the messages that hand users on leave as soon as
+/// they are known: the instances outside every group (one call when there are none),
+/// the users in flight (a call per 100), `resume` and re-drive messages for the stalled
+/// users that need no status, then the init statuses (a call per 50) and the re-drives
+/// they call for, then the claims.
 pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport, FlowError> {
     let mut report = ReconcileReport::default();
     let now = cloud.now_ms();
     let stall_ms = u64::from(cfg.reconcile_stall_s) * 1000;
-    // Every sweep first looks for instances outside every group (one call when there are
-    // none): a sweep cut short still ends what runs, unowned, outside every group.
     match sweep_outside(cloud, cfg).await {
         Ok(outside) => report.outside = outside,
         Err(e) => {
@@ -94,15 +113,7 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
             report.errors += 1;
         }
     }
-    // Stale claims cost a call per ten to list: repaired on every fifth sweep, so the
-    // others spend what they have on stalled users.
-    if (now / 60_000).is_multiple_of(HOUSEKEEPING_EVERY)
-        && let Err(e) = repair_claims(cloud, cfg, now, stall_ms, &mut report).await
-    {
-        warn!(error = %e, "reconcile could not list the claims; next housekeeping sweep tries again");
-        report.errors += 1;
-    }
-    let groups = cloud.list_user_groups(&cfg.user_group_prefix).await?;
+    let groups = cloud.list_user_groups(&cfg.user_group_prefix, true).await?;
     let mut stalled = Vec::new();
     for group in groups {
         let Some(record) = UserRecord::from_tags(&group.tags) else { continue };
@@ -111,66 +122,259 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
             stalled.push((group, record));
         }
     }
-    // The longest-stalled first: a sweep cut short (a timeout, a crash) still moves the
-    // users who have waited most, and the next sweep reaches the rest, so the wait for a
-    // re-drive is bounded by how many users stall together, not by where a user's group
-    // falls in the list.
+    // The longest-stalled first: a sweep cut short still hands on the users who have
+    // waited most.
     stalled.sort_by_key(|(group, record)| (record.updated_at_ms, group.name.clone()));
     // Users stalled while claiming (a signup, or a failover, that died) go back to the
-    // signup function (a `resume` message each, ten a call): each then runs in its own
-    // invocation, with the signup queue's quick retries, instead of all of them in this
-    // one sweep, where one death stops the rest.
+    // signup function, and `initializing` ones that wait on no init (a lost launch
+    // event, an instance gone) to the re-drive queue: each then runs in its own
+    // invocation, with its queue's quick retries.
     let (claiming, stalled): (Vec<_>, Vec<_>) = stalled.into_iter().partition(|(_, r)| r.state == UserState::Claiming);
-    if !claiming.is_empty() {
-        let mut resumes = Vec::new();
-        for (_, r) in &claiming {
-            let user_id = match Id::parse("user id tag", &r.user_id) {
-                Ok(id) => id,
-                Err(e) => {
-                    // One unreadable record must not stop the sweep for everyone else.
-                    warn!(group = %r.user_id, error = %e, "stalled user's id tag is not an id; not resumed");
-                    report.errors += 1;
-                    continue;
-                }
-            };
-            let body = serde_json::to_string(&SignupMessage::Resume { user_id })
-                .map_err(|e| FlowError::InvalidInput(format!("resume message cannot be encoded: {e}")))?;
-            // One per stall: a sweep that repeats within five minutes is deduplicated.
-            let dedup_id = format!("resume-{}-{}", r.user_id, r.updated_at_ms);
-            resumes.push(QueuedMessage { group_id: r.user_id.clone(), dedup_id, body });
-        }
-        match cloud.send_signups(&cfg.signup_queue_url, &resumes).await {
-            Ok(()) => {
-                for m in resumes {
-                    info!(user_id = %m.group_id, "reconcile sent a stalled signup back to the signup function");
-                    report.redriven.insert(m.group_id, "resume sent".to_owned());
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, users = resumes.len(), "could not send resume messages; next sweep tries again");
-                report.errors += 1;
-            }
-        }
-    }
-    let statuses = init_statuses(cloud, cfg, &stalled).await.unwrap_or_else(|e| {
-        warn!(error = %e, "could not list user-init invocations; asking for each instead");
+    send_resumes(cloud, cfg, &claiming, &mut report).await?;
+    let (waiting, unsent): (Vec<_>, Vec<_>) = stalled.into_iter().partition(|(g, r)| waits_on_init(g, r));
+    let redrives: Vec<_> = unsent.iter().filter(|(g, r)| needs_redrive(g, r, None)).collect();
+    send_redrives(cloud, cfg, &redrives, &mut report).await;
+    // Those waiting on an init: re-driven unless SSM lists it as still running.
+    let statuses = init_statuses(cloud, &cfg.user_init_document, &waiting).await.unwrap_or_else(|e| {
+        warn!(error = %e, "could not list user-init invocations; re-driving each instead");
         report.errors += 1;
         BTreeMap::new()
     });
-    for (group, record) in stalled {
-        match redrive(cloud, cfg, &group, &record, &statuses).await {
-            Ok(Some(action)) => {
-                info!(user_id = %record.user_id, action, "reconcile re-drove a stalled user");
-                report.redriven.insert(record.user_id.clone(), action.to_owned());
-            }
-            Ok(None) => {}
+    let redrives: Vec<_> = waiting.iter().filter(|(g, r)| needs_redrive(g, r, Some(&statuses))).collect();
+    send_redrives(cloud, cfg, &redrives, &mut report).await;
+    // Stale claims cost a call per ten to list: repaired on every fifth sweep, last.
+    if (now / 60_000).is_multiple_of(HOUSEKEEPING_EVERY)
+        && let Err(e) = repair_claims(cloud, cfg, now, stall_ms, &mut report).await
+    {
+        warn!(error = %e, "reconcile could not list the claims; next housekeeping sweep tries again");
+        report.errors += 1;
+    }
+    Ok(report)
+}
+
+/// `resume` messages to the signup queue for users stalled while claiming, ten a call.
+async fn send_resumes<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    claiming: &[(Group, UserRecord)],
+    report: &mut ReconcileReport,
+) -> Result<(), FlowError> {
+    let mut resumes = Vec::new();
+    for (_, r) in claiming {
+        let user_id = match Id::parse("user id tag", &r.user_id) {
+            Ok(id) => id,
             Err(e) => {
-                warn!(user_id = %record.user_id, error = %e, "reconcile could not re-drive; next sweep tries again");
+                // One unreadable record must not stop the sweep for everyone else.
+                warn!(group = %r.user_id, error = %e, "stalled user's id tag is not an id; not resumed");
+                report.errors += 1;
+                continue;
+            }
+        };
+        // One per stall: a sweep that repeats within five minutes is deduplicated.
+        resumes.push(resume_message(&user_id, format!("resume-{}-{}", r.user_id, r.updated_at_ms))?);
+    }
+    if resumes.is_empty() {
+        return Ok(());
+    }
+    match cloud.send_batch(&cfg.signup_queue_url, &resumes).await {
+        Ok(()) => {
+            for user_id in resumes.into_iter().filter_map(|m| m.group_id) {
+                info!(user_id = %user_id, "reconcile sent a stalled signup back to the signup function");
+                report.redriven.insert(user_id, "resume sent".to_owned());
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, users = resumes.len(), "could not send resume messages; next sweep tries again");
+            report.errors += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Re-drive messages to the re-drive queue (standard: no group, no deduplication; a
+/// re-drive is idempotent), ten a call.
+async fn send_redrives<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    users: &[&(Group, UserRecord)],
+    report: &mut ReconcileReport,
+) {
+    let mut sent = Vec::new();
+    let mut messages = Vec::new();
+    for (group, record) in users {
+        match Id::parse("user id tag", &record.user_id) {
+            Ok(user_id) => {
+                messages.push(QueuedMessage {
+                    group_id: None,
+                    dedup_id: None,
+                    body: RedriveMessage::user_body(&user_id),
+                });
+                sent.push(record.user_id.clone());
+            }
+            Err(e) => {
+                warn!(group = %group.name, error = %e, "stalled user's id tag is not an id; not re-driven");
                 report.errors += 1;
             }
         }
     }
-    Ok(report)
+    if messages.is_empty() {
+        return;
+    }
+    match cloud.send_batch(&cfg.redrive_queue_url, &messages).await {
+        Ok(()) => {
+            for user_id in sent {
+                info!(user_id = %user_id, "reconcile queued a stalled user's re-drive");
+                report.redriven.insert(user_id, "re-drive queued".to_owned());
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, users = messages.len(), "could not queue re-drives; next sweep tries again");
+            report.errors += 1;
+        }
+    }
+}
+
+/// Whether an `initializing` user waits on the init recorded for its live instance.
+fn waits_on_init(group: &Group, record: &UserRecord) -> bool {
+    let live = group.members.iter().find(|m| m.live()).map(|m| m.instance_id.as_str());
+    record.command_id.is_some() && live.is_some() && record.command_instance.as_deref() == live
+}
+
+/// Whether a stalled `initializing` user needs a re-drive: not while its group launches
+/// its instance, nor while the init it waits on is listed as still running
+/// (`statuses`: the listing, for users that wait on an init).
+fn needs_redrive(group: &Group, record: &UserRecord, statuses: Option<&BTreeMap<String, String>>) -> bool {
+    if record.state != UserState::Initializing {
+        return false;
+    }
+    let live = group.members.iter().any(Member::live);
+    if !live && group.desired_capacity > 0 {
+        return false; // the group is launching it
+    }
+    match (statuses, &record.command_id) {
+        (Some(statuses), Some(command_id)) if waits_on_init(group, record) => {
+            statuses.get(command_id).is_none_or(|status| CommandOutcome::from_status(status) != CommandOutcome::Pending)
+        }
+        _ => true,
+    }
+}
+
+/// What one message of the re-drive queue led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedriveOutcome {
+    /// The user was re-driven (what was done).
+    Redriven { user_id: String, action: &'static str },
+    /// Nothing to do (why).
+    Nothing { reason: &'static str },
+}
+
+/// Handles one batch of the re-drive queue and returns the message ids that failed (to
+/// come back after `REDRIVE_RETRY_S`, and after the queue's `maxReceiveCount`,
+/// dead-lettered; the sweep re-drives a user who is still stalled anyway).
+pub async fn handle_redrives<C: Cloud>(cloud: &C, cfg: &Config, records: Vec<QueueRecord>) -> Vec<String> {
+    let results = join_all(records.into_iter().map(|r| async move {
+        let span = info_span!("redrive_record", message_id = %r.message_id);
+        let failed = handle_redrive_record(cloud, cfg, &r).instrument(span).await.is_err();
+        failed.then_some(r.message_id)
+    }))
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+async fn handle_redrive_record<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    r: &QueueRecord,
+) -> Result<RedriveOutcome, FlowError> {
+    consume(cloud, r, cfg.redrive_retry_s, "re-drive message", async {
+        handle_redrive(cloud, cfg, &RedriveMessage::parse(&r.body)?).await
+    })
+    .await
+}
+
+/// Handles one parsed message of the re-drive queue.
+pub async fn handle_redrive<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    message: &RedriveMessage,
+) -> Result<RedriveOutcome, FlowError> {
+    let user_id = match message {
+        RedriveMessage::User { user_id } => user_id.clone(),
+        RedriveMessage::FailedEvent { function_arn, condition, event } => {
+            let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
+            warn!(function_arn, condition, detail_type, "an event failed after Lambda's retries; re-driving its user");
+            cloud.record(Metric::FailedEvent);
+            match subject_of_event(cfg, event)? {
+                EventSubject::User(user_id) => user_id,
+                EventSubject::UserInitOn(instance_id) => match cloud.instance_membership(&instance_id).await? {
+                    Some(m) => match m.group.strip_prefix(cfg.user_group_prefix.as_str()) {
+                        Some(raw) => Id::parse("user group's user id", raw)?,
+                        None => return Ok(RedriveOutcome::Nothing { reason: "instance is not in a user group" }),
+                    },
+                    None => return Ok(RedriveOutcome::Nothing { reason: "instance is in no group" }),
+                },
+                // A pool member's lost lifecycle action or prep status: the hook's
+                // heartbeat timeout ABANDONs it and the pool launches a replacement.
+                EventSubject::Pool => {
+                    return Ok(RedriveOutcome::Nothing { reason: "a pool event: left to the hook's timeout" });
+                }
+            }
+        }
+    };
+    let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? else {
+        return Ok(RedriveOutcome::Nothing { reason: "user group no longer exists" });
+    };
+    match record.state {
+        UserState::Ready | UserState::Failed => {
+            return Ok(RedriveOutcome::Nothing { reason: "user is ready or failed" });
+        }
+        UserState::Claiming => {
+            // A failed event of a failover, or of a signup: the signup function resumes
+            // it (one `resume` per record write).
+            let message = resume_message(&user_id, format!("resume-{}-{}", record.user_id, record.updated_at_ms))?;
+            cloud.send_batch(&cfg.signup_queue_url, std::slice::from_ref(&message)).await?;
+            return Ok(RedriveOutcome::Redriven { user_id: user_id.as_str().to_owned(), action: "resume sent" });
+        }
+        UserState::Initializing => {}
+    }
+    // A re-drive may wait for an agent: no longer than this invocation can.
+    let cfg = Config { agent_wait_s: cfg.agent_wait_s.min(REDRIVE_AGENT_WAIT_S), ..cfg.clone() };
+    match redrive(cloud, &cfg, &group, &record).await? {
+        Some(action) => {
+            info!(user_id = %user_id, action, "re-drove a stalled user");
+            Ok(RedriveOutcome::Redriven { user_id: user_id.as_str().to_owned(), action })
+        }
+        None => Ok(RedriveOutcome::Nothing { reason: "nothing stalled" }),
+    }
+}
+
+/// What a failed EventBridge event was about.
+enum EventSubject {
+    /// A user: its user group's (Auto Scaling events), or its user-init command's
+    /// `UserId` parameter (the command-level SSM event).
+    User(Id),
+    /// A user-init on this instance (the per-instance SSM event): the instance's group
+    /// names the user.
+    UserInitOn(String),
+    /// A pool member.
+    Pool,
+}
+
+fn subject_of_event(cfg: &Config, event: &Value) -> Result<EventSubject, FlowError> {
+    let detail = event.get("detail").unwrap_or(&Value::Null);
+    let str_of = |key: &str| detail.get(key).and_then(Value::as_str);
+    if let Some(raw) = str_of("AutoScalingGroupName").and_then(|g| g.strip_prefix(cfg.user_group_prefix.as_str())) {
+        return Id::parse("user id of a failed event", raw).map(EventSubject::User);
+    }
+    if str_of("document-name") == Some(cfg.user_init_document.as_str()) {
+        if let Some(raw) = detail.pointer("/parameters/UserId/0").and_then(Value::as_str) {
+            return Id::parse("user id of a failed event", raw).map(EventSubject::User);
+        }
+        if let Some(instance_id) = str_of("instance-id") {
+            return Ok(EventSubject::UserInitOn(instance_id.to_owned()));
+        }
+    }
+    Ok(EventSubject::Pool)
 }
 
 /// The status of every user-init command the stalled users may be waiting on, in one
@@ -179,39 +383,34 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
 /// sweep on asking). Command id to status.
 async fn init_statuses<C: Cloud>(
     cloud: &C,
-    cfg: &Config,
-    stalled: &[(Group, UserRecord)],
+    document: &str,
+    waiting: &[(Group, UserRecord)],
 ) -> Result<BTreeMap<String, String>, FlowError> {
-    let waiting = stalled.iter().filter(|(_, r)| r.state == UserState::Initializing && r.command_id.is_some());
+    let waiting = waiting.iter();
     // The record is written right after its command is sent, and not again until the
     // outcome: so the commands waited on were sent shortly before the oldest such write.
     // (One sent earlier is missing from the list, and asked for on its own.)
     let Some(since) = waiting.map(|(_, r)| r.updated_at_ms.saturating_sub(LISTING_MARGIN_MS)).min() else {
         return Ok(BTreeMap::new());
     };
-    let listed = cloud.list_invocations(&cfg.user_init_document, since, None).await?;
+    let listed = cloud.list_invocations(document, since, None).await?;
     Ok(listed.into_iter().map(|i| (i.command_id, i.status)).collect())
 }
 
+/// Re-drives one stalled `initializing` user.
 async fn redrive<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     group: &Group,
     record: &UserRecord,
-    statuses: &BTreeMap<String, String>,
 ) -> Result<Option<&'static str>, FlowError> {
-    // Only `initializing` users come here (`claiming` ones go back to the signup function).
-    if record.state != UserState::Initializing {
-        return Ok(None);
-    }
     let live = group.members.iter().find(|m| m.live()).map(|m| m.instance_id.clone());
     let user_id = Id::parse("user id tag", &record.user_id)?;
     let checks_status = live.is_some() && record.command_id.is_some() && record.command_instance == live;
     if !checks_status {
         // A re-drive that makes many calls (an init waits for an agent, a claim moves an
-        // instance) marks the record first: if this sweep dies in it, the next one starts
-        // with the other stalled users, and comes back to this one a stall later, instead
-        // of dying on the same user every minute.
+        // instance) marks the record first: while this message's retries run, the sweep
+        // does not queue the same user again.
         write_tags(cloud, &group.name, &[]).await?;
     }
     let Some(instance_id) = live else {
@@ -227,19 +426,30 @@ async fn redrive<C: Cloud>(
     };
     match (record.command_id.as_deref(), record.command_instance.as_deref()) {
         (Some(command_id), Some(sent_to)) if sent_to == instance_id => {
-            let status = match statuses.get(command_id) {
-                Some(listed) => Ok(listed.clone()),
-                // Not listed (yet): ask for this one.
-                None => cloud.invocation_status(command_id, &instance_id).await,
-            };
-            match status {
+            match cloud.invocation_status(command_id, &instance_id).await {
                 Ok(s) if CommandOutcome::from_status(&s) == CommandOutcome::Pending => Ok(None),
                 Ok(s) => {
-                    command_status::apply_init_outcome(cloud, cfg, &user_id, command_id, &s).await?;
+                    command_status::apply_init_outcome(
+                        cloud,
+                        cfg,
+                        &user_id,
+                        command_id,
+                        &s,
+                        ThenAcquire::ViaSignupQueue,
+                    )
+                    .await?;
                     Ok(Some("lost command status"))
                 }
+                Err(CloudError::InvocationDoesNotExist { .. })
+                    if cloud.now_ms().saturating_sub(record.updated_at_ms) < LISTING_MARGIN_MS =>
+                {
+                    // Sent moments ago (the record is written right after SendCommand):
+                    // SSM answers this until the invocation is visible. A repeated
+                    // re-drive must not send the init twice.
+                    Ok(None)
+                }
                 Err(CloudError::InvocationDoesNotExist { .. }) => {
-                    // SSM never got it: send the init again.
+                    // SSM still does not know it a minute on: send the init again.
                     write_tags(cloud, &group.name, &[(tag::COMMAND_INSTANCE, String::new())]).await?;
                     lifecycle::init_user(cloud, cfg, &user_id, &instance_id).await?;
                     Ok(Some("init lost; sent again"))

@@ -11,7 +11,7 @@ use super::load_user;
 use crate::Config;
 use crate::domain::{Id, SignupMessage, UserRecord, UserState};
 use crate::error::{CloudError, FlowError};
-use crate::ports::{Cloud, Group, UserGroupSpec};
+use crate::ports::{Cloud, Group, QueuedMessage, UserGroupSpec};
 
 /// What one signup message achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,23 +81,38 @@ pub async fn handle_batch<C: Cloud>(cloud: &C, cfg: &Config, records: Vec<QueueR
 }
 
 async fn handle_record<C: Cloud>(cloud: &C, cfg: &Config, r: &QueueRecord) -> Result<SignupOutcome, FlowError> {
-    // First: if this invocation fails or dies from here on, the message is back in
-    // SIGNUP_RETRY_S instead of the queue's visibility timeout (six function timeouts).
+    consume(cloud, r, cfg.signup_retry_s, "signup message", async {
+        let msg = SignupMessage::parse(&r.body)?;
+        handle(cloud, cfg, &msg, r.sent_at_ms, r.receive_count > 1).await
+    })
+    .await
+}
+
+/// How both queue consumers (signup, and reconcile on the re-drive queue) process one
+/// record: first the message is set to come back `retry_s` from now should this
+/// invocation fail or die (not after the queue's visibility timeout, six function
+/// timeouts); then `work` runs, and its outcome is logged: a rejected message as an
+/// error (it will reach the dead-letter queue), a failure as a warning (it will be
+/// retried).
+pub(crate) async fn consume<C: Cloud, T: std::fmt::Debug>(
+    cloud: &C,
+    r: &QueueRecord,
+    retry_s: u32,
+    what: &'static str,
+    work: impl Future<Output = Result<T, FlowError>>,
+) -> Result<T, FlowError> {
     if let Some((queue_url, receipt_handle)) = &r.receipt
-        && let Err(e) = cloud.retry_after(queue_url, receipt_handle, cfg.signup_retry_s).await
+        && let Err(e) = cloud.retry_after(queue_url, receipt_handle, retry_s).await
     {
-        warn!(error = %e, "could not shorten the message's retry delay; a failure waits the visibility timeout");
+        warn!(error = %e, what, "could not shorten the retry delay; a failure waits the visibility timeout");
     }
-    let result = match SignupMessage::parse(&r.body) {
-        Ok(msg) => handle(cloud, cfg, &msg, r.sent_at_ms, r.receive_count > 1).await,
-        Err(e) => Err(e),
-    };
+    let result = work.await;
     match &result {
-        Ok(outcome) => info!(?outcome, "signup message processed"),
+        Ok(outcome) => info!(?outcome, what, "message processed"),
         Err(e @ FlowError::InvalidInput(_)) => {
-            error!(error = %e, kind = e.kind(), "rejected signup message; it will go to the dead-letter queue");
+            error!(error = %e, kind = e.kind(), what, "rejected message; it will go to the dead-letter queue");
         }
-        Err(e) => warn!(error = %e, kind = e.kind(), "signup message failed; it will be retried"),
+        Err(e) => warn!(error = %e, kind = e.kind(), what, "message failed; it will be retried"),
     }
     result
 }
@@ -134,7 +149,16 @@ async fn handle<C: Cloud>(
     }
 }
 
-/// Resumes a user stalled while claiming (sent by the reconcile sweep): the same
+/// A `resume` message for `user_id` to the signup queue, deduplicated by `dedup_id`
+/// within five minutes.
+pub(crate) fn resume_message(user_id: &Id, dedup_id: String) -> Result<QueuedMessage, FlowError> {
+    let body = serde_json::to_string(&SignupMessage::Resume { user_id: user_id.clone() })
+        .map_err(|e| FlowError::InvalidInput(format!("resume message cannot be encoded: {e}")))?;
+    Ok(QueuedMessage { group_id: Some(user_id.as_str().to_owned()), dedup_id: Some(dedup_id), body })
+}
+
+/// Resumes a user stalled while claiming (sent by the reconcile sweep, a failover, or a
+/// re-drive): the same
 /// `acquire` as a signup, or, when the user was failing over from a command, the rest
 /// of that failover; never creating a group.
 async fn resume<C: Cloud>(cloud: &C, cfg: &Config, user_id: &Id) -> Result<SignupOutcome, FlowError> {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::json;
-use warmpool_core::domain::tag;
+use warmpool_core::domain::{UserState, tag};
 use warmpool_core::error::CloudError;
 use warmpool_core::events;
 use warmpool_core::ports::{
@@ -262,15 +262,36 @@ impl AutoScaling for SimCloud {
         Ok(w.asg.groups.get(name).map(|g| group_view(&w, name, g)))
     }
 
-    async fn list_user_groups(&self, prefix: &str) -> Result<Vec<Group>, CloudError> {
-        self.call("DescribeAutoScalingGroups").await?;
-        let w = self.world();
-        Ok(w.asg
-            .groups
-            .iter()
-            .filter(|(name, g)| name.starts_with(prefix) && g.tags.contains_key(tag::USER_ID))
-            .map(|(name, g)| group_view(&w, name, g))
-            .collect())
+    async fn list_user_groups(&self, prefix: &str, unfinished_only: bool) -> Result<Vec<Group>, CloudError> {
+        // A call per page of 100 (`MaxRecords`' largest value), as the SDK's paginator
+        // makes them; the tag filters are applied by Auto Scaling, before paging.
+        const PAGE: usize = 100;
+        let unfinished = [UserState::Claiming.as_str(), UserState::Initializing.as_str()];
+        let mut groups = Vec::new();
+        let mut from = None::<String>;
+        loop {
+            self.call("DescribeAutoScalingGroups").await?;
+            let w = self.world();
+            let page: Vec<(&String, &AsgState)> = w
+                .asg
+                .groups
+                .iter()
+                .filter(|(name, _)| from.as_ref().is_none_or(|f| *name > f))
+                .filter(|(_, g)| g.tags.contains_key(tag::USER_ID))
+                .filter(|(_, g)| {
+                    !unfinished_only || g.tags.get(tag::STATE).is_some_and(|s| unfinished.contains(&s.as_str()))
+                })
+                .take(PAGE)
+                .collect();
+            let full = page.len() == PAGE;
+            from = page.last().map(|(name, _)| (*name).clone());
+            groups.extend(
+                page.iter().filter(|(name, _)| name.starts_with(prefix)).map(|(name, g)| group_view(&w, name, g)),
+            );
+            if !full {
+                return Ok(groups);
+            }
+        }
     }
 
     async fn instance_membership(&self, instance_id: &str) -> Result<Option<Membership>, CloudError> {

@@ -104,6 +104,11 @@ impl SimCloud {
         self.world().params.claims.insert(instance_id.to_owned(), (owner.to_owned(), now));
     }
 
+    /// Deletes the claim on an instance, as its owner releasing it would.
+    pub fn delete_claim(&self, instance_id: &str) {
+        self.world().params.claims.remove(instance_id);
+    }
+
     /// Makes the next `n` user-init commands fail, whatever the failure rate.
     pub fn fail_next_inits(&self, n: u32) {
         self.world().ssm.forced_init_failures += n;

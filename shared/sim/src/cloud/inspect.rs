@@ -7,7 +7,7 @@ use warmpool_core::ports::{Clock, CommandRequest, MemberState};
 
 use super::SimCloud;
 use super::ec2::Ec2State;
-use super::sqs::{READY_QUEUE, SIGNUP_QUEUE};
+use super::sqs::{READY_QUEUE, REDRIVE_QUEUE, SIGNUP_QUEUE};
 use crate::queue::SimQueue;
 use crate::waits::{Breakdown, Wait, WaitLog};
 
@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub ready_messages: Vec<String>,
     /// Bodies on the signup queue's dead-letter queue.
     pub dead_letters: Vec<String>,
+    /// Bodies on the re-drive queue's dead-letter queue.
+    pub redrive_dead_letters: Vec<String>,
     /// API calls by operation.
     pub calls: BTreeMap<String, u64>,
     /// Metrics the flow recorded: name to (count, sum of values).
@@ -86,16 +88,22 @@ impl SimCloud {
         self.world().record.waits.add(user, wait, from_ms, to_ms);
     }
 
-    /// A signup message of `user` was delivered (`first` time, or again).
-    pub(crate) fn note_signup_received(&self, user: &str, first: bool, sent_ms: u64) {
+    /// A message about `user` was delivered: a signup (its first delivery ends its
+    /// queued wait), or a re-drive; a redelivery ends a wait since its last failure.
+    pub(crate) fn note_message_received(&self, user: &str, signup: bool, m: &crate::Received) {
         let now = self.now_ms();
-        self.world().record.waits.signup_received(user, first, sent_ms, now);
+        self.world().record.waits.message_received(user, signup, m.receive_count <= 1, m.sent_at_ms, now);
     }
 
-    /// A signup invocation for `user` failed now.
-    pub(crate) fn note_signup_failed(&self, user: &str) {
+    /// An invocation handling a message about `user` failed now.
+    pub(crate) fn note_message_failed(&self, user: &str) {
         let now = self.now_ms();
-        self.world().record.waits.signup_failed(user, now);
+        self.world().record.waits.message_failed(user, now);
+    }
+
+    /// Messages sent to `queue` at or after `since_ms`, deleted since or not.
+    pub(crate) fn messages_sent_since(&self, queue: &str, since_ms: u64) -> Vec<crate::Received> {
+        self.world().sqs.queues.get(queue).map(|q| q.sent_since(since_ms)).unwrap_or_default()
     }
 
     /// The waits attributed to `user` so far (work not filled in).
@@ -181,6 +189,12 @@ impl SimCloud {
                 .sqs
                 .queues
                 .get(SIGNUP_QUEUE)
+                .map(|q| q.dead_letters().iter().map(|r| r.body.clone()).collect())
+                .unwrap_or_default(),
+            redrive_dead_letters: w
+                .sqs
+                .queues
+                .get(REDRIVE_QUEUE)
                 .map(|q| q.dead_letters().iter().map(|r| r.body.clone()).collect())
                 .unwrap_or_default(),
             calls: w.record.calls.clone(),

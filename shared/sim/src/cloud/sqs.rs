@@ -1,16 +1,36 @@
-//! SQS as the cloud holds it: the FIFO signup queue (with its dead-letter queue) that
-//! the event source mapping polls, and the FIFO ready queue the flow writes to.
+//! SQS as the cloud holds it: the FIFO signup queue and the standard re-drive queue
+//! (each with its dead-letter queue) that the event source mappings poll, and the FIFO
+//! ready queue the flow writes to. Queues are addressed by URL, as in SQS.
 
 use std::collections::BTreeMap;
 
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Clock, Notifier, QueuedMessage, SignupQueue};
+use warmpool_core::ports::{Clock, Notifier, QueuedMessage, WorkQueues};
 
 use super::SimCloud;
 use crate::queue::{Received, SimQueue};
 
 pub const SIGNUP_QUEUE: &str = "signup";
 pub const READY_QUEUE: &str = "ready";
+pub const REDRIVE_QUEUE: &str = "redrive";
+
+/// The re-drive queue's visibility timeout (s) and receives before its dead-letter
+/// queue, as `template.yaml` sets them (a test holds them together).
+pub const REDRIVE_VISIBILITY_S: u64 = 360;
+pub const REDRIVE_MAX_RECEIVE: u32 = 5;
+
+/// The queue a URL names (the fixture's URLs).
+fn queue_of(url: &str) -> Option<&'static str> {
+    use crate::fixture::{READY_QUEUE_URL, REDRIVE_QUEUE_URL, SIGNUP_QUEUE_URL};
+    [(SIGNUP_QUEUE_URL, SIGNUP_QUEUE), (REDRIVE_QUEUE_URL, REDRIVE_QUEUE), (READY_QUEUE_URL, READY_QUEUE)]
+        .into_iter()
+        .find_map(|(u, q)| (u == url).then_some(q))
+}
+
+/// SQS's answer to a URL that names no queue.
+fn no_such_queue(operation: &str, url: &str) -> CloudError {
+    CloudError::NotFound { resource: format!("queue {url} ({operation}: QueueDoesNotExist)") }
+}
 
 /// The queues by name.
 #[derive(Debug)]
@@ -23,11 +43,12 @@ const READY_VISIBILITY_MS: u64 = 30_000;
 
 impl Queues {
     /// A FIFO signup queue (visibility timeout, dead-letter after `max_receive`
-    /// receives) and the FIFO ready queue.
+    /// receives), the standard re-drive queue and the FIFO ready queue.
     pub(super) fn new(visibility_ms: u64, max_receive: u32) -> Self {
         Self {
             queues: BTreeMap::from([
                 (SIGNUP_QUEUE.to_owned(), SimQueue::new(true, visibility_ms, max_receive)),
+                (REDRIVE_QUEUE.to_owned(), SimQueue::new(false, REDRIVE_VISIBILITY_S * 1000, REDRIVE_MAX_RECEIVE)),
                 (READY_QUEUE.to_owned(), SimQueue::new(true, READY_VISIBILITY_MS, u32::MAX)),
             ]),
         }
@@ -46,35 +67,48 @@ impl SimCloud {
             .unwrap_or_default()
     }
 
-    /// The event source mapping's `ReceiveMessage`.
-    pub fn receive_signups(&self, max: usize) -> Vec<Received> {
+    /// An event source mapping's `ReceiveMessage` from `queue` ([`SIGNUP_QUEUE`],
+    /// [`REDRIVE_QUEUE`]).
+    pub fn receive_from(&self, queue: &str, max: usize) -> Vec<Received> {
         let now = self.now_ms();
         let mut w = self.world();
-        w.sqs.queues.get_mut(SIGNUP_QUEUE).map(|q| q.receive(max, now)).unwrap_or_default()
+        w.sqs.queues.get_mut(queue).map(|q| q.receive(max, now)).unwrap_or_default()
     }
 
-    /// The event source mapping's `DeleteMessage`.
-    pub fn delete_signup(&self, receipt_handle: &str) -> bool {
+    /// An event source mapping's `DeleteMessage` on `queue`.
+    pub fn delete_from(&self, queue: &str, receipt_handle: &str) -> bool {
         let mut w = self.world();
-        w.sqs.queues.get_mut(SIGNUP_QUEUE).is_some_and(|q| q.delete(receipt_handle))
+        w.sqs.queues.get_mut(queue).is_some_and(|q| q.delete(receipt_handle))
     }
 
-    /// Messages on the signup queue not yet deleted.
+    /// Messages on `queue` not yet deleted.
     #[must_use]
-    pub fn signup_backlog(&self) -> usize {
-        self.world().sqs.queues.get(SIGNUP_QUEUE).map_or(0, SimQueue::len)
+    pub fn backlog(&self, queue: &str) -> usize {
+        self.world().sqs.queues.get(queue).map_or(0, SimQueue::len)
+    }
+
+    /// Lambda sends an invocation record to a function's on-failure destination (the
+    /// re-drive queue): no call of any function, the platform's own.
+    pub fn send_to_destination(&self, body: &str) {
+        let now = self.now_ms();
+        let mut w = self.world();
+        if let Some(q) = w.sqs.queues.get_mut(REDRIVE_QUEUE) {
+            q.send(body.to_owned(), None, now);
+        }
+        self.note(&mut w, "invocation record to the on-failure destination".to_owned());
     }
 }
 
-impl SignupQueue for SimCloud {
-    async fn retry_after(&self, _queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<(), CloudError> {
+impl WorkQueues for SimCloud {
+    async fn retry_after(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<(), CloudError> {
         self.call("ChangeMessageVisibility").await?;
+        let queue = queue_of(queue_url).ok_or_else(|| no_such_queue("ChangeMessageVisibility", queue_url))?;
         let now = self.now_ms();
         let mut w = self.world();
         let changed = w
             .sqs
             .queues
-            .get_mut(SIGNUP_QUEUE)
+            .get_mut(queue)
             .is_some_and(|q| q.change_visibility(receipt_handle, u64::from(seconds) * 1000, now));
         if changed {
             Ok(())
@@ -87,20 +121,35 @@ impl SignupQueue for SimCloud {
         }
     }
 
-    async fn send_signups(&self, _queue_url: &str, messages: &[QueuedMessage]) -> Result<(), CloudError> {
+    async fn send_batch(&self, queue_url: &str, messages: &[QueuedMessage]) -> Result<(), CloudError> {
+        let queue = queue_of(queue_url).ok_or_else(|| no_such_queue("SendMessageBatch", queue_url))?;
         for chunk in messages.chunks(10) {
             self.call("SendMessageBatch").await?;
             let now = self.now_ms();
             let mut w = self.world();
+            let Some(q) = w.sqs.queues.get_mut(queue) else { return Err(no_such_queue("SendMessageBatch", queue_url)) };
+            // SQS refuses a FIFO message without a group and deduplication id (the queue
+            // has no content-based deduplication), and a standard one with either.
+            if let Some(bad) = chunk.iter().find(|m| q.is_fifo() != (m.group_id.is_some() && m.dedup_id.is_some())) {
+                let wanted = if q.is_fifo() { "needs" } else { "takes no" };
+                return Err(CloudError::Invalid {
+                    operation: "SendMessageBatch".into(),
+                    message: format!("queue {queue_url} {wanted} MessageGroupId and MessageDeduplicationId: {bad:?}"),
+                });
+            }
+            let mut sent = Vec::new();
             for m in chunk {
-                let enqueued = w
-                    .sqs
-                    .queues
-                    .get_mut(SIGNUP_QUEUE)
-                    .is_some_and(|q| q.send_deduplicated(m.body.clone(), m.group_id.clone(), &m.dedup_id, now));
-                if enqueued {
-                    self.note(&mut w, format!("resume message for {}", m.group_id));
+                if let (Some(group), Some(dedup)) = (&m.group_id, &m.dedup_id) {
+                    if q.send_deduplicated(m.body.clone(), group.clone(), dedup, now) {
+                        sent.push(format!("{queue} message for {group}"));
+                    }
+                } else {
+                    q.send(m.body.clone(), None, now);
+                    sent.push(format!("{queue} message {}", m.body));
                 }
+            }
+            for text in sent {
+                self.note(&mut w, text);
             }
         }
         Ok(())

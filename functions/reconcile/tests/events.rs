@@ -1,0 +1,88 @@
+//! The reconcile handler on the re-drive queue's samples in `events/reconcile/`: the
+//! sweep's re-drive of a user, and Lambda's record of an event lifecycle gave up on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::Value;
+use warmpool_core::Config;
+use warmpool_lambda::{Context, LambdaEvent};
+use warmpool_reconcile::{ReconcileEvent, ReconcileResponse, handler};
+use warmpool_sim::{SimCloud, fixture, invoke};
+
+const REDRIVE: &str = include_str!("../../../events/reconcile/redrive.json");
+const FAILED_EVENT: &str = include_str!("../../../events/reconcile/failed-event.json");
+const SCHEDULED: &str = include_str!("../../../events/reconcile/scheduled.json");
+const SIGNUP: &str = include_str!("../../../events/signup/valid.json");
+const GROUP: &str = "warmpool-user-u-1001";
+
+/// u-1001 holds an attached pool instance, but its launch event was lost: no init sent.
+async fn attached_without_init() -> (SimCloud, Config) {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
+    warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
+    let tags = &cloud.snapshot().tags[GROUP];
+    assert_eq!((tags["warmpool:state"].as_str(), tags["warmpool:command-id"].as_str()), ("initializing", ""));
+    (cloud, cfg)
+}
+
+async fn run(cloud: &SimCloud, cfg: &Config, json: &str) -> ReconcileResponse {
+    let event: ReconcileEvent = serde_json::from_str(json).unwrap();
+    // As an invocation, so the cloud records who made each call.
+    invoke("reconcile", handler(cloud, cfg, LambdaEvent::new(event, Context::default()))).await.unwrap().unwrap()
+}
+
+fn failures(response: &ReconcileResponse) -> Vec<String> {
+    match response {
+        ReconcileResponse::Queue(r) => r.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect(),
+        ReconcileResponse::Sweep(r) => panic!("a queue batch ran a sweep: {r:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redrive_message_sends_the_init_a_lost_launch_event_never_did() {
+    for sample in [REDRIVE, FAILED_EVENT] {
+        let (cloud, cfg) = attached_without_init().await;
+        let response = run(&cloud, &cfg, sample).await;
+        assert!(failures(&response).is_empty());
+        let snap = cloud.snapshot();
+        let instance = &snap.groups[GROUP][0];
+        assert_eq!(&snap.tags[GROUP]["warmpool:command-instance"], instance);
+        assert_eq!(cloud.sent_commands().len(), 1, "one init");
+        // First, the message is set to come back after REDRIVE_RETRY_S (not the queue's
+        // visibility timeout) should this invocation die.
+        let log = cloud.call_log();
+        let first = log.iter().find(|(f, _)| f == "reconcile").map(|(_, op)| op.as_str());
+        assert_eq!(first, Some("ChangeMessageVisibility"));
+        // A repeat (SQS delivers at least once) sends nothing more.
+        assert!(failures(&run(&cloud, &cfg, sample).await).is_empty());
+        assert_eq!(cloud.sent_commands().len(), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_pool_event_is_left_to_the_hook_and_a_bad_body_fails_alone() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let mut batch: Value = serde_json::from_str(FAILED_EVENT).unwrap();
+    let mut pool_record = batch["Records"][0].clone();
+    let mut body: Value = serde_json::from_str(pool_record["body"].as_str().unwrap()).unwrap();
+    body["requestPayload"]["detail"]["AutoScalingGroupName"] = fixture::POOL_GROUP.into();
+    pool_record["body"] = body.to_string().into();
+    pool_record["messageId"] = "pool".into();
+    let mut bad = batch["Records"][0].clone();
+    bad["body"] = r#"{"kind":"redrive","user_id":"u 1; rm -rf /"}"#.into();
+    bad["messageId"] = "bad".into();
+    batch["Records"] = Value::Array(vec![pool_record, bad]);
+    let response = run(&cloud, &cfg, &batch.to_string()).await;
+    assert_eq!(failures(&response), vec!["bad".to_owned()]);
+    assert!(cloud.sent_commands().is_empty());
+    assert!(cloud.snapshot().terminated.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_schedule_still_runs_a_sweep() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let response = run(&cloud, &cfg, SCHEDULED).await;
+    let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
+    assert_eq!(report.users_checked, 0);
+}
