@@ -20,6 +20,11 @@ pub struct ModelArgs {
     /// Share of user-init commands that fail (0 to 1); each costs a failover.
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub init_failure_rate: f64,
+    /// Share of Auto Scaling launch attempts that fail (EC2 capacity, a quota, no free
+    /// address in the subnet; 0 to 1): the group tries again, and a cold attempt still
+    /// without an instance a minute on fails over.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    pub launch_failure_rate: f64,
     /// Seconds from an instance running to its SSM agent online.
     #[arg(long, default_value_t = CloudModel::default().agent_delay_s, value_parser = seconds)]
     pub agent_delay_s: f64,
@@ -34,6 +39,7 @@ impl ModelArgs {
     pub fn model(&self) -> CloudModel {
         CloudModel {
             init_failure_rate: self.init_failure_rate,
+            launch_failure_rate: self.launch_failure_rate,
             agent_delay_s: self.agent_delay_s,
             user_init_s: self.user_init_s,
             ..CloudModel::default()

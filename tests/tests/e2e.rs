@@ -30,6 +30,15 @@ fn record(p: &Platform, snap: &Snapshot, user: &str) -> UserRecord {
     UserRecord::from_tags(tags).expect("user group carries a record")
 }
 
+/// Somebody else holds a claim on every pool instance (the pool cannot serve); returns them.
+fn claim_the_whole_pool(p: &Platform) -> Vec<String> {
+    let pool: Vec<String> = p.snapshot().groups[&p.config().pool_group].clone();
+    for id in &pool {
+        p.cloud().put_claim(id, "someone-else");
+    }
+    pool
+}
+
 fn ready_messages(snap: &Snapshot) -> Vec<ReadyMessage> {
     snap.ready_messages.iter().map(|b| serde_json::from_str(b).expect("ready message is JSON")).collect()
 }
@@ -219,6 +228,128 @@ async fn with_every_event_lost_the_sweep_queues_a_redrive_per_user_and_they_fini
     assert_eq!(ready_messages(&p.snapshot()).len(), 2);
 }
 
+/// Auto Scaling's launches fail (capacity, a quota, no free address) and keep failing:
+/// the cold attempt ends a minute on, the next goes to the pool (an attempt that ran cold
+/// used no pool instance), and the user is ready.
+#[tokio::test(start_paused = true)]
+async fn a_cold_launch_that_keeps_failing_fails_over_to_the_pool() {
+    let p = Platform::start(PlatformOptions { pool: 2, ..PlatformOptions::default() });
+    let pool = claim_the_whole_pool(&p);
+    p.cloud().fail_next_launches(1_000);
+    let all = users(1);
+    p.signup(&all[0]);
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    let group = p.config().user_group(&all[0]);
+    assert!(p.snapshot().groups[&group].is_empty(), "no instance: every launch failed");
+    for id in &pool {
+        p.cloud().delete_claim(id);
+    }
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    let snap = p.snapshot();
+    let r = record(&p, &snap, &all[0]);
+    assert_eq!(
+        (r.state, r.attempt, r.cold_attempts, r.path),
+        (UserState::Ready, 2, 1, warmpool_core::domain::Path::Warm)
+    );
+    assert!(pool.contains(r.instance.as_ref().unwrap()));
+    let failed = p.cloud().timeline().iter().filter(|e| e.text.contains("launch failed")).count();
+    assert!(failed >= 5, "Auto Scaling kept trying for a minute ({failed} failed launches)");
+}
+
+/// With the pool unable to serve and every launch failing, each attempt ends after its
+/// grace and the user is `failed` with EC2's reason, its group asking for nothing; also
+/// when every event is lost (the sweep finds the attempt with no instance).
+#[tokio::test(start_paused = true)]
+async fn when_no_launch_ever_succeeds_the_user_fails_with_the_reason() {
+    for drop_events in [0.0, 1.0] {
+        let p = Platform::start(PlatformOptions {
+            pool: 0,
+            drop_events,
+            overrides: vec![("MAX_ATTEMPTS".into(), "2".into())],
+            ..PlatformOptions::default()
+        });
+        p.cloud().fail_next_launches(1_000);
+        let all = users(1);
+        p.signup(&all[0]);
+        assert!(p.run_until_settled(&all, DEADLINE_S).await, "drop {drop_events}");
+        assert_invariants(&p, &all);
+        let snap = p.snapshot();
+        let r = record(&p, &snap, &all[0]);
+        assert_eq!((r.state, r.attempt), (UserState::Failed, 3), "drop {drop_events}");
+        let reason = r.reason.unwrap();
+        assert!(reason.contains("cold launch failed"), "{reason}");
+        if drop_events == 0.0 {
+            assert!(reason.contains("Launching EC2 instance failed"), "EC2's words: {reason}");
+        }
+        let group = p.config().user_group(&all[0]);
+        assert_eq!(p.cloud().group_size(&group).unwrap().desired, 0, "the group stopped trying");
+    }
+}
+
+/// Every user is an Auto Scaling group, so the Region's group quota (500 by default)
+/// caps the users: `CreateAutoScalingGroup` past it is `LimitExceeded`. The signup past
+/// the quota says why (a log line and the `GroupQuotaReached` metric), is retried in case
+/// a group is freed, and ends in the dead-letter queue, from where it can be sent again.
+#[tokio::test(start_paused = true)]
+async fn a_signup_past_the_group_quota_is_dead_lettered_with_the_reason_and_a_metric() {
+    // The pool and two users fill a quota of three groups.
+    let model = CloudModel { group_quota: 3, ..CloudModel::default() };
+    let p = Platform::start(PlatformOptions { pool: 3, model, ..PlatformOptions::default() });
+    let all = users(3);
+    for u in &all {
+        p.signup(u);
+    }
+    // Two get the last two groups (whichever create first); the third's ten tries, 30 s
+    // apart, end in the dead-letter queue.
+    tokio::time::sleep(std::time::Duration::from_mins(20)).await;
+    let snap = p.snapshot();
+    let (served, refused): (Vec<&String>, Vec<&String>) =
+        all.iter().partition(|u| snap.groups.contains_key(&p.config().user_group(u)));
+    assert_eq!((served.len(), refused.len()), (2, 1), "the quota holds two users");
+    for u in served {
+        assert_eq!(record(&p, &snap, u).state, UserState::Ready);
+    }
+    assert_eq!(snap.dead_letters.len(), 1, "the third signup waits in the dead-letter queue");
+    assert!(snap.dead_letters[0].contains(refused[0].as_str()));
+    assert_eq!(snap.metrics["GroupQuotaReached"].0, 10, "one per receive, ten receives");
+    assert_eq!(snap.calls["CreateAutoScalingGroup"], 12, "two users, and the third's ten tries");
+}
+
+/// Auto Scaling replaces a ready user's host (a failed health check, a retirement) with a
+/// blank instance: the flow initialises it for the user (cold: it was never prepared),
+/// records it, and says so on the ready queue.
+#[tokio::test(start_paused = true)]
+async fn a_ready_users_replaced_host_is_initialised_and_announced() {
+    let p = Platform::start(PlatformOptions { pool: 1, ..PlatformOptions::default() });
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let old = record(&p, &p.snapshot(), &all[0]).instance.unwrap();
+    p.cloud().fail_health_check(&old);
+    // The group launches the replacement, which boots; its init (the full preparation)
+    // runs for minutes.
+    tokio::time::sleep(std::time::Duration::from_mins(3)).await;
+    assert_eq!(record(&p, &p.snapshot(), &all[0]).state, UserState::Initializing, "the new host is being set up");
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    let snap = p.snapshot();
+    let r = record(&p, &snap, &all[0]);
+    let new = r.instance.clone().unwrap();
+    assert_ne!(new, old);
+    assert_eq!((r.state, r.replaced.as_deref()), (UserState::Ready, Some(old.as_str())));
+    assert_eq!(snap.groups[&p.config().user_group(&all[0])], vec![new.clone()]);
+    let messages = ready_messages(&snap);
+    assert_eq!(messages.len(), 2, "ready, then ready again on the new host");
+    assert_eq!(messages[0].replaced_instance_id, None);
+    assert_eq!(
+        (messages[1].instance_id.as_str(), messages[1].replaced_instance_id.as_deref()),
+        (new.as_str(), Some(old.as_str()))
+    );
+    assert_eq!(snap.metrics["HostReplaced"].0, 1);
+    assert_eq!(snap.metrics["TimeToReady"].0, 1, "a replacement is not a signup's time to ready");
+}
+
 /// `WARM_ATTEMPTS` counts pool instances a user used: an attempt that ran cold (the pool
 /// could not serve) does not count, so its failover is served from the refilled pool.
 #[tokio::test(start_paused = true)]
@@ -229,10 +360,7 @@ async fn a_failed_cold_attempt_fails_over_to_the_pool_within_one_warm_attempt() 
         ..PlatformOptions::default()
     });
     // Every pool instance is someone else's at first: the first attempt runs cold.
-    let pool: Vec<String> = p.snapshot().groups[&p.config().pool_group].clone();
-    for id in &pool {
-        p.cloud().put_claim(id, "someone-else");
-    }
+    let pool = claim_the_whole_pool(&p);
     p.cloud().fail_next_inits(1);
     let all = users(1);
     p.signup(&all[0]);

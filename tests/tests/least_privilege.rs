@@ -79,6 +79,42 @@ fn index_of(opts: &PlatformOptions, fail_inits: u32, function: &str, op: &str, n
     log.iter().enumerate().filter(|(_, (f, o))| f == function && o == op).nth(nth).map(|(i, _)| i as u64).unwrap()
 }
 
+/// The calls of the recovery paths: failed launches, and events that fail every retry.
+fn recovery_calls() -> Vec<BTreeMap<String, BTreeSet<String>>> {
+    let mut runs = Vec::new();
+    // Cold launches that keep failing: lifecycle ends the attempt (desired 0) and hands
+    // the next claim to signup; with every event lost, a re-drive does.
+    for drop_events in [0.0, 1.0] {
+        runs.push(record(
+            PlatformOptions {
+                pool: 0,
+                drop_events,
+                overrides: vec![("MAX_ATTEMPTS".into(), "2".into())],
+                ..PlatformOptions::default()
+            },
+            |p| p.cloud().fail_next_launches(1_000),
+            &["u-1"],
+            false,
+        ));
+    }
+    // An event that fails every attempt (the agent is not online within the wait, three
+    // times): its invocation record reaches the re-drive queue, and reconcile re-drives
+    // the user.
+    runs.push(record(
+        PlatformOptions {
+            pool: 0,
+            model: CloudModel { agent_delay_s: 200.0, ..CloudModel::default() },
+            overrides: vec![("AGENT_WAIT_S".into(), "0".into())],
+            reconcile_every_s: 0,
+            ..PlatformOptions::default()
+        },
+        |_| {},
+        &["u-1"],
+        false,
+    ));
+    runs
+}
+
 fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
     let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut merge = |calls: BTreeMap<String, BTreeSet<String>>| {
@@ -170,21 +206,9 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         &["u-1", "u-2", "u-3", "u-4"],
         false,
     ));
-    // An event that fails every attempt (the agent is not online within the wait, three
-    // times): its invocation record reaches the re-drive queue, and reconcile re-drives
-    // the user.
-    merge(record(
-        PlatformOptions {
-            pool: 0,
-            model: CloudModel { agent_delay_s: 200.0, ..CloudModel::default() },
-            overrides: vec![("AGENT_WAIT_S".into(), "0".into())],
-            reconcile_every_s: 0,
-            ..PlatformOptions::default()
-        },
-        |_| {},
-        &["u-1"],
-        false,
-    ));
+    for calls in recovery_calls() {
+        merge(calls);
+    }
     // Resume after a crash right after a detach (signup, then failover), and an attach
     // refused for good (the instance is handed back), in both functions.
     // (A failover's claim runs in signup, from the `resume` message command-status sends.)

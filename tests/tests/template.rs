@@ -103,7 +103,13 @@ fn the_readme_configuration_table_is_generated_from_the_code() {
 #[test]
 fn every_rule_sends_only_what_its_handler_parses() {
     let handled: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::from([
-        ("lifecycle", (events::SOURCE_AUTOSCALING, vec![events::LAUNCH_SUCCESSFUL, events::LAUNCH_LIFECYCLE_ACTION])),
+        (
+            "lifecycle",
+            (
+                events::SOURCE_AUTOSCALING,
+                vec![events::LAUNCH_SUCCESSFUL, events::LAUNCH_UNSUCCESSFUL, events::LAUNCH_LIFECYCLE_ACTION],
+            ),
+        ),
         ("command-status", (events::SOURCE_SSM, vec![events::COMMAND_STATUS, events::COMMAND_INVOCATION_STATUS])),
     ]);
     let t = template();

@@ -129,3 +129,32 @@ async fn a_pool_member_that_leaves_while_its_agent_is_awaited_is_not_retried() {
     assert_eq!(out, LifecycleOutcome::Ignored { reason: "the instance left the pool before its agent came online" });
     assert_eq!(cloud.snapshot().calls.get("SendCommand"), None);
 }
+
+const LAUNCH_FAILED: &str = include_str!("../../../events/lifecycle/user-launch-unsuccessful.json");
+
+/// A cold user whose group cannot launch: within the grace, Auto Scaling's own retries
+/// get their chance (a retryable error: the event comes back a minute later); past it,
+/// the attempt ends with EC2's reason and the next claim goes to the signup function.
+#[tokio::test(start_paused = true)]
+async fn a_failed_cold_launch_is_given_a_minute_then_fails_over() {
+    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    cloud.fail_next_launches(1_000);
+    let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
+    warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
+    assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:path"], "cold");
+    let failed = || event(LAUNCH_FAILED, "");
+    let err = warmpool_lifecycle::handler(&cloud, &cfg, failed()).await.unwrap_err();
+    assert_eq!(Diagnostic::from(err).error_type, "Retryable");
+    tokio::time::sleep(std::time::Duration::from_mins(1)).await;
+    assert!(cloud.snapshot().groups[GROUP].is_empty(), "Auto Scaling's retries failed too");
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, failed()).await.unwrap();
+    let LifecycleOutcome::LaunchFailed { next } = out else { panic!("{out:?}") };
+    assert_eq!(next, warmpool_core::flow::command_status::StatusOutcome::FailoverQueued { attempt: 2 });
+    let tags = &cloud.snapshot().tags[GROUP];
+    assert_eq!((tags["warmpool:state"].as_str(), tags["warmpool:cold-attempts"].as_str()), ("claiming", "1"));
+    assert!(tags["warmpool:reason"].contains("not enough free addresses"), "{}", tags["warmpool:reason"]);
+    assert_eq!(cloud.group_size(GROUP).unwrap().desired, 0, "the group stopped trying");
+    // The same event again: the user no longer waits for that launch.
+    let again = warmpool_lifecycle::handler(&cloud, &cfg, failed()).await.unwrap();
+    assert!(matches!(again, LifecycleOutcome::Ignored { .. }), "{again:?}");
+}

@@ -270,6 +270,9 @@ pub mod tag {
     pub const INSTANCE: &str = "warmpool:instance";
     /// A pool instance this user holds the claim on but has not attached yet.
     pub const CLAIMED: &str = "warmpool:claimed";
+    /// The host Auto Scaling replaced (a failed health check, a retirement) with the one
+    /// in `INSTANCE`, for a user who was ready.
+    pub const REPLACED: &str = "warmpool:replaced";
     /// The latest init command sent for this user.
     pub const COMMAND_ID: &str = "warmpool:command-id";
     /// The instance `COMMAND_ID` was sent to: tells a duplicate launch event (init
@@ -305,6 +308,8 @@ pub struct UserRecord {
     pub ready_at_ms: Option<u64>,
     pub updated_at_ms: u64,
     pub reason: Option<String>,
+    /// The host the current one replaced (see [`tag::REPLACED`]).
+    pub replaced: Option<String>,
 }
 
 impl UserRecord {
@@ -326,6 +331,7 @@ impl UserRecord {
             ready_at_ms: None,
             updated_at_ms: requested_at_ms,
             reason: None,
+            replaced: None,
         }
     }
 
@@ -359,6 +365,7 @@ impl UserRecord {
             ready_at_ms: get(tag::READY_AT).and_then(|v| v.parse().ok()),
             updated_at_ms: get(tag::UPDATED_AT).and_then(|v| v.parse().ok()).unwrap_or_default(),
             reason: get(tag::REASON),
+            replaced: get(tag::REPLACED),
         })
     }
 
@@ -382,6 +389,7 @@ impl UserRecord {
             (tag::READY_AT.into(), self.ready_at_ms.map(|v| v.to_string()).unwrap_or_default()),
             (tag::UPDATED_AT.into(), self.updated_at_ms.to_string()),
             (tag::REASON.into(), opt(&self.reason)),
+            (tag::REPLACED.into(), opt(&self.replaced)),
         ]
     }
 }
@@ -397,6 +405,10 @@ pub struct ReadyMessage {
     pub attempts: u32,
     /// From the signup message being sent to the host being initialised.
     pub ready_after_s: f64,
+    /// Present when this host replaces the user's earlier one (Auto Scaling replaced it):
+    /// the earlier host's instance id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_instance_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::error::FlowError;
 pub const SOURCE_AUTOSCALING: &str = "aws.autoscaling";
 pub const SOURCE_SSM: &str = "aws.ssm";
 pub const LAUNCH_SUCCESSFUL: &str = "EC2 Instance Launch Successful";
+pub const LAUNCH_UNSUCCESSFUL: &str = "EC2 Instance Launch Unsuccessful";
 pub const LAUNCH_LIFECYCLE_ACTION: &str = "EC2 Instance-launch Lifecycle Action";
 pub const COMMAND_INVOCATION_STATUS: &str = "EC2 Command Invocation Status-change Notification";
 pub const COMMAND_STATUS: &str = "EC2 Command Status-change Notification";
@@ -29,6 +30,21 @@ pub struct LaunchSuccessful {
     pub cause: String,
     #[serde(default)]
     pub status_code: String,
+}
+
+/// Detail of `EC2 Instance Launch Unsuccessful`: a launch activity failed (EC2 capacity,
+/// an instance or vCPU quota, no free address in the subnet); Auto Scaling tries again
+/// on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct LaunchUnsuccessful {
+    pub auto_scaling_group_name: String,
+    /// Often empty: the launch failed before EC2 gave the instance an id.
+    #[serde(rename = "EC2InstanceId", default)]
+    pub ec2_instance_id: String,
+    /// Why, in EC2's words.
+    #[serde(default)]
+    pub status_message: String,
 }
 
 /// Detail of `EC2 Instance-launch Lifecycle Action`.
@@ -107,6 +123,7 @@ impl CommandOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AsgEvent {
     LaunchSuccessful(LaunchSuccessful),
+    LaunchUnsuccessful(LaunchUnsuccessful),
     LaunchLifecycleAction(LifecycleAction),
     /// Any other detail type: logged and ignored.
     Other(String),
@@ -118,6 +135,7 @@ impl AsgEvent {
         let bad = |e: serde_json::Error| FlowError::InvalidInput(format!("{detail_type} detail: {e}"));
         Ok(match detail_type {
             LAUNCH_SUCCESSFUL => Self::LaunchSuccessful(serde_json::from_value(detail).map_err(bad)?),
+            LAUNCH_UNSUCCESSFUL => Self::LaunchUnsuccessful(serde_json::from_value(detail).map_err(bad)?),
             LAUNCH_LIFECYCLE_ACTION => Self::LaunchLifecycleAction(serde_json::from_value(detail).map_err(bad)?),
             other => Self::Other(other.to_owned()),
         })

@@ -30,6 +30,10 @@ pub enum Metric {
     /// An event lifecycle or command-status still failed on after Lambda's retries
     /// (its invocation record reached the re-drive queue).
     FailedEvent,
+    /// A signup found the Region's Auto Scaling group quota reached.
+    GroupQuotaReached,
+    /// Auto Scaling replaced a ready user's host; it is being initialised for the user.
+    HostReplaced,
 }
 
 impl Metric {
@@ -46,6 +50,8 @@ impl Metric {
             Self::RefillSeconds(s) => ("RefillTime", *s, "Seconds", vec![]),
             Self::PoolTarget(n) => ("PoolTarget", f64::from(*n), "Count", vec![]),
             Self::FailedEvent => ("FailedEvents", 1.0, "Count", vec![]),
+            Self::GroupQuotaReached => ("GroupQuotaReached", 1.0, "Count", vec![]),
+            Self::HostReplaced => ("HostReplaced", 1.0, "Count", vec![]),
         }
     }
 

@@ -40,6 +40,13 @@ pub struct CloudModel {
     pub init_failure_rate: f64,
     /// The share of pool-prep commands that fail.
     pub prep_failure_rate: f64,
+    /// The share of an Auto Scaling group's launch attempts that fail (EC2 capacity, an
+    /// instance or vCPU quota, no free address in the subnet): the activity fails, `EC2
+    /// Instance Launch Unsuccessful` is sent, and the group tries again on its next pass.
+    pub launch_failure_rate: f64,
+    /// Auto Scaling groups the account may have in the Region (Service Quotas' default: 500);
+    /// `CreateAutoScalingGroup` past it is `LimitExceeded`.
+    pub group_quota: usize,
     /// How often the Auto Scaling group reconciles desired and actual capacity (s).
     pub scaling_interval_s: u64,
     /// From `DetachInstances` to the instance out of the group (s): the instance is
@@ -69,6 +76,8 @@ impl Default for CloudModel {
             command_check_s: 5,
             init_failure_rate: 0.0,
             prep_failure_rate: 0.0,
+            launch_failure_rate: 0.0,
+            group_quota: 500,
             scaling_interval_s: 10,
             detach_s: (2.0, 15.0),
             shutdown_s: 30.0,

@@ -338,7 +338,7 @@ impl Platform {
     }
 
     /// The rules of `template.yaml`: Auto Scaling events of the pool (lifecycle action)
-    /// and of user groups (launch successful) to lifecycle; user-init command and
+    /// and of user groups (launch successful or unsuccessful) to lifecycle; user-init command and
     /// invocation statuses and pool-prep invocation statuses to command-status.
     fn route(&self, e: &BusEvent) -> Option<Target> {
         let cfg = &self.cfg;
@@ -349,7 +349,7 @@ impl Platform {
             {
                 Some(Target::Lifecycle)
             }
-            (events::SOURCE_AUTOSCALING, events::LAUNCH_SUCCESSFUL)
+            (events::SOURCE_AUTOSCALING, events::LAUNCH_SUCCESSFUL | events::LAUNCH_UNSUCCESSFUL)
                 if str_of("AutoScalingGroupName").starts_with(&cfg.user_group_prefix) =>
             {
                 Some(Target::Lifecycle)

@@ -145,3 +145,23 @@ async fn queues_refuse_messages_of_the_wrong_kind_and_unknown_urls() {
     let err = cloud.retry_after("https://sqs.us-east-1.amazonaws.com/1/nope", "r", 5).await.unwrap_err();
     assert!(matches!(err, CloudError::NotFound { .. }), "{err:?}");
 }
+
+/// Auto Scaling: a launch that EC2 refuses (capacity, a quota, no free address) is a
+/// failed launch activity with no instance, reported by `EC2 Instance Launch
+/// Unsuccessful`; the group tries again on its next pass.
+#[tokio::test(start_paused = true)]
+async fn a_refused_launch_is_a_failed_activity_and_the_group_tries_again() {
+    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    cloud.create_user_group(&user_group(&cfg)).await.unwrap();
+    cloud.fail_next_launches(1);
+    cloud.set_desired_capacity(&cfg.user_group("u-1"), 1).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(cloud.model().scaling_interval_s)).await;
+    let group = cfg.user_group("u-1");
+    assert!(cloud.snapshot().groups[&group].is_empty(), "the refused launch made no instance");
+    let launches = cloud.recent_launches(&group).await.unwrap();
+    assert_eq!(launches.len(), 1);
+    assert!(launches[0].ended_ms.is_some() && !launches[0].succeeded, "{launches:?}");
+    assert!(cloud.timeline().iter().any(|e| e.text.contains("Launching EC2 instance failed")));
+    tokio::time::sleep(Duration::from_secs(cloud.model().scaling_interval_s)).await;
+    assert_eq!(cloud.snapshot().groups[&group].len(), 1, "the next pass launched");
+}

@@ -63,7 +63,7 @@ pub struct Variable {
 use Function::{CommandStatus, Lifecycle, PoolSizer, Reconcile, Signup};
 
 const ALL: &[Function] = &Function::ALL;
-const ATTEMPTS: &[Function] = &[Signup, CommandStatus, Reconcile];
+const ATTEMPTS: &[Function] = &[Signup, Lifecycle, CommandStatus, Reconcile];
 const COMMANDS: &[Function] = &[Lifecycle, Reconcile];
 
 const fn var(
@@ -141,9 +141,9 @@ pub const VARIABLES: &[Variable] = &[
     required(
         "SIGNUP_QUEUE_URL",
         "set it to the signup queue's URL",
-        "where `resume` messages go: a failover's next claim (command-status), a user stalled while \
-         claiming (reconcile)",
-        &[CommandStatus, Reconcile],
+        "where `resume` messages go: a failover's next claim (command-status; lifecycle, after a cold \
+         launch that keeps failing), a user stalled while claiming (reconcile)",
+        &[Lifecycle, CommandStatus, Reconcile],
     ),
     var(
         "SIGNUP_RETRY_S",

@@ -108,6 +108,10 @@ async fn init_status<C: Cloud>(cloud: &C, cfg: &Config, c: &CommandStatus) -> Re
     apply_init_outcome(cloud, cfg, &user_id, &c.command_id, &c.status, ThenAcquire::ViaSignupQueue).await
 }
 
+/// How long the per-instance status event waits before it acts (see
+/// `init_invocation_status`).
+const BACKUP_STATUS_DELAY_MS: u64 = 2_000;
+
 /// The same outcome from the per-instance event, a second notification SSM sends
 /// independently of the command-level one: a user whose command-level event is lost is
 /// still made ready (or failed over) at once instead of waiting for the sweep. The
@@ -120,6 +124,11 @@ async fn init_invocation_status<C: Cloud>(
     if CommandOutcome::from_status(&i.status) == CommandOutcome::Pending {
         return Ok(StatusOutcome::Ignored { reason: "status is not final" });
     }
+    // The backup of the two: both usually arrive within a second, and the first one's
+    // steps (message, state, claim) take a few hundred milliseconds. Acting a moment
+    // later finds them done in one read, instead of racing them (a second metric, a
+    // second tag write).
+    cloud.sleep_ms(BACKUP_STATUS_DELAY_MS).await;
     let Some(membership) = cloud.instance_membership(&i.instance_id).await? else {
         return Ok(StatusOutcome::Ignored { reason: "instance is in no group (the other status event was handled)" });
     };
@@ -176,7 +185,8 @@ pub async fn apply_init_outcome<C: Cloud>(
         // A failover that an earlier run started (the state says claiming but the
         // command is still this one) is resumed, not started again.
         (UserState::Initializing | UserState::Claiming, CommandOutcome::Failure) => {
-            failover(cloud, cfg, group, record, status, then).await
+            let why = format!("init on {} ended {status}", record.instance.as_deref().unwrap_or("unknown instance"));
+            failover(cloud, cfg, group, record, &why, then).await
         }
         _ => Ok(StatusOutcome::Ignored { reason: "outcome already handled" }),
     }
@@ -206,6 +216,7 @@ async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Resul
         path: record.path,
         attempts: record.attempt,
         ready_after_s: now.saturating_sub(record.requested_at_ms) as f64 / 1000.0,
+        replaced_instance_id: record.replaced.clone(),
     };
     let body = serde_json::to_string(&message)
         .map_err(|e| FlowError::InvalidInput(format!("ready message cannot be encoded: {e}")))?;
@@ -213,7 +224,10 @@ async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Resul
     // de-duplicate on user_id) instead of losing it.
     let command_id = record.command_id.as_deref().unwrap_or_default();
     cloud.send_ready(&record.user_id, &format!("{}-{command_id}", record.user_id), &body).await?;
-    cloud.record(Metric::TimeToReady { seconds: message.ready_after_s, path: record.path });
+    if record.replaced.is_none() {
+        // (A replaced host's time is not a signup's.)
+        cloud.record(Metric::TimeToReady { seconds: message.ready_after_s, path: record.path });
+    }
     write_tags(cloud, &group.name, &[(tag::STATE, UserState::Ready.as_str().into()), (tag::READY_AT, now.to_string())])
         .await?;
     if let Err(e) = cloud.release(&instance_id).await {
@@ -227,12 +241,12 @@ async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Resul
 /// Retires the instance whose init failed (terminated, never returned to the pool) and
 /// gets the user another one: warm while attempts allow, then cold; `failed` after
 /// `MAX_ATTEMPTS`.
-async fn failover<C: Cloud>(
+pub(crate) async fn failover<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     group: Group,
     mut record: UserRecord,
-    status: &str,
+    why: &str,
     then: ThenAcquire,
 ) -> Result<StatusOutcome, FlowError> {
     let bad_instance = record.instance.clone();
@@ -247,7 +261,7 @@ async fn failover<C: Cloud>(
         // (the pool has often refilled by then), instead of waiting for another cold
         // launch.
         record.path = if record.warm_allowed(cfg.warm_attempts) { Path::Warm } else { Path::Cold };
-        let reason = format!("init on {} ended {status}", bad_instance.as_deref().unwrap_or("unknown instance"));
+        let reason = why.to_owned();
         warn!(user_id = %record.user_id, instance_id = ?bad_instance, attempt = record.attempt, reason, "failing over");
         cloud.record(Metric::Failover);
         write_tags(
@@ -268,7 +282,7 @@ async fn failover<C: Cloud>(
         cloud.release(bad).await?;
     }
     if record.attempt > cfg.max_attempts {
-        let reason = format!("init failed on {} attempts (last: {status}); giving up", cfg.max_attempts);
+        let reason = format!("no attempt succeeded in {} attempts (last: {why}); giving up", cfg.max_attempts);
         write_tags(
             cloud,
             &group.name,

@@ -1,20 +1,30 @@
 //! Lifecycle: Auto Scaling events become SSM Run Commands.
 //!
 //! - `EC2 Instance Launch Successful` for a user group (an attach, or a cold launch):
-//!   wait for the agent, send user-init with the user's values as typed parameters.
+//!   wait for the agent, send user-init with the user's values as typed parameters. For a
+//!   ready user, a launch that is not the recorded host is Auto Scaling replacing it: the
+//!   new, blank host is initialised the same way (cold), and the record names the old one.
 //! - `EC2 Instance-launch Lifecycle Action` for the pool: wait for the agent, send
 //!   pool-prep; command-status completes the hook.
+//! - `EC2 Instance Launch Unsuccessful` for a user group: Auto Scaling tries again on its
+//!   own; a cold attempt that still has no instance [`LAUNCH_GRACE_MS`] after it began is
+//!   failed over (the pool, if the user may, or another cold attempt; `failed` with EC2's
+//!   reason past `MAX_ATTEMPTS`).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::command_status::{StatusOutcome, ThenAcquire, failover};
 use super::{load_user, wait_for_agent, write_tags};
-use crate::domain::{Id, Path, UserState, tag};
+use crate::domain::{Id, Path, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
-use crate::events::{AsgEvent, CommandOutcome, LAUNCHING_TRANSITION, LaunchSuccessful, LifecycleAction};
-use crate::ports::{Cloud, CommandRequest};
+use crate::events::{
+    AsgEvent, CommandOutcome, LAUNCHING_TRANSITION, LaunchSuccessful, LaunchUnsuccessful, LifecycleAction,
+};
+use crate::metrics::Metric;
+use crate::ports::{Cloud, CommandRequest, Group, Member};
 use crate::{Config, retry};
 
 /// What the lifecycle function did with an event (the function's response).
@@ -27,10 +37,83 @@ pub enum LifecycleOutcome {
     PrepSent {
         command_id: String,
     },
+    /// A cold attempt whose launches kept failing was ended: what came next.
+    LaunchFailed {
+        next: StatusOutcome,
+    },
     /// Not for us, stale, or a duplicate; the reason is logged.
     Ignored {
         reason: &'static str,
     },
+}
+
+/// How long a cold attempt may go without an instance (Auto Scaling retrying its failed
+/// launches meanwhile) before it counts as a failed attempt.
+pub const LAUNCH_GRACE_MS: u64 = 60_000;
+
+/// Whether the user's cold attempt is failing to launch: `initializing` on the cold path,
+/// the group asking for an instance and holding none, for [`LAUNCH_GRACE_MS`] since the
+/// record last moved.
+pub(crate) fn cold_launch_stuck(group: &Group, record: &UserRecord, now_ms: u64) -> bool {
+    record.state == UserState::Initializing
+        && record.path == Path::Cold
+        && group.desired_capacity > 0
+        && !group.members.iter().any(Member::live)
+        && now_ms.saturating_sub(record.updated_at_ms) >= LAUNCH_GRACE_MS
+}
+
+/// Ends a cold attempt whose launches keep failing: the group stops trying (desired 0,
+/// first: a crash after it leaves a user the sweep claims for again), then the failover
+/// (the next attempt from the pool if the user may, or cold again; `failed` past
+/// `MAX_ATTEMPTS`, with `why`).
+pub(crate) async fn fail_cold_launch<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    group: Group,
+    mut record: UserRecord,
+    why: &str,
+    then: ThenAcquire,
+) -> Result<StatusOutcome, FlowError> {
+    warn!(user_id = %record.user_id, why, "cold launch keeps failing; ending the attempt");
+    cloud.set_desired_capacity(&group.name, 0).await?;
+    // The attempt has no instance to retire (an earlier attempt's is gone already).
+    record.instance = None;
+    failover(cloud, cfg, group, record, why, then).await
+}
+
+async fn launch_failed<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    e: &LaunchUnsuccessful,
+) -> Result<LifecycleOutcome, FlowError> {
+    let Some(user_id) = cfg.user_of_group(&e.auto_scaling_group_name) else {
+        // The pool: Auto Scaling launches again, and the pool-sizer sees the failed activity.
+        return Ok(LifecycleOutcome::Ignored { reason: "not a user group (Auto Scaling retries the launch)" });
+    };
+    let Ok(user_id) = Id::parse("user group name", user_id) else {
+        return Ok(LifecycleOutcome::Ignored { reason: "not a user group" });
+    };
+    let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? else {
+        return Ok(LifecycleOutcome::Ignored { reason: "user group no longer exists" });
+    };
+    let launching = record.state == UserState::Initializing
+        && record.path == Path::Cold
+        && group.desired_capacity > 0
+        && !group.members.iter().any(Member::live);
+    if !launching {
+        return Ok(LifecycleOutcome::Ignored { reason: "the user is not waiting for a launch (a retry succeeded)" });
+    }
+    if !cold_launch_stuck(&group, &record, cloud.now_ms()) {
+        // Auto Scaling tries again on its own: give it the grace, and look again on this
+        // event's retry (Lambda's, a minute later).
+        return Err(FlowError::NotYet(format!(
+            "{} could not launch ({}); Auto Scaling retries, and this is checked again",
+            group.name, e.status_message
+        )));
+    }
+    let why = format!("cold launch failed: {}", e.status_message);
+    let next = fail_cold_launch(cloud, cfg, group, record, &why, ThenAcquire::ViaSignupQueue).await?;
+    Ok(LifecycleOutcome::LaunchFailed { next })
 }
 
 /// Handles one Auto Scaling event.
@@ -40,6 +123,10 @@ pub async fn handle_event<C: Cloud>(cloud: &C, cfg: &Config, event: &AsgEvent) -
             let span =
                 info_span!("launch_successful", group = %e.auto_scaling_group_name, instance_id = %e.ec2_instance_id);
             user_launch(cloud, cfg, e).instrument(span).await
+        }
+        AsgEvent::LaunchUnsuccessful(e) => {
+            let span = info_span!("launch_unsuccessful", group = %e.auto_scaling_group_name);
+            launch_failed(cloud, cfg, e).instrument(span).await
         }
         AsgEvent::LaunchLifecycleAction(e) => {
             let span = info_span!("pool_lifecycle_action", group = %e.auto_scaling_group_name, instance_id = %e.ec2_instance_id);
@@ -79,14 +166,19 @@ pub async fn init_user<C: Cloud>(
     instance_id: &str,
 ) -> Result<LifecycleOutcome, FlowError> {
     let user_id = user_id.as_str();
-    let Some((group, record)) = load_user(cloud, cfg, user_id).await? else {
+    let Some((group, mut record)) = load_user(cloud, cfg, user_id).await? else {
         return Ok(LifecycleOutcome::Ignored { reason: "user group no longer exists" });
     };
-    if record.state.is_final() {
-        return Ok(LifecycleOutcome::Ignored { reason: "user is already ready or failed" });
-    }
     if !group.members.iter().any(|m| m.instance_id == instance_id && m.live()) {
         return Ok(LifecycleOutcome::Ignored { reason: "instance is no longer the user's" });
+    }
+    match record.state {
+        UserState::Failed => return Ok(LifecycleOutcome::Ignored { reason: "user has failed" }),
+        UserState::Ready if record.instance.as_deref() == Some(instance_id) => {
+            return Ok(LifecycleOutcome::Ignored { reason: "user is already ready on this instance" });
+        }
+        UserState::Ready => record = replacement(cloud, &group, record, instance_id).await?,
+        UserState::Claiming | UserState::Initializing => {}
     }
     if record.command_instance.as_deref() == Some(instance_id) && record.command_id.is_some() {
         return Ok(LifecycleOutcome::Ignored { reason: "init already sent to this instance" });
@@ -122,6 +214,45 @@ pub async fn init_user<C: Cloud>(
     .await?;
     info!(user_id, instance_id, command_id, attempt = record.attempt, "user-init sent");
     Ok(LifecycleOutcome::InitSent { command_id })
+}
+
+/// A ready user's group launched another instance: Auto Scaling replaced the user's host
+/// (a failed health check, a scheduled retirement) with a blank one from the launch
+/// template. The record goes back to `initializing` on it (the cold path: the init runs
+/// the full preparation), naming the host it replaces, so the ready message that follows
+/// says so.
+async fn replacement<C: Cloud>(
+    cloud: &C,
+    group: &Group,
+    mut record: UserRecord,
+    instance_id: &str,
+) -> Result<UserRecord, FlowError> {
+    let old = record.instance.clone().unwrap_or_default();
+    warn!(user_id = %record.user_id, instance_id, replaced = %old, "a ready user's host was replaced; initialising the new one");
+    cloud.record(Metric::HostReplaced);
+    let reason = format!("host {old} replaced by Auto Scaling with {instance_id}");
+    write_tags(
+        cloud,
+        &group.name,
+        &[
+            (tag::STATE, UserState::Initializing.as_str().into()),
+            (tag::PATH, Path::Cold.as_str().into()),
+            (tag::INSTANCE, instance_id.to_owned()),
+            (tag::REPLACED, old.clone()),
+            (tag::COMMAND_ID, String::new()),
+            (tag::COMMAND_INSTANCE, String::new()),
+            (tag::REASON, reason.clone()),
+        ],
+    )
+    .await?;
+    record.state = UserState::Initializing;
+    record.path = Path::Cold;
+    record.instance = Some(instance_id.to_owned());
+    record.replaced = Some(old);
+    record.command_id = None;
+    record.command_instance = None;
+    record.reason = Some(reason);
+    Ok(record)
 }
 
 async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> Result<LifecycleOutcome, FlowError> {

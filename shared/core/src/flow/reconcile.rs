@@ -42,7 +42,7 @@ use crate::domain::{Id, RedriveMessage, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::events::CommandOutcome;
 use crate::metrics::Metric;
-use crate::ports::{Cloud, Group, Member, MemberState, QueuedMessage};
+use crate::ports::{Cloud, Group, MemberState, QueuedMessage};
 
 /// What one sweep did (the function's response).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -240,16 +240,12 @@ fn waits_on_init(group: &Group, record: &UserRecord) -> bool {
     record.command_id.is_some() && live.is_some() && record.command_instance.as_deref() == live
 }
 
-/// Whether a stalled `initializing` user needs a re-drive: not while its group launches
-/// its instance, nor while the init it waits on is listed as still running
-/// (`statuses`: the listing, for users that wait on an init).
+/// Whether a stalled `initializing` user needs a re-drive: not while the init it waits
+/// on is listed as still running (`statuses`: the listing, for users that wait on an
+/// init). A group that asks for an instance and has none this long is failing to launch.
 fn needs_redrive(group: &Group, record: &UserRecord, statuses: Option<&BTreeMap<String, String>>) -> bool {
     if record.state != UserState::Initializing {
         return false;
-    }
-    let live = group.members.iter().any(Member::live);
-    if !live && group.desired_capacity > 0 {
-        return false; // the group is launching it
     }
     match (statuses, &record.command_id) {
         (Some(statuses), Some(command_id)) if waits_on_init(group, record) => {
@@ -406,6 +402,18 @@ async fn redrive<C: Cloud>(
 ) -> Result<Option<&'static str>, FlowError> {
     let live = group.members.iter().find(|m| m.live()).map(|m| m.instance_id.clone());
     let user_id = Id::parse("user id tag", &record.user_id)?;
+    if live.is_none() && group.desired_capacity > 0 {
+        // The group is launching its instance, or failing to: a lost `Launch
+        // Unsuccessful` event, or one whose retries ran out.
+        if !lifecycle::cold_launch_stuck(group, record, cloud.now_ms()) {
+            return Ok(None);
+        }
+        let waited_s = cloud.now_ms().saturating_sub(record.updated_at_ms) / 1000;
+        let why = format!("cold launch failed: no instance after {waited_s} s of Auto Scaling's launches");
+        lifecycle::fail_cold_launch(cloud, cfg, group.clone(), record.clone(), &why, ThenAcquire::ViaSignupQueue)
+            .await?;
+        return Ok(Some("cold launch failing; attempt ended"));
+    }
     let checks_status = live.is_some() && record.command_id.is_some() && record.command_instance == live;
     if !checks_status {
         // A re-drive that makes many calls (an init waits for an agent, a claim moves an
@@ -414,9 +422,6 @@ async fn redrive<C: Cloud>(
         write_tags(cloud, &group.name, &[]).await?;
     }
     let Some(instance_id) = live else {
-        if group.desired_capacity > 0 {
-            return Ok(None); // the group is launching it
-        }
         write_tags(cloud, &group.name, &[(tag::STATE, UserState::Claiming.as_str().into())]).await?;
         let fresh = load_user(cloud, cfg, &record.user_id).await?;
         if let Some((group, record)) = fresh {

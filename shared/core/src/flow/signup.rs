@@ -11,6 +11,7 @@ use super::load_user;
 use crate::Config;
 use crate::domain::{Id, SignupMessage, UserRecord, UserState};
 use crate::error::{CloudError, FlowError};
+use crate::metrics::Metric;
 use crate::ports::{Cloud, Group, QueuedMessage, UserGroupSpec};
 
 /// What one signup message achieved.
@@ -218,6 +219,22 @@ async fn signup<C: Cloud>(
             load_user(cloud, cfg, user_id.as_str())
                 .await?
                 .ok_or_else(|| FlowError::NotYet(format!("group {} exists but is not visible yet", spec.name)))?
+        }
+        Err(CloudError::LimitExceeded { message, .. }) => {
+            // Every user is a group: the Region's quota of Auto Scaling groups (500 by
+            // default) caps the users warmpool can hold. The signup waits for a freed
+            // group (deleted users) through its retries, then in the dead-letter queue.
+            cloud.record(Metric::GroupQuotaReached);
+            error!(
+                group = %spec.name,
+                "the Region's Auto Scaling group quota is reached ({message}); raise the quota \
+                 (Service Quotas: Auto Scaling groups per Region) or delete finished users; this signup is \
+                 retried, then dead-lettered, where it can be sent again"
+            );
+            return Err(FlowError::NotYet(format!(
+                "cannot create {}: the Auto Scaling group quota is reached ({message})",
+                spec.name
+            )));
         }
         Err(e) => return Err(e.into()),
     };

@@ -68,7 +68,22 @@ pub(super) struct AutoScalingState {
     /// Instance id to the group whose launch activity is still in progress.
     pub(super) launching: BTreeMap<String, String>,
     pub(super) detaches: BTreeMap<String, DetachStats>,
+    /// Launch attempts still to fail, whatever the failure rate (a test's knob).
+    pub(super) forced_launch_failures: u32,
+    /// Failed launch attempts so far.
+    pub(super) failed_launches: u64,
 }
+
+/// Why a launch fails, in EC2's words (as Auto Scaling reports them in the failed
+/// activity's status message): capacity, the account's vCPU quota, the subnet's addresses.
+const LAUNCH_FAILURES: [&str; 3] = [
+    "We currently do not have sufficient t3.small capacity in the Availability Zone you requested. Our system \
+     will be working on provisioning additional capacity. Launching EC2 instance failed.",
+    "You have requested more vCPU capacity than your current vCPU limit of 32 allows for the instance bucket \
+     that the specified instance type belongs to. Launching EC2 instance failed.",
+    "There are not enough free addresses in subnet to satisfy the requested number of instances. Launching \
+     EC2 instance failed.",
+];
 
 impl SimCloud {
     pub(super) fn begin_launch(&self, w: &mut World, group: &str, instance_id: &str) {
@@ -113,6 +128,7 @@ impl SimCloud {
 
     pub(super) fn scale_once(&self, group: &str) -> bool {
         let mut launches = Vec::new();
+        let mut failures = Vec::new();
         let mut excess = Vec::new();
         {
             let mut w = self.world();
@@ -123,6 +139,12 @@ impl SimCloud {
             let desired = g.desired;
             if live < desired {
                 for _ in live..desired {
+                    let forced = w.asg.forced_launch_failures > 0;
+                    if forced || self.chance(self.inner.model.launch_failure_rate) {
+                        w.asg.forced_launch_failures = w.asg.forced_launch_failures.saturating_sub(1);
+                        failures.push(self.fail_launch(&mut w, group));
+                        continue;
+                    }
                     let id = self.launch_into(&mut w, group);
                     launches.push(id);
                 }
@@ -135,10 +157,45 @@ impl SimCloud {
         for id in launches {
             self.boot(id);
         }
+        for message in failures {
+            self.emit(
+                events::SOURCE_AUTOSCALING,
+                events::LAUNCH_UNSUCCESSFUL,
+                json!({
+                    "StatusCode": "Failed",
+                    "AutoScalingGroupName": group,
+                    "EC2InstanceId": "",
+                    "StatusMessage": message,
+                    "Cause": format!(
+                        "At {} an instance was started in response to a difference between desired and actual capacity.",
+                        format_time(self.now_ms())
+                    ),
+                    "Details": {},
+                }),
+            );
+        }
         for id in excess {
             self.begin_terminate(&id, "scale-in");
         }
         true
+    }
+
+    /// A launch attempt that fails: a failed launch activity (no instance), and its
+    /// message. The group tries again on its next pass.
+    fn fail_launch(&self, w: &mut World, group: &str) -> &'static str {
+        let now = self.now_ms();
+        let message = LAUNCH_FAILURES[(self.draw_ms((0, 2)) as usize).min(LAUNCH_FAILURES.len() - 1)];
+        w.asg.failed_launches += 1;
+        let list = w.asg.activities.entry(group.to_owned()).or_default();
+        list.push(LaunchActivity {
+            instance_id: String::new(),
+            launch: Launch { started_ms: now, ended_ms: Some(now), succeeded: false },
+        });
+        if list.len() > ACTIVITIES_KEPT {
+            list.drain(..list.len() - ACTIVITIES_KEPT);
+        }
+        self.note(w, format!("{group} launch failed: {message}"));
+        message
     }
 
     /// Records a new `Pending` instance in the group, in its least-used subnet.
@@ -236,6 +293,17 @@ impl AutoScaling for SimCloud {
             }
             if let Some(bad) = spec.subnets.iter().find(|s| !w.ec2.subnet_azs.contains_key(*s)) {
                 return Err(validation("CreateAutoScalingGroup", format!("The subnet ID '{bad}' does not exist")));
+            }
+            if w.asg.groups.len() >= self.inner.model.group_quota {
+                // The API reference's words for the `LimitExceeded` fault.
+                return Err(CloudError::LimitExceeded {
+                    operation: "CreateAutoScalingGroup".into(),
+                    message: format!(
+                        "You have already reached a limit for your Amazon EC2 Auto Scaling resources (for example, \
+                         Auto Scaling groups, launch configurations, or lifecycle hooks): {} groups",
+                        self.inner.model.group_quota
+                    ),
+                });
             }
             w.asg.groups.insert(
                 spec.name.clone(),

@@ -63,6 +63,13 @@ impl SimCloud {
         }
     }
 
+    /// Auto Scaling finds `instance_id` unhealthy (a failed health check, a scheduled
+    /// retirement) and replaces it: the instance is terminated and its group, whose
+    /// desired capacity does not change, launches a new one from its launch template.
+    pub fn fail_health_check(&self, instance_id: &str) {
+        self.begin_terminate(instance_id, "unhealthy (health check failed); Auto Scaling replaces it");
+    }
+
     /// Takes `instance_id` out of `group` at once, as a detach long finished would (an
     /// operator's `DetachInstances`, or a move whose owner lost its claim): the instance
     /// keeps running in no group, and the group, not decremented, replaces it.
@@ -107,6 +114,11 @@ impl SimCloud {
     /// Deletes the claim on an instance, as its owner releasing it would.
     pub fn delete_claim(&self, instance_id: &str) {
         self.world().params.claims.remove(instance_id);
+    }
+
+    /// Makes the next `n` launch attempts of any group fail, whatever the failure rate.
+    pub fn fail_next_launches(&self, n: u32) {
+        self.world().asg.forced_launch_failures += n;
     }
 
     /// Makes the next `n` user-init commands fail, whatever the failure rate.
