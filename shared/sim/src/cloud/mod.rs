@@ -24,6 +24,7 @@ mod documents;
 mod ec2;
 mod inspect;
 mod parameters;
+mod scaling;
 mod sqs;
 mod ssm;
 

@@ -1,0 +1,204 @@
+//! Auto Scaling's scaling loop: every pass a group launches or terminates instances to
+//! match its desired capacity; launch activities (and launches EC2 refuses), the
+//! `Launch Successful` / `Launch Unsuccessful` events, and the launch lifecycle hook's
+//! heartbeat timeout.
+
+use std::time::Duration;
+
+use serde_json::json;
+use warmpool_core::events;
+use warmpool_core::ports::{Clock, Launch, MemberState};
+
+use super::autoscaling::{ACTIVITIES_KEPT, LaunchActivity};
+use super::bus::format_time;
+use super::ec2::{Ec2State, Instance};
+use super::{SimCloud, World};
+
+/// Why a launch fails, in EC2's words (as Auto Scaling reports them in the failed
+/// activity's status message): capacity, the account's vCPU quota, the subnet's addresses.
+const LAUNCH_FAILURES: [&str; 3] = [
+    "We currently do not have sufficient t3.small capacity in the Availability Zone you requested. Our system \
+     will be working on provisioning additional capacity. Launching EC2 instance failed.",
+    "You have requested more vCPU capacity than your current vCPU limit of 32 allows for the instance bucket \
+     that the specified instance type belongs to. Launching EC2 instance failed.",
+    "There are not enough free addresses in subnet to satisfy the requested number of instances. Launching \
+     EC2 instance failed.",
+];
+
+impl SimCloud {
+    pub(super) fn begin_launch(&self, w: &mut World, group: &str, instance_id: &str) {
+        let started_ms = self.now_ms();
+        w.asg.launching.insert(instance_id.to_owned(), group.to_owned());
+        let list = w.asg.activities.entry(group.to_owned()).or_default();
+        list.push(LaunchActivity {
+            instance_id: instance_id.to_owned(),
+            launch: Launch { started_ms, ended_ms: None, succeeded: false },
+        });
+        if list.len() > ACTIVITIES_KEPT {
+            list.drain(..list.len() - ACTIVITIES_KEPT);
+        }
+    }
+
+    /// Ends the launch activity of `instance_id`, if one is still in progress.
+    pub(super) fn end_launch(&self, w: &mut World, instance_id: &str, succeeded: bool) {
+        let now = self.now_ms();
+        let Some(group) = w.asg.launching.remove(instance_id) else { return };
+        if let Some(a) = w.asg.activities.get_mut(&group).and_then(|list| {
+            list.iter_mut().rev().find(|a| a.instance_id == instance_id && a.launch.ended_ms.is_none())
+        }) {
+            a.launch.ended_ms = Some(now);
+            a.launch.succeeded = succeeded;
+        }
+    }
+
+    /// Every `scaling_interval_s`, a group launches or terminates instances until its
+    /// live count matches its desired capacity. Ends when the group is deleted.
+    pub(super) fn start_scaling(&self, group: String) {
+        let cloud = self.clone();
+        tokio::spawn(async move {
+            let interval = Duration::from_secs(cloud.inner.model.scaling_interval_s.max(1));
+            loop {
+                tokio::time::sleep(interval).await;
+                if !cloud.scale_once(&group) {
+                    break;
+                }
+            }
+        });
+    }
+
+    pub(super) fn scale_once(&self, group: &str) -> bool {
+        let mut launches = Vec::new();
+        let mut failures = Vec::new();
+        let mut excess = Vec::new();
+        {
+            let mut w = self.world();
+            let Some(g) = w.asg.groups.get(group) else {
+                return false;
+            };
+            let live = g.live() as u32;
+            let desired = g.desired;
+            if live < desired {
+                for _ in live..desired {
+                    let forced = w.asg.forced_launch_failures > 0;
+                    if forced || self.chance(self.inner.model.launch_failure_rate) {
+                        w.asg.forced_launch_failures = w.asg.forced_launch_failures.saturating_sub(1);
+                        failures.push(self.fail_launch(&mut w, group));
+                        continue;
+                    }
+                    let id = self.launch_into(&mut w, group);
+                    launches.push(id);
+                }
+            } else if live > desired {
+                let live_ids: Vec<String> =
+                    g.members.iter().filter(|(_, s)| !s.leaving()).map(|(id, _)| id.clone()).collect();
+                excess.extend(live_ids.into_iter().rev().take((live - desired) as usize));
+            }
+        }
+        for id in launches {
+            self.boot(id);
+        }
+        for message in failures {
+            self.emit(
+                events::SOURCE_AUTOSCALING,
+                events::LAUNCH_UNSUCCESSFUL,
+                json!({
+                    "StatusCode": "Failed",
+                    "AutoScalingGroupName": group,
+                    "EC2InstanceId": "",
+                    "StatusMessage": message,
+                    "Cause": format!(
+                        "At {} an instance was started in response to a difference between desired and actual capacity.",
+                        format_time(self.now_ms())
+                    ),
+                    "Details": {},
+                }),
+            );
+        }
+        for id in excess {
+            self.begin_terminate(&id, "scale-in");
+        }
+        true
+    }
+
+    /// A launch attempt that fails: a failed launch activity (no instance), and its
+    /// message. The group tries again on its next pass.
+    fn fail_launch(&self, w: &mut World, group: &str) -> &'static str {
+        let now = self.now_ms();
+        let message = LAUNCH_FAILURES[(self.draw_ms((0, 2)) as usize).min(LAUNCH_FAILURES.len() - 1)];
+        w.asg.failed_launches += 1;
+        let list = w.asg.activities.entry(group.to_owned()).or_default();
+        list.push(LaunchActivity {
+            instance_id: String::new(),
+            launch: Launch { started_ms: now, ended_ms: Some(now), succeeded: false },
+        });
+        if list.len() > ACTIVITIES_KEPT {
+            list.drain(..list.len() - ACTIVITIES_KEPT);
+        }
+        self.note(w, format!("{group} launch failed: {message}"));
+        message
+    }
+
+    /// Records a new `Pending` instance in the group, in its least-used subnet.
+    pub(super) fn launch_into(&self, w: &mut World, group: &str) -> String {
+        let id = w.ec2.next_id();
+        let Some(g) = w.asg.groups.get(group) else {
+            return id;
+        };
+        let subnet = g
+            .subnets
+            .iter()
+            .min_by_key(|s| {
+                g.members.iter().filter(|(m, _)| w.ec2.instances.get(m).is_some_and(|i| &&i.subnet == s)).count()
+            })
+            .cloned()
+            .unwrap_or_else(|| "subnet-a".to_owned());
+        let az = w.ec2.subnet_azs.get(&subnet).cloned().unwrap_or_default();
+        let launch_template = g.launch_template.clone();
+        w.ec2.instances.insert(
+            id.clone(),
+            Instance {
+                subnet,
+                az,
+                launch_template,
+                launched_ms: self.now_ms(),
+                state: Ec2State::Pending,
+                group: Some(group.to_owned()),
+                agent_online: false,
+                prepared: false,
+            },
+        );
+        if let Some(g) = w.asg.groups.get_mut(group) {
+            g.members.push((id.clone(), MemberState::Pending));
+        }
+        self.begin_launch(w, group, &id);
+        self.note(w, format!("{group} launches {id}"));
+        id
+    }
+
+    pub(super) fn emit_launch_successful(&self, group: &str, id: &str, cause: &str) {
+        self.emit(
+            events::SOURCE_AUTOSCALING,
+            events::LAUNCH_SUCCESSFUL,
+            json!({
+                "StatusCode": "InProgress",
+                "AutoScalingGroupName": group,
+                "EC2InstanceId": id,
+                "Cause": format!("At {} {cause}.", format_time(self.now_ms())),
+                "Details": {},
+            }),
+        );
+    }
+
+    /// The hook's heartbeat timeout: an action still pending then gets the default
+    /// result, ABANDON, and the instance is terminated (the group replaces it).
+    pub(super) fn hook_timeout(&self, id: String) {
+        let cloud = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(cloud.inner.model.hook_timeout_s)).await;
+            let timed_out = cloud.world().asg.pending_actions.remove(&id).is_some();
+            if timed_out {
+                cloud.begin_terminate(&id, "lifecycle hook timed out (ABANDON)");
+            }
+        });
+    }
+}
