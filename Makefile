@@ -59,7 +59,7 @@ demo-check:
 # with fewer idle instance-hours than the smallest static pool that does. A debug
 # build (a few minutes of simulation) is quicker here than a release build from scratch.
 simulate-check:
-	$(CARGO) run -q -p warmpool-cli -- simulate --trace diurnal --pool adaptive:0.99 --compare-static --json \
+	$(CARGO) run -q -p warmpool-cli -- simulate --trace diurnal --pool adaptive:0.99 --compare-static --group-quota 2000 --json \
 		> target/simulate.json
 	$(PYTHON) scripts/check_simulate.py target/simulate.json --target 0.99
 

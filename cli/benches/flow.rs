@@ -95,6 +95,8 @@ fn handlers_per_signup(c: &mut Criterion) {
 
 fn burst_10000(c: &mut Criterion) {
     const USERS: usize = 10_000;
+    // A deployment this size has raised the Auto Scaling group quota (500 by default).
+    let model = CloudModel { group_quota: USERS + 1, ..CloudModel::default() };
     let mut group = c.benchmark_group("platform");
     group.sample_size(10).warm_up_time(Duration::from_millis(1)).measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Elements(USERS as u64));
@@ -108,6 +110,7 @@ fn burst_10000(c: &mut Criterion) {
                     let platform = Platform::start(PlatformOptions {
                         pool: 200,
                         pool_max: Some(420),
+                        model: model.clone(),
                         ..PlatformOptions::default()
                     });
                     let users: Vec<String> = (0..USERS).map(|i| format!("u-{i:05}")).collect();

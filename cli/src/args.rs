@@ -25,6 +25,10 @@ pub struct ModelArgs {
     /// without an instance a minute on fails over.
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub launch_failure_rate: f64,
+    /// Auto Scaling groups the account may have (every user is one; AWS's default is 500 a
+    /// Region): signups past it are dead-lettered with the `GroupQuotaReached` metric.
+    #[arg(long, default_value_t = CloudModel::default().group_quota)]
+    pub group_quota: usize,
     /// Seconds from an instance running to its SSM agent online.
     #[arg(long, default_value_t = CloudModel::default().agent_delay_s, value_parser = seconds)]
     pub agent_delay_s: f64,
@@ -40,6 +44,7 @@ impl ModelArgs {
         CloudModel {
             init_failure_rate: self.init_failure_rate,
             launch_failure_rate: self.launch_failure_rate,
+            group_quota: self.group_quota,
             agent_delay_s: self.agent_delay_s,
             user_init_s: self.user_init_s,
             ..CloudModel::default()

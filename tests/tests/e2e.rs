@@ -278,7 +278,7 @@ async fn when_no_launch_ever_succeeds_the_user_fails_with_the_reason() {
         let r = record(&p, &snap, &all[0]);
         assert_eq!((r.state, r.attempt), (UserState::Failed, 3), "drop {drop_events}");
         let reason = r.reason.unwrap();
-        assert!(reason.contains("cold launch failed"), "{reason}");
+        assert!(reason.contains("launch failed"), "{reason}");
         if drop_events == 0.0 {
             assert!(reason.contains("Launching EC2 instance failed"), "EC2's words: {reason}");
         }

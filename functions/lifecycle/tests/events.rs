@@ -158,3 +158,25 @@ async fn a_failed_cold_launch_is_given_a_minute_then_fails_over() {
     let again = warmpool_lifecycle::handler(&cloud, &cfg, failed()).await.unwrap();
     assert!(matches!(again, LifecycleOutcome::Ignored { .. }), "{again:?}");
 }
+
+/// Two invocations wait for the same agent (a re-drive next to a retried launch event):
+/// the one that sees it second finds the init sent meanwhile, and the host runs one.
+#[tokio::test(start_paused = true)]
+async fn two_invocations_waiting_for_one_agent_send_one_init() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let instance = signed_up(&cloud, &cfg).await;
+    cloud.set_agent_online(&instance, false);
+    let first = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance));
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)).await
+    };
+    let agent = async {
+        tokio::time::sleep(std::time::Duration::from_secs(18)).await;
+        cloud.set_agent_online(&instance, true);
+    };
+    let (first, second, ()) = tokio::join!(first, second, agent);
+    assert!(matches!(first.unwrap(), LifecycleOutcome::InitSent { .. }));
+    assert_eq!(second.unwrap(), LifecycleOutcome::Ignored { reason: "init sent to this instance meanwhile" });
+    assert_eq!(cloud.snapshot().calls["SendCommand"], 1);
+}

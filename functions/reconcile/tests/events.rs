@@ -6,6 +6,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 use warmpool_core::Config;
+use warmpool_core::ports::AutoScaling;
 use warmpool_lambda::{Context, LambdaEvent};
 use warmpool_reconcile::{ReconcileEvent, ReconcileResponse, handler};
 use warmpool_sim::{SimCloud, fixture, invoke};
@@ -26,6 +27,16 @@ async fn attached_without_init() -> (SimCloud, Config) {
     (cloud, cfg)
 }
 
+/// The failed-event sample (Lambda's record of a Launch Successful lifecycle gave up on),
+/// for `instance_id`.
+fn failed_launch_of(instance_id: &str) -> String {
+    let mut batch: Value = serde_json::from_str(FAILED_EVENT).unwrap();
+    let mut body: Value = serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
+    body["requestPayload"]["detail"]["EC2InstanceId"] = instance_id.into();
+    batch["Records"][0]["body"] = body.to_string().into();
+    batch.to_string()
+}
+
 async fn run(cloud: &SimCloud, cfg: &Config, json: &str) -> ReconcileResponse {
     let event: ReconcileEvent = serde_json::from_str(json).unwrap();
     // As an invocation, so the cloud records who made each call.
@@ -41,8 +52,11 @@ fn failures(response: &ReconcileResponse) -> Vec<String> {
 
 #[tokio::test(start_paused = true)]
 async fn a_redrive_message_sends_the_init_a_lost_launch_event_never_did() {
-    for sample in [REDRIVE, FAILED_EVENT] {
+    for failed_event in [false, true] {
         let (cloud, cfg) = attached_without_init().await;
+        let instance = cloud.snapshot().groups[GROUP][0].clone();
+        let sample = if failed_event { failed_launch_of(&instance) } else { REDRIVE.to_owned() };
+        let sample = sample.as_str();
         let response = run(&cloud, &cfg, sample).await;
         assert!(failures(&response).is_empty());
         let snap = cloud.snapshot();
@@ -85,4 +99,30 @@ async fn the_schedule_still_runs_a_sweep() {
     let response = run(&cloud, &cfg, SCHEDULED).await;
     let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
     assert_eq!(report.users_checked, 0);
+}
+
+/// A ready user's host is replaced, and lifecycle fails on the replacement's launch event
+/// every time: its record in the re-drive queue is re-driven as the launch itself, so
+/// the new host is initialised though no sweep looks at ready users.
+#[tokio::test(start_paused = true)]
+async fn a_failed_launch_event_of_a_replaced_host_is_re_driven() {
+    let (cloud, cfg) = attached_without_init().await;
+    let old = cloud.snapshot().groups[GROUP][0].clone();
+    // Ready on `old`, as command-status would leave it.
+    let ready = [("warmpool:state".to_owned(), "ready".to_owned()), ("warmpool:instance".to_owned(), old.clone())];
+    cloud.tag_group(GROUP, &ready).await.unwrap();
+    cloud.fail_health_check(&old);
+    tokio::time::sleep(std::time::Duration::from_mins(3)).await;
+    let new = cloud.snapshot().groups[GROUP].clone();
+    assert_eq!(new.len(), 1);
+    assert_ne!(new[0], old, "Auto Scaling launched a replacement");
+    let response = run(&cloud, &cfg, &failed_launch_of(&new[0])).await;
+    assert!(failures(&response).is_empty());
+    let tags = &cloud.snapshot().tags[GROUP];
+    assert_eq!(tags["warmpool:state"], "initializing");
+    assert_eq!(
+        (tags["warmpool:instance"].as_str(), tags["warmpool:replaced"].as_str()),
+        (new[0].as_str(), old.as_str())
+    );
+    assert_eq!(tags["warmpool:command-instance"], new[0]);
 }

@@ -395,7 +395,8 @@ impl UserRecord {
 }
 
 /// The message put on the "ready" queue when a user's host is initialised.
-/// Delivery is at least once: consumers de-duplicate on `user_id`.
+/// Delivery is at least once: consumers de-duplicate on `user_id` and `instance_id` (a
+/// user whose host was replaced gets a second message, for the new host).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadyMessage {
     pub user_id: String,

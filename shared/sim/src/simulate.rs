@@ -26,6 +26,11 @@ pub enum SimulateError {
     Io { path: String, message: String },
     #[error("the workload has no signups; check the rate, the hours or the CSV file")]
     Empty,
+    #[error(
+        "the workload signs up {users} users, each an Auto Scaling group, above the group quota of {quota} \
+         (AWS's default is 500 a Region): raise it as the deployment would, with --group-quota (at least {needed})"
+    )]
+    GroupQuota { users: usize, quota: usize, needed: usize },
 }
 
 /// When signups arrive.
@@ -295,6 +300,11 @@ pub fn run(opts: &SimulateOptions, progress: &ProgressBar) -> Result<SimRun, Sim
     if arrivals.is_empty() {
         return Err(SimulateError::Empty);
     }
+    // Users are never deleted here: each keeps its group, and the pool has one.
+    let needed = arrivals.len() + 1;
+    if needed > opts.model.group_quota {
+        return Err(SimulateError::GroupQuota { users: arrivals.len(), quota: opts.model.group_quota, needed });
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -486,6 +496,13 @@ pub fn smallest_static(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workload_of_more_users_than_the_group_quota_is_refused_up_front() {
+        let opts = SimulateOptions { workload: Workload::Burst { users: 600 }, ..SimulateOptions::default() };
+        let err = run(&opts, &ProgressBar::hidden()).err();
+        assert!(matches!(err, Some(SimulateError::GroupQuota { users: 600, quota: 500, needed: 601 })), "{err:?}");
+    }
 
     #[test]
     fn policies_parse_and_reject() {

@@ -221,7 +221,7 @@ async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Resul
     let body = serde_json::to_string(&message)
         .map_err(|e| FlowError::InvalidInput(format!("ready message cannot be encoded: {e}")))?;
     // Message first, then state: a crash in between repeats the message (consumers
-    // de-duplicate on user_id) instead of losing it.
+    // de-duplicate on user_id and instance_id) instead of losing it.
     let command_id = record.command_id.as_deref().unwrap_or_default();
     cloud.send_ready(&record.user_id, &format!("{}-{command_id}", record.user_id), &body).await?;
     if record.replaced.is_none() {

@@ -51,18 +51,20 @@ pub enum LifecycleOutcome {
 /// launches meanwhile) before it counts as a failed attempt.
 pub const LAUNCH_GRACE_MS: u64 = 60_000;
 
-/// Whether the user's cold attempt is failing to launch: `initializing` on the cold path,
-/// the group asking for an instance and holding none, for [`LAUNCH_GRACE_MS`] since the
-/// record last moved.
-pub(crate) fn cold_launch_stuck(group: &Group, record: &UserRecord, now_ms: u64) -> bool {
-    record.state == UserState::Initializing
-        && record.path == Path::Cold
-        && group.desired_capacity > 0
-        && !group.members.iter().any(Member::live)
-        && now_ms.saturating_sub(record.updated_at_ms) >= LAUNCH_GRACE_MS
+/// Whether the user's attempt is failing to launch: `initializing`, the group asking for
+/// an instance and holding none (a cold launch that EC2 keeps refusing; or an attached
+/// host Auto Scaling replaced with a launch that keeps failing), for
+/// [`LAUNCH_GRACE_MS`] since the record last moved.
+pub(crate) fn launch_stuck(group: &Group, record: &UserRecord, now_ms: u64) -> bool {
+    waits_for_launch(group, record) && now_ms.saturating_sub(record.updated_at_ms) >= LAUNCH_GRACE_MS
 }
 
-/// Ends a cold attempt whose launches keep failing: the group stops trying (desired 0,
+/// `initializing`, and the group asks for an instance it does not hold.
+fn waits_for_launch(group: &Group, record: &UserRecord) -> bool {
+    record.state == UserState::Initializing && group.desired_capacity > 0 && !group.members.iter().any(Member::live)
+}
+
+/// Ends an attempt whose launches keep failing: the group stops trying (desired 0,
 /// first: a crash after it leaves a user the sweep claims for again), then the failover
 /// (the next attempt from the pool if the user may, or cold again; `failed` past
 /// `MAX_ATTEMPTS`, with `why`).
@@ -74,7 +76,7 @@ pub(crate) async fn fail_cold_launch<C: Cloud>(
     why: &str,
     then: ThenAcquire,
 ) -> Result<StatusOutcome, FlowError> {
-    warn!(user_id = %record.user_id, why, "cold launch keeps failing; ending the attempt");
+    warn!(user_id = %record.user_id, why, "the user's launches keep failing; ending the attempt");
     cloud.set_desired_capacity(&group.name, 0).await?;
     // The attempt has no instance to retire (an earlier attempt's is gone already).
     record.instance = None;
@@ -96,14 +98,10 @@ async fn launch_failed<C: Cloud>(
     let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? else {
         return Ok(LifecycleOutcome::Ignored { reason: "user group no longer exists" });
     };
-    let launching = record.state == UserState::Initializing
-        && record.path == Path::Cold
-        && group.desired_capacity > 0
-        && !group.members.iter().any(Member::live);
-    if !launching {
-        return Ok(LifecycleOutcome::Ignored { reason: "the user is not waiting for a launch (a retry succeeded)" });
+    if !waits_for_launch(&group, &record) {
+        return Ok(LifecycleOutcome::Ignored { reason: "the user is not waiting for a launch" });
     }
-    if !cold_launch_stuck(&group, &record, cloud.now_ms()) {
+    if !launch_stuck(&group, &record, cloud.now_ms()) {
         // Auto Scaling tries again on its own: give it the grace, and look again on this
         // event's retry (Lambda's, a minute later).
         return Err(FlowError::NotYet(format!(
@@ -111,7 +109,7 @@ async fn launch_failed<C: Cloud>(
             group.name, e.status_message
         )));
     }
-    let why = format!("cold launch failed: {}", e.status_message);
+    let why = format!("launch failed: {}", e.status_message);
     let next = fail_cold_launch(cloud, cfg, group, record, &why, ThenAcquire::ViaSignupQueue).await?;
     Ok(LifecycleOutcome::LaunchFailed { next })
 }
@@ -183,7 +181,15 @@ pub async fn init_user<C: Cloud>(
     if record.command_instance.as_deref() == Some(instance_id) && record.command_id.is_some() {
         return Ok(LifecycleOutcome::Ignored { reason: "init already sent to this instance" });
     }
-    wait_for_agent(cloud, cfg, instance_id).await?;
+    if wait_for_agent(cloud, cfg, instance_id).await? {
+        // Another invocation may have waited for the same agent (a re-drive next to a
+        // retried event): read the record again, so that the host runs one init, not two.
+        let fresh = load_user(cloud, cfg, user_id).await?.map(|(_, r)| r);
+        if fresh.as_ref().is_some_and(|r| r.command_instance.as_deref() == Some(instance_id) && r.command_id.is_some())
+        {
+            return Ok(LifecycleOutcome::Ignored { reason: "init sent to this instance meanwhile" });
+        }
+    }
     let timeout = match record.path {
         Path::Warm => cfg.init_timeout_warm_s,
         Path::Cold => cfg.init_timeout_cold_s,
@@ -269,7 +275,7 @@ async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> 
     }
     let instance_id = e.ec2_instance_id.as_str();
     match wait_for_agent(cloud, cfg, instance_id).await {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(FlowError::NotYet(message)) => {
             // A pool that scaled in, or a hook that timed out, takes the instance away
             // while we wait: then there is nothing to prepare and nothing to retry.

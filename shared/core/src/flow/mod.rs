@@ -58,7 +58,9 @@ pub(crate) async fn write_tags<C: Cloud>(cloud: &C, group: &str, tags: &[(&str, 
 /// Waits, within the configured budget (`AGENT_WAIT_S`, on the clock, API calls
 /// included), until the instance's SSM agent is online, polling on the
 /// [`retry::agent_poll`] schedule.
-pub(crate) async fn wait_for_agent<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str) -> Result<(), FlowError> {
+/// Waits for the SSM agent of `instance_id` (see `retry::agent_poll`). Returns whether
+/// it had to wait (the agent was not online at the first look).
+pub(crate) async fn wait_for_agent<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str) -> Result<bool, FlowError> {
     let deadline = cloud.now_ms() + u64::from(cfg.agent_wait_s) * 1000;
     let mut delays = retry::agent_poll();
     let mut polls = 0_u32;
@@ -68,7 +70,7 @@ pub(crate) async fn wait_for_agent<C: Cloud>(cloud: &C, cfg: &Config, instance_i
             if polls > 1 {
                 tracing::info!(instance_id, polls, "SSM agent came online");
             }
-            return Ok(());
+            return Ok(polls > 1);
         }
         let delay_ms = delays.next().map_or(u64::MAX, |d| d.as_millis() as u64);
         if cloud.now_ms().saturating_add(delay_ms) > deadline {

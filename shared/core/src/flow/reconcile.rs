@@ -34,12 +34,14 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::acquire::{acquire, return_to_pool};
 use super::command_status::{self, ThenAcquire};
+use super::lifecycle::{self, LifecycleOutcome};
 use super::outside::{OutsideReport, sweep_outside};
 use super::signup::{QueueRecord, consume, resume_message};
-use super::{lifecycle, load_user, write_tags};
+use super::{load_user, write_tags};
 use crate::Config;
 use crate::domain::{Id, RedriveMessage, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
+use crate::events;
 use crate::events::CommandOutcome;
 use crate::metrics::Metric;
 use crate::ports::{Cloud, Group, MemberState, QueuedMessage};
@@ -294,12 +296,28 @@ pub async fn handle_redrive<C: Cloud>(
     cfg: &Config,
     message: &RedriveMessage,
 ) -> Result<RedriveOutcome, FlowError> {
+    // A re-drive may wait for an agent: no longer than this invocation can.
+    let capped = Config { agent_wait_s: cfg.agent_wait_s.min(REDRIVE_AGENT_WAIT_S), ..cfg.clone() };
     let user_id = match message {
         RedriveMessage::User { user_id } => user_id.clone(),
         RedriveMessage::FailedEvent { function_arn, condition, event } => {
             let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
             warn!(function_arn, condition, detail_type, "an event failed after Lambda's retries; re-driving its user");
             cloud.record(Metric::FailedEvent);
+            let launched = event.pointer("/detail/EC2InstanceId").and_then(Value::as_str).filter(|id| !id.is_empty());
+            if let (events::LAUNCH_SUCCESSFUL, Some(instance_id), EventSubject::User(user_id)) =
+                (detail_type, launched, subject_of_event(cfg, event)?)
+            {
+                // The launch itself, whatever the user's state: it may be a ready user's
+                // replaced host, which no sweep looks for.
+                return Ok(match lifecycle::init_user(cloud, &capped, &user_id, instance_id).await? {
+                    LifecycleOutcome::InitSent { .. } => RedriveOutcome::Redriven {
+                        user_id: user_id.as_str().to_owned(),
+                        action: "failed launch event re-driven",
+                    },
+                    _ => RedriveOutcome::Nothing { reason: "the launch needs nothing more" },
+                });
+            }
             match subject_of_event(cfg, event)? {
                 EventSubject::User(user_id) => user_id,
                 EventSubject::UserInitOn(instance_id) => match cloud.instance_membership(&instance_id).await? {
@@ -333,9 +351,7 @@ pub async fn handle_redrive<C: Cloud>(
         }
         UserState::Initializing => {}
     }
-    // A re-drive may wait for an agent: no longer than this invocation can.
-    let cfg = Config { agent_wait_s: cfg.agent_wait_s.min(REDRIVE_AGENT_WAIT_S), ..cfg.clone() };
-    match redrive(cloud, &cfg, &group, &record).await? {
+    match redrive(cloud, &capped, &group, &record).await? {
         Some(action) => {
             info!(user_id = %user_id, action, "re-drove a stalled user");
             Ok(RedriveOutcome::Redriven { user_id: user_id.as_str().to_owned(), action })
@@ -405,11 +421,11 @@ async fn redrive<C: Cloud>(
     if live.is_none() && group.desired_capacity > 0 {
         // The group is launching its instance, or failing to: a lost `Launch
         // Unsuccessful` event, or one whose retries ran out.
-        if !lifecycle::cold_launch_stuck(group, record, cloud.now_ms()) {
+        if !lifecycle::launch_stuck(group, record, cloud.now_ms()) {
             return Ok(None);
         }
         let waited_s = cloud.now_ms().saturating_sub(record.updated_at_ms) / 1000;
-        let why = format!("cold launch failed: no instance after {waited_s} s of Auto Scaling's launches");
+        let why = format!("launch failed: no instance after {waited_s} s of Auto Scaling's launches");
         lifecycle::fail_cold_launch(cloud, cfg, group.clone(), record.clone(), &why, ThenAcquire::ViaSignupQueue)
             .await?;
         return Ok(Some("cold launch failing; attempt ended"));

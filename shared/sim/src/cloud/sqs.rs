@@ -128,8 +128,9 @@ impl WorkQueues for SimCloud {
             let now = self.now_ms();
             let mut w = self.world();
             let Some(q) = w.sqs.queues.get_mut(queue) else { return Err(no_such_queue("SendMessageBatch", queue_url)) };
-            // SQS refuses a FIFO message without a group and deduplication id (the queue
-            // has no content-based deduplication), and a standard one with either.
+            // SQS refuses a FIFO message without a group id, and a standard one with a
+            // group or deduplication id. (Our FIFO queues could deduplicate by content;
+            // the flow always sets the id, and the model asks for it.)
             if let Some(bad) = chunk.iter().find(|m| q.is_fifo() != (m.group_id.is_some() && m.dedup_id.is_some())) {
                 let wanted = if q.is_fifo() { "needs" } else { "takes no" };
                 return Err(CloudError::Invalid {
