@@ -350,6 +350,46 @@ async fn a_ready_users_replaced_host_is_initialised_and_announced() {
     assert_eq!(snap.metrics["TimeToReady"].0, 1, "a replacement is not a signup's time to ready");
 }
 
+/// With Auto Scaling answering `ScalingActivityInProgress` to every resize or terminate of
+/// a group that is launching (the pool refilling, mostly), the pool-sizer's resizes and
+/// the flow's terminates are retried until they pass, and everyone is served.
+#[tokio::test(start_paused = true)]
+async fn scaling_activities_in_progress_delay_resizes_and_terminates_but_block_nobody() {
+    let model = CloudModel { activity_in_progress_rate: 1.0, ..CloudModel::default() };
+    let p = Platform::start(PlatformOptions { pool: 4, model, pool_sizer_every_s: 60, ..PlatformOptions::default() });
+    p.cloud().fail_next_inits(2);
+    let all = users(8);
+    for u in &all {
+        p.signup(u);
+    }
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    let refused = p.cloud().timeline().iter().filter(|e| e.text.contains("ScalingActivityInProgress")).count();
+    assert!(refused > 0, "the model refused some calls");
+    let snap = p.snapshot();
+    for u in &all {
+        assert_eq!(record(&p, &snap, u).state, UserState::Ready, "{u}");
+    }
+}
+
+/// The Launch Successful event after an attach arrives late, after the sweep's stall: the
+/// re-drive sends the init, and the late event finds it sent.
+#[tokio::test(start_paused = true)]
+async fn a_late_launch_event_finds_the_init_the_sweep_sent() {
+    let p = Platform::start(PlatformOptions { pool: 1, launch_event_delay_s: 600, ..PlatformOptions::default() });
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    // Past the late event too.
+    tokio::time::sleep(std::time::Duration::from_mins(10)).await;
+    assert_invariants(&p, &all);
+    let inits = p.cloud().sent_commands().into_iter().filter(|c| c.document == p.config().user_init_document).count();
+    assert_eq!(inits, 1, "one init, from the re-drive");
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert!(r.ready_at_ms.unwrap() - r.requested_at_ms < 600_000, "ready before the late event came");
+    assert_eq!(ready_messages(&p.snapshot()).len(), 1);
+}
+
 /// `WARM_ATTEMPTS` counts pool instances a user used: an attempt that ran cold (the pool
 /// could not serve) does not count, so its failover is served from the refilled pool.
 #[tokio::test(start_paused = true)]

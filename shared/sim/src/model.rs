@@ -44,6 +44,11 @@ pub struct CloudModel {
     /// instance or vCPU quota, no free address in the subnet): the activity fails, `EC2
     /// Instance Launch Unsuccessful` is sent, and the group tries again on its next pass.
     pub launch_failure_rate: f64,
+    /// The share of `SetDesiredCapacity` and `TerminateInstanceInAutoScalingGroup` calls
+    /// on a group with a launch in progress that Auto Scaling answers
+    /// `ScalingActivityInProgress` (AWS lists the error for both calls and publishes no
+    /// rate: a knob, 0 by default).
+    pub activity_in_progress_rate: f64,
     /// Auto Scaling groups the account may have in the Region (Service Quotas' default: 500);
     /// `CreateAutoScalingGroup` past it is `LimitExceeded`.
     pub group_quota: usize,
@@ -77,6 +82,7 @@ impl Default for CloudModel {
             init_failure_rate: 0.0,
             prep_failure_rate: 0.0,
             launch_failure_rate: 0.0,
+            activity_in_progress_rate: 0.0,
             group_quota: 500,
             scaling_interval_s: 10,
             detach_s: (2.0, 15.0),

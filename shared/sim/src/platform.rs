@@ -52,6 +52,9 @@ pub struct PlatformOptions {
     pub duplicate_events: f64,
     /// Extra delivery delay, uniform up to this many seconds (reorders events).
     pub event_jitter_s: u64,
+    /// Extra delay of every `EC2 Instance Launch Successful` (s): the event after an
+    /// attach or a launch arriving late.
+    pub launch_event_delay_s: u64,
     /// The reconcile schedule (s); 0 turns the sweep off.
     pub reconcile_every_s: u64,
     /// The pool-sizer schedule (s); 0 (the default) keeps the pool static.
@@ -79,6 +82,7 @@ impl Default for PlatformOptions {
             drop_events: 0.0,
             duplicate_events: 0.0,
             event_jitter_s: 0,
+            launch_event_delay_s: 0,
             reconcile_every_s: 60,
             pool_sizer_every_s: 0,
             // As in template.yaml: one signup per invocation, so one record's crash does
@@ -369,7 +373,8 @@ impl Platform {
 
     async fn deliver(&self, target: Target, event: BusEvent) {
         let delay = self.cloud.draw_ms(self.cloud.model().event_delivery_ms)
-            + self.cloud.draw_ms((0, self.opts.event_jitter_s * 1000));
+            + self.cloud.draw_ms((0, self.opts.event_jitter_s * 1000))
+            + if event.detail_type == events::LAUNCH_SUCCESSFUL { self.opts.launch_event_delay_s * 1000 } else { 0 };
         tokio::time::sleep(Duration::from_millis(delay)).await;
         let id = self.next_event.fetch_add(1, Ordering::Relaxed);
         let envelope = event.envelope(id);

@@ -165,3 +165,32 @@ async fn a_refused_launch_is_a_failed_activity_and_the_group_tries_again() {
     tokio::time::sleep(Duration::from_secs(cloud.model().scaling_interval_s)).await;
     assert_eq!(cloud.snapshot().groups[&group].len(), 1, "the next pass launched");
 }
+
+/// Auto Scaling lists `ScalingActivityInProgress` among the errors of `SetDesiredCapacity`
+/// and `TerminateInstanceInAutoScalingGroup`: the model answers it (at its rate) while the
+/// group has a launch in progress, and the flow treats it as retryable.
+#[tokio::test(start_paused = true)]
+async fn a_group_busy_launching_may_refuse_to_resize_or_terminate() {
+    use warmpool_core::ports::LifecycleResult;
+    use warmpool_sim::{CloudModel, SimCloud};
+    let model = CloudModel { activity_in_progress_rate: 1.0, ..CloudModel::default() };
+    let (cloud, _bus) = SimCloud::new(model, 1, 90, 5);
+    cloud.create_pool(POOL_GROUP, fixture::POOL_HOOK, 1, 10);
+    let member = cloud.snapshot().groups[POOL_GROUP][0].clone();
+    cloud.set_desired_capacity(POOL_GROUP, 2).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(cloud.model().scaling_interval_s + 5)).await;
+    let launching = cloud.snapshot().groups[POOL_GROUP].iter().find(|i| **i != member).cloned().unwrap();
+    for err in [
+        cloud.set_desired_capacity(POOL_GROUP, 3).await.unwrap_err(),
+        cloud.terminate_instance(&member, false).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, CloudError::ScalingActivityInProgress { .. }) && err.is_retryable(), "{err:?}");
+    }
+    // The launch ends (its hook completes): the group takes both again.
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    cloud
+        .complete_lifecycle_action(POOL_GROUP, fixture::POOL_HOOK, &launching, LifecycleResult::Continue)
+        .await
+        .unwrap();
+    cloud.set_desired_capacity(POOL_GROUP, 3).await.unwrap();
+}

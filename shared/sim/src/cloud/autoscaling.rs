@@ -70,6 +70,19 @@ pub(super) struct AutoScalingState {
     pub(super) failed_launches: u64,
 }
 
+impl SimCloud {
+    /// `ScalingActivityInProgress`, at the model's rate, for a group with a launch in
+    /// progress.
+    fn refuse_if_busy(&self, w: &mut World, group: &str, operation: &str) -> Result<(), CloudError> {
+        let busy = w.asg.launching.values().any(|g| g == group);
+        if busy && self.chance(self.inner.model.activity_in_progress_rate) {
+            self.note(w, format!("{operation} on {group} refused: ScalingActivityInProgress"));
+            return Err(CloudError::ScalingActivityInProgress { operation: operation.to_owned() });
+        }
+        Ok(())
+    }
+}
+
 fn group_view(w: &World, name: &str, g: &AsgState) -> Group {
     Group {
         name: name.to_owned(),
@@ -278,6 +291,7 @@ impl AutoScaling for SimCloud {
     async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), CloudError> {
         self.call("SetDesiredCapacity").await?;
         let mut w = self.world();
+        self.refuse_if_busy(&mut w, group, "SetDesiredCapacity")?;
         let Some(g) = w.asg.groups.get_mut(group) else {
             return Err(CloudError::NotFound { resource: group.to_owned() });
         };
@@ -305,6 +319,7 @@ impl AutoScaling for SimCloud {
             let Some(group) = group else {
                 return Err(CloudError::NotFound { resource: instance_id.to_owned() });
             };
+            self.refuse_if_busy(&mut w, &group, "TerminateInstanceInAutoScalingGroup")?;
             if decrement_desired && let Some(g) = w.asg.groups.get_mut(&group) {
                 // AWS refuses, it does not clamp (the message is AWS's own).
                 if g.desired <= g.min {
