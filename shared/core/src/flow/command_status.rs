@@ -15,7 +15,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::acquire::{Acquired, acquire, retire};
 use super::signup::resume_message;
-use super::{load_user, write_tags};
+use super::{InstanceOwner, load_user, owner_of_instance, write_tags};
 use crate::Config;
 use crate::domain::{Id, Path, ReadyMessage, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
@@ -129,13 +129,15 @@ async fn init_invocation_status<C: Cloud>(
     // later finds them done in one read, instead of racing them (a second metric, a
     // second tag write).
     cloud.sleep_ms(BACKUP_STATUS_DELAY_MS).await;
-    let Some(membership) = cloud.instance_membership(&i.instance_id).await? else {
-        return Ok(StatusOutcome::Ignored { reason: "instance is in no group (the other status event was handled)" });
+    let user_id = match owner_of_instance(cloud, cfg, &i.instance_id).await? {
+        InstanceOwner::User(user_id) => user_id,
+        InstanceOwner::NoGroup => {
+            return Ok(StatusOutcome::Ignored {
+                reason: "instance is in no group (the other status event was handled)",
+            });
+        }
+        InstanceOwner::NotAUser => return Ok(StatusOutcome::Ignored { reason: "instance is not in a user group" }),
     };
-    let Some(raw_user) = membership.group.strip_prefix(cfg.user_group_prefix.as_str()) else {
-        return Ok(StatusOutcome::Ignored { reason: "instance is not in a user group" });
-    };
-    let user_id = Id::parse("user group's user id", raw_user)?;
     apply_init_outcome(cloud, cfg, &user_id, &i.command_id, &i.status, ThenAcquire::ViaSignupQueue).await
 }
 

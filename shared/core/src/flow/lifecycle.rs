@@ -7,8 +7,8 @@
 //! - `EC2 Instance-launch Lifecycle Action` for the pool: wait for the agent, send
 //!   pool-prep; command-status completes the hook.
 //! - `EC2 Instance Launch Unsuccessful` for a user group: Auto Scaling tries again on its
-//!   own; a cold attempt that still has no instance [`LAUNCH_GRACE_MS`] after it began is
-//!   failed over (the pool, if the user may, or another cold attempt; `failed` with EC2's
+//!   own; an attempt that still has no instance [`LAUNCH_GRACE_MS`] after it began is
+//!   failed over (the pool, if the user may, or a cold attempt; `failed` with EC2's
 //!   reason past `MAX_ATTEMPTS`).
 
 use std::collections::BTreeMap;
@@ -37,7 +37,7 @@ pub enum LifecycleOutcome {
     PrepSent {
         command_id: String,
     },
-    /// A cold attempt whose launches kept failing was ended: what came next.
+    /// An attempt whose launches kept failing was ended: what came next.
     LaunchFailed {
         next: StatusOutcome,
     },
@@ -47,7 +47,7 @@ pub enum LifecycleOutcome {
     },
 }
 
-/// How long a cold attempt may go without an instance (Auto Scaling retrying its failed
+/// How long an attempt may go without an instance (Auto Scaling retrying its failed
 /// launches meanwhile) before it counts as a failed attempt.
 pub const LAUNCH_GRACE_MS: u64 = 60_000;
 
@@ -68,7 +68,7 @@ fn waits_for_launch(group: &Group, record: &UserRecord) -> bool {
 /// first: a crash after it leaves a user the sweep claims for again), then the failover
 /// (the next attempt from the pool if the user may, or cold again; `failed` past
 /// `MAX_ATTEMPTS`, with `why`).
-pub(crate) async fn fail_cold_launch<C: Cloud>(
+pub(crate) async fn end_failing_launch<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     group: Group,
@@ -101,7 +101,7 @@ async fn launch_failed<C: Cloud>(
     if !waits_for_launch(&group, &record) {
         return Ok(LifecycleOutcome::Ignored { reason: "the user is not waiting for a launch" });
     }
-    if !launch_stuck(&group, &record, cloud.now_ms()) {
+    if cloud.now_ms().saturating_sub(record.updated_at_ms) < LAUNCH_GRACE_MS {
         // Auto Scaling tries again on its own: give it the grace, and look again on this
         // event's retry (Lambda's, a minute later).
         return Err(FlowError::NotYet(format!(
@@ -110,7 +110,7 @@ async fn launch_failed<C: Cloud>(
         )));
     }
     let why = format!("launch failed: {}", e.status_message);
-    let next = fail_cold_launch(cloud, cfg, group, record, &why, ThenAcquire::ViaSignupQueue).await?;
+    let next = end_failing_launch(cloud, cfg, group, record, &why, ThenAcquire::ViaSignupQueue).await?;
     Ok(LifecycleOutcome::LaunchFailed { next })
 }
 

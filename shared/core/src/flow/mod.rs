@@ -13,10 +13,34 @@ pub mod signup;
 pub mod sizer;
 
 use crate::Config;
-use crate::domain::{UserRecord, tag};
+use crate::domain::{Id, UserRecord, tag};
 use crate::error::{CloudError, FlowError};
 use crate::ports::{Cloud, Group};
 use crate::retry;
+
+/// Whose an instance is, by the group Auto Scaling lists it in.
+pub(crate) enum InstanceOwner {
+    User(Id),
+    /// In no group (left, or terminated).
+    NoGroup,
+    /// In a group that is not a user's (the pool, or another).
+    NotAUser,
+}
+
+/// The owner of `instance_id`: one `DescribeAutoScalingInstances`, the group's user.
+pub(crate) async fn owner_of_instance<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    instance_id: &str,
+) -> Result<InstanceOwner, FlowError> {
+    let Some(membership) = cloud.instance_membership(instance_id).await? else {
+        return Ok(InstanceOwner::NoGroup);
+    };
+    match cfg.user_of_group(&membership.group) {
+        Some(raw) => Ok(InstanceOwner::User(Id::parse("user group's user id", raw)?)),
+        None => Ok(InstanceOwner::NotAUser),
+    }
+}
 
 /// Reads a user's group and record. `Ok(None)` when the group does not exist or does
 /// not carry a warmpool record.

@@ -37,7 +37,7 @@ use super::command_status::{self, ThenAcquire};
 use super::lifecycle::{self, LifecycleOutcome};
 use super::outside::{OutsideReport, sweep_outside};
 use super::signup::{QueueRecord, consume, resume_message};
-use super::{load_user, write_tags};
+use super::{InstanceOwner, load_user, owner_of_instance, write_tags};
 use crate::Config;
 use crate::domain::{Id, RedriveMessage, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
@@ -304,13 +304,14 @@ pub async fn handle_redrive<C: Cloud>(
             let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
             warn!(function_arn, condition, detail_type, "an event failed after Lambda's retries; re-driving its user");
             cloud.record(Metric::FailedEvent);
+            let subject = subject_of_event(cfg, event)?;
             let launched = event.pointer("/detail/EC2InstanceId").and_then(Value::as_str).filter(|id| !id.is_empty());
             if let (events::LAUNCH_SUCCESSFUL, Some(instance_id), EventSubject::User(user_id)) =
-                (detail_type, launched, subject_of_event(cfg, event)?)
+                (detail_type, launched, &subject)
             {
                 // The launch itself, whatever the user's state: it may be a ready user's
                 // replaced host, which no sweep looks for.
-                return Ok(match lifecycle::init_user(cloud, &capped, &user_id, instance_id).await? {
+                return Ok(match lifecycle::init_user(cloud, &capped, user_id, instance_id).await? {
                     LifecycleOutcome::InitSent { .. } => RedriveOutcome::Redriven {
                         user_id: user_id.as_str().to_owned(),
                         action: "failed launch event re-driven",
@@ -318,14 +319,14 @@ pub async fn handle_redrive<C: Cloud>(
                     _ => RedriveOutcome::Nothing { reason: "the launch needs nothing more" },
                 });
             }
-            match subject_of_event(cfg, event)? {
+            match subject {
                 EventSubject::User(user_id) => user_id,
-                EventSubject::UserInitOn(instance_id) => match cloud.instance_membership(&instance_id).await? {
-                    Some(m) => match m.group.strip_prefix(cfg.user_group_prefix.as_str()) {
-                        Some(raw) => Id::parse("user group's user id", raw)?,
-                        None => return Ok(RedriveOutcome::Nothing { reason: "instance is not in a user group" }),
-                    },
-                    None => return Ok(RedriveOutcome::Nothing { reason: "instance is in no group" }),
+                EventSubject::UserInitOn(instance_id) => match owner_of_instance(cloud, cfg, &instance_id).await? {
+                    InstanceOwner::User(user_id) => user_id,
+                    InstanceOwner::NotAUser => {
+                        return Ok(RedriveOutcome::Nothing { reason: "instance is not in a user group" });
+                    }
+                    InstanceOwner::NoGroup => return Ok(RedriveOutcome::Nothing { reason: "instance is in no group" }),
                 },
                 // A pool member's lost lifecycle action or prep status: the hook's
                 // heartbeat timeout ABANDONs it and the pool launches a replacement.
@@ -375,7 +376,7 @@ enum EventSubject {
 fn subject_of_event(cfg: &Config, event: &Value) -> Result<EventSubject, FlowError> {
     let detail = event.get("detail").unwrap_or(&Value::Null);
     let str_of = |key: &str| detail.get(key).and_then(Value::as_str);
-    if let Some(raw) = str_of("AutoScalingGroupName").and_then(|g| g.strip_prefix(cfg.user_group_prefix.as_str())) {
+    if let Some(raw) = str_of("AutoScalingGroupName").and_then(|g| cfg.user_of_group(g)) {
         return Id::parse("user id of a failed event", raw).map(EventSubject::User);
     }
     if str_of("document-name") == Some(cfg.user_init_document.as_str()) {
@@ -426,7 +427,7 @@ async fn redrive<C: Cloud>(
         }
         let waited_s = cloud.now_ms().saturating_sub(record.updated_at_ms) / 1000;
         let why = format!("launch failed: no instance after {waited_s} s of Auto Scaling's launches");
-        lifecycle::fail_cold_launch(cloud, cfg, group.clone(), record.clone(), &why, ThenAcquire::ViaSignupQueue)
+        lifecycle::end_failing_launch(cloud, cfg, group.clone(), record.clone(), &why, ThenAcquire::ViaSignupQueue)
             .await?;
         return Ok(Some("cold launch failing; attempt ended"));
     }
