@@ -73,12 +73,14 @@ pub fn render_text(run: &DemoRun, timeline_lines: usize) -> String {
     }
     let _ = writeln!(
         out,
-        "cloud: {} groups, {} terminated, {} outside any group, {} in two groups, {} dead letters; simulated {}",
+        "cloud: {} groups, {} terminated, {} outside any group, {} in two groups, {} dead letters, {} stale reads; \
+         simulated {}",
         r.cloud.asgs.len(),
         r.cloud.terminated.len(),
         r.cloud.outside.len(),
         r.cloud.in_two_groups.len(),
         r.cloud.dead_letters,
+        r.cloud.stale_reads,
         clock(s.simulated_s)
     );
     if s.settle_s > 0.0 {

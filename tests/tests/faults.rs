@@ -233,6 +233,8 @@ fn every_fault_at_once_still_ends_with_everyone_ready_or_failed_with_a_reason() 
         let run = warmpool_sim::demo::run(&opts).unwrap();
         assert!(run.settled, "seed {seed}: every user ready or failed");
         assert_eq!(run.report.violations(), Vec::<String>::new(), "seed {seed}");
+        // Eventual consistency is on by default: reads did miss recent mutations.
+        assert!(run.report.cloud.stale_reads > 0, "seed {seed}: no stale read happened");
         for u in &run.report.users {
             match u.state.as_str() {
                 "ready" => {}

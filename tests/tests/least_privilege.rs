@@ -209,13 +209,16 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
     for calls in recovery_calls() {
         merge(calls);
     }
-    // Resume after a crash right after a detach (signup, then failover), and an attach
-    // refused for good (the instance is handed back), in both functions.
+    // Resume after a crash right after a detach and right after an attach (the resumed
+    // move asks SSM whether the init was sent), and an attach refused for good (the
+    // instance is handed back), for a signup and a failover.
     // (A failover's claim runs in signup, from the `resume` message command-status sends.)
     for (function, nth) in [("signup", 0), ("signup", 1)] {
         let crash = index_of(&warm, 1, function, "DetachInstances", nth);
-        let attach = index_of(&warm, 1, function, "AttachInstances", nth);
-        for fault in [(crash, FaultKind::CrashAfter), (attach, FaultKind::Permanent)] {
+        let attached = index_of(&warm, 1, function, "AttachInstances", nth);
+        let faults =
+            [(crash, FaultKind::CrashAfter), (attached, FaultKind::CrashAfter), (attached, FaultKind::Permanent)];
+        for fault in faults {
             let opts = PlatformOptions { faults: Faults { at_call: Some(fault), ..Faults::default() }, ..warm.clone() };
             merge(record(opts, |p| p.cloud().fail_next_inits(1), &["u-1"], false));
         }

@@ -30,10 +30,16 @@ fn first_healthy_makes_a_burst_fight_for_one_instance_and_rendezvous_does_not() 
         spread.detach_attempts_per_claim.unwrap(),
         first.detach_attempts_per_claim.unwrap()
     );
+    println!("warm hits: rendezvous {:.2}, first-healthy {:.2}", spread.warm_hit_rate, first.warm_hit_rate);
     for s in [&spread, &first] {
         assert_eq!(s.violations, Vec::<String>::new(), "{}", s.claim_strategy);
-        assert_eq!((s.ready, s.warm_hit_rate), (100, 1.0), "{}", s.claim_strategy);
+        assert_eq!(s.ready, 100, "{}", s.claim_strategy);
     }
+    // Rendezvous serves the whole burst warm. First-healthy does not: its claimers aim
+    // at what the (eventually consistent) pool description still shows `InService`, and
+    // run out of tries while instances are left.
+    assert_eq!((spread.ready, spread.warm_hit_rate >= 1.0), (100, true), "{spread:?}");
+    assert!(first.warm_hit_rate < spread.warm_hit_rate, "{first:?}");
     // The claim lock settles every race before the detach.
     assert_eq!(spread.detach_attempts_per_claim, Some(1.0));
     // Everyone aims at the same instance: many detaches lose.

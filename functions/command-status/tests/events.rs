@@ -36,6 +36,8 @@ async fn initializing(cloud: &SimCloud, cfg: &Config) -> (String, String) {
     let instance = cloud.snapshot().groups[GROUP][0].clone();
     warmpool_lifecycle::handler(cloud, cfg, event(LAUNCH, &[("EC2InstanceId", &instance)])).await.unwrap();
     let command = cloud.snapshot().tags[GROUP]["warmpool:command-id"].clone();
+    // The init runs (seconds) before SSM reports on it.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
     (instance, command)
 }
 
@@ -108,12 +110,17 @@ async fn a_repeated_failure_after_a_completed_failover_changes_nothing() {
     let failed = || event(INIT_FAILED, &[("command-id", &command)]);
     let out = warmpool_command_status::handler(&cloud, &cfg, failed()).await.unwrap();
     assert_eq!(out, StatusOutcome::FailoverQueued { attempt: 2 });
-    assert_eq!(drain(&cloud, &cfg, SIGNUP_QUEUE).await, 1);
-    let fresh = cloud.snapshot().groups[GROUP][0].clone();
     // The same Failed event again (EventBridge delivers at least once), before the
-    // replacement's own init has even been sent.
+    // next attempt has an instance, and again after its init was sent.
+    // Early, it cannot be told from the retry of a failover that died midway: it
+    // finishes the same failover (attempt 2 again, its resume deduplicated by the queue)
+    // and never starts another.
+    let early = warmpool_command_status::handler(&cloud, &cfg, failed()).await.unwrap();
+    assert_eq!(early, StatusOutcome::FailoverQueued { attempt: 2 });
+    assert_eq!(drain(&cloud, &cfg, SIGNUP_QUEUE).await, 1, "one resume, the repeat deduplicated");
+    let fresh = cloud.snapshot().groups[GROUP][0].clone();
     let again = warmpool_command_status::handler(&cloud, &cfg, failed()).await.unwrap();
-    assert_eq!(again, StatusOutcome::Ignored { reason: "outcome of an instance the user has been moved off" });
+    assert_eq!(again, StatusOutcome::Ignored { reason: "not the user's current command" });
     let snap = cloud.snapshot();
     assert_eq!(snap.groups[GROUP], vec![fresh.clone()], "the replacement still serves the user");
     assert!(!snap.terminated.contains(&fresh), "the replacement was not retired");

@@ -29,10 +29,39 @@ async fn signed_up(cloud: &SimCloud, cfg: &Config) -> String {
     cloud.snapshot().groups[GROUP][0].clone()
 }
 
+/// A signup whose pool instance's SSM agent was not answering when it was attached:
+/// signup's own `SendCommand` is refused (`InvalidInstanceId`), the record says
+/// `initializing` with no command, and the init is lifecycle's to send. The agent is
+/// offline when this returns.
+async fn signed_up_without_init(cloud: &SimCloud, cfg: &Config) -> String {
+    for id in cloud.snapshot().groups[fixture::POOL_GROUP].clone() {
+        cloud.set_agent_online(&id, false);
+    }
+    let instance = signed_up(cloud, cfg).await;
+    let tags = &cloud.snapshot().tags[GROUP];
+    assert_eq!((tags["warmpool:state"].as_str(), tags["warmpool:command-id"].as_str()), ("initializing", ""));
+    assert!(cloud.sent_commands().is_empty(), "signup's SendCommand was refused");
+    instance
+}
+
+/// The usual warm signup: the attach and the init in one invocation, so the attach's
+/// launch event finds the init sent.
+#[tokio::test(start_paused = true)]
+async fn a_warm_attach_brings_its_own_init_and_the_launch_event_sends_none() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let instance = signed_up(&cloud, &cfg).await;
+    assert_eq!(cloud.sent_commands().len(), 1, "signup sent the init");
+    assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:command-instance"], instance);
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)).await.unwrap();
+    assert_eq!(out, LifecycleOutcome::Ignored { reason: "init already sent to this instance" });
+    assert_eq!(cloud.sent_commands().len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn user_launch_sends_user_init_once() {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
-    let instance = signed_up(&cloud, &cfg).await;
+    let instance = signed_up_without_init(&cloud, &cfg).await;
+    cloud.set_agent_online(&instance, true);
     let out = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)).await.unwrap();
     let LifecycleOutcome::InitSent { command_id } = out else { panic!("{out:?}") };
     let tags = &cloud.snapshot().tags[GROUP];
@@ -41,7 +70,7 @@ async fn user_launch_sends_user_init_once() {
     // The same event again (EventBridge delivers at least once) sends nothing more.
     let again = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)).await.unwrap();
     assert_eq!(again, LifecycleOutcome::Ignored { reason: "init already sent to this instance" });
-    assert_eq!(cloud.snapshot().calls["SendCommand"], 1);
+    assert_eq!(cloud.sent_commands().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -142,6 +171,8 @@ async fn a_failed_cold_launch_is_given_a_minute_then_fails_over() {
     let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
     warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
     assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:path"], "cold");
+    // The group's first launch fails on its next scaling pass, and the event says so.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
     let failed = || event(LAUNCH_FAILED, "");
     let err = warmpool_lifecycle::handler(&cloud, &cfg, failed()).await.unwrap_err();
     assert_eq!(Diagnostic::from(err).error_type, "Retryable");
@@ -164,8 +195,7 @@ async fn a_failed_cold_launch_is_given_a_minute_then_fails_over() {
 #[tokio::test(start_paused = true)]
 async fn two_invocations_waiting_for_one_agent_send_one_init() {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
-    let instance = signed_up(&cloud, &cfg).await;
-    cloud.set_agent_online(&instance, false);
+    let instance = signed_up_without_init(&cloud, &cfg).await;
     let first = warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance));
     let second = async {
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -178,5 +208,5 @@ async fn two_invocations_waiting_for_one_agent_send_one_init() {
     let (first, second, ()) = tokio::join!(first, second, agent);
     assert!(matches!(first.unwrap(), LifecycleOutcome::InitSent { .. }));
     assert_eq!(second.unwrap(), LifecycleOutcome::Ignored { reason: "init sent to this instance meanwhile" });
-    assert_eq!(cloud.snapshot().calls["SendCommand"], 1);
+    assert_eq!(cloud.sent_commands().len(), 1);
 }

@@ -68,6 +68,8 @@ mod tests {
             };
             cloud.create_user_group(&spec).await.unwrap();
         }
+        // The groups were created over minutes, not just now: every one is visible.
+        tokio::time::sleep(std::time::Duration::from_millis(cloud.model().stale_read_ms.1 + 1)).await;
         let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
         assert_eq!(out.desired, 25, "{out:?}");
         assert!(out.rate_per_s * 60.0 > 4.0, "{out:?}");

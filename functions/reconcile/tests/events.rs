@@ -17,13 +17,22 @@ const SCHEDULED: &str = include_str!("../../../events/reconcile/scheduled.json")
 const SIGNUP: &str = include_str!("../../../events/signup/valid.json");
 const GROUP: &str = "warmpool-user-u-1001";
 
-/// u-1001 holds an attached pool instance, but its launch event was lost: no init sent.
+/// u-1001 holds an attached pool instance whose SSM agent did not answer signup's
+/// `SendCommand`, and the launch event that would have sent the init once the agent was
+/// back was lost: no init sent.
 async fn attached_without_init() -> (SimCloud, Config) {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let pool = cloud.snapshot().groups[fixture::POOL_GROUP].clone();
+    for id in &pool {
+        cloud.set_agent_online(id, false);
+    }
     let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
     warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
     let tags = &cloud.snapshot().tags[GROUP];
     assert_eq!((tags["warmpool:state"].as_str(), tags["warmpool:command-id"].as_str()), ("initializing", ""));
+    for id in &pool {
+        cloud.set_agent_online(id, true);
+    }
     (cloud, cfg)
 }
 

@@ -72,7 +72,7 @@ pub fn truncate_for_log(raw: &str) -> String {
 /// ```json
 /// {"kind": "signup", "user_id": "u-1234", "signup_id": "s-5678"}
 /// {"kind": "delete", "user_id": "u-1234"}
-/// {"kind": "resume", "user_id": "u-1234"}
+/// {"kind": "resume", "user_id": "u-1234", "attempt": 2}
 /// ```
 /// (`resume` is what the reconcile sweep sends for a user stalled while claiming: it
 /// never creates a group, so it cannot bring a deleted user back.)
@@ -85,8 +85,14 @@ pub enum SignupMessage {
     Signup { user_id: Id, signup_id: Id },
     /// Tear the user's group (and its instance) down.
     Delete { user_id: Id },
-    /// Finish getting this existing user an instance (the reconcile sweep's re-drive).
-    Resume { user_id: Id },
+    /// Finish getting this existing user an instance (a failover's next attempt, or the
+    /// reconcile sweep's re-drive). `attempt`, when given, is the attempt the sender
+    /// recorded: a record read that does not show it yet is a stale read, read again.
+    Resume {
+        user_id: Id,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+    },
 }
 
 impl SignupMessage {
@@ -112,7 +118,7 @@ impl SignupMessage {
     #[must_use]
     pub fn user_id(&self) -> &Id {
         match self {
-            Self::Signup { user_id, .. } | Self::Delete { user_id } | Self::Resume { user_id } => user_id,
+            Self::Signup { user_id, .. } | Self::Delete { user_id } | Self::Resume { user_id, .. } => user_id,
         }
     }
 }

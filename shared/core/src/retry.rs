@@ -40,6 +40,14 @@ pub fn command_resend() -> impl Iterator<Item = Duration> {
     doubling(Duration::from_secs(2), Duration::from_secs(2), Some(2)).build()
 }
 
+/// Reading again what an event says just changed (an attach its Launch Successful
+/// reports), when `Describe*` does not show it yet: twice, 2 s apart. EC2 documents its
+/// API as eventually consistent and advises describing again with backoff from a couple
+/// of seconds; Auto Scaling documents nothing, and is treated the same.
+pub fn consistency_reread() -> impl Iterator<Item = Duration> {
+    doubling(Duration::from_secs(2), Duration::from_secs(2), Some(2)).build()
+}
+
 /// The SDK's standard retry mode on throttling, as the in-memory cloud applies it: four
 /// retries (five attempts) from 100 ms, doubling.
 pub fn sdk_throttle() -> impl Iterator<Item = Duration> {
@@ -60,6 +68,7 @@ mod tests {
     fn schedules() {
         assert_eq!(ms(agent_poll().take(4)), [10_000, 10_000, 10_000, 10_000]);
         assert_eq!(ms(command_resend()), [2_000, 2_000]);
+        assert_eq!(ms(consistency_reread()), [2_000, 2_000]);
         let detach = ms(detach_poll());
         assert_eq!((detach.len(), detach[0], detach[1], detach.iter().sum::<u128>()), (4, 4_000, 4_000, 16_000));
         assert_eq!(ms(sdk_throttle()), [100, 200, 400, 800]);

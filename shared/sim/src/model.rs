@@ -58,6 +58,17 @@ pub struct CloudModel {
     /// `Detaching` meanwhile, still listed in the group and not attachable elsewhere. AWS
     /// detaches asynchronously, in seconds and sometimes tens of seconds.
     pub detach_s: (f64, f64),
+    /// How long a `Describe*` read may keep answering with the state from before a
+    /// mutation (ms), drawn per mutation, uniform in this range (see `cloud::lag`). The
+    /// EC2 API documents eventual consistency and advises describing with backoff from
+    /// "a couple of seconds"; Auto Scaling documents nothing, and is assumed the same.
+    pub stale_read_ms: (u64, u64),
+    /// Whether group tags lag their writes like the rest of a group's description.
+    /// Off by default: the user's record lives in its group's tags, written and read
+    /// back by the flow as one store, and the flow does not yet survive a tag read that
+    /// misses its own write (a duplicate event inside the window repeats a step; see
+    /// `docs/architecture.md`, "Eventual consistency").
+    pub stale_tags: bool,
     /// From terminate to `terminated` (s).
     pub shutdown_s: f64,
     /// The pool's launch lifecycle hook heartbeat timeout (s), after which its default
@@ -86,6 +97,8 @@ impl Default for CloudModel {
             group_quota: 500,
             scaling_interval_s: 10,
             detach_s: (2.0, 15.0),
+            stale_read_ms: (0, 2_000),
+            stale_tags: false,
             shutdown_s: 30.0,
             hook_timeout_s: 1_800,
         }

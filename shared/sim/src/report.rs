@@ -40,6 +40,11 @@ pub struct CloudReport {
     pub dead_letters: usize,
     /// AWS calls by operation.
     pub calls: BTreeMap<String, u64>,
+    /// `Describe*` reads answered with the state from before a recent mutation
+    /// (eventual consistency, `CloudModel::stale_read_ms`).
+    pub stale_reads: u64,
+    /// Instances sent user-init more than once.
+    pub repeated_inits: Vec<String>,
 }
 
 /// Totals and time-to-ready figures (seconds).
@@ -174,6 +179,8 @@ impl Report {
                 in_two_groups: snap.in_two_groups.clone(),
                 dead_letters: snap.dead_letters.len(),
                 calls: snap.calls.clone(),
+                stale_reads: snap.stale_reads,
+                repeated_inits: snap.repeated_inits.clone(),
             },
         }
     }
@@ -187,6 +194,9 @@ impl Report {
         }
         if !self.cloud.in_two_groups.is_empty() {
             v.push(format!("instances in two groups: {:?}", self.cloud.in_two_groups));
+        }
+        if !self.cloud.repeated_inits.is_empty() {
+            v.push(format!("instances sent user-init more than once: {:?}", self.cloud.repeated_inits));
         }
         let mut seen = BTreeSet::new();
         for u in &self.users {

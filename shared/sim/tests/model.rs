@@ -78,7 +78,11 @@ async fn an_attach_above_max_size_is_refused_in_aws_words() {
 /// detach completes (seconds, sometimes tens of seconds: `CloudModel::detach_s`).
 #[tokio::test(start_paused = true)]
 async fn a_detached_instance_stays_detaching_in_the_pool_until_the_detach_completes() {
-    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    use warmpool_sim::{CloudModel, SimCloud};
+    // Reads see every mutation at once here (eventual consistency has its own test).
+    let (cloud, _bus) = SimCloud::new(CloudModel { stale_read_ms: (0, 0), ..CloudModel::default() }, 1, 90, 5);
+    let cfg = fixture::config(&cloud.subnets(), &[]);
+    cloud.create_pool(POOL_GROUP, fixture::POOL_HOOK, 2, 14);
     let spec = user_group(&cfg);
     cloud.create_user_group(&spec).await.unwrap();
     let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
@@ -114,6 +118,8 @@ async fn user_groups_are_listed_a_page_of_100_a_call_and_filtered_by_state() {
         let spec = UserGroupSpec { name: cfg.user_group(user.as_str()), tags: record.to_tags(), ..user_group(&cfg) };
         cloud.create_user_group(&spec).await.unwrap();
     }
+    // Created a while ago: every group is visible to a listing (see the next test).
+    tokio::time::sleep(Duration::from_millis(cloud.model().stale_read_ms.1 + 1)).await;
     let before = cloud.snapshot().calls.get("DescribeAutoScalingGroups").copied().unwrap_or(0);
     assert_eq!(cloud.list_user_groups(&cfg.user_group_prefix, false).await.unwrap().len(), 250);
     let after_all = cloud.snapshot().calls["DescribeAutoScalingGroups"];
@@ -121,6 +127,83 @@ async fn user_groups_are_listed_a_page_of_100_a_call_and_filtered_by_state() {
     let unfinished = cloud.list_user_groups(&cfg.user_group_prefix, true).await.unwrap();
     assert_eq!(unfinished.len(), 50, "only the claiming ones");
     assert_eq!(cloud.snapshot().calls["DescribeAutoScalingGroups"] - after_all, 1, "50 groups: one page");
+}
+
+/// EC2 documents its API as eventually consistent ("the result of an API command ...
+/// might not be immediately visible to all subsequent commands"), and Auto Scaling is
+/// modelled the same: for a while after a mutation, `DescribeAutoScalingGroups`,
+/// `DescribeAutoScalingInstances` and `DescribeInstances` answer with the state from
+/// before it, while the mutating calls themselves see the truth. Never staler than the
+/// window, however many mutations follow.
+#[tokio::test(start_paused = true)]
+async fn describe_calls_show_the_state_from_before_a_recent_mutation() {
+    use warmpool_core::ports::Instances;
+    use warmpool_sim::{CloudModel, SimCloud};
+    let window = Duration::from_millis(1_500);
+    let model = CloudModel { stale_read_ms: (1_500, 1_500), detach_s: (3.0, 3.0), ..CloudModel::default() };
+    let (cloud, _bus) = SimCloud::new(model, 1, 90, 5);
+    let cfg = fixture::config(&cloud.subnets(), &[]);
+    cloud.create_pool(POOL_GROUP, fixture::POOL_HOOK, 2, 10);
+    let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
+    let spec = user_group(&cfg);
+
+    // A created group is not described yet; creating it again is refused all the same.
+    cloud.create_user_group(&spec).await.unwrap();
+    assert_eq!(cloud.describe_group(&spec.name).await.unwrap(), None);
+    assert!(matches!(cloud.create_user_group(&spec).await, Err(CloudError::AlreadyExists { .. })));
+    tokio::time::sleep(window).await;
+    assert!(cloud.describe_group(&spec.name).await.unwrap().is_some());
+
+    // A detach: still InService to a read, `Detaching` after the window; out of the
+    // pool when the activity ends (3 s), which reads see a window later.
+    cloud.detach_instance(POOL_GROUP, &id).await.unwrap();
+    let in_pool = |state| Some(Membership { group: POOL_GROUP.into(), state });
+    assert_eq!(cloud.instance_membership(&id).await.unwrap(), in_pool(MemberState::InService));
+    tokio::time::sleep(window).await;
+    assert_eq!(cloud.instance_membership(&id).await.unwrap(), in_pool(MemberState::Detaching));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(cloud.instance_membership(&id).await.unwrap(), in_pool(MemberState::Detaching));
+    tokio::time::sleep(window).await;
+    assert_eq!(cloud.instance_membership(&id).await.unwrap(), None);
+
+    // An attach: in no group to Auto Scaling and EC2 alike, then in the user's group.
+    cloud.attach_instance(&spec.name, &id).await.unwrap();
+    assert_eq!(cloud.instance_membership(&id).await.unwrap(), None);
+    let outside = cloud.instances_outside_groups(&cfg.launch_template).await.unwrap();
+    assert!(outside.iter().any(|o| o.instance_id == id), "EC2 still lists it outside every group");
+    assert!(cloud.describe_group(&spec.name).await.unwrap().unwrap().members.is_empty());
+    assert!(cloud.snapshot().groups[&spec.name].contains(&id), "the ground truth has it");
+    tokio::time::sleep(window).await;
+    assert_eq!(cloud.instance_membership(&id).await.unwrap().map(|m| m.group), Some(spec.name.clone()));
+    assert!(cloud.instances_outside_groups(&cfg.launch_template).await.unwrap().is_empty());
+
+    // Mutations in a row: a read sees every one older than the window.
+    for desired in 1..=6 {
+        cloud.set_desired_capacity(POOL_GROUP, desired).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let seen = cloud.describe_group(POOL_GROUP).await.unwrap().unwrap().desired_capacity;
+    assert!((4..6).contains(&seen), "desired set to 4 over 1.5 s ago, to 6 just now: seen {seen}");
+    assert!(cloud.stale_reads() >= 6, "{}", cloud.stale_reads());
+}
+
+/// Tags are the user's record and are read back at once (`CloudModel::stale_tags` is off
+/// by default: the flow does not yet survive a record read that misses its own write);
+/// with the knob on, they lag like the rest.
+#[tokio::test(start_paused = true)]
+async fn tags_lag_only_when_the_model_says_so() {
+    use warmpool_sim::{CloudModel, SimCloud};
+    for stale_tags in [false, true] {
+        let model = CloudModel { stale_read_ms: (1_500, 1_500), stale_tags, ..CloudModel::default() };
+        let (cloud, _bus) = SimCloud::new(model, 1, 90, 5);
+        let cfg = fixture::config(&cloud.subnets(), &[]);
+        let spec = user_group(&cfg);
+        cloud.create_user_group(&spec).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cloud.tag_group(&spec.name, &[("k".into(), "v".into())]).await.unwrap();
+        let tags = cloud.describe_group(&spec.name).await.unwrap().unwrap().tags;
+        assert_eq!(tags.contains_key("k"), !stale_tags, "stale_tags {stale_tags}");
+    }
 }
 
 /// SQS: a standard queue takes no `MessageGroupId`, a FIFO queue needs one (with a

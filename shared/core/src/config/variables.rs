@@ -64,7 +64,8 @@ use Function::{CommandStatus, Lifecycle, PoolSizer, Reconcile, Signup};
 
 const ALL: &[Function] = &Function::ALL;
 const ATTEMPTS: &[Function] = &[Signup, Lifecycle, CommandStatus, Reconcile];
-const COMMANDS: &[Function] = &[Lifecycle, Reconcile];
+/// The functions that send user-init (signup, to the pool instance it attached).
+const COMMANDS: &[Function] = &[Signup, Lifecycle, Reconcile];
 
 const fn var(
     name: &'static str,
@@ -117,7 +118,7 @@ pub const VARIABLES: &[Variable] = &[
         "USER_INIT_DOCUMENT",
         "set it to the user-init SSM document name",
         "the SSM Command document that initialises a host for its user",
-        &[Lifecycle, CommandStatus, Reconcile],
+        &[Signup, Lifecycle, CommandStatus, Reconcile],
     ),
     required(
         "POOL_PREP_DOCUMENT",
@@ -135,8 +136,8 @@ pub const VARIABLES: &[Variable] = &[
         "CLAIM_PARAMETER_PREFIX",
         "/warmpool/claims",
         Kind::Text,
-        "Parameter Store path of the per-instance claim locks",
-        &[Signup, CommandStatus, Reconcile],
+        "Parameter Store path of the per-instance claim locks (a fresh instance's too, taken before its init is sent)",
+        &[Signup, Lifecycle, CommandStatus, Reconcile],
     ),
     required(
         "SIGNUP_QUEUE_URL",
@@ -205,7 +206,7 @@ pub const VARIABLES: &[Variable] = &[
         // Below lifecycle's 300 s timeout (a reconcile re-drive waits at most 20 s).
         count(0, 240),
         "how long one invocation waits for the SSM agent before handing the event back for a platform retry",
-        COMMANDS,
+        &[Lifecycle, Reconcile],
     ),
     var(
         "RECONCILE_STALL_S",

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::lifecycle::{init_sent_earlier, record_init, user_init_request};
 use super::{describe_pool, rendezvous_score, write_tags};
 use crate::Config;
 use crate::domain::{Path, UserRecord, UserState, tag};
@@ -18,8 +19,10 @@ use crate::retry;
 pub const CLAIM_TRIES_PER_ROUND: usize = 3;
 pub const CLAIM_ROUNDS: usize = 2;
 /// Looks at the pool per claim, each trying [`CLAIM_TRIES_PER_ROUND`] unclaimed
-/// candidates; the looks stop as soon as no candidate is left.
-pub const CLAIM_LOOKS: usize = 5;
+/// candidates; the looks stop as soon as no candidate is left. Ten: with as many
+/// claimers as instances at once (a burst on a pool sized for it), five looks left a
+/// few claimers cold while unclaimed instances remained (3 of 100 for one seed in 12).
+pub const CLAIM_LOOKS: usize = 10;
 
 /// What `acquire` achieved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,10 +46,19 @@ pub async fn acquire<C: Cloud>(
 ) -> Result<Acquired, FlowError> {
     let user_id = record.user_id.as_str();
     // 1. The group has a live member already: a previous run attached it (or the cold
-    //    launch it asked for has started). Only record it.
-    if let Some(member) = group.members.iter().find(|m| m.live()) {
+    //    launch it asked for has started). Only record it. Not the instance the record
+    //    still names: while claiming, that is the last attempt's, which the failover
+    //    retired (a read soon after may still show it live).
+    let previous = record.instance.as_deref().filter(|_| record.state == UserState::Claiming);
+    if let Some(member) = group.members.iter().find(|m| m.live() && Some(m.instance_id.as_str()) != previous) {
         let instance_id = member.instance_id.clone();
         info!(user_id, instance_id, "user group already has its instance");
+        if record.path == Path::Warm {
+            // Attached by a run that died before it recorded the init (a cold launch
+            // records its path first): finish what it began.
+            finish_warm(cloud, cfg, group, record, &instance_id, true).await?;
+            return Ok(Acquired::AlreadyAttached { instance_id });
+        }
         write_tags(
             cloud,
             &group.name,
@@ -64,9 +76,9 @@ pub async fn acquire<C: Cloud>(
     if warm_allowed {
         // 2. A claim from an earlier run that did not finish: finish moving it.
         if let Some(claimed) = record.claimed.as_deref()
-            && move_instance(cloud, cfg, &group.name, claimed, user_id, false).await? == Move::Attached
+            && let Some(resumed) = move_instance(cloud, cfg, &group.name, claimed, user_id, false).await?.attached()
         {
-            return finish_warm(cloud, group, claimed).await;
+            return finish_warm(cloud, cfg, group, record, claimed, resumed).await;
         }
         // 3. Claim a fresh one. A lost move (the instance vanished under us) tries again.
         for _ in 0..CLAIM_ROUNDS {
@@ -74,8 +86,10 @@ pub async fn acquire<C: Cloud>(
                 break;
             };
             write_tags(cloud, &group.name, &[(tag::CLAIMED, instance_id.clone())]).await?;
-            if move_instance(cloud, cfg, &group.name, &instance_id, user_id, detached).await? == Move::Attached {
-                return finish_warm(cloud, group, &instance_id).await;
+            if let Some(resumed) =
+                move_instance(cloud, cfg, &group.name, &instance_id, user_id, detached).await?.attached()
+            {
+                return finish_warm(cloud, cfg, group, record, &instance_id, resumed).await;
             }
         }
         info!(user_id, attempt = record.attempt, "pool cannot serve; taking the cold path");
@@ -85,36 +99,94 @@ pub async fn acquire<C: Cloud>(
     cold(cloud, group).await
 }
 
-async fn finish_warm<C: Cloud>(cloud: &C, group: &Group, instance_id: &str) -> Result<Acquired, FlowError> {
+/// A pool instance is in the user's group: its user-init is sent now, in this
+/// invocation (a prepared instance's agent is online), rather than by lifecycle on the
+/// attach's launch event: one invocation fewer on the warm path, and a death here is
+/// retried with the signup message (`SIGNUP_RETRY_S`) instead of Lambda's asynchronous
+/// retries a minute apart. `resumed`: an earlier run may have attached it and sent the
+/// init before dying, so SSM is asked first (one call, on this rare path only). If SSM
+/// refuses (the agent is not ready), the record says `initializing` with no command, and
+/// lifecycle or a re-drive sends the init once the agent answers.
+async fn finish_warm<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    group: &Group,
+    record: &UserRecord,
+    instance_id: &str,
+    resumed: bool,
+) -> Result<Acquired, FlowError> {
+    let mut record = record.clone();
+    record.path = Path::Warm;
+    let acquired = Acquired::Warm { instance_id: instance_id.to_owned() };
+    if resumed && let Some(command_id) = init_sent_earlier(cloud, cfg, instance_id).await? {
+        info!(group = %group.name, instance_id, command_id, "user-init was sent by an earlier run; recording it");
+        record_init(cloud, &group.name, instance_id, &command_id, Some(Path::Warm)).await?;
+        return Ok(acquired);
+    }
+    match cloud.send_command(&user_init_request(cfg, &record, instance_id)).await {
+        Ok(command_id) => {
+            record_init(cloud, &group.name, instance_id, &command_id, Some(Path::Warm)).await?;
+            info!(group = %group.name, instance_id, command_id, attempt = record.attempt,
+                "pool instance attached to user group; user-init sent");
+        }
+        Err(CloudError::AgentNotReady { .. }) => {
+            write_tags(
+                cloud,
+                &group.name,
+                &[
+                    (tag::STATE, UserState::Initializing.as_str().into()),
+                    (tag::PATH, Path::Warm.as_str().into()),
+                    (tag::INSTANCE, instance_id.to_owned()),
+                    (tag::CLAIMED, String::new()),
+                ],
+            )
+            .await?;
+            warn!(group = %group.name, instance_id, "pool instance attached, but its SSM agent is not ready; \
+                lifecycle or a re-drive sends the init");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(acquired)
+}
+
+/// The cold path: the user's group launches a fresh instance from its launch template.
+/// The record moves first (`initializing`, `path=cold`: a re-run knows not to claim),
+/// in one write, then the launch is asked for: two calls, each a chance to die. A run
+/// that died between the two leaves a record whose launch was never asked for, which
+/// [`finish_cold`] completes (on the message's retry; the sweep re-drives it too).
+async fn cold<C: Cloud>(cloud: &C, group: &Group) -> Result<Acquired, FlowError> {
     write_tags(
         cloud,
         &group.name,
         &[
             (tag::STATE, UserState::Initializing.as_str().into()),
-            (tag::PATH, Path::Warm.as_str().into()),
-            (tag::INSTANCE, instance_id.to_owned()),
+            (tag::PATH, Path::Cold.as_str().into()),
             (tag::CLAIMED, String::new()),
+            (tag::INSTANCE, String::new()),
         ],
     )
     .await?;
-    info!(group = %group.name, instance_id, "pool instance attached to user group");
-    Ok(Acquired::Warm { instance_id: instance_id.to_owned() })
-}
-
-/// The cold path: the user's group launches a fresh instance from its launch template.
-/// The path is recorded before the launch is asked for, so a re-run knows not to claim.
-async fn cold<C: Cloud>(cloud: &C, group: &Group) -> Result<Acquired, FlowError> {
-    write_tags(cloud, &group.name, &[(tag::PATH, Path::Cold.as_str().into()), (tag::CLAIMED, String::new())]).await?;
     cloud.set_desired_capacity(&group.name, 1).await?;
-    write_tags(
-        cloud,
-        &group.name,
-        &[(tag::STATE, UserState::Initializing.as_str().into()), (tag::INSTANCE, String::new())],
-    )
-    .await?;
     cloud.record(Metric::ColdPath);
     info!(group = %group.name, "cold launch requested");
     Ok(Acquired::Cold)
+}
+
+/// A cold attempt recorded but whose launch was never asked for (`initializing`,
+/// `path=cold`, desired 0, no instance): asks for it. `false` when the record is
+/// anything else.
+pub(crate) async fn finish_cold<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Result<bool, FlowError> {
+    let unasked = record.state == UserState::Initializing
+        && record.path == Path::Cold
+        && record.instance.is_none()
+        && group.desired_capacity == 0
+        && !group.members.iter().any(crate::ports::Member::live);
+    if unasked {
+        info!(group = %group.name, "cold launch recorded but never asked for; asking now");
+        cloud.set_desired_capacity(&group.name, 1).await?;
+        cloud.record(Metric::ColdPath);
+    }
+    Ok(unasked)
 }
 
 /// A pool instance this user now holds the claim lock on.
@@ -194,9 +266,24 @@ async fn try_claim<C: Cloud>(
 
 #[derive(Debug, PartialEq, Eq)]
 enum Move {
+    /// Attached now.
     Attached,
+    /// Found in the user's group already: an earlier run attached it.
+    WasAttached,
     /// The instance is gone or taken: its claim is released; claim another.
     Lost,
+}
+
+impl Move {
+    /// `Some(resumed)` when the instance is in the user's group (`resumed`: an earlier
+    /// run put it there).
+    fn attached(&self) -> Option<bool> {
+        match self {
+            Self::Attached => Some(false),
+            Self::WasAttached => Some(true),
+            Self::Lost => None,
+        }
+    }
 }
 
 /// Detaches the claimed instance from the pool (the pool refills itself), waits until
@@ -221,12 +308,13 @@ async fn move_instance<C: Cloud>(
     }
     // AWS detaches asynchronously: the instance stays listed in the pool, `Detaching`,
     // and cannot be attached anywhere until it is out.
-    match wait_detached(cloud, instance_id).await? {
+    match wait_detached(cloud, instance_id, Some(&cfg.pool_group)).await? {
         None => {}
-        Some(m) if m.group == user_group => return Ok(Move::Attached),
-        Some(m) if m.group == cfg.pool_group && m.state == MemberState::Detaching => {
-            // Still detaching after the wait: keep the claim (the instance is on its way
-            // out of the pool, ours); the retry of this message resumes the move here.
+        Some(m) if m.group == user_group => return Ok(Move::WasAttached),
+        Some(m) if m.group == cfg.pool_group && matches!(m.state, MemberState::Detaching | MemberState::InService) => {
+            // Still detaching after the wait (or, read too soon after our detach, still
+            // shown `InService`): keep the claim (the instance is on its way out of the
+            // pool, ours); the retry of this message resumes the move here.
             return Err(FlowError::NotYet(format!(
                 "{instance_id} is still detaching from {}; the move resumes on the retry",
                 m.group
@@ -273,13 +361,24 @@ async fn move_instance<C: Cloud>(
 }
 
 /// Where the instance is once it is no longer `Detaching` (or still detaching when the
-/// [`retry::detach_poll`] schedule runs out): `None` when it is in no group.
-async fn wait_detached<C: Cloud>(cloud: &C, instance_id: &str) -> Result<Option<Membership>, FlowError> {
+/// [`retry::detach_poll`] schedule runs out): `None` when it is in no group. With
+/// `detached_from`, the group we just asked to detach it: shown `InService` there is
+/// the state from before our detach (`Describe*` is eventually consistent), so it is
+/// waited for too.
+async fn wait_detached<C: Cloud>(
+    cloud: &C,
+    instance_id: &str,
+    detached_from: Option<&str>,
+) -> Result<Option<Membership>, FlowError> {
     let mut delays = retry::detach_poll();
     loop {
         let membership = cloud.instance_membership(instance_id).await?;
-        match (&membership, delays.next()) {
-            (Some(m), Some(delay)) if m.state == MemberState::Detaching => {
+        let leaving = membership.as_ref().is_some_and(|m| {
+            m.state == MemberState::Detaching
+                || (m.state == MemberState::InService && detached_from == Some(m.group.as_str()))
+        });
+        match (leaving, delays.next()) {
+            (true, Some(delay)) => {
                 cloud.sleep_ms(delay.as_millis() as u64).await;
             }
             _ => return Ok(membership),
@@ -298,7 +397,7 @@ async fn lose<C: Cloud>(cloud: &C, instance_id: &str) -> Result<Move, FlowError>
 /// is refused); one that is already in a group (an earlier hand-back attached it and then
 /// died) is only retired from there.
 pub async fn return_to_pool<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str) -> Result<(), FlowError> {
-    match wait_detached(cloud, instance_id).await? {
+    match wait_detached(cloud, instance_id, None).await? {
         None => {
             cloud.attach_instance(&cfg.pool_group, instance_id).await?;
             retire(cloud, instance_id).await?;

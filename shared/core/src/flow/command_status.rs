@@ -297,7 +297,8 @@ pub(crate) async fn failover<C: Cloud>(
     if then == ThenAcquire::ViaSignupQueue {
         // One per attempt: a repeat of this step within five minutes is deduplicated.
         let user_id = Id::parse("user id tag", &record.user_id)?;
-        let message = resume_message(&user_id, format!("failover-{}-{}", record.user_id, record.attempt))?;
+        let message =
+            resume_message(&user_id, record.attempt, format!("failover-{}-{}", record.user_id, record.attempt))?;
         cloud.send_batch(&cfg.signup_queue_url, std::slice::from_ref(&message)).await?;
         info!(user_id = %record.user_id, attempt = record.attempt, "failover handed to the signup function");
         return Ok(StatusOutcome::FailoverQueued { attempt: record.attempt });

@@ -17,14 +17,14 @@ use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::command_status::{StatusOutcome, ThenAcquire, failover};
-use super::{load_user, wait_for_agent, write_tags};
+use super::{load_user, load_user_showing, wait_for_agent, write_tags};
 use crate::domain::{Id, Path, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::events::{
     AsgEvent, CommandOutcome, LAUNCHING_TRANSITION, LaunchSuccessful, LaunchUnsuccessful, LifecycleAction,
 };
 use crate::metrics::Metric;
-use crate::ports::{Cloud, CommandRequest, Group, Member};
+use crate::ports::{ClaimOutcome, Cloud, CommandRequest, Group, Member};
 use crate::{Config, retry};
 
 /// What the lifecycle function did with an event (the function's response).
@@ -164,14 +164,22 @@ pub async fn init_user<C: Cloud>(
     instance_id: &str,
 ) -> Result<LifecycleOutcome, FlowError> {
     let user_id = user_id.as_str();
-    let Some((group, mut record)) = load_user(cloud, cfg, user_id).await? else {
+    // The launch event comes within a second of the attach or launch it reports, which
+    // the group's description may not show yet: a missing instance is read again.
+    let member = |g: &Group| g.members.iter().any(|m| m.instance_id == instance_id && m.live());
+    let Some((group, mut record)) = load_user_showing(cloud, cfg, user_id, |g, _| member(g)).await? else {
         return Ok(LifecycleOutcome::Ignored { reason: "user group no longer exists" });
     };
-    if !group.members.iter().any(|m| m.instance_id == instance_id && m.live()) {
+    if !member(&group) {
         return Ok(LifecycleOutcome::Ignored { reason: "instance is no longer the user's" });
     }
     match record.state {
         UserState::Failed => return Ok(LifecycleOutcome::Ignored { reason: "user has failed" }),
+        UserState::Claiming if record.claimed.as_deref() == Some(instance_id) => {
+            // A pool instance on its way to the user: the move (signup's acquire) sends
+            // its init, and its retry if it dies first.
+            return Ok(LifecycleOutcome::Ignored { reason: "a move in flight sends this instance's init" });
+        }
         UserState::Ready if record.instance.as_deref() == Some(instance_id) => {
             return Ok(LifecycleOutcome::Ignored { reason: "user is already ready on this instance" });
         }
@@ -181,7 +189,8 @@ pub async fn init_user<C: Cloud>(
     if record.command_instance.as_deref() == Some(instance_id) && record.command_id.is_some() {
         return Ok(LifecycleOutcome::Ignored { reason: "init already sent to this instance" });
     }
-    if wait_for_agent(cloud, cfg, instance_id).await? {
+    let waited = wait_for_agent(cloud, cfg, instance_id).await?;
+    if waited {
         // Another invocation may have waited for the same agent (a re-drive next to a
         // retried event): read the record again, so that the host runs one init, not two.
         let fresh = load_user(cloud, cfg, user_id).await?.map(|(_, r)| r);
@@ -190,11 +199,36 @@ pub async fn init_user<C: Cloud>(
             return Ok(LifecycleOutcome::Ignored { reason: "init sent to this instance meanwhile" });
         }
     }
+    let sent_before_possible = match lock_init(cloud, &record, instance_id).await? {
+        InitLock::Taken => false,
+        InitLock::Busy => {
+            return Ok(LifecycleOutcome::Ignored { reason: "another invocation is sending this instance's init" });
+        }
+        InitLock::Stale => true,
+        // The agent answered at once: most likely a retry (Lambda's, or a re-drive) of a
+        // run that may have sent the init and died before recording it.
+        InitLock::None => !waited,
+    };
+    if sent_before_possible && let Some(command_id) = init_sent_earlier(cloud, cfg, instance_id).await? {
+        info!(user_id, instance_id, command_id, "user-init was sent by an earlier run; recording it");
+        record_init(cloud, &group.name, instance_id, &command_id, None).await?;
+        return Ok(LifecycleOutcome::Ignored { reason: "init sent by an earlier run; recorded" });
+    }
+    let request = user_init_request(cfg, &record, instance_id);
+    let command_id = send_with_agent_retry(cloud, cfg, &request).await?;
+    record_init(cloud, &group.name, instance_id, &command_id, None).await?;
+    info!(user_id, instance_id, command_id, attempt = record.attempt, "user-init sent");
+    Ok(LifecycleOutcome::InitSent { command_id })
+}
+
+/// The user-init command for `record`'s user on `instance_id`: the user's values as
+/// typed document parameters, the timeout of the record's path.
+pub(crate) fn user_init_request(cfg: &Config, record: &UserRecord, instance_id: &str) -> CommandRequest {
     let timeout = match record.path {
         Path::Warm => cfg.init_timeout_warm_s,
         Path::Cold => cfg.init_timeout_cold_s,
     };
-    let request = CommandRequest {
+    CommandRequest {
         document: cfg.user_init_document.clone(),
         instance_id: instance_id.to_owned(),
         parameters: BTreeMap::from([
@@ -204,22 +238,90 @@ pub async fn init_user<C: Cloud>(
         ]),
         delivery_timeout_s: cfg.delivery_timeout_s,
         comment: format!("warmpool user-init attempt {}", record.attempt),
-    };
-    let command_id = send_with_agent_retry(cloud, cfg, &request).await?;
-    write_tags(
-        cloud,
-        &group.name,
-        &[
-            (tag::STATE, UserState::Initializing.as_str().into()),
-            (tag::INSTANCE, instance_id.to_owned()),
-            (tag::COMMAND_ID, command_id.clone()),
-            (tag::COMMAND_INSTANCE, instance_id.to_owned()),
-            (tag::CLAIMED, String::new()),
-        ],
-    )
-    .await?;
-    info!(user_id, instance_id, command_id, attempt = record.attempt, "user-init sent");
-    Ok(LifecycleOutcome::InitSent { command_id })
+    }
+}
+
+/// How long an init lock is taken to mean a sender at work (from the lock to the
+/// recorded command: an agent check, `SendCommand` with its resends, a tag write);
+/// older, its sender died, and Lambda's retry (a minute on) or a re-drive takes over.
+const INIT_LOCK_BUSY_MS: u64 = 60_000;
+
+/// Whether this invocation may send a fresh instance's user-init.
+enum InitLock {
+    /// Taken now: no one sent it before.
+    Taken,
+    /// Taken moments ago by another invocation (a duplicated event, a re-drive next to
+    /// a retry), which sends it.
+    Busy,
+    /// Taken long ago by a run that died: it may have sent the init.
+    Stale,
+    /// No lock for this path (a pool instance: its claim from the move stands in).
+    None,
+}
+
+/// A fresh instance (a cold launch, a replaced host) is locked before its init is sent,
+/// with the claim lock pool instances already have (`PutParameter` with
+/// `Overwrite=false`, this user as the owner), so that invocations that wait for its
+/// agent side by side send one init, not one each: they see the agent come online
+/// within the same poll, and neither finds the other's record. The claim is released
+/// with the rest when the user is ready or the attempt fails over.
+async fn lock_init<C: Cloud>(cloud: &C, record: &UserRecord, instance_id: &str) -> Result<InitLock, FlowError> {
+    if record.path != Path::Cold {
+        return Ok(InitLock::None);
+    }
+    match cloud.claim(instance_id, &record.user_id).await? {
+        ClaimOutcome::Created => Ok(InitLock::Taken),
+        ClaimOutcome::HeldBy(owner) if owner == record.user_id => {
+            let created_ms = cloud.claim_of(instance_id).await?.map_or(0, |c| c.created_ms);
+            if cloud.now_ms().saturating_sub(created_ms) < INIT_LOCK_BUSY_MS {
+                Ok(InitLock::Busy)
+            } else {
+                Ok(InitLock::Stale)
+            }
+        }
+        ClaimOutcome::HeldBy(owner) => Err(FlowError::Inconsistent {
+            user_id: record.user_id.clone(),
+            message: format!("{instance_id} in the user's group is claimed by {owner}; not initialising it"),
+        }),
+    }
+}
+
+/// The user-init an earlier run sent to `instance_id` (and died before recording), if
+/// SSM lists one: an instance serves one user for one attempt, so any user-init it ran
+/// is this one. One `ListCommandInvocations` for the instance over SSM's whole history
+/// (30 days): a handful of invocations, one page, and no dependence on when the record
+/// was last written (a re-drive marks it before it calls here).
+pub(crate) async fn init_sent_earlier<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    instance_id: &str,
+) -> Result<Option<String>, FlowError> {
+    const SSM_HISTORY_MS: u64 = 30 * 24 * 3600 * 1000;
+    let since = cloud.now_ms().saturating_sub(SSM_HISTORY_MS);
+    let listed = cloud.list_invocations(&cfg.user_init_document, since, Some(instance_id)).await?;
+    Ok(listed.into_iter().find(|i| i.instance_id == instance_id).map(|i| i.command_id))
+}
+
+/// Records that user-init `command_id` runs on `instance_id`: the user is
+/// `initializing` on it (and, given `path`, on that path), no claim pending.
+pub(crate) async fn record_init<C: Cloud>(
+    cloud: &C,
+    group: &str,
+    instance_id: &str,
+    command_id: &str,
+    path: Option<Path>,
+) -> Result<(), CloudError> {
+    let mut tags = vec![
+        (tag::STATE, UserState::Initializing.as_str().into()),
+        (tag::INSTANCE, instance_id.to_owned()),
+        (tag::COMMAND_ID, command_id.to_owned()),
+        (tag::COMMAND_INSTANCE, instance_id.to_owned()),
+        (tag::CLAIMED, String::new()),
+    ];
+    if let Some(path) = path {
+        tags.push((tag::PATH, path.as_str().into()));
+    }
+    write_tags(cloud, group, &tags).await
 }
 
 /// A ready user's group launched another instance: Auto Scaling replaced the user's host

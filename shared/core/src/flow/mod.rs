@@ -62,6 +62,26 @@ pub(crate) async fn load_user<C: Cloud>(
     }
 }
 
+/// [`load_user`] until `shown` holds of what it reads, reading again on the
+/// [`retry::consistency_reread`] schedule: for a change an event reports a moment after
+/// it happened, which `DescribeAutoScalingGroups` may not show yet. Returns the last read.
+pub(crate) async fn load_user_showing<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &str,
+    shown: impl Fn(&Group, &UserRecord) -> bool,
+) -> Result<Option<(Group, UserRecord)>, FlowError> {
+    let mut delays = retry::consistency_reread();
+    loop {
+        let read = load_user(cloud, cfg, user_id).await?;
+        let Some(delay) = delays.next() else { return Ok(read) };
+        match &read {
+            Some((group, record)) if !shown(group, record) => cloud.sleep_ms(delay.as_millis() as u64).await,
+            _ => return Ok(read),
+        }
+    }
+}
+
 /// The pool group, which must exist: a missing one is a deployment mistake
 /// (`POOL_ASG_NAME`), reported for `user_id` (empty when no user is involved).
 pub async fn describe_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -> Result<Group, FlowError> {

@@ -173,7 +173,7 @@ async fn send_resumes<C: Cloud>(
             }
         };
         // One per stall: a sweep that repeats within five minutes is deduplicated.
-        resumes.push(resume_message(&user_id, format!("resume-{}-{}", r.user_id, r.updated_at_ms))?);
+        resumes.push(resume_message(&user_id, r.attempt, format!("resume-{}-{}", r.user_id, r.updated_at_ms))?);
     }
     if resumes.is_empty() {
         return Ok(());
@@ -346,7 +346,11 @@ pub async fn handle_redrive<C: Cloud>(
         UserState::Claiming => {
             // A failed event of a failover, or of a signup: the signup function resumes
             // it (one `resume` per record write).
-            let message = resume_message(&user_id, format!("resume-{}-{}", record.user_id, record.updated_at_ms))?;
+            let message = resume_message(
+                &user_id,
+                record.attempt,
+                format!("resume-{}-{}", record.user_id, record.updated_at_ms),
+            )?;
             cloud.send_batch(&cfg.signup_queue_url, std::slice::from_ref(&message)).await?;
             return Ok(RedriveOutcome::Redriven { user_id: user_id.as_str().to_owned(), action: "resume sent" });
         }

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::acquire::{Acquired, acquire};
+use super::acquire::{Acquired, acquire, finish_cold};
 use super::command_status::{self, StatusOutcome};
-use super::load_user;
+use super::{load_user, load_user_showing};
 use crate::Config;
 use crate::domain::{Id, SignupMessage, UserRecord, UserState};
 use crate::error::{CloudError, FlowError};
@@ -144,16 +144,16 @@ async fn handle<C: Cloud>(
         SignupMessage::Delete { user_id } => {
             delete_user(cloud, cfg, user_id).instrument(info_span!("delete", user_id = %user_id)).await
         }
-        SignupMessage::Resume { user_id } => {
-            resume(cloud, cfg, user_id).instrument(info_span!("resume", user_id = %user_id)).await
+        SignupMessage::Resume { user_id, attempt } => {
+            resume(cloud, cfg, user_id, *attempt).instrument(info_span!("resume", user_id = %user_id)).await
         }
     }
 }
 
-/// A `resume` message for `user_id` to the signup queue, deduplicated by `dedup_id`
-/// within five minutes.
-pub(crate) fn resume_message(user_id: &Id, dedup_id: String) -> Result<QueuedMessage, FlowError> {
-    let body = serde_json::to_string(&SignupMessage::Resume { user_id: user_id.clone() })
+/// A `resume` message for `user_id`, whose record is at `attempt`, to the signup queue,
+/// deduplicated by `dedup_id` within five minutes.
+pub(crate) fn resume_message(user_id: &Id, attempt: u32, dedup_id: String) -> Result<QueuedMessage, FlowError> {
+    let body = serde_json::to_string(&SignupMessage::Resume { user_id: user_id.clone(), attempt: Some(attempt) })
         .map_err(|e| FlowError::InvalidInput(format!("resume message cannot be encoded: {e}")))?;
     Ok(QueuedMessage { group_id: Some(user_id.as_str().to_owned()), dedup_id: Some(dedup_id), body })
 }
@@ -162,11 +162,25 @@ pub(crate) fn resume_message(user_id: &Id, dedup_id: String) -> Result<QueuedMes
 /// re-drive): the same
 /// `acquire` as a signup, or, when the user was failing over from a command, the rest
 /// of that failover; never creating a group.
-async fn resume<C: Cloud>(cloud: &C, cfg: &Config, user_id: &Id) -> Result<SignupOutcome, FlowError> {
-    let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? else {
+async fn resume<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &Id,
+    attempt: Option<u32>,
+) -> Result<SignupOutcome, FlowError> {
+    // A failover's resume arrives a moment after its record was written, which the
+    // group's description may not show yet.
+    let shown = |_: &Group, r: &UserRecord| attempt.is_none_or(|a| r.attempt >= a);
+    let Some((group, record)) = load_user_showing(cloud, cfg, user_id.as_str(), shown).await? else {
         info!("no user group; nothing to resume");
         return Ok(SignupOutcome::NothingToResume);
     };
+    if let Some(a) = attempt.filter(|a| record.attempt < *a) {
+        return Err(FlowError::NotYet(format!(
+            "the user's record does not show attempt {a} yet (it shows {}); read again on the retry",
+            record.attempt
+        )));
+    }
     if record.state != UserState::Claiming {
         return Ok(SignupOutcome::AlreadyInProgress(record.state));
     }
@@ -253,6 +267,9 @@ async fn continue_user<C: Cloud>(
         warn!(existing_signup = %record.signup_id, "user already signed up under another signup id; continuing that one");
     }
     if record.state != UserState::Claiming {
+        if finish_cold(cloud, group, record).await? {
+            return Ok(SignupOutcome::Acquired(Acquired::Cold));
+        }
         info!(state = record.state.as_str(), "user is past claiming; nothing to do");
         return Ok(SignupOutcome::AlreadyInProgress(record.state));
     }

@@ -2,6 +2,7 @@
 //! tags and force delete, with the errors AWS documents for each (the scaling loop,
 //! launches and the hook's timeout are in `scaling`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use warmpool_core::domain::{UserState, tag};
@@ -125,6 +126,8 @@ impl AutoScaling for SimCloud {
                     ),
                 });
             }
+            let window = self.lag_window();
+            self.lag_group(&mut w, &spec.name, window);
             w.asg.groups.insert(
                 spec.name.clone(),
                 AsgState {
@@ -146,8 +149,11 @@ impl AutoScaling for SimCloud {
 
     async fn describe_group(&self, name: &str) -> Result<Option<Group>, CloudError> {
         self.call("DescribeAutoScalingGroups").await?;
-        let w = self.world();
-        Ok(w.asg.groups.get(name).map(|g| group_view(&w, name, g)))
+        let mut w = self.world();
+        let seen = self.seen_group(&w, name).map(|g| group_view(&w, name, &g));
+        let stale = seen != w.asg.groups.get(name).map(|g| group_view(&w, name, g));
+        Self::count_stale(&mut w, stale);
+        Ok(seen)
     }
 
     async fn list_user_groups(&self, prefix: &str, unfinished_only: bool) -> Result<Vec<Group>, CloudError> {
@@ -159,11 +165,10 @@ impl AutoScaling for SimCloud {
         let mut from = None::<String>;
         loop {
             self.call("DescribeAutoScalingGroups").await?;
-            let w = self.world();
-            let page: Vec<(&String, &AsgState)> = w
-                .asg
-                .groups
-                .iter()
+            let mut w = self.world();
+            let seen = self.seen_groups(&w);
+            let page: Vec<(&String, Cow<'_, AsgState>)> = seen
+                .into_iter()
                 .filter(|(name, _)| from.as_ref().is_none_or(|f| *name > f))
                 .filter(|(_, g)| g.tags.contains_key(tag::USER_ID))
                 .filter(|(_, g)| {
@@ -173,9 +178,15 @@ impl AutoScaling for SimCloud {
                 .collect();
             let full = page.len() == PAGE;
             from = page.last().map(|(name, _)| (*name).clone());
-            groups.extend(
-                page.iter().filter(|(name, _)| name.starts_with(prefix)).map(|(name, g)| group_view(&w, name, g)),
-            );
+            let views: Vec<Group> = page
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .map(|(name, g)| group_view(&w, name, g))
+                .collect();
+            let stale =
+                views.iter().any(|v| w.asg.groups.get(&v.name).map(|g| group_view(&w, &v.name, g)).as_ref() != Some(v));
+            Self::count_stale(&mut w, stale);
+            groups.extend(views);
             if !full {
                 return Ok(groups);
             }
@@ -184,17 +195,11 @@ impl AutoScaling for SimCloud {
 
     async fn instance_membership(&self, instance_id: &str) -> Result<Option<Membership>, CloudError> {
         self.call("DescribeAutoScalingInstances").await?;
-        let w = self.world();
-        let Some(group) = w.ec2.instances.get(instance_id).and_then(|i| i.group.clone()) else {
-            return Ok(None);
-        };
-        let state = w
-            .asg
-            .groups
-            .get(&group)
-            .and_then(|g| g.members.iter().find(|(m, _)| m == instance_id))
-            .map_or(MemberState::Terminating, |(_, s)| *s);
-        Ok(Some(Membership { group, state }))
+        let mut w = self.world();
+        let seen = self.seen_membership(&w, instance_id);
+        let stale = seen != super::lag::true_membership(&w, instance_id);
+        Self::count_stale(&mut w, stale);
+        Ok(seen)
     }
 
     async fn detach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
@@ -216,7 +221,12 @@ impl AutoScaling for SimCloud {
         }
         // Detach is asynchronous: the instance is `Detaching`, still listed in the group
         // (and so not attachable elsewhere), until the activity completes.
-        g.members[pos].1 = MemberState::Detaching;
+        let window = self.lag_window();
+        self.lag_group(&mut w, group, window);
+        self.lag_instance(&mut w, instance_id, window);
+        if let Some(g) = w.asg.groups.get_mut(group) {
+            g.members[pos].1 = MemberState::Detaching;
+        }
         w.asg.detaches.entry(group.to_owned()).or_default().succeeded += 1;
         self.note(&mut w, format!("{instance_id} detaching from {group}"));
         drop(w);
@@ -225,6 +235,12 @@ impl AutoScaling for SimCloud {
         tokio::spawn(async move {
             tokio::time::sleep(cloud.draw_s(cloud.inner.model.detach_s)).await;
             let mut w = cloud.world();
+            if !w.asg.groups.contains_key(&group) {
+                return;
+            }
+            let window = cloud.lag_window();
+            cloud.lag_group(&mut w, &group, window);
+            cloud.lag_instance(&mut w, &id, window);
             let Some(g) = w.asg.groups.get_mut(&group) else { return };
             let before = g.members.len();
             g.members.retain(|(m, s)| !(m == &id && *s == MemberState::Detaching));
@@ -274,6 +290,9 @@ impl AutoScaling for SimCloud {
                     ),
                 });
             }
+            let window = self.lag_window();
+            self.lag_group(&mut w, group, window);
+            self.lag_instance(&mut w, instance_id, window);
             if let Some(g) = w.asg.groups.get_mut(group) {
                 g.desired += 1;
                 g.members.push((instance_id.to_owned(), MemberState::InService));
@@ -292,7 +311,7 @@ impl AutoScaling for SimCloud {
         self.call("SetDesiredCapacity").await?;
         let mut w = self.world();
         self.refuse_if_busy(&mut w, group, "SetDesiredCapacity")?;
-        let Some(g) = w.asg.groups.get_mut(group) else {
+        let Some(g) = w.asg.groups.get(group) else {
             return Err(CloudError::NotFound { resource: group.to_owned() });
         };
         if desired > g.max || desired < g.min {
@@ -301,7 +320,11 @@ impl AutoScaling for SimCloud {
                 message: format!("New SetDesiredCapacity value {desired} is outside min {} and max {}", g.min, g.max),
             });
         }
-        g.desired = desired;
+        let window = self.lag_window();
+        self.lag_group(&mut w, group, window);
+        if let Some(g) = w.asg.groups.get_mut(group) {
+            g.desired = desired;
+        }
         self.note(&mut w, format!("{group} desired capacity set to {desired}"));
         Ok(())
     }
@@ -320,6 +343,9 @@ impl AutoScaling for SimCloud {
                 return Err(CloudError::NotFound { resource: instance_id.to_owned() });
             };
             self.refuse_if_busy(&mut w, &group, "TerminateInstanceInAutoScalingGroup")?;
+            let window = self.lag_window();
+            self.lag_group(&mut w, &group, window);
+            self.lag_instance(&mut w, instance_id, window);
             if decrement_desired && let Some(g) = w.asg.groups.get_mut(&group) {
                 // AWS refuses, it does not clamp (the message is AWS's own).
                 if g.desired <= g.min {
@@ -343,6 +369,10 @@ impl AutoScaling for SimCloud {
     async fn tag_group(&self, group: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
         self.call("CreateOrUpdateTags").await?;
         let mut w = self.world();
+        if w.asg.groups.contains_key(group) {
+            let window = self.lag_window();
+            self.lag_group(&mut w, group, window);
+        }
         let Some(g) = w.asg.groups.get_mut(group) else {
             return Err(CloudError::NotFound { resource: group.to_owned() });
         };
@@ -362,6 +392,14 @@ impl AutoScaling for SimCloud {
         self.call("DeleteAutoScalingGroup").await?;
         let members = {
             let mut w = self.world();
+            if let Some(g) = w.asg.groups.get(group) {
+                let ids: Vec<String> = g.members.iter().map(|(id, _)| id.clone()).collect();
+                let window = self.lag_window();
+                self.lag_group(&mut w, group, window);
+                for id in ids {
+                    self.lag_instance(&mut w, &id, window);
+                }
+            }
             let Some(g) = w.asg.groups.remove(group) else {
                 return Err(CloudError::NotFound { resource: group.to_owned() });
             };

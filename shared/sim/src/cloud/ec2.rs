@@ -185,21 +185,28 @@ impl SimCloud {
 
 /// EC2's view of group membership is the `aws:autoscaling:groupName` tag, which Auto
 /// Scaling adds when an instance joins a group and removes when it leaves: here the
-/// instance's `group` (`DescribeInstances` is read from the same state, without lag).
+/// instance's `group`, as a read sees it (see `lag`: the tag may lag an attach or a
+/// detach).
 impl Instances for SimCloud {
     async fn instances_outside_groups(&self, launch_template: &str) -> Result<Vec<OutsideInstance>, CloudError> {
         self.call("DescribeInstances").await?;
-        let w = self.world();
-        Ok(w.ec2
+        let mut w = self.world();
+        let mut stale = false;
+        let outside = w
+            .ec2
             .instances
             .iter()
-            .filter(|(_, i)| {
+            .filter(|(id, i)| {
+                let seen = self.seen_membership(&w, id).map(|m| m.group);
+                stale |= seen != i.group;
                 i.launch_template == launch_template
-                    && i.group.is_none()
+                    && seen.is_none()
                     && matches!(i.state, Ec2State::Pending | Ec2State::Running)
             })
             .map(|(id, i)| OutsideInstance { instance_id: id.clone(), launched_ms: i.launched_ms })
-            .collect())
+            .collect();
+        Self::count_stale(&mut w, stale);
+        Ok(outside)
     }
 
     async fn terminate_outside(&self, instance_id: &str) -> Result<(), CloudError> {

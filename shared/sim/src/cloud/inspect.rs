@@ -46,6 +46,10 @@ pub struct Snapshot {
     pub metrics: BTreeMap<String, (u64, f64)>,
     /// Throttled attempts by operation (each retried with backoff).
     pub throttled: BTreeMap<String, u64>,
+    /// `Describe*` reads answered with the state from before a recent mutation.
+    pub stale_reads: u64,
+    /// Instances sent user-init more than once (each serves one user for one attempt).
+    pub repeated_inits: Vec<String>,
     /// Where each user's time went so far, by user id (work not filled in).
     pub waits: BTreeMap<String, Breakdown>,
 }
@@ -200,6 +204,14 @@ impl SimCloud {
             calls: w.record.calls.clone(),
             metrics: w.record.metrics.clone(),
             throttled: w.record.throttled.clone(),
+            stale_reads: w.lag.stale_reads,
+            repeated_inits: {
+                let mut inits: BTreeMap<&str, usize> = BTreeMap::new();
+                for c in w.ssm.sent.iter().filter(|c| c.parameters.contains_key("UserId")) {
+                    *inits.entry(c.instance_id.as_str()).or_default() += 1;
+                }
+                inits.into_iter().filter(|(_, n)| *n > 1).map(|(i, _)| i.to_owned()).collect()
+            },
             waits: w.record.waits.all(),
         }
     }

@@ -23,6 +23,7 @@ mod controls;
 mod documents;
 mod ec2;
 mod inspect;
+mod lag;
 mod parameters;
 mod scaling;
 mod sqs;
@@ -94,6 +95,7 @@ struct World {
     params: parameters::ParameterStore,
     sqs: sqs::Queues,
     record: inspect::Record,
+    lag: lag::Lag,
     faults: Faults,
     claim_strategy: ClaimStrategy,
 }
@@ -139,6 +141,7 @@ impl SimCloud {
             params: parameters::ParameterStore::default(),
             sqs: sqs::Queues::new(visibility_s * 1000, max_receive),
             record: inspect::Record::default(),
+            lag: lag::Lag::default(),
             faults: Faults::default(),
             claim_strategy: ClaimStrategy::default(),
         };
