@@ -399,3 +399,161 @@ fn a_default_deploy_installs_the_scripts_its_documents_run_and_they_work() {
     assert_eq!(code, 2, "unknown arguments are refused");
     std::fs::remove_dir_all(&state).unwrap();
 }
+
+/// The user-init document's user values, with their `allowedPattern`s.
+fn user_init_patterns(t: &Value) -> Vec<(&'static str, regex_pattern::Pattern)> {
+    let params = &t["Resources"]["UserInitDocument"]["Properties"]["Content"]["parameters"];
+    ["UserId", "SignupId"]
+        .into_iter()
+        .map(|name| {
+            let raw = params[name]["allowedPattern"].as_str().expect("every user value has an allowedPattern");
+            (name, regex_pattern::Pattern::new(raw))
+        })
+        .collect()
+}
+
+mod regex_pattern {
+    /// An `allowedPattern`, matched as SSM (Java) matches it.
+    pub struct Pattern {
+        pub raw: String,
+        matches: Box<dyn Fn(&str) -> bool>,
+    }
+
+    impl Pattern {
+        pub fn new(raw: &str) -> Self {
+            let re = warmpool_sim::java_pattern(raw).expect("a regular expression");
+            Self { raw: raw.to_owned(), matches: Box::new(move |v| re.is_match(v)) }
+        }
+
+        pub fn accepts(&self, value: &str) -> bool {
+            (self.matches)(value)
+        }
+    }
+}
+
+/// Hostile values, each of which both the Rust validator and SSM's check must refuse:
+/// shell, quoting, non-ASCII, empty, too long, and every line terminator Java's `$` lets
+/// through at the end.
+fn hostile_values() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "",
+        "-u",
+        "_u",
+        "u 1",
+        "u;reboot",
+        "u'; touch /tmp/pwned; '",
+        "u\"; touch /tmp/pwned; \"",
+        "u$(id)",
+        "u`id`",
+        "u${IFS}1",
+        "ü",
+        "u\t1",
+        "u\u{0}",
+        "{{ UserId }}",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    v.push("a".repeat(65));
+    for terminator in ["\n", "\r\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"] {
+        v.push(format!("u-1{terminator}"));
+        v.push(format!("u-1{terminator}x"));
+    }
+    v
+}
+
+#[test]
+fn the_documents_patterns_and_the_validator_agree_on_hostile_and_plain_values() {
+    let t = template();
+    let patterns = user_init_patterns(&t);
+    for (name, pattern) in &patterns {
+        for bad in hostile_values() {
+            let validator = warmpool_core::domain::Id::parse(name, &bad).is_ok();
+            assert!(!validator, "the validator accepts {bad:?}");
+            assert!(!pattern.accepts(&bad), "{name}'s allowedPattern {:?} accepts {bad:?}", pattern.raw);
+        }
+        for good in ["u-1001", "s_77", "A", "0", &"a".repeat(64)] {
+            assert!(warmpool_core::domain::Id::parse(name, good).is_ok(), "the validator refuses {good:?}");
+            assert!(pattern.accepts(good), "{name}'s allowedPattern refuses {good:?}");
+        }
+    }
+    // A pattern ending in `$` would let a trailing newline through (Java's `$`), which is
+    // what this test exists to catch.
+    let lax = regex_pattern::Pattern::new("^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$");
+    assert!(lax.accepts("u-1\n"), "the Java reading of a final $ is modelled");
+}
+
+proptest::proptest! {
+    /// Any string over a mix of plain, punctuation, space, control and non-ASCII
+    /// characters: the template's patterns and the Rust validator agree.
+    #[test]
+    fn the_patterns_and_the_validator_agree_on_any_string(value in "[A-Za-z0-9_\\-. ;'\"$`\n\r\t\u{85}\u{2028}éü]{0,70}") {
+        let t = template();
+        for (name, pattern) in user_init_patterns(&t) {
+            let validator = warmpool_core::domain::Id::parse(name, &value).is_ok();
+            proptest::prop_assert_eq!(pattern.accepts(&value), validator, "{} {:?}", name, value);
+        }
+    }
+}
+
+/// SSM runs the user-init document's lines with the user's values in `SSM_UserId` and
+/// `SSM_SignupId` (`interpolationType: ENV_VAR`): no value ever becomes script text, so a
+/// hostile value is one argument the user-init script refuses, and nothing else runs.
+#[test]
+fn user_values_reach_the_user_init_script_only_as_environment_variables() {
+    let t = template();
+    let content = &t["Resources"]["UserInitDocument"]["Properties"]["Content"];
+    for name in ["UserId", "SignupId"] {
+        assert_eq!(content["parameters"][name]["interpolationType"].as_str(), Some("ENV_VAR"), "{name}");
+    }
+    let lines = strings(&content["mainSteps"][0]["inputs"]["runCommand"]);
+    for line in &lines {
+        for name in ["UserId", "SignupId"] {
+            let squeezed: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            assert!(!squeezed.contains(&format!("{{{{{name}}}}}")), "{name} is interpolated into {line:?}");
+        }
+    }
+    // The document's lines, run by bash as the agent does, with the default scripts.
+    let dir = std::env::temp_dir().join(format!("warmpool-envvar-{}", std::process::id()));
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut script = lines.join("\n");
+    for (path, body) in installed_scripts(&t) {
+        let local = dir.join(path.trim_start_matches("/usr/local/bin/"));
+        std::fs::write(&local, body).unwrap();
+        script = script.replace(&path, &format!("bash {}", local.display()));
+    }
+    script = script.replace("/var/lib/warmpool/prepared", &state.join("prepared").display().to_string());
+    let pwned = dir.join("pwned");
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg("-c")
+            .arg(&script)
+            .env("WARMPOOL_STATE_DIR", &state)
+            .env_remove("SSM_UserId")
+            .env_remove("SSM_SignupId");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("bash runs");
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&[("SSM_UserId", "u-1001"), ("SSM_SignupId", "s_77")]);
+    assert_eq!(code, 0, "{err}");
+    let user: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("user.json")).unwrap()).unwrap();
+    assert_eq!((user["user_id"].as_str(), user["signup_id"].as_str()), (Some("u-1001"), Some("s_77")));
+    std::fs::remove_file(state.join("user.json")).unwrap();
+    let touch = format!("touch {}", pwned.display());
+    for bad in [format!("x'; {touch}; '"), format!("x\"; {touch}; \""), format!("$({touch})"), format!("`{touch}`")] {
+        let (code, _) = run(&[("SSM_UserId", &bad), ("SSM_SignupId", "s-1")]);
+        assert_ne!(code, 0, "{bad:?} was accepted");
+        assert!(!pwned.exists(), "{bad:?} ran a command");
+        assert!(!state.join("user.json").exists(), "{bad:?} wrote a record");
+    }
+    // An agent too old for ENV_VAR sets nothing: the document says so and stops.
+    let (code, err) = run(&[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("3.3.2746.0"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

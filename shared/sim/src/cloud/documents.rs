@@ -34,8 +34,12 @@ pub(super) struct Documents {
     docs: BTreeMap<String, BTreeMap<String, Parameter>>,
 }
 
-/// A Java `allowedPattern` as a Rust regex with the same meaning for a final `$`.
-fn java_pattern(pattern: &str) -> Result<Regex, String> {
+/// A Java `allowedPattern` as a Rust regex with the same meaning for a final `$` (what
+/// SSM accepts for a document parameter; tests check the template's patterns with it).
+///
+/// # Errors
+/// When the pattern is not a regular expression.
+pub fn java_pattern(pattern: &str) -> Result<Regex, String> {
     let translated = match pattern.strip_suffix('$') {
         Some(body) if !body.ends_with('\\') => format!("{body}(?:\r\n|[\n\r\u{85}\u{2028}\u{2029}])?\\z"),
         _ => pattern.to_owned(),

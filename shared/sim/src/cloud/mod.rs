@@ -43,6 +43,7 @@ use warmpool_core::ports::{Clock, Cloud, Metrics};
 use warmpool_core::retry;
 
 pub use self::bus::{BusEvent, format_time};
+pub use self::documents::java_pattern;
 pub use self::inspect::{DetachStats, GroupSize, Snapshot, TimelineEntry};
 pub use self::sqs::{REDRIVE_MAX_RECEIVE, REDRIVE_QUEUE, REDRIVE_VISIBILITY_S, SIGNUP_QUEUE};
 use crate::first_healthy::first_healthy_claim;
