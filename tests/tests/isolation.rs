@@ -1,0 +1,129 @@
+//! Tenant isolation, read from `template.yaml`: a user's host cannot open a connection to
+//! another user's host, and can read nothing of the account beyond what Run Command needs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_norway::Value;
+
+fn template() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every string in `v`, at any depth (a short-form intrinsic as `!Tag text`).
+fn all_strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Sequence(items) => items.iter().flat_map(all_strings).collect(),
+        Value::Mapping(m) => m.iter().flat_map(|(k, v)| all_strings(k).into_iter().chain(all_strings(v))).collect(),
+        Value::String(s) => vec![s.clone()],
+        Value::Tagged(t) => {
+            let inner = all_strings(&t.value);
+            if inner.is_empty() {
+                vec![t.tag.to_string()]
+            } else {
+                inner.into_iter().map(|s| format!("{} {s}", t.tag)).collect()
+            }
+        }
+        _ => vec![],
+    }
+}
+
+fn resources_of_type<'t>(t: &'t Value, kind: &str) -> Vec<(String, &'t Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(k, r)| (k.as_str().unwrap().to_owned(), r))
+        .collect()
+}
+
+/// What the SSM Agent needs for Run Command, and nothing else: to register and report,
+/// and its two message channels (Systems Manager User Guide, "Configure instance
+/// permissions"; the managed `AmazonSSMManagedInstanceCore` minus State Manager,
+/// Inventory, Patch Manager, documents and Parameter Store).
+const AGENT_ACTIONS: [&str; 11] = [
+    "ssm:UpdateInstanceInformation",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+];
+
+#[test]
+fn a_host_can_do_only_what_run_command_needs() {
+    let t = template();
+    let role = &t["Resources"]["HostRole"]["Properties"];
+    assert!(
+        role["ManagedPolicyArns"].is_null(),
+        "no managed policy (AmazonSSMManagedInstanceCore reads every parameter)"
+    );
+    let mut actions = BTreeSet::new();
+    for policy in role["Policies"].as_sequence().expect("an inline policy") {
+        for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+            assert!(statement["NotAction"].is_null() && statement["NotResource"].is_null(), "{statement:?}");
+            for a in all_strings(&statement["Action"]) {
+                assert!(!a.contains('*'), "wildcard action {a}");
+                actions.insert(a);
+            }
+        }
+    }
+    assert_eq!(actions, AGENT_ACTIONS.iter().map(|a| (*a).to_owned()).collect::<BTreeSet<_>>());
+    // Nothing else grants the host role anything.
+    for (id, r) in
+        resources_of_type(&t, "AWS::IAM::Policy").into_iter().chain(resources_of_type(&t, "AWS::IAM::ManagedPolicy"))
+    {
+        assert!(
+            !all_strings(&r["Properties"]).iter().any(|s| s.contains("HostRole")),
+            "{id} grants the host role more"
+        );
+    }
+    // IMDSv2 only, one hop: a container on the host cannot borrow the host's credentials.
+    let metadata = &t["Resources"]["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"]["MetadataOptions"];
+    assert_eq!(metadata["HttpTokens"].as_str(), Some("required"));
+    assert_eq!(metadata["HttpPutResponseHopLimit"].as_u64(), Some(1));
+}
+
+#[test]
+fn hosts_cannot_reach_each_other() {
+    let t = template();
+    let data = &t["Resources"]["HostLaunchTemplate"]["Properties"]["LaunchTemplateData"];
+    // The launch template names its security group (without one, hosts get the VPC's
+    // default group, whose members reach each other on every port), and only that one.
+    assert_eq!(all_strings(&data["SecurityGroupIds"]), ["!GetAtt HostSecurityGroup.GroupId"]);
+    assert!(data["NetworkInterfaces"].is_null(), "no interface that could carry another group");
+    let group = &t["Resources"]["HostSecurityGroup"]["Properties"];
+    assert!(group["SecurityGroupIngress"].is_null(), "no inbound rule of its own");
+    // The only inbound rule is the operator's one range, made only when it is set.
+    let ingress = resources_of_type(&t, "AWS::EC2::SecurityGroupIngress");
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    for (id, rule) in &ingress {
+        assert_eq!(rule["Condition"].as_str(), Some("HostIngress"), "{id} exists only with HostIngressCidr set");
+        let p = &rule["Properties"];
+        assert_eq!(all_strings(&p["CidrIp"]), ["!Ref HostIngressCidr"], "{id}");
+        assert_eq!(p["IpProtocol"].as_str(), Some("tcp"), "{id}");
+    }
+    let ingress_condition = all_strings(&t["Conditions"]["HostIngress"]).join(" ");
+    assert!(ingress_condition.contains("HostIngressCidr"), "{ingress_condition}");
+    assert_eq!(t["Parameters"]["HostIngressCidr"]["Default"].as_str(), Some(""), "no inbound traffic by default");
+    // No rule anywhere admits a security group as its source (the hosts' own, above all).
+    for (id, r) in t["Resources"].as_mapping().unwrap() {
+        for s in all_strings(r) {
+            assert!(!s.contains("SourceSecurityGroup"), "{id:?} admits a security group: {s}");
+        }
+        let props = &r["Properties"];
+        for key in ["SourceSecurityGroupId", "SourceSecurityGroupName"] {
+            assert!(props[key].is_null(), "{id:?} has {key}");
+        }
+    }
+}
