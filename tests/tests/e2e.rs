@@ -465,7 +465,7 @@ async fn a_delete_message_tears_the_user_group_down() {
     p.signup(&all[0]);
     assert!(p.run_until_settled(&all, DEADLINE_S).await);
     let instance = record(&p, &p.snapshot(), &all[0]).instance.unwrap();
-    p.send_raw(&format!(r#"{{"kind":"delete","user_id":"{}"}}"#, all[0]), &all[0]);
+    p.send_raw(&format!(r#"{{"kind":"delete","user_id":"{0}","signup_id":"s-{0}"}}"#, all[0]), &all[0]);
     tokio::time::sleep(std::time::Duration::from_mins(2)).await;
     let snap = p.snapshot();
     assert!(!snap.groups.contains_key(&p.config().user_group(&all[0])));

@@ -127,3 +127,28 @@ fn hosts_cannot_reach_each_other() {
         }
     }
 }
+
+/// `CloudFormation` stack names cannot contain `_`, so with user groups named
+/// `<stack>_user_<id>` no user of one stack can map to another stack's pool
+/// (`<stack>-pool`) or users: with `-user-`, user `x-pool` of stack `wp` was the pool
+/// group of stack `wp-user-x`, and a delete of it tore that pool down.
+#[test]
+fn user_group_names_cannot_collide_with_another_stacks_groups() {
+    let t = template();
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(all_strings(&env["USER_ASG_PREFIX"]), ["!Sub ${AWS::StackName}_user_"]);
+    assert_eq!(all_strings(&env["POOL_ASG_NAME"]), ["!Sub ${AWS::StackName}-pool"]);
+    // Every reference to user groups in policies, conditions and rules uses the prefix.
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap();
+    assert!(!text.contains("${AWS::StackName}-user-"), "a user-group reference with the old, ambiguous prefix");
+    // The collision the prefix rules out: one stack's user group is never another's
+    // group, for any stack names CloudFormation allows and any valid user id.
+    let user_group = |stack: &str, user: &str| format!("{stack}_user_{user}");
+    for (stack, other, user) in [("wp", "wp-user-x", "x-pool"), ("a", "a-b", "b-pool"), ("wp", "wp", "pool")] {
+        assert_ne!(user_group(stack, user), format!("{other}-pool"), "{stack}/{user} vs {other}");
+    }
+    // A group name of ours always splits back into one stack: the stack is everything
+    // before the first `_`, which a stack name cannot contain.
+    let name = user_group("wp-user-x", "a_user_b");
+    assert_eq!(name.split_once('_').map(|(s, _)| s), Some("wp-user-x"));
+}

@@ -57,7 +57,7 @@ fn record(
         assert!(p.run_until_settled(&users, 4 * 3600).await);
         if then_delete {
             for u in &users {
-                p.send_raw(&format!(r#"{{"kind":"delete","user_id":"{u}"}}"#), u);
+                p.send_raw(&format!(r#"{{"kind":"delete","user_id":"{u}","signup_id":"s-{u}"}}"#), u);
             }
         }
         // The pool refills through its hook meanwhile.
@@ -354,7 +354,7 @@ fn resources_are_scoped() {
                 if mutating_asg {
                     assert!(
                         resources.iter().all(|r| r.contains("autoScalingGroupName/${AWS::StackName}-pool")
-                            || r.contains("autoScalingGroupName/${AWS::StackName}-user-*")),
+                            || r.contains("autoScalingGroupName/${AWS::StackName}_user_*")),
                         "{function}.{sid}: {a} on {resources:?}"
                     );
                 }

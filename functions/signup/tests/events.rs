@@ -64,3 +64,25 @@ async fn delete_tears_the_user_group_down() {
     let again = warmpool_signup::handler(&cloud, &cfg, event(DELETE)).await.unwrap();
     assert!(again.batch_item_failures.is_empty());
 }
+
+/// A delete that names another signup of the user, or a group of the user's name that
+/// carries someone else's record (another stack's, an operator's), deletes nothing and
+/// is reported failed (to the dead-letter queue).
+#[tokio::test(start_paused = true)]
+async fn a_delete_that_does_not_match_the_users_record_deletes_nothing() {
+    use warmpool_core::ports::AutoScaling;
+    let (cloud, cfg) = fixture::cloud_with_pool(3);
+    warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap();
+    let wrong_signup = DELETE.replace(r#"\"signup_id\":\"s-9001\""#, r#"\"signup_id\":\"s-other\""#);
+    assert_ne!(wrong_signup, DELETE);
+    let response = warmpool_signup::handler(&cloud, &cfg, event(&wrong_signup)).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(cloud.snapshot().groups.contains_key(GROUP), "the user's group stands");
+    // The group of that name carries another user's record.
+    let foreign = [("warmpool:user-id".to_owned(), "u-9999".to_owned())];
+    cloud.tag_group(GROUP, &foreign).await.unwrap();
+    let response = warmpool_signup::handler(&cloud, &cfg, event(DELETE)).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(cloud.snapshot().groups.contains_key(GROUP), "a group that is not the user's stands");
+    assert!(cloud.snapshot().terminated.is_empty());
+}

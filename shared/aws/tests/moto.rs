@@ -183,17 +183,19 @@ async fn moto_signup_to_ready_on_the_wire() {
     assert_eq!((tags["warmpool:state"].as_str(), tags["warmpool:path"].as_str()), ("initializing", "warm"));
     assert_eq!(tags["warmpool:instance"], instance_id);
 
-    // lifecycle: agent gate (registered by the launcher) and SendCommand.
+    // The attach brought its own user-init (SendCommand in signup); the attach's launch
+    // event then finds it sent.
+    let command_id = tags["warmpool:command-id"].clone();
+    assert_eq!(tags["warmpool:command-instance"], instance_id);
     let launch = AsgEvent::LaunchSuccessful(LaunchSuccessful {
         auto_scaling_group_name: user_group.clone(),
         ec2_instance_id: instance_id.clone(),
         ..LaunchSuccessful::default()
     });
-    let LifecycleOutcome::InitSent { command_id } = lifecycle::handle_event(&e.cloud, &e.cfg, &launch).await.unwrap()
-    else {
-        panic!("init not sent")
-    };
-    assert_eq!(e.tags(&user_group).await["warmpool:command-id"], command_id);
+    assert_eq!(
+        lifecycle::handle_event(&e.cloud, &e.cfg, &launch).await.unwrap(),
+        LifecycleOutcome::Ignored { reason: "init already sent to this instance" }
+    );
     assert_eq!(e.cloud.invocation_status(&command_id, &instance_id).await.unwrap(), "Success");
     assert!(matches!(
         e.cloud.invocation_status(&command_id, "i-00000000000000000").await,
@@ -250,7 +252,8 @@ async fn moto_empty_pool_takes_the_cold_path_and_delete_tears_down() {
         again,
         SignupOutcome::Acquired(Acquired::AlreadyAttached { .. }) | SignupOutcome::AlreadyInProgress(_)
     ));
-    let delete = SignupMessage::Delete { user_id: Id::parse("u", "u-2").unwrap() };
+    let delete =
+        SignupMessage::Delete { user_id: Id::parse("u", "u-2").unwrap(), signup_id: Id::parse("s", "s-1").unwrap() };
     assert_eq!(handle_message(&e.cloud, &e.cfg, &delete, None).await.unwrap(), SignupOutcome::Deleted);
     assert!(e.cloud.describe_group(&group).await.unwrap().is_none());
     let _ = &e.asg;

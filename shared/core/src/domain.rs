@@ -67,11 +67,26 @@ pub fn truncate_for_log(raw: &str) -> String {
     }
 }
 
+/// An EC2 instance id: `i-` and 8 or 17 lowercase hex digits.
+#[must_use]
+pub fn is_instance_id(s: &str) -> bool {
+    s.strip_prefix("i-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// An SSM command id: a UUID (36 characters of hex digits and dashes).
+#[must_use]
+pub fn is_command_id(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
+}
+
 /// The JSON body of a message on the signup queue.
 ///
 /// ```json
 /// {"kind": "signup", "user_id": "u-1234", "signup_id": "s-5678"}
-/// {"kind": "delete", "user_id": "u-1234"}
+/// {"kind": "delete", "user_id": "u-1234", "signup_id": "s-5678"}
 /// {"kind": "resume", "user_id": "u-1234", "attempt": 2}
 /// ```
 /// (`resume` is what the reconcile sweep sends for a user stalled while claiming: it
@@ -83,8 +98,10 @@ pub fn truncate_for_log(raw: &str) -> String {
 pub enum SignupMessage {
     /// Give this user a ready host.
     Signup { user_id: Id, signup_id: Id },
-    /// Tear the user's group (and its instance) down.
-    Delete { user_id: Id },
+    /// Tear the user's group (and its instance) down. `signup_id` must be the one the
+    /// user signed up with: a delete that names another is refused (dead-lettered), so a
+    /// stray or forged delete cannot tear down a user it does not know.
+    Delete { user_id: Id, signup_id: Id },
     /// Finish getting this existing user an instance (a failover's next attempt, or the
     /// reconcile sweep's re-drive). `attempt`, when given, is the attempt the sender
     /// recorded: a record read that does not show it yet is a stale read, read again.
@@ -118,7 +135,7 @@ impl SignupMessage {
     #[must_use]
     pub fn user_id(&self) -> &Id {
         match self {
-            Self::Signup { user_id, .. } | Self::Delete { user_id } | Self::Resume { user_id, .. } => user_id,
+            Self::Signup { user_id, .. } | Self::Delete { user_id, .. } | Self::Resume { user_id, .. } => user_id,
         }
     }
 }
@@ -353,9 +370,18 @@ impl UserRecord {
     #[must_use]
     pub fn from_tags(tags: &BTreeMap<String, String>) -> Option<Self> {
         let get = |k: &str| tags.get(k).filter(|v| !v.is_empty()).cloned();
+        // What comes back from AWS is checked as strictly as what came in: the ids reach
+        // SSM parameters, tags and the ready queue; the instance ids reach SSM and
+        // Parameter Store names.
+        let id = |k: &str| get(k).filter(|v| Id::parse(k, v).is_ok());
+        let instance = |k: &str| match get(k) {
+            Some(v) if is_instance_id(&v) => Ok(Some(v)),
+            Some(_) => Err(()),
+            None => Ok(None),
+        };
         Some(Self {
-            user_id: get(tag::USER_ID)?,
-            signup_id: get(tag::SIGNUP_ID).unwrap_or_default(),
+            user_id: id(tag::USER_ID)?,
+            signup_id: id(tag::SIGNUP_ID)?,
             state: UserState::parse(&get(tag::STATE)?)?,
             path: match get(tag::PATH).as_deref() {
                 Some("cold") => Path::Cold,
@@ -363,10 +389,13 @@ impl UserRecord {
             },
             attempt: get(tag::ATTEMPT)?.parse().ok()?,
             cold_attempts: get(tag::COLD_ATTEMPTS).and_then(|v| v.parse().ok()).unwrap_or_default(),
-            instance: get(tag::INSTANCE),
-            claimed: get(tag::CLAIMED),
-            command_id: get(tag::COMMAND_ID),
-            command_instance: get(tag::COMMAND_INSTANCE),
+            instance: instance(tag::INSTANCE).ok()?,
+            claimed: instance(tag::CLAIMED).ok()?,
+            command_id: match get(tag::COMMAND_ID) {
+                Some(v) if !is_command_id(&v) => return None,
+                v => v,
+            },
+            command_instance: instance(tag::COMMAND_INSTANCE).ok()?,
             requested_at_ms: get(tag::REQUESTED_AT)?.parse().ok()?,
             ready_at_ms: get(tag::READY_AT).and_then(|v| v.parse().ok()),
             updated_at_ms: get(tag::UPDATED_AT).and_then(|v| v.parse().ok()).unwrap_or_default(),
@@ -434,8 +463,12 @@ mod tests {
     fn signup_message_parses_kinds_and_defaults_to_signup() {
         let m = SignupMessage::parse(r#"{"user_id":"u1","signup_id":"s1"}"#).unwrap();
         assert!(matches!(m, SignupMessage::Signup { .. }));
-        let d = SignupMessage::parse(r#"{"kind":"delete","user_id":"u1"}"#).unwrap();
-        assert_eq!(d, SignupMessage::Delete { user_id: Id::parse("u", "u1").unwrap() });
+        let d = SignupMessage::parse(r#"{"kind":"delete","user_id":"u1","signup_id":"s1"}"#).unwrap();
+        assert_eq!(
+            d,
+            SignupMessage::Delete { user_id: Id::parse("u", "u1").unwrap(), signup_id: Id::parse("s", "s1").unwrap() }
+        );
+        assert!(SignupMessage::parse(r#"{"kind":"delete","user_id":"u1"}"#).is_err(), "a delete names its signup");
         for bad in [
             "not json",
             r#"{"user_id":"u1"}"#,
@@ -454,12 +487,35 @@ mod tests {
     #[test]
     fn record_round_trips_through_tags() {
         let mut r = UserRecord::new(&Id::parse("u", "u1").unwrap(), &Id::parse("s", "s1").unwrap(), 42);
-        r.instance = Some("i-1".into());
-        r.command_id = Some("c-1".into());
+        r.instance = Some("i-0a1b2c3d4e5f60001".into());
+        r.command_id = Some("00000001-0000-4000-8000-00009e3779b1".into());
         r.path = Path::Cold;
         r.attempt = 3;
         let tags: BTreeMap<_, _> = r.to_tags().into_iter().collect();
         assert_eq!(UserRecord::from_tags(&tags), Some(r));
         assert_eq!(UserRecord::from_tags(&BTreeMap::new()), None);
+        // What comes back from AWS is parsed as strictly as what came in.
+        let hostile = [
+            (tag::USER_ID, "u 1; reboot"),
+            (tag::USER_ID, "u-1\n"),
+            (tag::SIGNUP_ID, "$(id)"),
+            (tag::INSTANCE, "i-0a1b2c3d; rm -rf /"),
+            (tag::CLAIMED, "../../other/claim"),
+            (tag::COMMAND_INSTANCE, "i-XYZ"),
+            (tag::COMMAND_ID, "not-a-command-id"),
+        ];
+        for (key, value) in hostile {
+            let mut bad = tags.clone();
+            bad.insert(key.to_owned(), value.to_owned());
+            assert_eq!(UserRecord::from_tags(&bad), None, "{key} = {value:?} was read");
+        }
+        let mut no_signup = tags.clone();
+        no_signup.remove(tag::SIGNUP_ID);
+        assert_eq!(UserRecord::from_tags(&no_signup), None);
+        assert!(is_instance_id("i-0a1b2c3d") && is_instance_id("i-0a1b2c3d4e5f60001") && !is_instance_id("i-0A1B2C3D"));
+        assert!(
+            is_command_id("00000001-0000-4000-8000-00009e3779b1")
+                && !is_command_id("00000001_0000-4000-8000-00009e3779b1")
+        );
     }
 }

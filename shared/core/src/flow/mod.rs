@@ -54,7 +54,11 @@ pub(crate) async fn load_user<C: Cloud>(
         return Ok(None);
     };
     match UserRecord::from_tags(&group.tags) {
-        Some(record) => Ok(Some((group, record))),
+        Some(record) if record.user_id == user_id => Ok(Some((group, record))),
+        Some(record) => Err(FlowError::Inconsistent {
+            user_id: user_id.to_owned(),
+            message: format!("group {name} carries the record of user {:?}, not this user's", record.user_id),
+        }),
         None => Err(FlowError::Inconsistent {
             user_id: user_id.to_owned(),
             message: format!("group {name} exists but its warmpool tags are missing or unreadable"),

@@ -141,8 +141,9 @@ async fn handle<C: Cloud>(
             let span = info_span!("signup", user_id = %user_id, signup_id = %signup_id);
             signup(cloud, cfg, user_id, signup_id, sent_at_ms, redelivered).instrument(span).await
         }
-        SignupMessage::Delete { user_id } => {
-            delete_user(cloud, cfg, user_id).instrument(info_span!("delete", user_id = %user_id)).await
+        SignupMessage::Delete { user_id, signup_id } => {
+            let span = info_span!("delete", user_id = %user_id, signup_id = %signup_id);
+            delete_user(cloud, cfg, user_id, signup_id).instrument(span).await
         }
         SignupMessage::Resume { user_id, attempt } => {
             resume(cloud, cfg, user_id, *attempt).instrument(info_span!("resume", user_id = %user_id)).await
@@ -276,16 +277,36 @@ async fn continue_user<C: Cloud>(
     Ok(SignupOutcome::Acquired(acquire(cloud, cfg, group, record).await?))
 }
 
-async fn delete_user<C: Cloud>(cloud: &C, cfg: &Config, user_id: &Id) -> Result<SignupOutcome, FlowError> {
+async fn delete_user<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &Id,
+    signup_id: &Id,
+) -> Result<SignupOutcome, FlowError> {
     let name = cfg.user_group(user_id.as_str());
     let Some(group) = cloud.describe_group(&name).await? else {
         info!(group = %name, "no user group; nothing to delete");
         return Ok(SignupOutcome::NothingToDelete);
     };
-    let record = UserRecord::from_tags(&group.tags);
+    // Only a group whose record is this user's, signed up under this signup id: a group
+    // of that name that is someone else's (another stack's, an operator's) or a delete
+    // that does not know the signup is refused, and the message is dead-lettered.
+    let record = match UserRecord::from_tags(&group.tags) {
+        Some(r) if r.user_id == user_id.as_str() && r.signup_id == signup_id.as_str() => r,
+        Some(r) if r.user_id == user_id.as_str() => {
+            return Err(FlowError::InvalidInput(format!(
+                "delete of {user_id} names signup {signup_id}, but {name} was made for signup {}; not deleting",
+                r.signup_id
+            )));
+        }
+        _ => {
+            return Err(FlowError::InvalidInput(format!(
+                "{name} does not carry {user_id}'s warmpool record; not deleting a group that is not this user's"
+            )));
+        }
+    };
     // Release claims first: once the group is gone nothing else knows about them.
-    let held: Vec<String> = record.map(|r| [r.instance, r.claimed].into_iter().flatten().collect()).unwrap_or_default();
-    for instance_id in &held {
+    for instance_id in [record.instance, record.claimed].iter().flatten() {
         cloud.release(instance_id).await?;
     }
     match cloud.delete_group(&name).await {
