@@ -152,3 +152,74 @@ fn user_group_names_cannot_collide_with_another_stacks_groups() {
     let name = user_group("wp-user-x", "a_user_b");
     assert_eq!(name.split_once('_').map(|(s, _)| s), Some("wp-user-x"));
 }
+
+/// Every statement of every function's policies.
+fn function_statements(t: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (id, r) in resources_of_type(t, "AWS::Serverless::Function") {
+        for policy in r["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            for st in policy["Statement"].as_sequence().into_iter().flatten() {
+                out.push((id.clone(), st.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// IAM that cannot be bent: each grant that could reach beyond our own hosts and groups
+/// carries the condition that keeps it there.
+#[test]
+fn grants_that_could_reach_further_are_bound_by_conditions() {
+    let t = template();
+    let statements = function_statements(&t);
+    let mut send_to_instances = 0;
+    let mut creates = 0;
+    let mut passes = 0;
+    for (id, st) in &statements {
+        let actions = all_strings(&st["Action"]);
+        let resources = all_strings(&st["Resource"]);
+        let condition = &st["Condition"];
+        if actions.iter().any(|a| a == "ssm:SendCommand") && resources.iter().any(|r| r.contains(":instance/")) {
+            send_to_instances += 1;
+            // Only instances launched from our launch template…
+            assert_eq!(
+                all_strings(&condition["StringEquals"]["ssm:resourceTag/aws:ec2launchtemplate:id"]),
+                ["!Ref HostLaunchTemplate"],
+                "{id}: SendCommand to any instance of ours must also be from our launch template"
+            );
+            // …in one of our groups, named in full (never a bare wildcard).
+            let groups = all_strings(&condition["StringLike"]["ssm:resourceTag/aws:autoscaling:groupName"]);
+            assert!(!groups.is_empty(), "{id}: SendCommand without a group condition");
+            for g in groups {
+                assert!(g.starts_with("!Sub ${AWS::StackName}"), "{id}: SendCommand to group pattern {g}");
+            }
+        }
+        if actions.iter().any(|a| a == "autoscaling:CreateAutoScalingGroup") {
+            creates += 1;
+            assert_eq!(
+                actions,
+                ["autoscaling:CreateAutoScalingGroup"],
+                "{id}: the create stands alone, with its conditions"
+            );
+            assert_eq!(condition["NumericEquals"]["autoscaling:MinSize"].as_u64(), Some(0), "{id}");
+            assert_eq!(condition["NumericLessThanEquals"]["autoscaling:MaxSize"].as_u64(), Some(1), "{id}");
+            for key in ["autoscaling:InstanceTypes", "autoscaling:LaunchConfigurationName"] {
+                assert_eq!(condition["Null"][key].as_str(), Some("true"), "{id}: {key} must be absent");
+            }
+        }
+        if actions.iter().any(|a| a == "iam:PassRole") {
+            passes += 1;
+            assert_eq!(resources, ["!GetAtt HostRole.Arn"], "{id}");
+            assert_eq!(condition["StringEquals"]["iam:PassedToService"].as_str(), Some("ec2.amazonaws.com"), "{id}");
+        }
+        assert!(st["NotAction"].is_null() && st["NotResource"].is_null(), "{id}: {st:?}");
+        if let Some(m) = condition.as_mapping() {
+            for (op, keys) in m {
+                assert!(keys.as_mapping().is_some_and(|k| !k.is_empty()), "{id}: empty condition {op:?}");
+            }
+        }
+    }
+    assert!(send_to_instances >= 3, "lifecycle, signup and reconcile send commands: {send_to_instances}");
+    assert_eq!(creates, 1, "only signup creates user groups");
+    assert_eq!(passes, 1, "only signup passes the host role");
+}
