@@ -557,3 +557,29 @@ fn user_values_reach_the_user_init_script_only_as_environment_variables() {
     assert!(err.contains("3.3.2746.0"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Bounded under floods, and logs that do not grow forever: each queue's event source
+/// starts at most `QueueMaxConcurrency` invocations, and each function's log group is
+/// made by the stack with `LogRetentionDays` (Lambda's own keeps logs forever).
+#[test]
+fn queue_consumers_are_bounded_and_every_log_group_has_a_retention() {
+    let t = template();
+    let mut queue_events = 0;
+    for (id, (_, r)) in functions(&t) {
+        for (_, event) in r["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"].as_str() == Some("SQS") {
+                queue_events += 1;
+                let max = &event["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+                assert_eq!(strings(max), ["!Ref QueueMaxConcurrency"], "{id}");
+            }
+        }
+        let logs = &t["Resources"][format!("{id}Logs").as_str()];
+        assert_eq!(logs["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{id} has no log group of the stack's");
+        assert_eq!(strings(&logs["Properties"]["LogGroupName"]), [format!("!Sub /aws/lambda/${{{id}}}")], "{id}");
+        assert_eq!(strings(&logs["Properties"]["RetentionInDays"]), ["!Ref LogRetentionDays"], "{id}");
+        assert_eq!(logs["Condition"], r["Condition"], "{id}: the log group exists when its function does");
+    }
+    assert_eq!(queue_events, 2, "signup and reconcile consume queues");
+    let min = number(&t["Parameters"]["QueueMaxConcurrency"]["MinValue"]);
+    assert_eq!(min, Some(2), "Lambda's smallest MaximumConcurrency");
+}

@@ -86,3 +86,19 @@ async fn a_delete_that_does_not_match_the_users_record_deletes_nothing() {
     assert!(cloud.snapshot().groups.contains_key(GROUP), "a group that is not the user's stands");
     assert!(cloud.snapshot().terminated.is_empty());
 }
+
+/// An instance attached to the pool that was not launched from our launch template (by
+/// hand, or by someone who should not have) is never claimed: the user goes cold, and
+/// the instance stays where it is, untouched.
+#[tokio::test(start_paused = true)]
+async fn a_pool_member_not_from_our_launch_template_is_never_given_to_a_user() {
+    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    let foreign = cloud.attach_foreign_instance(fixture::POOL_GROUP);
+    let response = warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let snap = cloud.snapshot();
+    assert_eq!(snap.tags[GROUP]["warmpool:path"], "cold", "the pool had nothing of ours to give");
+    assert!(snap.groups[fixture::POOL_GROUP].contains(&foreign), "the foreign instance stays in the pool");
+    assert_eq!(snap.calls.get("DetachInstances"), None);
+    assert_eq!(snap.calls.get("PutParameter"), None, "not even claimed");
+}

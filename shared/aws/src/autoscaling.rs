@@ -46,6 +46,7 @@ fn to_group(g: &AutoScalingGroup) -> Group {
                 state: MemberState::from_aws(i.lifecycle_state().map(LifecycleState::as_str).unwrap_or_default()),
                 healthy: i.health_status() == Some("Healthy"),
                 availability_zone: i.availability_zone().unwrap_or_default().to_owned(),
+                launch_template: i.launch_template().and_then(|lt| lt.launch_template_id()).map(str::to_owned),
             })
         })
         .collect();

@@ -68,6 +68,9 @@ pub struct Member {
     pub state: MemberState,
     pub healthy: bool,
     pub availability_zone: String,
+    /// The launch template it was launched from (`Instances[].LaunchTemplate`); `None`
+    /// for an instance launched otherwise and attached to the group.
+    pub launch_template: Option<String>,
 }
 
 impl Member {

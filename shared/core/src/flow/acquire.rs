@@ -231,9 +231,13 @@ async fn try_claim<C: Cloud>(
                 }
             }
         }
+        // Only instances launched from our launch template: one attached to the pool from
+        // elsewhere (by hand, or by someone who should not) is never given to a user.
+        let ours = |m: &&crate::ports::Member| m.launch_template.as_deref() == Some(cfg.launch_template.as_str());
         let mut candidates: Vec<&str> = pool
             .members
             .iter()
+            .filter(ours)
             .filter(|m| m.claimable() && !lost.contains(&m.instance_id))
             .map(|m| m.instance_id.as_str())
             .collect();

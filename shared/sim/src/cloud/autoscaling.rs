@@ -98,6 +98,7 @@ fn group_view(w: &World, name: &str, g: &AsgState) -> Group {
                 state: *s,
                 healthy: true,
                 availability_zone: w.ec2.instances.get(id).map(|i| i.az.clone()).unwrap_or_default(),
+                launch_template: w.ec2.instances.get(id).map(|i| i.launch_template.clone()).filter(|lt| !lt.is_empty()),
             })
             .collect(),
         tags: g.tags.clone(),

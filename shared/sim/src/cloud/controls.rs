@@ -84,6 +84,37 @@ impl SimCloud {
         self.note(&mut w, format!("{instance_id} detached from {group} by hand"));
     }
 
+    /// Attaches to `group` an instance launched without our launch template (by hand, or
+    /// by someone who should not have), running, its agent online, `InService`; returns
+    /// its id. The flow must never give it to a user.
+    pub fn attach_foreign_instance(&self, group: &str) -> String {
+        let mut w = self.world();
+        let Some((subnet, az)) = w.ec2.subnet_azs.iter().next().map(|(s, a)| (s.clone(), a.clone())) else {
+            return String::new();
+        };
+        let id = w.ec2.next_id();
+        let launched_ms = self.now_ms();
+        w.ec2.instances.insert(
+            id.clone(),
+            Instance {
+                subnet,
+                az,
+                launch_template: String::new(),
+                launched_ms,
+                state: Ec2State::Running,
+                group: Some(group.to_owned()),
+                agent_online: true,
+                prepared: true,
+            },
+        );
+        if let Some(g) = w.asg.groups.get_mut(group) {
+            g.members.push((id.clone(), MemberState::InService));
+            g.desired += 1;
+        }
+        self.note(&mut w, format!("{id}, launched elsewhere, attached to {group} by hand"));
+        id
+    }
+
     /// Sets a group's `MinSize`, as an operator's `UpdateAutoScalingGroup` would (a desired
     /// capacity below it is raised to it, as AWS does).
     pub fn set_min_size(&self, group: &str, min: u32) {
