@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::level_filters::LevelFilter;
 use warmpool_core::{Config, FlowError, Function};
 
 pub use lambda_runtime::{Context, Diagnostic, LambdaEvent};
@@ -73,7 +74,7 @@ where
     E: DeserializeOwned,
     R: Serialize,
 {
-    lambda_runtime::tracing::init_default_subscriber();
+    init_tracing(std::io::stdout);
     let cfg = Config::from_env(function).map_err(|e| {
         tracing::error!(function = function.name(), error = %e, "configuration error; the function cannot start");
         e
@@ -83,6 +84,38 @@ where
     // compiler's layout of an async `main` otherwise.
     Box::pin(lambda_runtime::run(lambda_runtime::service_fn(|event: LambdaEvent<E>| handler(&cloud, &cfg, event))))
         .await
+}
+
+/// Logs as Lambda's advanced logging controls expect: JSON when `AWS_LAMBDA_LOG_FORMAT`
+/// is `JSON` (the template's `LogFormat`), at the level of `AWS_LAMBDA_LOG_LEVEL` (else
+/// `RUST_LOG`, else INFO), and with a `timestamp` in RFC 3339 on every line, without which
+/// Lambda does not filter a JSON line by level. (The runtime's default subscriber writes
+/// no time.)
+pub fn init_tracing<W>(writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
+    let level = level.ok().and_then(|l| l.parse::<LevelFilter>().ok()).unwrap_or(LevelFilter::INFO);
+    init_tracing_with(json, level, writer);
+}
+
+/// [`init_tracing`]'s subscriber, with the format and level given.
+pub fn log_subscriber<W>(json: bool, level: LevelFilter, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_target(false).with_max_level(level).with_writer(writer);
+    if json { Box::new(builder.json().finish()) } else { Box::new(builder.finish()) }
+}
+
+fn init_tracing_with<W>(json: bool, level: LevelFilter, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    // A second init (tests) keeps the first subscriber.
+    let _ = tracing::subscriber::set_global_default(log_subscriber(json, level, writer));
 }
 
 #[cfg(test)]
@@ -107,6 +140,39 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("POOL_ASG_NAME"), "{err}");
         assert!(!built.get(), "no cloud is built without a configuration");
+    }
+
+    /// A writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_log_lines_carry_the_timestamp_and_level_lambda_filters_on() {
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        tracing::subscriber::with_default(log_subscriber(true, LevelFilter::INFO, move || sink.clone()), || {
+            tracing::info!(user_id = "u-1", "hello");
+            tracing::debug!("below the level");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let line = &lines[0];
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["fields"]["user_id"], "u-1");
+        let ts = line["timestamp"].as_str().expect("a timestamp");
+        // RFC 3339: 2026-11-28T05:03:32.648040Z
+        assert!(ts.len() >= 20 && ts.as_bytes()[4] == b'-' && ts.as_bytes()[10] == b'T' && ts.ends_with('Z'), "{ts}");
     }
 
     #[test]
