@@ -1,6 +1,10 @@
 //! The Lambda bootstrap: the function's configuration and SDK clients once per cold
 //! start, then the runtime loop (see `warmpool_lambda::serve`).
 
+// The runtime loop around this handler nests futures deeper than the compiler's default
+// query depth allows when it lays out `main` (the flow behind a launch event is long).
+#![recursion_limit = "256"]
+
 use warmpool_aws::AwsCloud;
 use warmpool_core::Function;
 
