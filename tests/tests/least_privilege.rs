@@ -209,6 +209,15 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
     for calls in recovery_calls() {
         merge(calls);
     }
+    // A rejected message goes to the signup dead-letter queue at once.
+    merge(record(
+        PlatformOptions::default(),
+        |p| {
+            p.send_raw(r#"{"user_id":"$(reboot)","signup_id":"s"}"#, "bad");
+        },
+        &["u-1"],
+        false,
+    ));
     // Resume after a crash right after a detach and right after an attach (the resumed
     // move asks SSM whether the init was sent), and an attach refused for good (the
     // instance is handed back), for a signup and a failover.

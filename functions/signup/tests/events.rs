@@ -31,12 +31,27 @@ async fn valid_signup_moves_a_pool_instance_into_the_user_group() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn malformed_records_are_reported_failed_one_by_one() {
+async fn malformed_records_are_dead_lettered_at_once_one_by_one() {
     let (cloud, cfg) = fixture::cloud_with_pool(3);
     let response = warmpool_signup::handler(&cloud, &cfg, event(MALFORMED)).await.unwrap();
-    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-    assert_eq!(failed, ["5fea7756-0ea4-451a-a703-a558b933e270", "5fea7756-0ea4-451a-a703-a558b933e271"]);
-    assert!(!cloud.snapshot().calls.contains_key("CreateAutoScalingGroup"), "nothing reached AWS");
+    // Moved to the dead-letter queue in this invocation and so deleted, not retried to
+    // maxReceiveCount while their message groups wait.
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+    let snap = cloud.snapshot();
+    let batch: serde_json::Value = serde_json::from_str(MALFORMED).unwrap();
+    let mut bodies: Vec<&str> =
+        batch["Records"].as_array().unwrap().iter().map(|r| r["body"].as_str().unwrap()).collect();
+    bodies.sort_unstable();
+    let mut dead = snap.dead_letters.clone();
+    dead.sort_unstable();
+    assert_eq!(dead, bodies, "each body, as it came");
+    assert!(!snap.calls.contains_key("CreateAutoScalingGroup"), "nothing reached AWS");
+    // If the dead-letter queue cannot be reached, the record fails as before, and gets
+    // there through its retries.
+    let cfg =
+        fixture::config(&cloud.subnets(), &[("SIGNUP_DLQ_URL", "https://sqs.us-east-1.amazonaws.com/1/gone".into())]);
+    let response = warmpool_signup::handler(&cloud, &cfg, event(MALFORMED)).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), bodies.len());
 }
 
 #[tokio::test(start_paused = true)]
@@ -67,7 +82,7 @@ async fn delete_tears_the_user_group_down() {
 
 /// A delete that names another signup of the user, or a group of the user's name that
 /// carries someone else's record (another stack's, an operator's), deletes nothing and
-/// is reported failed (to the dead-letter queue).
+/// goes to the dead-letter queue.
 #[tokio::test(start_paused = true)]
 async fn a_delete_that_does_not_match_the_users_record_deletes_nothing() {
     use warmpool_core::ports::AutoScaling;
@@ -76,13 +91,17 @@ async fn a_delete_that_does_not_match_the_users_record_deletes_nothing() {
     let wrong_signup = DELETE.replace(r#"\"signup_id\":\"s-9001\""#, r#"\"signup_id\":\"s-other\""#);
     assert_ne!(wrong_signup, DELETE);
     let response = warmpool_signup::handler(&cloud, &cfg, event(&wrong_signup)).await.unwrap();
-    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(response.batch_item_failures.is_empty(), "refused, and dead-lettered at once");
+    assert_eq!(cloud.snapshot().dead_letters.len(), 1);
     assert!(cloud.snapshot().groups.contains_key(GROUP), "the user's group stands");
     // The group of that name carries another user's record.
     let foreign = [("warmpool:user-id".to_owned(), "u-9999".to_owned())];
     cloud.tag_group(GROUP, &foreign).await.unwrap();
-    let response = warmpool_signup::handler(&cloud, &cfg, event(DELETE)).await.unwrap();
-    assert_eq!(response.batch_item_failures.len(), 1);
+    // (Another message: the dead-letter queue deduplicates by message id.)
+    let another = DELETE.replace("5fea7756-0ea4-451a-a703-a558b933e270", "6fea7756-0ea4-451a-a703-a558b933e270");
+    let response = warmpool_signup::handler(&cloud, &cfg, event(&another)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(cloud.snapshot().dead_letters.len(), 2);
     assert!(cloud.snapshot().groups.contains_key(GROUP), "a group that is not the user's stands");
     assert!(cloud.snapshot().terminated.is_empty());
 }

@@ -36,6 +36,7 @@ fn config() -> Config {
                 "POOL_PREP_DOCUMENT" => "prep",
                 "READY_QUEUE_URL" => "https://sqs.us-east-1.amazonaws.com/1/ready",
                 "SIGNUP_QUEUE_URL" => "https://sqs.us-east-1.amazonaws.com/1/signup.fifo",
+                "SIGNUP_DLQ_URL" => "https://sqs.us-east-1.amazonaws.com/1/signup-dlq.fifo",
                 "REDRIVE_QUEUE_URL" => "https://sqs.us-east-1.amazonaws.com/1/redrive",
                 _ => return None,
             }

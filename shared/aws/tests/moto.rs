@@ -123,6 +123,13 @@ async fn env(test: &str, pool: i32) -> Env {
         .await
         .unwrap();
     let redrives = sqs.create_queue().queue_name(format!("redrive-{id}")).send().await.unwrap();
+    let rejects = sqs
+        .create_queue()
+        .queue_name(format!("signup-dlq-{id}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
     let vars: BTreeMap<&str, String> = BTreeMap::from([
         ("POOL_ASG_NAME", pool_name),
         ("POOL_LIFECYCLE_HOOK_NAME", "hook".to_owned()),
@@ -133,6 +140,7 @@ async fn env(test: &str, pool: i32) -> Env {
         ("POOL_PREP_DOCUMENT", prep),
         ("READY_QUEUE_URL", queue.queue_url().unwrap().to_owned()),
         ("SIGNUP_QUEUE_URL", signups.queue_url().unwrap().to_owned()),
+        ("SIGNUP_DLQ_URL", rejects.queue_url().unwrap().to_owned()),
         ("REDRIVE_QUEUE_URL", redrives.queue_url().unwrap().to_owned()),
         ("CLAIM_PARAMETER_PREFIX", format!("/warmpool-{id}/claims")),
     ]);

@@ -51,6 +51,7 @@ pub mod fixture {
     pub const READY_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-ready";
     pub const SIGNUP_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-signup.fifo";
     pub const REDRIVE_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-redrive";
+    pub const SIGNUP_DLQ_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-signup-dlq.fifo";
 
     /// The environment a function gets, as `template.yaml` would set it.
     #[must_use]
@@ -65,6 +66,7 @@ pub mod fixture {
             ("POOL_PREP_DOCUMENT", POOL_PREP_DOCUMENT.to_owned()),
             ("READY_QUEUE_URL", READY_QUEUE_URL.to_owned()),
             ("SIGNUP_QUEUE_URL", SIGNUP_QUEUE_URL.to_owned()),
+            ("SIGNUP_DLQ_URL", SIGNUP_DLQ_URL.to_owned()),
             ("REDRIVE_QUEUE_URL", REDRIVE_QUEUE_URL.to_owned()),
             ("CLAIM_PARAMETER_PREFIX", "/warmpool/claims".to_owned()),
         ]

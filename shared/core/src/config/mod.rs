@@ -72,6 +72,8 @@ pub struct Config {
     pub signup_queue_url: String,
     /// `SIGNUP_RETRY_S`.
     pub signup_retry_s: u32,
+    /// `SIGNUP_DLQ_URL`.
+    pub signup_dlq_url: String,
     /// `REDRIVE_QUEUE_URL`.
     pub redrive_queue_url: String,
     /// `REDRIVE_RETRY_S`.
@@ -216,6 +218,7 @@ impl Config {
             ready_queue_url: r.text("READY_QUEUE_URL")?,
             signup_queue_url: r.text("SIGNUP_QUEUE_URL")?,
             signup_retry_s: r.count("SIGNUP_RETRY_S")?,
+            signup_dlq_url: r.text("SIGNUP_DLQ_URL")?,
             redrive_queue_url: r.text("REDRIVE_QUEUE_URL")?,
             redrive_retry_s: r.count("REDRIVE_RETRY_S")?,
             claim_prefix: r.text("CLAIM_PARAMETER_PREFIX")?.trim_end_matches('/').to_owned(),
@@ -261,6 +264,7 @@ mod tests {
             ("POOL_PREP_DOCUMENT", "prep"),
             ("READY_QUEUE_URL", "https://q"),
             ("SIGNUP_QUEUE_URL", "https://s"),
+            ("SIGNUP_DLQ_URL", "https://d"),
             ("REDRIVE_QUEUE_URL", "https://r"),
         ])
     }

@@ -146,6 +146,13 @@ pub const VARIABLES: &[Variable] = &[
          launch that keeps failing), a user stalled while claiming (reconcile)",
         &[Lifecycle, CommandStatus, Reconcile],
     ),
+    required(
+        "SIGNUP_DLQ_URL",
+        "set it to the signup queue's dead-letter queue URL",
+        "where signup puts a message it rejects (malformed, or a delete that is not the user's) at once, \
+         instead of retrying it to maxReceiveCount while it holds up the rest of its message group",
+        &[Signup],
+    ),
     var(
         "SIGNUP_RETRY_S",
         "30",

@@ -27,6 +27,10 @@ pub enum SignupOutcome {
     NothingToResume,
     /// A resume finished a failover a dead invocation had begun.
     FailoverResumed(StatusOutcome),
+    /// The message was rejected and moved to the dead-letter queue.
+    DeadLettered {
+        reason: String,
+    },
 }
 
 /// One SQS record, as the flow needs it.
@@ -82,11 +86,42 @@ pub async fn handle_batch<C: Cloud>(cloud: &C, cfg: &Config, records: Vec<QueueR
 }
 
 async fn handle_record<C: Cloud>(cloud: &C, cfg: &Config, r: &QueueRecord) -> Result<SignupOutcome, FlowError> {
-    consume(cloud, r, cfg.signup_retry_s, "signup message", async {
+    let result = consume(cloud, r, cfg.signup_retry_s, "signup message", async {
         let msg = SignupMessage::parse(&r.body)?;
         handle(cloud, cfg, &msg, r.sent_at_ms, r.receive_count > 1).await
     })
-    .await
+    .await;
+    match result {
+        Err(FlowError::InvalidInput(reason)) => dead_letter(cloud, cfg, r, reason).await,
+        other => other,
+    }
+}
+
+/// A message no retry can make valid goes to the dead-letter queue at once (and is then
+/// deleted, as processed), rather than come back to `maxReceiveCount` while it holds up
+/// the rest of its FIFO message group. If even that send fails, the message fails as
+/// before and reaches the dead-letter queue through its retries.
+async fn dead_letter<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    r: &QueueRecord,
+    reason: String,
+) -> Result<SignupOutcome, FlowError> {
+    let message = QueuedMessage {
+        group_id: Some(r.group_id.clone().unwrap_or_else(|| "rejected".to_owned())),
+        dedup_id: Some(r.message_id.chars().filter(char::is_ascii_alphanumeric).take(128).collect()),
+        body: r.body.clone(),
+    };
+    match cloud.send_batch(&cfg.signup_dlq_url, std::slice::from_ref(&message)).await {
+        Ok(()) => {
+            error!(reason, "rejected message moved to the dead-letter queue");
+            Ok(SignupOutcome::DeadLettered { reason })
+        }
+        Err(e) => {
+            warn!(error = %e, "could not move the rejected message to the dead-letter queue; it fails instead");
+            Err(FlowError::InvalidInput(reason))
+        }
+    }
 }
 
 /// How both queue consumers (signup, and reconcile on the re-drive queue) process one

@@ -7,7 +7,7 @@ use warmpool_core::ports::{Clock, CommandRequest, MemberState};
 
 use super::SimCloud;
 use super::ec2::Ec2State;
-use super::sqs::{READY_QUEUE, REDRIVE_QUEUE, SIGNUP_QUEUE};
+use super::sqs::{READY_QUEUE, REDRIVE_QUEUE, SIGNUP_DLQ, SIGNUP_QUEUE};
 use crate::queue::SimQueue;
 use crate::waits::{Breakdown, Wait, WaitLog};
 
@@ -189,12 +189,17 @@ impl SimCloud {
             outside,
             in_two_groups,
             ready_messages: w.sqs.queues.get(READY_QUEUE).map(SimQueue::bodies).unwrap_or_default(),
+            // The dead-letter queue holds what the signup queue gave up on and what signup
+            // rejected and sent there itself.
             dead_letters: w
                 .sqs
                 .queues
                 .get(SIGNUP_QUEUE)
-                .map(|q| q.dead_letters().iter().map(|r| r.body.clone()).collect())
-                .unwrap_or_default(),
+                .map(|q| q.dead_letters().iter().map(|r| r.body.clone()).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .chain(w.sqs.queues.get(SIGNUP_DLQ).map(SimQueue::bodies).unwrap_or_default())
+                .collect(),
             redrive_dead_letters: w
                 .sqs
                 .queues

@@ -13,6 +13,8 @@ use crate::queue::{Received, SimQueue};
 pub const SIGNUP_QUEUE: &str = "signup";
 pub const READY_QUEUE: &str = "ready";
 pub const REDRIVE_QUEUE: &str = "redrive";
+/// The signup queue's dead-letter queue, where signup also sends what it rejects.
+pub const SIGNUP_DLQ: &str = "signup-dlq";
 
 /// The re-drive queue's visibility timeout (s) and receives before its dead-letter
 /// queue, as `template.yaml` sets them (a test holds them together).
@@ -21,10 +23,15 @@ pub const REDRIVE_MAX_RECEIVE: u32 = 5;
 
 /// The queue a URL names (the fixture's URLs).
 fn queue_of(url: &str) -> Option<&'static str> {
-    use crate::fixture::{READY_QUEUE_URL, REDRIVE_QUEUE_URL, SIGNUP_QUEUE_URL};
-    [(SIGNUP_QUEUE_URL, SIGNUP_QUEUE), (REDRIVE_QUEUE_URL, REDRIVE_QUEUE), (READY_QUEUE_URL, READY_QUEUE)]
-        .into_iter()
-        .find_map(|(u, q)| (u == url).then_some(q))
+    use crate::fixture::{READY_QUEUE_URL, REDRIVE_QUEUE_URL, SIGNUP_DLQ_URL, SIGNUP_QUEUE_URL};
+    [
+        (SIGNUP_QUEUE_URL, SIGNUP_QUEUE),
+        (REDRIVE_QUEUE_URL, REDRIVE_QUEUE),
+        (READY_QUEUE_URL, READY_QUEUE),
+        (SIGNUP_DLQ_URL, SIGNUP_DLQ),
+    ]
+    .into_iter()
+    .find_map(|(u, q)| (u == url).then_some(q))
 }
 
 /// SQS's answer to a URL that names no queue.
@@ -50,6 +57,7 @@ impl Queues {
                 (SIGNUP_QUEUE.to_owned(), SimQueue::new(true, visibility_ms, max_receive)),
                 (REDRIVE_QUEUE.to_owned(), SimQueue::new(false, REDRIVE_VISIBILITY_S * 1000, REDRIVE_MAX_RECEIVE)),
                 (READY_QUEUE.to_owned(), SimQueue::new(true, READY_VISIBILITY_MS, u32::MAX)),
+                (SIGNUP_DLQ.to_owned(), SimQueue::new(true, READY_VISIBILITY_MS, u32::MAX)),
             ]),
         }
     }
