@@ -58,9 +58,27 @@ struct DemoArgs {
     faults: FaultArgs,
 }
 
+/// Log lines carry the simulated time (as the timeline does), not the wall clock: the
+/// runs are on a paused clock, so wall-clock stamps would all read the same second.
+#[derive(Default)]
+struct SimulatedClock {
+    start: std::sync::OnceLock<tokio::time::Instant>,
+}
+
+impl tracing_subscriber::fmt::time::FormatTime for SimulatedClock {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        // Outside a runtime tokio's clock is the system's; inside the simulation's
+        // paused runtime it is the simulated one, whose start the first line fixes.
+        let now = tokio::time::Instant::now();
+        let elapsed = now.saturating_duration_since(*self.start.get_or_init(|| now));
+        write!(w, "sim {:>5}m{:06.3}s", elapsed.as_secs() / 60, elapsed.as_secs_f64() % 60.0)
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error")))
+        .with_timer(SimulatedClock::default())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -60,7 +60,10 @@ pub async fn invoke<F: Future>(function: &'static str, handler: F) -> Option<F::
     let timeout = tokio::time::sleep(std::time::Duration::from_secs(timeout_s(function)));
     tokio::select! {
         out = run => (!invocation.crashed.load(Ordering::SeqCst)).then_some(out),
-        () = invocation.died.notified() => None,
+        () = invocation.died.notified() => {
+            tracing::info!(function, "invocation died (injected crash)");
+            None
+        }
         () = timeout => {
             tracing::warn!(function, "invocation timed out (Lambda stops it)");
             invocation.crash();

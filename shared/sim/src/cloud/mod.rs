@@ -224,6 +224,7 @@ impl SimCloud {
         let (index, faults) = {
             let mut w = self.world();
             w.record.call_log.push((inv.function.to_owned(), op.to_owned()));
+            tracing::debug!(function = inv.function, op, "AWS call");
             (w.record.call_log.len() as u64 - 1, w.faults.clone())
         };
         match faults.at_call {
@@ -249,6 +250,7 @@ impl SimCloud {
             tokio::time::sleep(Duration::from_millis(self.draw_ms((ms / 2, ms)))).await;
         }
         if self.chance(faults.crash_rate) {
+            tracing::debug!(function = inv.function, op, "injected crash: the invocation dies after this call");
             inv.crash();
         }
         Ok(())
