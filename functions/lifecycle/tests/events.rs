@@ -210,3 +210,36 @@ async fn two_invocations_waiting_for_one_agent_send_one_init() {
     assert_eq!(second.unwrap(), LifecycleOutcome::Ignored { reason: "init sent to this instance meanwhile" });
     assert_eq!(cloud.sent_commands().len(), 1);
 }
+
+/// A cold instance's init lock left by a run that died before sending (the lock is
+/// older than a sender takes): two retries that find it stale at once (a duplicated
+/// launch event's two retries) both take it over, and only the first overwrite counts.
+/// The host runs one init; the other retry leaves it to the winner.
+#[tokio::test(start_paused = true)]
+async fn two_retries_taking_over_one_stale_init_lock_send_one_init() {
+    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
+    warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
+    assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:path"], "cold");
+    let instance = loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        if let Some(id) = cloud.snapshot().groups[GROUP].first() {
+            break id.clone();
+        }
+    };
+    // The run that died: it took the lock and never sent; its lock is now stale.
+    cloud.put_claim(&instance, "u-1001");
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    let (a, b) = tokio::join!(
+        warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)),
+        warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)),
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    let sent = outcomes.iter().filter(|o| matches!(o, LifecycleOutcome::InitSent { .. })).count();
+    assert_eq!(sent, 1, "{outcomes:?}");
+    assert!(
+        outcomes.contains(&LifecycleOutcome::Ignored { reason: "another invocation is sending this instance's init" }),
+        "the loser found the lock busy: {outcomes:?}"
+    );
+    assert_eq!(cloud.sent_commands().len(), 1, "the host runs one init");
+}

@@ -122,6 +122,7 @@ fn claim_of_parameter(instance_id: &str, p: &Parameter) -> Claim {
             .and_then(|d| d.to_millis().ok())
             .and_then(|ms| u64::try_from(ms).ok())
             .unwrap_or(0),
+        version: u64::try_from(p.version()).unwrap_or(0),
     }
 }
 
@@ -141,18 +142,34 @@ impl Claims for AwsCloud {
         match put.map_err(|e| classify("PutParameter", subject, &e)) {
             Ok(_) => Ok(ClaimOutcome::Created),
             Err(CloudError::AlreadyExists { .. }) => {
-                let got = self
-                    .ssm
-                    .get_parameter()
-                    .name(&name)
-                    .send()
-                    .await
-                    .map_err(|e| classify("GetParameter", subject, &e))?;
-                let holder = got.parameter().and_then(|p| p.value()).unwrap_or_default().to_owned();
+                // Released between the two calls: a claim of nobody's, taken (the
+                // caller's next look finds the instance free).
+                let holder = self.claim_of(instance_id).await?.unwrap_or_else(|| Claim {
+                    instance_id: instance_id.to_owned(),
+                    owner: String::new(),
+                    created_ms: 0,
+                    version: 0,
+                });
                 Ok(ClaimOutcome::HeldBy(holder))
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn take_over(&self, stale: &Claim, owner: &str) -> Result<bool, CloudError> {
+        let name = self.claim_name(&stale.instance_id);
+        let subject = Subject { instance_id: Some(&stale.instance_id), resource: Some(&name), ..Subject::default() };
+        let put = self
+            .ssm
+            .put_parameter()
+            .name(&name)
+            .value(owner)
+            .r#type(ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| classify("PutParameter", subject, &e))?;
+        Ok(u64::try_from(put.version()).is_ok_and(|written| written == stale.version + 1))
     }
 
     async fn claim_of(&self, instance_id: &str) -> Result<Option<Claim>, CloudError> {

@@ -20,8 +20,8 @@ use super::AwsCloud;
 use warmpool_core::Config;
 use warmpool_core::error::CloudError;
 use warmpool_core::ports::{
-    AutoScaling, ClaimOutcome, Claims, CommandRequest, Launch, LifecycleResult, Notifier, QueuedMessage, RunCommand,
-    WorkQueues,
+    AutoScaling, Claim, ClaimOutcome, Claims, CommandRequest, Launch, LifecycleResult, Notifier, QueuedMessage,
+    RunCommand, WorkQueues,
 };
 
 fn config() -> Config {
@@ -294,9 +294,28 @@ async fn claims_are_atomic_creates_and_report_the_holder() {
         .http_status(400, Some(json_error("ParameterAlreadyExists", "The parameter already exists.")))
         .repeatedly()
         .build();
-    let holder = mock!(aws_sdk_ssm::Client::get_parameter)
-        .then_output(|| GetParameterOutput::builder().parameter(Parameter::builder().value("u-2").build()).build());
-    assert_eq!(ssm_cloud(&[&taken, &holder]).claim("i-1", "u-1").await, Ok(ClaimOutcome::HeldBy("u-2".into())));
+    let holder = mock!(aws_sdk_ssm::Client::get_parameter).then_output(|| {
+        GetParameterOutput::builder()
+            .parameter(
+                Parameter::builder()
+                    .value("u-2")
+                    .version(3)
+                    .last_modified_date(DateTime::from_millis(1_700_000_000_000))
+                    .build(),
+            )
+            .build()
+    });
+    let held = ssm_cloud(&[&taken, &holder]).claim("i-1", "u-1").await.unwrap();
+    assert_eq!(
+        held,
+        ClaimOutcome::HeldBy(Claim {
+            instance_id: "i-1".into(),
+            owner: "u-2".into(),
+            created_ms: 1_700_000_000_000,
+            version: 3
+        })
+    );
+    assert_eq!(held.holder(), Some("u-2"));
 
     let missing = mock!(aws_sdk_ssm::Client::delete_parameter)
         .sequence()
@@ -304,6 +323,23 @@ async fn claims_are_atomic_creates_and_report_the_holder() {
         .repeatedly()
         .build();
     assert_eq!(ssm_cloud(&[&missing]).release("i-1").await, Ok(()), "releasing a missing claim is fine");
+}
+
+#[tokio::test]
+async fn a_takeover_wins_only_with_the_version_right_after_the_stale_one() {
+    let stale = Claim { instance_id: "i-1".into(), owner: "u-1".into(), created_ms: 0, version: 4 };
+    let overwrite = |version: i64| {
+        mock!(aws_sdk_ssm::Client::put_parameter)
+            .match_requests(|r| {
+                r.overwrite() == Some(true) && r.name() == Some("/warmpool/claims/i-1") && r.value() == Some("u-1")
+            })
+            .then_output(move || PutParameterOutput::builder().version(version).build())
+    };
+    let first = overwrite(5);
+    assert_eq!(ssm_cloud(&[&first]).take_over(&stale, "u-1").await, Ok(true));
+    // Another invocation overwrote it first: this write is version 6.
+    let second = overwrite(6);
+    assert_eq!(ssm_cloud(&[&second]).take_over(&stale, "u-1").await, Ok(false));
 }
 
 #[tokio::test]

@@ -239,7 +239,15 @@ async fn moto_signup_to_ready_on_the_wire() {
 async fn moto_claims_are_exclusive_until_released() {
     let e = env("claims", 0).await;
     assert_eq!(e.cloud.claim("i-0123456789abcdef0", "u-1").await.unwrap(), ClaimOutcome::Created);
-    assert_eq!(e.cloud.claim("i-0123456789abcdef0", "u-2").await.unwrap(), ClaimOutcome::HeldBy("u-1".into()));
+    let held = e.cloud.claim("i-0123456789abcdef0", "u-2").await.unwrap();
+    let ClaimOutcome::HeldBy(stale) = held else { panic!("a second claim must be refused: {held:?}") };
+    assert_eq!((stale.owner.as_str(), stale.version), ("u-1", 1));
+    assert!(stale.created_ms > 0, "the claim's time is its parameter's LastModifiedDate");
+    // Two takeovers of the same stale claim: the first overwrite is version 2 and wins,
+    // the second is version 3 and loses.
+    assert!(e.cloud.take_over(&stale, "u-1").await.unwrap());
+    assert!(!e.cloud.take_over(&stale, "u-1").await.unwrap());
+    assert_eq!(e.cloud.claim_of("i-0123456789abcdef0").await.unwrap().map(|c| c.version), Some(3));
     e.cloud.release("i-0123456789abcdef0").await.unwrap();
     e.cloud.release("i-0123456789abcdef0").await.unwrap();
     assert_eq!(e.cloud.claim("i-0123456789abcdef0", "u-2").await.unwrap(), ClaimOutcome::Created);

@@ -266,8 +266,11 @@ pub trait Instances: Send + Sync {
 pub struct Claim {
     pub instance_id: String,
     pub owner: String,
-    /// When it was written, ms since the epoch.
+    /// When it was last written, ms since the epoch.
     pub created_ms: u64,
+    /// Parameter Store's version of the claim: 1 when created, one more per overwrite
+    /// (what makes a takeover atomic: [`Claims::take_over`]).
+    pub version: u64,
 }
 
 /// Who holds the claim on a pool instance.
@@ -275,15 +278,33 @@ pub struct Claim {
 pub enum ClaimOutcome {
     /// This call created the claim.
     Created,
-    /// A claim exists already; its owner.
-    HeldBy(String),
+    /// A claim exists already: as read right after the refused create.
+    HeldBy(Claim),
+}
+
+impl ClaimOutcome {
+    /// The holder of an existing claim; `None` when this call created it.
+    #[must_use]
+    pub fn holder(&self) -> Option<&str> {
+        match self {
+            Self::Created => None,
+            Self::HeldBy(claim) => Some(claim.owner.as_str()),
+        }
+    }
 }
 
 /// The per-instance claim lock (Parameter Store, `PutParameter Overwrite=false`).
 pub trait Claims: Send + Sync {
     /// Creates the claim on `instance_id` for `owner` unless one exists; in that case
-    /// reads and returns the existing owner.
+    /// reads and returns the existing claim.
     fn claim(&self, instance_id: &str, owner: &str) -> impl Future<Output = Result<ClaimOutcome, CloudError>> + Send;
+    /// Takes over a claim found stale (its holder died) for `owner`: `PutParameter` with
+    /// `Overwrite=true`, which returns the version it wrote. `true` only when that is
+    /// `stale`'s version plus one: of several invocations that found the same claim
+    /// stale and overwrite it at once, exactly one wins (Parameter Store numbers the
+    /// writes of a parameter one by one), and the others see the winner's fresh claim
+    /// as busy. Parameter Store has no conditional overwrite; the version stands in.
+    fn take_over(&self, stale: &Claim, owner: &str) -> impl Future<Output = Result<bool, CloudError>> + Send;
     /// Deletes the claim (missing is fine).
     fn release(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// The claim on one instance (`GetParameter`); `None` when there is none.

@@ -73,11 +73,16 @@ async fn first_healthy<C: Cloud>(
                 info!(user_id, instance_id, conflicts, "detached the first healthy pool instance");
                 return Ok(Some(Claimed { instance_id: instance_id.to_owned(), detached: true }));
             }
-            ClaimOutcome::HeldBy(owner) if owner == user_id => {
+            ClaimOutcome::HeldBy(claim) if claim.owner == user_id => {
                 return Ok(Some(Claimed { instance_id: instance_id.to_owned(), detached: true }));
             }
-            ClaimOutcome::HeldBy(owner) => {
-                warn!(user_id, instance_id, owner, "detached an instance someone else holds; handing it back");
+            ClaimOutcome::HeldBy(claim) => {
+                warn!(
+                    user_id,
+                    instance_id,
+                    owner = claim.owner,
+                    "detached an instance someone else holds; handing it back"
+                );
                 return_to_pool(cloud, cfg, instance_id).await?;
                 *conflicts += 1;
             }

@@ -253,7 +253,7 @@ async fn try_claim<C: Cloud>(
                     info!(user_id, instance_id, conflicts, "claimed pool instance");
                     return Ok(Some(instance_id.to_owned()));
                 }
-                ClaimOutcome::HeldBy(owner) if owner == user_id => {
+                ClaimOutcome::HeldBy(claim) if claim.owner == user_id => {
                     info!(user_id, instance_id, "resuming own claim");
                     return Ok(Some(instance_id.to_owned()));
                 }

@@ -253,7 +253,7 @@ enum InitLock {
     /// Taken moments ago by another invocation (a duplicated event, a re-drive next to
     /// a retry), which sends it.
     Busy,
-    /// Taken long ago by a run that died: it may have sent the init.
+    /// Taken over from a run that died long ago (it may have sent the init).
     Stale,
     /// No lock for this path (a pool instance: its claim from the move stands in).
     None,
@@ -271,17 +271,18 @@ async fn lock_init<C: Cloud>(cloud: &C, record: &UserRecord, instance_id: &str) 
     }
     match cloud.claim(instance_id, &record.user_id).await? {
         ClaimOutcome::Created => Ok(InitLock::Taken),
-        ClaimOutcome::HeldBy(owner) if owner == record.user_id => {
-            let created_ms = cloud.claim_of(instance_id).await?.map_or(0, |c| c.created_ms);
-            if cloud.now_ms().saturating_sub(created_ms) < INIT_LOCK_BUSY_MS {
-                Ok(InitLock::Busy)
-            } else {
-                Ok(InitLock::Stale)
+        ClaimOutcome::HeldBy(lock) if lock.owner == record.user_id => {
+            if cloud.now_ms().saturating_sub(lock.created_ms) < INIT_LOCK_BUSY_MS {
+                return Ok(InitLock::Busy);
             }
+            // Its sender died. Two retries (of a duplicated event, or a retry next to a
+            // re-drive) can find it stale at once: only the one whose overwrite comes
+            // right after it goes on; to the other, the lock is busy again.
+            if cloud.take_over(&lock, &record.user_id).await? { Ok(InitLock::Stale) } else { Ok(InitLock::Busy) }
         }
-        ClaimOutcome::HeldBy(owner) => Err(FlowError::Inconsistent {
+        ClaimOutcome::HeldBy(lock) => Err(FlowError::Inconsistent {
             user_id: record.user_id.clone(),
-            message: format!("{instance_id} in the user's group is claimed by {owner}; not initialising it"),
+            message: format!("{instance_id} in the user's group is claimed by {}; not initialising it", lock.owner),
         }),
     }
 }

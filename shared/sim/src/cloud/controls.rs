@@ -139,7 +139,7 @@ impl SimCloud {
     /// Claims `instance_id` for `owner` directly in Parameter Store (a test's set-up).
     pub fn put_claim(&self, instance_id: &str, owner: &str) {
         let now = self.now_ms();
-        self.world().params.claims.insert(instance_id.to_owned(), (owner.to_owned(), now));
+        self.world().params.claims.insert(instance_id.to_owned(), (owner.to_owned(), now, 1));
     }
 
     /// Deletes the claim on an instance, as its owner releasing it would.

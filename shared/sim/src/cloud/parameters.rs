@@ -8,30 +8,51 @@ use warmpool_core::ports::{Claim, ClaimOutcome, Claims};
 
 use super::{EPOCH_MS, SimCloud};
 
-/// The claims: instance id to (owner, written at, ms since the epoch).
+/// The claims: instance id to (owner, last written at in ms since the epoch, version).
+/// A parameter's version starts at 1 and grows by one with each overwrite; a deleted
+/// and re-created parameter starts again at 1 (AWS, `PutParameter`: "Version: The new
+/// version number of a parameter").
 #[derive(Debug, Default)]
 pub(super) struct ParameterStore {
-    pub(super) claims: BTreeMap<String, (String, u64)>,
+    pub(super) claims: BTreeMap<String, (String, u64, u64)>,
 }
 
 impl Claims for SimCloud {
     async fn claim(&self, instance_id: &str, owner: &str) -> Result<ClaimOutcome, CloudError> {
         self.call("PutParameter").await?;
-        let holder = {
+        let created = {
             let mut w = self.world();
-            let holder = w.params.claims.get(instance_id).map(|(owner, _)| owner.clone());
-            if holder.is_none() {
-                w.params.claims.insert(instance_id.to_owned(), (owner.to_owned(), EPOCH_MS + self.elapsed_ms()));
+            let free = !w.params.claims.contains_key(instance_id);
+            if free {
+                w.params.claims.insert(instance_id.to_owned(), (owner.to_owned(), EPOCH_MS + self.elapsed_ms(), 1));
             }
-            holder
+            free
         };
-        match holder {
-            Some(holder) => {
-                self.call("GetParameter").await?;
-                Ok(ClaimOutcome::HeldBy(holder))
-            }
-            None => Ok(ClaimOutcome::Created),
+        if created {
+            return Ok(ClaimOutcome::Created);
         }
+        // Refused: read the holder (gone meanwhile reads as a claim of nobody's, which
+        // the caller treats as taken; its next look finds the instance free).
+        self.call("GetParameter").await?;
+        let claim = self.world().params.claims.get(instance_id).map_or_else(
+            || Claim { instance_id: instance_id.to_owned(), owner: String::new(), created_ms: 0, version: 0 },
+            |(holder, at, version)| Claim {
+                instance_id: instance_id.to_owned(),
+                owner: holder.clone(),
+                created_ms: *at,
+                version: *version,
+            },
+        );
+        Ok(ClaimOutcome::HeldBy(claim))
+    }
+
+    async fn take_over(&self, stale: &Claim, owner: &str) -> Result<bool, CloudError> {
+        self.call("PutParameter").await?;
+        let now = EPOCH_MS + self.elapsed_ms();
+        let mut w = self.world();
+        let version = w.params.claims.get(&stale.instance_id).map_or(1, |(_, _, v)| v + 1);
+        w.params.claims.insert(stale.instance_id.clone(), (owner.to_owned(), now, version));
+        Ok(version == stale.version + 1)
     }
 
     async fn release(&self, instance_id: &str) -> Result<(), CloudError> {
@@ -42,10 +63,11 @@ impl Claims for SimCloud {
 
     async fn claim_of(&self, instance_id: &str) -> Result<Option<Claim>, CloudError> {
         self.call("GetParameter").await?;
-        Ok(self.world().params.claims.get(instance_id).map(|(owner, at)| Claim {
+        Ok(self.world().params.claims.get(instance_id).map(|(owner, at, version)| Claim {
             instance_id: instance_id.to_owned(),
             owner: owner.clone(),
             created_ms: *at,
+            version: *version,
         }))
     }
 
@@ -55,7 +77,12 @@ impl Claims for SimCloud {
             .params
             .claims
             .iter()
-            .map(|(id, (owner, at))| Claim { instance_id: id.clone(), owner: owner.clone(), created_ms: *at })
+            .map(|(id, (owner, at, version))| Claim {
+                instance_id: id.clone(),
+                owner: owner.clone(),
+                created_ms: *at,
+                version: *version,
+            })
             .collect();
         // `GetParametersByPath` returns at most 10 parameters a page: one call each.
         for _ in 0..claims.len().div_ceil(10).max(1) {
