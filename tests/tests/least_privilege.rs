@@ -176,6 +176,12 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         &["u-1", "u-2", "u-3", "u-4", "u-5", "u-6"],
         false,
     ));
+    // A cold user whose lifecycle run dies right after it took the instance's init lock:
+    // the retry finds the lock taken and reads who holds it.
+    let cold = PlatformOptions { pool: 0, ..PlatformOptions::default() };
+    let locked = index_of(&cold, 0, "lifecycle", "PutParameter", 0);
+    let faults = Faults { at_call: Some((locked, FaultKind::CrashAfter)), ..Faults::default() };
+    merge(record(PlatformOptions { faults, ..cold }, |_| {}, &["u-1"], false));
     // Every event lost, and the sweep's listing of init statuses refused once: the sweep
     // asks for the one status it needs instead.
     let all_lost = PlatformOptions { pool: 3, drop_events: 1.0, ..PlatformOptions::default() };

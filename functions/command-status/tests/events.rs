@@ -152,3 +152,54 @@ async fn prep_outcomes_complete_only_a_pending_lifecycle_action() {
     assert_eq!(cloud.snapshot().calls["CompleteLifecycleAction"], 2);
     assert!(cloud.snapshot().terminated.is_empty());
 }
+
+/// A failover that dies right after it moved the record on, before it retired the
+/// failed instance; before its retry, the user's signup message comes back (its own run
+/// had died after sending the init) and takes the next attempt's path, cold here. That
+/// attempt retires the instance the failover left behind.
+/// Left in the group, that instance held the group's one place: the cold launch never
+/// started, and re-drives checked the failed init again and again, forever.
+#[tokio::test(start_paused = true)]
+async fn the_next_attempt_retires_the_instance_a_dead_failover_left_behind() {
+    use warmpool_core::domain::{Id, SignupMessage};
+    use warmpool_core::flow::acquire::Acquired;
+    use warmpool_core::flow::signup::{SignupOutcome, handle_message};
+    use warmpool_sim::{FaultKind, Faults, invoke};
+
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    // One pool instance per user: the second attempt goes cold.
+    let cfg = Config { warm_attempts: 1, ..cfg };
+    let (bad, command) = initializing(&cloud, &cfg).await;
+    // The failover reads the user (call 0), moves the record on (call 1) and dies.
+    cloud.set_faults(Faults { at_call: Some((1, FaultKind::CrashAfter)), ..Faults::default() });
+    let failed = event(INIT_FAILED, &[("command-id", &command)]);
+    let died = invoke("command-status", warmpool_command_status::handler(&cloud, &cfg, failed)).await;
+    cloud.set_faults(Faults::default());
+    assert!(died.is_none(), "the invocation died");
+    assert_eq!(cloud.call_log()[1], ("command-status".to_owned(), "CreateOrUpdateTags".to_owned()));
+    let snap = cloud.snapshot();
+    assert_eq!(
+        (snap.tags[GROUP]["warmpool:state"].as_str(), snap.tags[GROUP]["warmpool:attempt"].as_str()),
+        ("claiming", "2")
+    );
+    assert!(
+        !snap.terminated.contains(&bad) && snap.groups[GROUP] == vec![bad.clone()],
+        "the failed instance is still there"
+    );
+
+    let signup = SignupMessage::Signup {
+        user_id: Id::parse("user id", "u-1001").unwrap(),
+        signup_id: Id::parse("signup id", "s-9001").unwrap(),
+    };
+    let out = handle_message(&cloud, &cfg, &signup, None).await.unwrap();
+    assert_eq!(out, SignupOutcome::Acquired(Acquired::Cold));
+    assert!(cloud.snapshot().terminated.contains(&bad), "the next attempt retired it");
+    // The cold launch starts: a fresh instance joins the group.
+    let fresh = loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        if let Some(id) = cloud.snapshot().groups[GROUP].iter().find(|id| **id != bad) {
+            break id.clone();
+        }
+    };
+    assert_ne!(fresh, bad);
+}

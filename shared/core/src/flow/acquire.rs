@@ -50,6 +50,16 @@ pub async fn acquire<C: Cloud>(
     //    still names: while claiming, that is the last attempt's, which the failover
     //    retired (a read soon after may still show it live).
     let previous = record.instance.as_deref().filter(|_| record.state == UserState::Claiming);
+    if let Some(previous) = previous
+        && group.members.iter().any(|m| m.live() && m.instance_id == previous)
+    {
+        // The failover that moved the record on died before it retired this instance
+        // (and its retry finds the outcome handled). Retired now: left in the group, it
+        // would hold the group's one place, and a cold launch would never start.
+        info!(user_id, instance_id = previous, "retiring the previous attempt's instance a failover left behind");
+        retire(cloud, previous).await?;
+        cloud.release(previous).await?;
+    }
     if let Some(member) = group.members.iter().find(|m| m.live() && Some(m.instance_id.as_str()) != previous) {
         let instance_id = member.instance_id.clone();
         info!(user_id, instance_id, "user group already has its instance");

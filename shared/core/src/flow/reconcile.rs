@@ -271,7 +271,7 @@ pub enum RedriveOutcome {
 /// dead-lettered; the sweep re-drives a user who is still stalled anyway).
 pub async fn handle_redrives<C: Cloud>(cloud: &C, cfg: &Config, records: Vec<QueueRecord>) -> Vec<String> {
     let results = join_all(records.into_iter().map(|r| async move {
-        let span = info_span!("redrive_record", message_id = %r.message_id);
+        let span = info_span!("redrive_record", message_id = %r.message_id, user_id = tracing::field::Empty);
         let failed = handle_redrive_record(cloud, cfg, &r).instrument(span).await.is_err();
         failed.then_some(r.message_id)
     }))
@@ -299,7 +299,10 @@ pub async fn handle_redrive<C: Cloud>(
     // A re-drive may wait for an agent: no longer than this invocation can.
     let capped = Config { agent_wait_s: cfg.agent_wait_s.min(REDRIVE_AGENT_WAIT_S), ..cfg.clone() };
     let user_id = match message {
-        RedriveMessage::User { user_id } => user_id.clone(),
+        RedriveMessage::User { user_id } => {
+            tracing::Span::current().record("user_id", user_id.as_str());
+            user_id.clone()
+        }
         RedriveMessage::FailedEvent { function_arn, condition, event } => {
             let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
             warn!(function_arn, condition, detail_type, "an event failed after Lambda's retries; re-driving its user");
@@ -455,7 +458,7 @@ async fn redrive<C: Cloud>(
             match cloud.invocation_status(command_id, &instance_id).await {
                 Ok(s) if CommandOutcome::from_status(&s) == CommandOutcome::Pending => Ok(None),
                 Ok(s) => {
-                    command_status::apply_init_outcome(
+                    let applied = command_status::apply_init_outcome(
                         cloud,
                         cfg,
                         &user_id,
@@ -464,7 +467,15 @@ async fn redrive<C: Cloud>(
                         ThenAcquire::ViaSignupQueue,
                     )
                     .await?;
-                    Ok(Some("lost command status"))
+                    // Say so when the outcome changed nothing: a re-drive that does
+                    // nothing each time must not read as progress in the logs.
+                    match applied {
+                        command_status::StatusOutcome::Ignored { reason } => {
+                            warn!(user_id = %user_id, command_id, reason, "re-drive found the init's outcome handled");
+                            Ok(None)
+                        }
+                        _ => Ok(Some("lost command status")),
+                    }
                 }
                 Err(CloudError::InvocationDoesNotExist { .. })
                     if cloud.now_ms().saturating_sub(record.updated_at_ms) < LISTING_MARGIN_MS =>
