@@ -112,6 +112,12 @@ fn recovery_calls() -> Vec<BTreeMap<String, BTreeSet<String>>> {
         &["u-1"],
         false,
     ));
+    // A cold user whose lifecycle run dies right after it took the instance's init lock:
+    // the retry finds the lock taken and reads who holds it.
+    let cold = PlatformOptions { pool: 0, ..PlatformOptions::default() };
+    let locked = index_of(&cold, 0, "lifecycle", "PutParameter", 0);
+    let faults = Faults { at_call: Some((locked, FaultKind::CrashAfter)), ..Faults::default() };
+    runs.push(record(PlatformOptions { faults, ..cold }, |_| {}, &["u-1"], false));
     runs
 }
 
@@ -127,9 +133,11 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
     merge(record(warm.clone(), |_| {}, &["u-1"], true));
     // Failover to the pool.
     merge(record(warm.clone(), |p| p.cloud().fail_next_inits(1), &["u-1"], false));
-    // A signup while every pool instance is claimed by someone else: the cold path.
+    // A signup while every pool instance is claimed by someone else: the cold path. With
+    // eight instances, a second look has more candidates left than it tries, and lists
+    // the claims.
     merge(record(
-        warm.clone(),
+        PlatformOptions { pool: 8, ..warm.clone() },
         |p| {
             for id in &p.snapshot().groups[&p.config().pool_group] {
                 p.cloud().put_claim(id, "someone-else");
@@ -176,12 +184,6 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         &["u-1", "u-2", "u-3", "u-4", "u-5", "u-6"],
         false,
     ));
-    // A cold user whose lifecycle run dies right after it took the instance's init lock:
-    // the retry finds the lock taken and reads who holds it.
-    let cold = PlatformOptions { pool: 0, ..PlatformOptions::default() };
-    let locked = index_of(&cold, 0, "lifecycle", "PutParameter", 0);
-    let faults = Faults { at_call: Some((locked, FaultKind::CrashAfter)), ..Faults::default() };
-    merge(record(PlatformOptions { faults, ..cold }, |_| {}, &["u-1"], false));
     // Every event lost, and the sweep's listing of init statuses refused once: the sweep
     // asks for the one status it needs instead.
     let all_lost = PlatformOptions { pool: 3, drop_events: 1.0, ..PlatformOptions::default() };

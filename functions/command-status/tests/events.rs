@@ -41,6 +41,20 @@ async fn initializing(cloud: &SimCloud, cfg: &Config) -> (String, String) {
     (instance, command)
 }
 
+/// Runs the signup function on its queue until the user's group holds an instance: a move
+/// whose detach outlasts the invocation's wait fails, comes back seconds later
+/// (`FAILED_RETRY_S`) and finishes.
+async fn drain_until_attached(cloud: &SimCloud, cfg: &Config) {
+    for _ in 0..10 {
+        drain(cloud, cfg, SIGNUP_QUEUE).await;
+        if !cloud.snapshot().groups[GROUP].is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+    panic!("the user's group never got its instance");
+}
+
 #[tokio::test(start_paused = true)]
 async fn init_success_makes_the_user_ready_and_says_so_once() {
     let (cloud, cfg) = fixture::cloud_with_pool(2);
@@ -90,7 +104,8 @@ async fn init_failure_and_timeout_fail_over_to_a_fresh_pool_instance() {
         // The failed instance is retired at once; the next claim is the signup
         // function's, from a `resume` message.
         assert!(cloud.snapshot().terminated.contains(&bad));
-        assert_eq!(drain(&cloud, &cfg, SIGNUP_QUEUE).await, 1);
+        assert_eq!(cloud.backlog(SIGNUP_QUEUE), 1, "one resume");
+        drain_until_attached(&cloud, &cfg).await;
         let fresh = cloud.snapshot().groups[GROUP][0].clone();
         let snap = cloud.snapshot();
         assert!(snap.terminated.contains(&bad), "the failed instance is terminated");
@@ -117,7 +132,8 @@ async fn a_repeated_failure_after_a_completed_failover_changes_nothing() {
     // and never starts another.
     let early = warmpool_command_status::handler(&cloud, &cfg, failed()).await.unwrap();
     assert_eq!(early, StatusOutcome::FailoverQueued { attempt: 2 });
-    assert_eq!(drain(&cloud, &cfg, SIGNUP_QUEUE).await, 1, "one resume, the repeat deduplicated");
+    assert_eq!(cloud.backlog(SIGNUP_QUEUE), 1, "one resume, the repeat deduplicated");
+    drain_until_attached(&cloud, &cfg).await;
     let fresh = cloud.snapshot().groups[GROUP][0].clone();
     let again = warmpool_command_status::handler(&cloud, &cfg, failed()).await.unwrap();
     assert_eq!(again, StatusOutcome::Ignored { reason: "not the user's current command" });
@@ -202,4 +218,47 @@ async fn the_next_attempt_retires_the_instance_a_dead_failover_left_behind() {
         }
     };
     assert_ne!(fresh, bad);
+}
+
+/// A warm signup that dies right after its `SendCommand`, before its record names the
+/// command: the init runs and both status events come while the record names none, so
+/// they are ignored. The signup's retry finds the init an earlier run sent, records it,
+/// and, as it has ended, applies its outcome at once, instead of leaving the user to the
+/// sweep a stall later.
+#[tokio::test(start_paused = true)]
+async fn an_init_that_ended_before_it_was_recorded_is_applied_when_recorded() {
+    use warmpool_sim::{FaultKind, Faults, invoke};
+
+    let signup = || {
+        let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
+        LambdaEvent::new(sqs, Context::default())
+    };
+    // Where signup's SendCommand falls among the calls, in a clean run of the same set-up.
+    let (clean, cfg) = fixture::cloud_with_pool(1);
+    invoke("signup", warmpool_signup::handler(&clean, &cfg, signup())).await.unwrap().unwrap();
+    let send_at = clean.call_log().iter().position(|(f, op)| f == "signup" && op == "SendCommand").unwrap();
+
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    cloud.set_faults(Faults { at_call: Some((send_at as u64, FaultKind::CrashAfter)), ..Faults::default() });
+    let died = invoke("signup", warmpool_signup::handler(&cloud, &cfg, signup())).await;
+    cloud.set_faults(Faults::default());
+    assert!(died.is_none(), "the signup died");
+    assert_eq!(cloud.sent_commands().len(), 1, "after sending the init");
+    assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:command-id"], "", "the record names no command");
+    // The init runs and reports while the record names no command.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let instance = cloud.snapshot().groups[GROUP][0].clone();
+    let listed =
+        warmpool_core::ports::RunCommand::list_invocations(&cloud, &cfg.user_init_document, 0, Some(&instance)).await;
+    let command = listed.unwrap()[0].command_id.clone();
+
+    let early = warmpool_command_status::handler(&cloud, &cfg, event(INIT_SUCCESS, &[("command-id", &command)])).await;
+    assert_eq!(early.unwrap(), StatusOutcome::Ignored { reason: "not the user's current command" });
+
+    // The signup's retry records the init and applies its outcome.
+    warmpool_signup::handler(&cloud, &cfg, signup()).await.unwrap();
+    let snap = cloud.snapshot();
+    assert_eq!(snap.tags[GROUP]["warmpool:state"], "ready");
+    assert_eq!(snap.ready_messages.len(), 1);
+    assert_eq!(cloud.sent_commands().len(), 1, "one init");
 }

@@ -229,7 +229,7 @@ async fn two_retries_taking_over_one_stale_init_lock_send_one_init() {
     };
     // The run that died: it took the lock and never sent; its lock is now stale.
     cloud.put_claim(&instance, "u-1001");
-    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    tokio::time::sleep(std::time::Duration::from_mins(2)).await;
     let (a, b) = tokio::join!(
         warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)),
         warmpool_lifecycle::handler(&cloud, &cfg, event(USER_LAUNCH, &instance)),

@@ -135,3 +135,35 @@ async fn a_failed_launch_event_of_a_replaced_host_is_re_driven() {
     );
     assert_eq!(tags["warmpool:command-instance"], new[0]);
 }
+
+/// A cold user's fresh instance carries the init lock (a claim by its owner) from before
+/// its init is sent, and the record names no instance until then. The sweep's
+/// housekeeping must not take that lock for a stale claim: released, the next lifecycle
+/// retry or re-drive would take it afresh, skip the check for an init an earlier run
+/// sent, and the host would run user-init twice.
+#[tokio::test(start_paused = true)]
+async fn housekeeping_keeps_the_init_lock_of_a_cold_users_fresh_instance() {
+    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
+    warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
+    let instance = loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        if let Some(id) = cloud.snapshot().groups[GROUP].first() {
+            break id.clone();
+        }
+    };
+    // A lifecycle run took the lock and died; no init is recorded.
+    cloud.put_claim(&instance, "u-1001");
+    assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:instance"], "", "the record names no instance yet");
+    // Past the stall, at a housekeeping minute.
+    tokio::time::sleep(std::time::Duration::from_secs(u64::from(cfg.reconcile_stall_s) + 1)).await;
+    let every = warmpool_core::flow::reconcile::HOUSEKEEPING_EVERY;
+    let minute = warmpool_core::ports::Clock::now_ms(&cloud) / 60_000;
+    let wait_min = (every - minute % every) % every;
+    tokio::time::sleep(std::time::Duration::from_mins(wait_min)).await;
+    let response = run(&cloud, &cfg, SCHEDULED).await;
+    let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
+    assert_eq!(report.claims_repaired, 0, "{report:?}");
+    let lock = warmpool_core::ports::Claims::claim_of(&cloud, &instance).await.unwrap();
+    assert_eq!(lock.map(|c| c.owner), Some("u-1001".to_owned()), "the lock stays");
+}

@@ -121,3 +121,52 @@ async fn a_pool_member_not_from_our_launch_template_is_never_given_to_a_user() {
     assert_eq!(snap.calls.get("DetachInstances"), None);
     assert_eq!(snap.calls.get("PutParameter"), None, "not even claimed");
 }
+
+/// Every pool instance held by someone else: each lost try costs one call (only the
+/// first reads who holds it), and the second look, with more candidates left than it
+/// tries, lists the claims once instead of trying them one by one; then the cold path.
+/// Every call is a chance for the invocation to die, so a claim that cannot win is cheap.
+#[tokio::test(start_paused = true)]
+async fn a_claim_that_cannot_win_costs_few_calls() {
+    let (cloud, cfg) = fixture::cloud_with_pool(8);
+    for id in cloud.snapshot().groups[fixture::POOL_GROUP].clone() {
+        cloud.put_claim(&id, "someone-else");
+    }
+    warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap();
+    let snap = cloud.snapshot();
+    assert_eq!(snap.tags[GROUP]["warmpool:path"], "cold");
+    let calls = |op: &str| snap.calls.get(op).copied().unwrap_or(0);
+    assert_eq!(
+        (calls("PutParameter"), calls("GetParameter"), calls("GetParametersByPath")),
+        (3, 1, 1),
+        "three tries, one holder read, one listing of the eight claims"
+    );
+}
+
+/// A signup message whose invocation fails and returns (here a throttled call past its
+/// retries) is back in `FAILED_RETRY_S`; one whose invocation dies waits
+/// `SIGNUP_RETRY_S`, set on receipt, which outlasts the function's timeout.
+#[tokio::test(start_paused = true)]
+async fn a_failed_signup_comes_back_in_seconds_and_a_dead_one_after_its_retry_delay() {
+    use std::time::Duration;
+    use warmpool_core::flow::signup::FAILED_RETRY_S;
+    use warmpool_sim::platform::drain;
+    use warmpool_sim::{FaultKind, Faults, SIGNUP_QUEUE};
+
+    let body = r#"{"kind":"signup","user_id":"u-1001","signup_id":"s-9001"}"#;
+    for (fault, back_after_s) in [(FaultKind::Retryable, FAILED_RETRY_S), (FaultKind::CrashAfter, 20)] {
+        let (cloud, cfg) = fixture::cloud_with_pool(1);
+        assert_eq!(cfg.signup_retry_s, 20);
+        cloud.send_signup(body, "u-1001");
+        // Call 0 is the receipt's ChangeMessageVisibility, call 1 the group's creation.
+        cloud.set_faults(Faults { at_call: Some((1, fault)), ..Faults::default() });
+        assert_eq!(drain(&cloud, &cfg, SIGNUP_QUEUE).await, 1);
+        cloud.set_faults(Faults::default());
+        assert_eq!(cloud.call_log()[1].1, "CreateAutoScalingGroup", "{fault:?} hit the group's creation");
+        assert_eq!(cloud.backlog(SIGNUP_QUEUE), 1, "{fault:?}: the message stays");
+        tokio::time::sleep(Duration::from_millis(u64::from(back_after_s) * 1000 - 500)).await;
+        assert!(cloud.receive_from(SIGNUP_QUEUE, 1).is_empty(), "{fault:?}: not back before {back_after_s} s");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(cloud.receive_from(SIGNUP_QUEUE, 1).len(), 1, "{fault:?}: back after {back_after_s} s");
+    }
+}

@@ -10,7 +10,7 @@ use aws_sdk_ssm::types::{
 use super::AwsCloud;
 use super::errors::{Subject, classify};
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Claim, ClaimOutcome, Claims, CommandRequest, InvocationSummary, RunCommand};
+use warmpool_core::ports::{Claim, Claims, CommandRequest, InvocationSummary, RunCommand};
 
 fn instance_subject(instance_id: &str) -> Subject<'_> {
     Subject { instance_id: Some(instance_id), ..Subject::default() }
@@ -127,7 +127,7 @@ fn claim_of_parameter(instance_id: &str, p: &Parameter) -> Claim {
 }
 
 impl Claims for AwsCloud {
-    async fn claim(&self, instance_id: &str, owner: &str) -> Result<ClaimOutcome, CloudError> {
+    async fn claim_if_unclaimed(&self, instance_id: &str, owner: &str) -> Result<bool, CloudError> {
         let name = self.claim_name(instance_id);
         let subject = Subject { instance_id: Some(instance_id), resource: Some(&name), ..Subject::default() };
         let put = self
@@ -140,18 +140,8 @@ impl Claims for AwsCloud {
             .send()
             .await;
         match put.map_err(|e| classify("PutParameter", subject, &e)) {
-            Ok(_) => Ok(ClaimOutcome::Created),
-            Err(CloudError::AlreadyExists { .. }) => {
-                // Released between the two calls: a claim of nobody's, taken (the
-                // caller's next look finds the instance free).
-                let holder = self.claim_of(instance_id).await?.unwrap_or_else(|| Claim {
-                    instance_id: instance_id.to_owned(),
-                    owner: String::new(),
-                    created_ms: 0,
-                    version: 0,
-                });
-                Ok(ClaimOutcome::HeldBy(holder))
-            }
+            Ok(_) => Ok(true),
+            Err(CloudError::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }

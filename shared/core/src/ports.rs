@@ -296,8 +296,30 @@ impl ClaimOutcome {
 /// The per-instance claim lock (Parameter Store, `PutParameter Overwrite=false`).
 pub trait Claims: Send + Sync {
     /// Creates the claim on `instance_id` for `owner` unless one exists; in that case
-    /// reads and returns the existing claim.
-    fn claim(&self, instance_id: &str, owner: &str) -> impl Future<Output = Result<ClaimOutcome, CloudError>> + Send;
+    /// reads and returns the existing claim (two calls).
+    fn claim(&self, instance_id: &str, owner: &str) -> impl Future<Output = Result<ClaimOutcome, CloudError>> + Send {
+        async move {
+            if self.claim_if_unclaimed(instance_id, owner).await? {
+                return Ok(ClaimOutcome::Created);
+            }
+            // Released between the two calls: a claim of nobody's, taken (the caller's
+            // next look finds the instance free).
+            let holder = self.claim_of(instance_id).await?.unwrap_or_else(|| Claim {
+                instance_id: instance_id.to_owned(),
+                owner: String::new(),
+                created_ms: 0,
+                version: 0,
+            });
+            Ok(ClaimOutcome::HeldBy(holder))
+        }
+    }
+    /// Creates the claim on `instance_id` for `owner` unless one exists: `false` when one
+    /// does (whose is not read: one call, where [`Claims::claim`] takes two).
+    fn claim_if_unclaimed(
+        &self,
+        instance_id: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<bool, CloudError>> + Send;
     /// Takes over a claim found stale (its holder died) for `owner`: `PutParameter` with
     /// `Overwrite=true`, which returns the version it wrote. `true` only when that is
     /// `stale`'s version plus one: of several invocations that found the same claim

@@ -25,13 +25,13 @@ pub fn agent_poll() -> impl Iterator<Item = Duration> {
     doubling(Duration::from_secs(10), Duration::from_secs(10), None).build()
 }
 
-/// Waiting for a detach to finish: every 4 s, for 16 s (AWS detaches in seconds,
+/// Waiting for a detach to finish: every 4 s, for 8 s (AWS detaches in seconds,
 /// sometimes tens of seconds; past this the invocation hands the move to its retry,
-/// `SIGNUP_RETRY_S` later, within the signup function's 30 s timeout). Few polls: each
+/// `SIGNUP_RETRY_S` later, within the signup function's 15 s timeout). Few polls: each
 /// is a call that can fail, and a failure costs the signup its retry delay, while a
 /// late look costs at most 4 s.
 pub fn detach_poll() -> impl Iterator<Item = Duration> {
-    doubling(Duration::from_secs(4), Duration::from_secs(4), Some(4)).build()
+    doubling(Duration::from_secs(4), Duration::from_secs(4), Some(2)).build()
 }
 
 /// `SendCommand` answered `InvalidInstanceId` right after the agent looked online: two
@@ -70,7 +70,7 @@ mod tests {
         assert_eq!(ms(command_resend()), [2_000, 2_000]);
         assert_eq!(ms(consistency_reread()), [2_000, 2_000]);
         let detach = ms(detach_poll());
-        assert_eq!((detach.len(), detach[0], detach[1], detach.iter().sum::<u128>()), (4, 4_000, 4_000, 16_000));
+        assert_eq!((detach.len(), detach[0], detach[1], detach.iter().sum::<u128>()), (2, 4_000, 4_000, 8_000));
         assert_eq!(ms(sdk_throttle()), [100, 200, 400, 800]);
     }
 }

@@ -45,7 +45,7 @@ impl Invocation {
 #[must_use]
 pub fn timeout_s(function: &str) -> u64 {
     match function {
-        "signup" => 25,
+        "signup" => 15,
         "lifecycle" => 300,
         _ => 60,
     }

@@ -113,7 +113,13 @@ pub mod fixture {
     /// cloud's event bus is dropped: events go nowhere, the test invokes handlers itself.
     #[must_use]
     pub fn cloud_with_pool(pool: u32) -> (SimCloud, Config) {
-        let (cloud, _bus) = SimCloud::new(CloudModel::default(), 1, 90, 5);
+        cloud_with_pool_and_model(pool, CloudModel::default())
+    }
+
+    /// [`cloud_with_pool`] on a latency model of the test's own.
+    #[must_use]
+    pub fn cloud_with_pool_and_model(pool: u32, model: CloudModel) -> (SimCloud, Config) {
+        let (cloud, _bus) = SimCloud::new(model, 1, 90, 5);
         let cfg = config(&cloud.subnets(), &[]);
         cloud.create_pool(POOL_GROUP, POOL_HOOK, pool, pool * 2 + 10);
         (cloud, cfg)

@@ -74,7 +74,7 @@ impl Default for PlatformOptions {
             pool: 10,
             pool_max: None,
             // As template.yaml's signup queue (a test holds them together).
-            visibility_timeout_s: 150,
+            visibility_timeout_s: 90,
             max_receive_count: 10,
             async_retry_delays_s: vec![60, 120],
             overrides: Vec::new(),

@@ -155,10 +155,11 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var(
         "SIGNUP_RETRY_S",
-        "30",
+        "20",
         count(1, 43_200),
-        "a signup message whose invocation fails or dies comes back this soon (set on receipt with \
-         `ChangeMessageVisibility`; more than the signup function's timeout)",
+        "a signup message whose invocation dies comes back this soon (set on receipt with \
+         `ChangeMessageVisibility`; more than the signup function's timeout); one whose invocation fails \
+         and returns comes back in 5 s",
         &[Signup],
     ),
     required(
@@ -217,7 +218,7 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var(
         "RECONCILE_STALL_S",
-        "120",
+        "90",
         count(30, 86_400),
         "a user whose record has not moved this long is re-driven by the reconcile sweep; a claim this old is checked",
         &[Reconcile],

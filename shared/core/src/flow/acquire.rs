@@ -4,7 +4,7 @@
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::lifecycle::{init_sent_earlier, record_init, user_init_request};
+use super::lifecycle::{init_sent_earlier, record_earlier_init, record_init, user_init_request};
 use super::{describe_pool, rendezvous_score, write_tags};
 use crate::Config;
 use crate::domain::{Path, UserRecord, UserState, tag};
@@ -13,9 +13,8 @@ use crate::metrics::Metric;
 use crate::ports::{ClaimOutcome, Cloud, Group, MemberState, Membership};
 use crate::retry;
 
-/// Claim attempts per look at the pool. Few: each try that loses
-/// costs two calls (`PutParameter`, then `GetParameter` for the owner), and the second
-/// look knows the claims.
+/// Claim attempts per look at the pool. Few: each try that loses costs a call, and a
+/// later look with more candidates left lists the claims instead.
 pub const CLAIM_TRIES_PER_ROUND: usize = 3;
 pub const CLAIM_ROUNDS: usize = 2;
 /// Looks at the pool per claim, each trying [`CLAIM_TRIES_PER_ROUND`] unclaimed
@@ -86,7 +85,8 @@ pub async fn acquire<C: Cloud>(
     if warm_allowed {
         // 2. A claim from an earlier run that did not finish: finish moving it.
         if let Some(claimed) = record.claimed.as_deref()
-            && let Some(resumed) = move_instance(cloud, cfg, &group.name, claimed, user_id, false).await?.attached()
+            && let Some(resumed) =
+                move_instance(cloud, cfg, &group.name, claimed, user_id, MoveFrom::Resumed).await?.attached()
         {
             return finish_warm(cloud, cfg, group, record, claimed, resumed).await;
         }
@@ -97,7 +97,9 @@ pub async fn acquire<C: Cloud>(
             };
             write_tags(cloud, &group.name, &[(tag::CLAIMED, instance_id.clone())]).await?;
             if let Some(resumed) =
-                move_instance(cloud, cfg, &group.name, &instance_id, user_id, detached).await?.attached()
+                move_instance(cloud, cfg, &group.name, &instance_id, user_id, MoveFrom::from(detached))
+                    .await?
+                    .attached()
             {
                 return finish_warm(cloud, cfg, group, record, &instance_id, resumed).await;
             }
@@ -128,9 +130,8 @@ async fn finish_warm<C: Cloud>(
     let mut record = record.clone();
     record.path = Path::Warm;
     let acquired = Acquired::Warm { instance_id: instance_id.to_owned() };
-    if resumed && let Some(command_id) = init_sent_earlier(cloud, cfg, instance_id).await? {
-        info!(group = %group.name, instance_id, command_id, "user-init was sent by an earlier run; recording it");
-        record_init(cloud, &group.name, instance_id, &command_id, Some(Path::Warm)).await?;
+    if resumed && let Some(earlier) = init_sent_earlier(cloud, cfg, instance_id).await? {
+        record_earlier_init(cloud, cfg, group, &record, &earlier, Some(Path::Warm)).await?;
         return Ok(acquired);
     }
     match cloud.send_command(&user_init_request(cfg, &record, instance_id)).await {
@@ -227,55 +228,97 @@ async fn try_claim<C: Cloud>(
     user_id: &str,
     conflicts: &mut u32,
 ) -> Result<Option<String>, FlowError> {
-    // Held by someone else: not tried again. The first look tries the user's first few
-    // candidates (in a quiet pool, the first wins); a look after a lost round lists the
-    // claims first (a call per ten claims) and tries only unclaimed instances, so a busy
-    // pool with instances left still serves everyone warm.
+    // Every call can be an invocation's last, so a claim that loses spends as few as it
+    // can. An instance held by someone else is not tried again. The first try of the
+    // first look reads the holder when it is refused: the instance this user ranks
+    // first is where a run of its own that died between its claim and its record left
+    // that claim (rendezvous order is stable). Other refusals are not read (one call,
+    // not two). A look after a lost round lists the claims (a call per ten) only when
+    // more candidates are left than it would try; the listing also finds a claim of
+    // this user's own. (One left on an instance this user ranks lower and never reaches
+    // is released by the sweep's housekeeping.)
     let mut lost: Vec<String> = Vec::new();
     for round in 0..CLAIM_LOOKS {
         let pool = describe_pool(cloud, cfg, user_id).await?;
-        if round > 0 {
-            for claim in cloud.list_claims().await? {
-                if claim.owner != user_id {
-                    lost.push(claim.instance_id);
-                }
-            }
-        }
         // Only instances launched from our launch template: one attached to the pool from
         // elsewhere (by hand, or by someone who should not) is never given to a user.
         let ours = |m: &&crate::ports::Member| m.launch_template.as_deref() == Some(cfg.launch_template.as_str());
-        let mut candidates: Vec<&str> = pool
-            .members
-            .iter()
-            .filter(ours)
-            .filter(|m| m.claimable() && !lost.contains(&m.instance_id))
-            .map(|m| m.instance_id.as_str())
-            .collect();
+        let claimable: Vec<&str> =
+            pool.members.iter().filter(ours).filter(|m| m.claimable()).map(|m| m.instance_id.as_str()).collect();
+        let mut candidates: Vec<&str> = claimable.iter().copied().filter(|id| !lost.iter().any(|l| l == id)).collect();
+        if round > 0 && candidates.len() > CLAIM_TRIES_PER_ROUND {
+            for claim in cloud.list_claims().await? {
+                if claim.owner == user_id && claimable.contains(&claim.instance_id.as_str()) {
+                    info!(user_id, instance_id = claim.instance_id, "resuming own claim");
+                    return Ok(Some(claim.instance_id));
+                }
+                lost.push(claim.instance_id);
+            }
+            candidates.retain(|id| !lost.iter().any(|l| l == id));
+        }
         cloud.record(Metric::PoolDepth(u32::try_from(candidates.len()).unwrap_or(u32::MAX)));
         if candidates.is_empty() {
             info!(user_id, conflicts, "pool has no claimable instance");
             return Ok(None);
         }
         candidates.sort_by_key(|id| std::cmp::Reverse(rendezvous_score(user_id, id)));
-        for instance_id in candidates.into_iter().take(CLAIM_TRIES_PER_ROUND) {
-            match cloud.claim(instance_id, user_id).await? {
-                ClaimOutcome::Created => {
-                    info!(user_id, instance_id, conflicts, "claimed pool instance");
-                    return Ok(Some(instance_id.to_owned()));
+        for (i, instance_id) in candidates.into_iter().take(CLAIM_TRIES_PER_ROUND).enumerate() {
+            let won = if round == 0 && i == 0 {
+                match cloud.claim(instance_id, user_id).await? {
+                    ClaimOutcome::Created => true,
+                    ClaimOutcome::HeldBy(claim) if claim.owner == user_id => {
+                        info!(user_id, instance_id, "resuming own claim");
+                        return Ok(Some(instance_id.to_owned()));
+                    }
+                    ClaimOutcome::HeldBy(_) => false,
                 }
-                ClaimOutcome::HeldBy(claim) if claim.owner == user_id => {
-                    info!(user_id, instance_id, "resuming own claim");
-                    return Ok(Some(instance_id.to_owned()));
-                }
-                ClaimOutcome::HeldBy(_) => {
-                    *conflicts += 1;
-                    lost.push(instance_id.to_owned());
-                }
+            } else {
+                cloud.claim_if_unclaimed(instance_id, user_id).await?
+            };
+            if won {
+                info!(user_id, instance_id, conflicts, "claimed pool instance");
+                return Ok(Some(instance_id.to_owned()));
             }
+            *conflicts += 1;
+            lost.push(instance_id.to_owned());
         }
     }
     warn!(user_id, conflicts, "every pool candidate was claimed by someone else");
     Ok(None)
+}
+
+/// `DetachInstances` of a claimed pool member (the pool launches a replacement).
+async fn detach_from_pool<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    user_id: &str,
+    instance_id: &str,
+) -> Result<(), FlowError> {
+    match cloud.detach_instance(&cfg.pool_group, instance_id).await {
+        Ok(()) => info!(user_id, instance_id, "detaching from pool"),
+        // Detached (or detaching) by an earlier run of ours, since we hold the claim, or
+        // leaving the pool: where the instance is now decides.
+        Err(CloudError::NotInGroup { .. } | CloudError::NotInService { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Where a move starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MoveFrom {
+    /// A fresh claim on a pool member: detach it.
+    Pool,
+    /// Detached already (a strategy that detaches before it claims).
+    Detached,
+    /// A claim an earlier run recorded: it may have detached it, or not got that far.
+    Resumed,
+}
+
+impl From<bool> for MoveFrom {
+    fn from(detached: bool) -> Self {
+        if detached { Self::Detached } else { Self::Pool }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -309,20 +352,31 @@ async fn move_instance<C: Cloud>(
     user_group: &str,
     instance_id: &str,
     user_id: &str,
-    detached: bool,
+    from: MoveFrom,
 ) -> Result<Move, FlowError> {
-    if !detached {
-        match cloud.detach_instance(&cfg.pool_group, instance_id).await {
-            Ok(()) => info!(user_id, instance_id, "detaching from pool"),
-            // Detached (or detaching) by an earlier run of ours, since we hold the claim,
-            // or leaving the pool: where the instance is now decides.
-            Err(CloudError::NotInGroup { .. } | CloudError::NotInService { .. }) => {}
-            Err(e) => return Err(e.into()),
+    // A resumed move looks first: the run that failed most likely detached it already
+    // (a detach longer than the wait is handed to the retry), and asking again would be
+    // a second `DetachInstances` for one claim.
+    let settled = match from {
+        MoveFrom::Pool => {
+            detach_from_pool(cloud, cfg, user_id, instance_id).await?;
+            wait_detached(cloud, instance_id, Some(&cfg.pool_group)).await?
         }
-    }
+        MoveFrom::Detached => wait_detached(cloud, instance_id, Some(&cfg.pool_group)).await?,
+        MoveFrom::Resumed => match cloud.instance_membership(instance_id).await? {
+            Some(m) if m.group == cfg.pool_group && m.state == MemberState::InService => {
+                detach_from_pool(cloud, cfg, user_id, instance_id).await?;
+                wait_detached(cloud, instance_id, Some(&cfg.pool_group)).await?
+            }
+            Some(m) if m.state == MemberState::Detaching => {
+                wait_detached(cloud, instance_id, Some(&cfg.pool_group)).await?
+            }
+            seen => seen,
+        },
+    };
     // AWS detaches asynchronously: the instance stays listed in the pool, `Detaching`,
     // and cannot be attached anywhere until it is out.
-    match wait_detached(cloud, instance_id, Some(&cfg.pool_group)).await? {
+    match settled {
         None => {}
         Some(m) if m.group == user_group => return Ok(Move::WasAttached),
         Some(m) if m.group == cfg.pool_group && matches!(m.state, MemberState::Detaching | MemberState::InService) => {

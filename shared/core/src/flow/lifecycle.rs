@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::command_status::{StatusOutcome, ThenAcquire, failover};
+use super::command_status::{self, StatusOutcome, ThenAcquire, failover};
 use super::{load_user, load_user_showing, wait_for_agent, write_tags};
 use crate::domain::{Id, Path, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
@@ -24,7 +24,7 @@ use crate::events::{
     AsgEvent, CommandOutcome, LAUNCHING_TRANSITION, LaunchSuccessful, LaunchUnsuccessful, LifecycleAction,
 };
 use crate::metrics::Metric;
-use crate::ports::{ClaimOutcome, Cloud, CommandRequest, Group, Member};
+use crate::ports::{ClaimOutcome, Cloud, CommandRequest, Group, InvocationSummary, Member};
 use crate::{Config, retry};
 
 /// What the lifecycle function did with an event (the function's response).
@@ -163,14 +163,32 @@ pub async fn init_user<C: Cloud>(
     user_id: &Id,
     instance_id: &str,
 ) -> Result<LifecycleOutcome, FlowError> {
-    let user_id = user_id.as_str();
     // The launch event comes within a second of the attach or launch it reports, which
     // the group's description may not show yet: a missing instance is read again.
-    let member = |g: &Group| g.members.iter().any(|m| m.instance_id == instance_id && m.live());
-    let Some((group, mut record)) = load_user_showing(cloud, cfg, user_id, |g, _| member(g)).await? else {
+    let Some((group, record)) =
+        load_user_showing(cloud, cfg, user_id.as_str(), |g, _| is_live_member(g, instance_id)).await?
+    else {
         return Ok(LifecycleOutcome::Ignored { reason: "user group no longer exists" });
     };
-    if !member(&group) {
+    init_loaded(cloud, cfg, &group, record, instance_id).await
+}
+
+fn is_live_member(group: &Group, instance_id: &str) -> bool {
+    group.members.iter().any(|m| m.instance_id == instance_id && m.live())
+}
+
+/// [`init_user`] for a user whose group and record the caller has just read (a re-drive:
+/// one call fewer, in an invocation where every call can be the last).
+pub(crate) async fn init_loaded<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    group: &Group,
+    mut record: UserRecord,
+    instance_id: &str,
+) -> Result<LifecycleOutcome, FlowError> {
+    let user_id = record.user_id.clone();
+    let user_id = user_id.as_str();
+    if !is_live_member(group, instance_id) {
         return Ok(LifecycleOutcome::Ignored { reason: "instance is no longer the user's" });
     }
     match record.state {
@@ -183,16 +201,17 @@ pub async fn init_user<C: Cloud>(
         UserState::Ready if record.instance.as_deref() == Some(instance_id) => {
             return Ok(LifecycleOutcome::Ignored { reason: "user is already ready on this instance" });
         }
-        UserState::Ready => record = replacement(cloud, &group, record, instance_id).await?,
+        UserState::Ready => record = replacement(cloud, group, record, instance_id).await?,
         UserState::Claiming | UserState::Initializing => {}
     }
     if record.command_instance.as_deref() == Some(instance_id) && record.command_id.is_some() {
         return Ok(LifecycleOutcome::Ignored { reason: "init already sent to this instance" });
     }
     let waited = wait_for_agent(cloud, cfg, instance_id).await?;
-    if waited {
+    if waited && record.path != Path::Cold {
         // Another invocation may have waited for the same agent (a re-drive next to a
         // retried event): read the record again, so that the host runs one init, not two.
+        // (A fresh instance's init takes a lock instead, below: no read needed.)
         let fresh = load_user(cloud, cfg, user_id).await?.map(|(_, r)| r);
         if fresh.as_ref().is_some_and(|r| r.command_instance.as_deref() == Some(instance_id) && r.command_id.is_some())
         {
@@ -209,9 +228,8 @@ pub async fn init_user<C: Cloud>(
         // run that may have sent the init and died before recording it.
         InitLock::None => !waited,
     };
-    if sent_before_possible && let Some(command_id) = init_sent_earlier(cloud, cfg, instance_id).await? {
-        info!(user_id, instance_id, command_id, "user-init was sent by an earlier run; recording it");
-        record_init(cloud, &group.name, instance_id, &command_id, None).await?;
+    if sent_before_possible && let Some(earlier) = init_sent_earlier(cloud, cfg, instance_id).await? {
+        record_earlier_init(cloud, cfg, group, &record, &earlier, None).await?;
         return Ok(LifecycleOutcome::Ignored { reason: "init sent by an earlier run; recorded" });
     }
     let request = user_init_request(cfg, &record, instance_id);
@@ -296,11 +314,44 @@ pub(crate) async fn init_sent_earlier<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     instance_id: &str,
-) -> Result<Option<String>, FlowError> {
+) -> Result<Option<InvocationSummary>, FlowError> {
     const SSM_HISTORY_MS: u64 = 30 * 24 * 3600 * 1000;
     let since = cloud.now_ms().saturating_sub(SSM_HISTORY_MS);
     let listed = cloud.list_invocations(&cfg.user_init_document, since, Some(instance_id)).await?;
-    Ok(listed.into_iter().find(|i| i.instance_id == instance_id).map(|i| i.command_id))
+    Ok(listed.into_iter().find(|i| i.instance_id == instance_id))
+}
+
+/// Records the user-init an earlier run sent to `instance_id` (found by
+/// [`init_sent_earlier`]), with `path` when the move set it. If it has ended already,
+/// its outcome is applied now: its status events most likely came before the record
+/// named the command and were ignored, and the sweep would otherwise find it only a
+/// stall later.
+pub(crate) async fn record_earlier_init<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    group: &Group,
+    record: &UserRecord,
+    earlier: &InvocationSummary,
+    path: Option<Path>,
+) -> Result<(), FlowError> {
+    let (instance_id, command_id) = (earlier.instance_id.as_str(), earlier.command_id.as_str());
+    info!(group = %group.name, instance_id, command_id, status = earlier.status,
+        "user-init was sent by an earlier run; recording it");
+    record_init(cloud, &group.name, instance_id, command_id, path).await?;
+    if CommandOutcome::from_status(&earlier.status) != CommandOutcome::Pending {
+        let user_id = Id::parse("user id tag", &record.user_id)?;
+        // Boxed: a failover acquires again, which may come back here.
+        Box::pin(command_status::apply_init_outcome(
+            cloud,
+            cfg,
+            &user_id,
+            command_id,
+            &earlier.status,
+            ThenAcquire::ViaSignupQueue,
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// Records that user-init `command_id` runs on `instance_id`: the user is

@@ -36,7 +36,7 @@ use super::acquire::{acquire, return_to_pool};
 use super::command_status::{self, ThenAcquire};
 use super::lifecycle::{self, LifecycleOutcome};
 use super::outside::{OutsideReport, sweep_outside};
-use super::signup::{QueueRecord, consume, resume_message};
+use super::signup::{QueueRecord, Retry, consume, resume_message};
 use super::{InstanceOwner, load_user, owner_of_instance, write_tags};
 use crate::Config;
 use crate::domain::{Id, RedriveMessage, UserRecord, UserState, tag};
@@ -100,14 +100,19 @@ async fn repair_claims<C: Cloud>(
 ///
 /// Every call can be the sweep's last (a timeout, a crash), so the calls go where they
 /// move users, cheapest first, and the messages that hand users on leave as soon as
-/// they are known: the instances outside every group (one call when there are none),
-/// the users in flight (a call per 100), `resume` and re-drive messages for the stalled
-/// users that need no status, then the init statuses (a call per 50) and the re-drives
-/// they call for, then the claims.
+/// they are known: the users in flight (a call per 100), `resume` and re-drive messages
+/// for the stalled users that need no status, then the init statuses (a call per 50)
+/// and the re-drives they call for, then the instances outside every group (one call
+/// when there are none), then the claims.
 pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport, FlowError> {
     let mut report = ReconcileReport::default();
     let now = cloud.now_ms();
     let stall_ms = u64::from(cfg.reconcile_stall_s) * 1000;
+    // A listing that fails does not stop the rest of the sweep; its error is the
+    // sweep's, after the rest.
+    let users = sweep_users(cloud, cfg, now, stall_ms, &mut report).await;
+    // Instances outside every group cost an orphan's hourly price and no user's time:
+    // after the users. (An orphan with a live claim is a move in flight, handed on.)
     match sweep_outside(cloud, cfg).await {
         Ok(outside) => report.outside = outside,
         Err(e) => {
@@ -115,6 +120,25 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
             report.errors += 1;
         }
     }
+    // Stale claims cost a call per ten to list: repaired on every fifth sweep, last.
+    if (now / 60_000).is_multiple_of(HOUSEKEEPING_EVERY)
+        && let Err(e) = repair_claims(cloud, cfg, now, stall_ms, &mut report).await
+    {
+        warn!(error = %e, "reconcile could not list the claims; next housekeeping sweep tries again");
+        report.errors += 1;
+    }
+    users?;
+    Ok(report)
+}
+
+/// The sweep's part for the users: `resume` and re-drive messages for the stalled ones.
+async fn sweep_users<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    now: u64,
+    stall_ms: u64,
+    report: &mut ReconcileReport,
+) -> Result<(), FlowError> {
     let groups = cloud.list_user_groups(&cfg.user_group_prefix, true).await?;
     let mut stalled = Vec::new();
     for group in groups {
@@ -132,10 +156,10 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
     // event, an instance gone) to the re-drive queue: each then runs in its own
     // invocation, with its queue's quick retries.
     let (claiming, stalled): (Vec<_>, Vec<_>) = stalled.into_iter().partition(|(_, r)| r.state == UserState::Claiming);
-    send_resumes(cloud, cfg, &claiming, &mut report).await?;
+    send_resumes(cloud, cfg, &claiming, report).await?;
     let (waiting, unsent): (Vec<_>, Vec<_>) = stalled.into_iter().partition(|(g, r)| waits_on_init(g, r));
     let redrives: Vec<_> = unsent.iter().filter(|(g, r)| needs_redrive(g, r, None)).collect();
-    send_redrives(cloud, cfg, &redrives, &mut report).await;
+    send_redrives(cloud, cfg, &redrives, report).await;
     // Those waiting on an init: re-driven unless SSM lists it as still running.
     let statuses = init_statuses(cloud, &cfg.user_init_document, &waiting).await.unwrap_or_else(|e| {
         warn!(error = %e, "could not list user-init invocations; re-driving each instead");
@@ -143,15 +167,8 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
         BTreeMap::new()
     });
     let redrives: Vec<_> = waiting.iter().filter(|(g, r)| needs_redrive(g, r, Some(&statuses))).collect();
-    send_redrives(cloud, cfg, &redrives, &mut report).await;
-    // Stale claims cost a call per ten to list: repaired on every fifth sweep, last.
-    if (now / 60_000).is_multiple_of(HOUSEKEEPING_EVERY)
-        && let Err(e) = repair_claims(cloud, cfg, now, stall_ms, &mut report).await
-    {
-        warn!(error = %e, "reconcile could not list the claims; next housekeeping sweep tries again");
-        report.errors += 1;
-    }
-    Ok(report)
+    send_redrives(cloud, cfg, &redrives, report).await;
+    Ok(())
 }
 
 /// `resume` messages to the signup queue for users stalled while claiming, ten a call.
@@ -284,7 +301,8 @@ async fn handle_redrive_record<C: Cloud>(
     cfg: &Config,
     r: &QueueRecord,
 ) -> Result<RedriveOutcome, FlowError> {
-    consume(cloud, r, cfg.redrive_retry_s, "re-drive message", async {
+    let retry = Retry { died_s: cfg.redrive_retry_s, failed_s: None };
+    consume(cloud, r, retry, "re-drive message", async {
         handle_redrive(cloud, cfg, &RedriveMessage::parse(&r.body)?).await
     })
     .await
@@ -439,7 +457,7 @@ async fn redrive<C: Cloud>(
         return Ok(Some("cold launch failing; attempt ended"));
     }
     let checks_status = live.is_some() && record.command_id.is_some() && record.command_instance == live;
-    if !checks_status {
+    if !checks_status && live.is_none() {
         // A re-drive that makes many calls (an init waits for an agent, a claim moves an
         // instance) marks the record first: while this message's retries run, the sweep
         // does not queue the same user again.
@@ -495,7 +513,7 @@ async fn redrive<C: Cloud>(
             }
         }
         _ => {
-            lifecycle::init_user(cloud, cfg, &user_id, &instance_id).await?;
+            lifecycle::init_loaded(cloud, cfg, group, record.clone(), &instance_id).await?;
             Ok(Some("lost launch event"))
         }
     }
@@ -516,6 +534,13 @@ async fn repair_claim<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str, owne
     match cloud.instance_membership(instance_id).await? {
         // A move in flight (its detach not done yet): look again next sweep.
         Some(m) if m.state == MemberState::Detaching => return Ok(false),
+        // The init lock of a fresh instance in its owner's own group (a cold launch, a
+        // replaced host): the record names no instance until the init is sent, and the
+        // lock may have been taken over moments ago (the listing is older than this).
+        // Released when the user is ready or fails over, never here.
+        Some(m) if record.as_ref().is_some_and(|r| !r.state.is_final()) && m.group == cfg.user_group(owner) => {
+            return Ok(false);
+        }
         Some(m) => info!(instance_id, owner, group = %m.group, "releasing a stale claim"),
         None => {
             // Detached, never attached: give it back to the pool rather than leave it

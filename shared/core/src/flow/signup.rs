@@ -86,7 +86,8 @@ pub async fn handle_batch<C: Cloud>(cloud: &C, cfg: &Config, records: Vec<QueueR
 }
 
 async fn handle_record<C: Cloud>(cloud: &C, cfg: &Config, r: &QueueRecord) -> Result<SignupOutcome, FlowError> {
-    let result = consume(cloud, r, cfg.signup_retry_s, "signup message", async {
+    let retry = Retry { died_s: cfg.signup_retry_s, failed_s: Some(FAILED_RETRY_S) };
+    let result = consume(cloud, r, retry, "signup message", async {
         let msg = SignupMessage::parse(&r.body)?;
         handle(cloud, cfg, &msg, r.sent_at_ms, r.receive_count > 1).await
     })
@@ -125,20 +126,20 @@ async fn dead_letter<C: Cloud>(
 }
 
 /// How both queue consumers (signup, and reconcile on the re-drive queue) process one
-/// record: first the message is set to come back `retry_s` from now should this
+/// record: first the message is set to come back `retry.died_s` from now should this
 /// invocation fail or die (not after the queue's visibility timeout, six function
 /// timeouts); then `work` runs, and its outcome is logged: a rejected message as an
 /// error (it will reach the dead-letter queue), a failure as a warning (it will be
-/// retried).
+/// retried, after `retry.failed_s` where set).
 pub(crate) async fn consume<C: Cloud, T: std::fmt::Debug>(
     cloud: &C,
     r: &QueueRecord,
-    retry_s: u32,
+    retry: Retry,
     what: &'static str,
     work: impl Future<Output = Result<T, FlowError>>,
 ) -> Result<T, FlowError> {
     if let Some((queue_url, receipt_handle)) = &r.receipt
-        && let Err(e) = cloud.retry_after(queue_url, receipt_handle, retry_s).await
+        && let Err(e) = cloud.retry_after(queue_url, receipt_handle, retry.died_s).await
     {
         warn!(error = %e, what, "could not shorten the retry delay; a failure waits the visibility timeout");
     }
@@ -148,9 +149,36 @@ pub(crate) async fn consume<C: Cloud, T: std::fmt::Debug>(
         Err(e @ FlowError::InvalidInput(_)) => {
             error!(error = %e, kind = e.kind(), what, "rejected message; it will go to the dead-letter queue");
         }
-        Err(e) => warn!(error = %e, kind = e.kind(), what, "message failed; it will be retried"),
+        Err(e) => {
+            warn!(error = %e, kind = e.kind(), what, "message failed; it will be retried");
+            // A failure this invocation lived to see (a detach still running, a call
+            // throttled past its retries) may come back in seconds; `died_s`, which must
+            // outlast the function's timeout, is for a death, where no one can say when
+            // the invocation stopped.
+            if let (Some((queue_url, receipt_handle)), Some(failed_s)) = (&r.receipt, retry.failed_s)
+                && let Err(e) = cloud.retry_after(queue_url, receipt_handle, failed_s).await
+            {
+                warn!(error = %e, what, "could not bring the failed message back sooner; it waits its retry delay");
+            }
+        }
     }
     result
+}
+
+/// How soon a signup message whose invocation failed, and returned, is seen again (s):
+/// mostly a detach longer than the invocation's wait, resumed where it stopped. (Ten
+/// receives at this pace still span minutes: a detach takes seconds, rarely tens.)
+pub const FAILED_RETRY_S: u32 = 5;
+
+/// When a consumed message comes back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retry {
+    /// After its invocation died (set on receipt): more than the function's timeout.
+    pub(crate) died_s: u32,
+    /// After its invocation failed and returned; `None` keeps `died_s` (the re-drive
+    /// queue: its messages' failures are waits for an agent or a launch, which seconds do
+    /// not change, and five receives would go in half a minute).
+    pub(crate) failed_s: Option<u32>,
 }
 
 /// Handles one validated message.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Claim, ClaimOutcome, Claims};
+use warmpool_core::ports::{Claim, Claims};
 
 use super::{EPOCH_MS, SimCloud};
 
@@ -18,32 +18,14 @@ pub(super) struct ParameterStore {
 }
 
 impl Claims for SimCloud {
-    async fn claim(&self, instance_id: &str, owner: &str) -> Result<ClaimOutcome, CloudError> {
+    async fn claim_if_unclaimed(&self, instance_id: &str, owner: &str) -> Result<bool, CloudError> {
         self.call("PutParameter").await?;
-        let created = {
-            let mut w = self.world();
-            let free = !w.params.claims.contains_key(instance_id);
-            if free {
-                w.params.claims.insert(instance_id.to_owned(), (owner.to_owned(), EPOCH_MS + self.elapsed_ms(), 1));
-            }
-            free
-        };
-        if created {
-            return Ok(ClaimOutcome::Created);
+        let mut w = self.world();
+        if w.params.claims.contains_key(instance_id) {
+            return Ok(false);
         }
-        // Refused: read the holder (gone meanwhile reads as a claim of nobody's, which
-        // the caller treats as taken; its next look finds the instance free).
-        self.call("GetParameter").await?;
-        let claim = self.world().params.claims.get(instance_id).map_or_else(
-            || Claim { instance_id: instance_id.to_owned(), owner: String::new(), created_ms: 0, version: 0 },
-            |(holder, at, version)| Claim {
-                instance_id: instance_id.to_owned(),
-                owner: holder.clone(),
-                created_ms: *at,
-                version: *version,
-            },
-        );
-        Ok(ClaimOutcome::HeldBy(claim))
+        w.params.claims.insert(instance_id.to_owned(), (owner.to_owned(), EPOCH_MS + self.elapsed_ms(), 1));
+        Ok(true)
     }
 
     async fn take_over(&self, stale: &Claim, owner: &str) -> Result<bool, CloudError> {
