@@ -157,10 +157,8 @@ fn user_group_names_cannot_collide_with_another_stacks_groups() {
 fn function_statements(t: &Value) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for (id, r) in resources_of_type(t, "AWS::Serverless::Function") {
-        for policy in r["Properties"]["Policies"].as_sequence().into_iter().flatten() {
-            for st in policy["Statement"].as_sequence().into_iter().flatten() {
-                out.push((id.clone(), st.clone()));
-            }
+        for st in warmpool_tests::function_statements(t, r) {
+            out.push((id.clone(), st));
         }
     }
     out

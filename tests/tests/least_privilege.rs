@@ -265,11 +265,7 @@ fn policies(t: &Value) -> BTreeMap<String, Vec<Value>> {
             continue;
         }
         let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
-        let mut statements = Vec::new();
-        for policy in r["Properties"]["Policies"].as_sequence().unwrap() {
-            statements.extend(policy["Statement"].as_sequence().expect("inline statements only").iter().cloned());
-        }
-        out.insert(binary, statements);
+        out.insert(binary, warmpool_tests::function_statements(t, r));
     }
     out
 }
@@ -319,6 +315,47 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
         let mut expected = actions(&used[function]);
         if used[function].contains("CreateAutoScalingGroup") {
             expected.extend(IMPLIED_BY_CREATE.iter().map(|a| (*a).to_owned()));
+        }
+        let resource = t["Resources"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .find(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(function.as_str()))
+            .unwrap();
+        let consumes_a_queue = resource["Properties"]["Events"]
+            .as_mapping()
+            .is_some_and(|events| events.values().any(|e| e["Type"].as_str() == Some("SQS")));
+        if consumes_a_queue {
+            // SAM would attach AWSLambdaSQSQueueExecutionRole (every queue of the
+            // account): a queue consumer has a role of its own, which lets the event
+            // source mapping read its queue and Lambda write its logs, and no more.
+            assert!(!resource["Properties"]["Role"].is_null(), "{function} consumes a queue without a role of its own");
+            assert!(resource["Properties"]["Policies"].is_null(), "{function}: SAM policies beside a role");
+            let queue = strings(
+                &resource["Properties"]["Events"]
+                    .as_mapping()
+                    .unwrap()
+                    .values()
+                    .find(|e| e["Type"].as_str() == Some("SQS"))
+                    .unwrap()["Properties"]["Queue"],
+            );
+            let reads =
+                statements.iter().find(|s| strings(&s["Action"]).contains(&"sqs:ReceiveMessage".to_owned())).unwrap();
+            assert_eq!(strings(&reads["Resource"]), queue, "{function} reads its own queue only");
+            let logs =
+                statements.iter().find(|s| strings(&s["Action"]).contains(&"logs:PutLogEvents".to_owned())).unwrap();
+            let group = strings(&resource["Properties"]["LoggingConfig"]["LogGroup"]);
+            let own = group.iter().map(|g| g.replace("!Ref ", "!GetAtt ") + ".Arn").collect::<Vec<_>>();
+            assert_eq!(strings(&logs["Resource"]), own, "{function} writes its own log group only");
+            for a in [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ] {
+                expected.insert(a.to_owned());
+            }
         }
         if let Some(queue) = destinations.get(function) {
             // Lambda sends the record with the function's role: allowed on that queue.

@@ -575,7 +575,16 @@ fn queue_consumers_are_bounded_and_every_log_group_has_a_retention() {
         }
         let logs = &t["Resources"][format!("{id}Logs").as_str()];
         assert_eq!(logs["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{id} has no log group of the stack's");
-        assert_eq!(strings(&logs["Properties"]["LogGroupName"]), [format!("!Sub /aws/lambda/${{{id}}}")], "{id}");
+        // The group Lambda writes to: the one its LoggingConfig names (a function with a
+        // role of its own, which may write there only), else Lambda's default name.
+        match strings(&r["Properties"]["LoggingConfig"]["LogGroup"]).as_slice() {
+            [] => {
+                let default = format!("!Sub /aws/lambda/${{{id}}}");
+                assert_eq!(strings(&logs["Properties"]["LogGroupName"]), [default], "{id}");
+            }
+            [named] => assert_eq!(named, &format!("!Ref {id}Logs"), "{id}"),
+            other => panic!("{id}: {other:?}"),
+        }
         assert_eq!(strings(&logs["Properties"]["RetentionInDays"]), ["!Ref LogRetentionDays"], "{id}");
         assert_eq!(logs["Condition"], r["Condition"], "{id}: the log group exists when its function does");
     }
