@@ -167,3 +167,26 @@ async fn housekeeping_keeps_the_init_lock_of_a_cold_users_fresh_instance() {
     let lock = warmpool_core::ports::Claims::claim_of(&cloud, &instance).await.unwrap();
     assert_eq!(lock.map(|c| c.owner), Some("u-1001".to_owned()), "the lock stays");
 }
+
+/// A stale claim naming an instance outside every group that was not launched from our
+/// launch template (only someone who may write the claims' path could make one): the
+/// housekeeping releases the claim and nothing more. It never attaches that instance to
+/// the pool, where it would be handed to a user.
+#[tokio::test(start_paused = true)]
+async fn housekeeping_only_releases_a_claim_on_a_foreign_instance() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let foreign = cloud.attach_foreign_instance(fixture::POOL_GROUP);
+    cloud.detach_by_hand(fixture::POOL_GROUP, &foreign);
+    cloud.put_claim(&foreign, "ghost");
+    tokio::time::sleep(std::time::Duration::from_secs(u64::from(cfg.reconcile_stall_s) + 1)).await;
+    let every = warmpool_core::flow::reconcile::HOUSEKEEPING_EVERY;
+    let minute = warmpool_core::ports::Clock::now_ms(&cloud) / 60_000;
+    tokio::time::sleep(std::time::Duration::from_mins((every - minute % every) % every)).await;
+    let response = run(&cloud, &cfg, SCHEDULED).await;
+    let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
+    assert_eq!(report.claims_repaired, 1, "{report:?}");
+    assert_eq!(warmpool_core::ports::Claims::claim_of(&cloud, &foreign).await.unwrap(), None, "released");
+    let snap = cloud.snapshot();
+    assert!(!snap.groups[fixture::POOL_GROUP].contains(&foreign), "never handed to the pool");
+    assert!(!cloud.call_log().iter().any(|(_, op)| op == "AttachInstances"), "{:?}", cloud.call_log());
+}

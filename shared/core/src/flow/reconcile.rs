@@ -544,11 +544,23 @@ async fn repair_claim<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str, owne
         Some(m) => info!(instance_id, owner, group = %m.group, "releasing a stale claim"),
         None => {
             // Detached, never attached: give it back to the pool rather than leave it
-            // running outside every group.
-            warn!(instance_id, owner, "claimed instance is outside every group; handing it back");
-            match return_to_pool(cloud, cfg, instance_id).await {
-                Ok(()) | Err(FlowError::Cloud(CloudError::Invalid { .. } | CloudError::NotFound { .. })) => {}
-                Err(e) => return Err(e),
+            // running outside every group; but only an instance of our launch template
+            // (a claim naming any other, which only someone who may write the claims'
+            // path could make, is released and nothing more).
+            let ours = cloud.instances_outside_groups(&cfg.launch_template).await?;
+            if ours.iter().any(|o| o.instance_id == instance_id) {
+                warn!(instance_id, owner, "claimed instance is outside every group; handing it back");
+                match return_to_pool(cloud, cfg, instance_id).await {
+                    Ok(()) | Err(FlowError::Cloud(CloudError::Invalid { .. } | CloudError::NotFound { .. })) => {}
+                    Err(e) => return Err(e),
+                }
+            } else {
+                warn!(
+                    instance_id,
+                    owner,
+                    "a claim names an instance not launched from our launch template, \
+                    or gone; releasing the claim only"
+                );
             }
         }
     }
