@@ -126,8 +126,10 @@ fn claim_of_parameter(instance_id: &str, p: &Parameter) -> Claim {
     }
 }
 
-impl Claims for AwsCloud {
-    async fn claim_if_unclaimed(&self, instance_id: &str, owner: &str) -> Result<bool, CloudError> {
+impl AwsCloud {
+    /// `PutParameter` of the claim on `instance_id` with `owner` as its value: a create
+    /// (`AlreadyExists` if one exists), or an overwrite. The version it wrote.
+    async fn put_claim(&self, instance_id: &str, owner: &str, overwrite: bool) -> Result<Option<u64>, CloudError> {
         let name = self.claim_name(instance_id);
         let subject = Subject { instance_id: Some(instance_id), resource: Some(&name), ..Subject::default() };
         let put = self
@@ -136,10 +138,17 @@ impl Claims for AwsCloud {
             .name(&name)
             .value(owner)
             .r#type(ParameterType::String)
-            .overwrite(false)
+            .overwrite(overwrite)
             .send()
-            .await;
-        match put.map_err(|e| classify("PutParameter", subject, &e)) {
+            .await
+            .map_err(|e| classify("PutParameter", subject, &e))?;
+        Ok(u64::try_from(put.version()).ok())
+    }
+}
+
+impl Claims for AwsCloud {
+    async fn claim_if_unclaimed(&self, instance_id: &str, owner: &str) -> Result<bool, CloudError> {
+        match self.put_claim(instance_id, owner, false).await {
             Ok(_) => Ok(true),
             Err(CloudError::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -147,19 +156,8 @@ impl Claims for AwsCloud {
     }
 
     async fn take_over(&self, stale: &Claim, owner: &str) -> Result<bool, CloudError> {
-        let name = self.claim_name(&stale.instance_id);
-        let subject = Subject { instance_id: Some(&stale.instance_id), resource: Some(&name), ..Subject::default() };
-        let put = self
-            .ssm
-            .put_parameter()
-            .name(&name)
-            .value(owner)
-            .r#type(ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await
-            .map_err(|e| classify("PutParameter", subject, &e))?;
-        Ok(u64::try_from(put.version()).is_ok_and(|written| written == stale.version + 1))
+        let written = self.put_claim(&stale.instance_id, owner, true).await?;
+        Ok(written == Some(stale.version + 1))
     }
 
     async fn claim_of(&self, instance_id: &str) -> Result<Option<Claim>, CloudError> {

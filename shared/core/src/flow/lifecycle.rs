@@ -321,8 +321,8 @@ pub(crate) async fn init_sent_earlier<C: Cloud>(
     Ok(listed.into_iter().find(|i| i.instance_id == instance_id))
 }
 
-/// Records the user-init an earlier run sent to `instance_id` (found by
-/// [`init_sent_earlier`]), with `path` when the move set it. If it has ended already,
+/// Records the user-init an earlier run sent (`earlier`, found by [`init_sent_earlier`]),
+/// with `path` when the move set it. If it has ended already,
 /// its outcome is applied now: its status events most likely came before the record
 /// named the command and were ignored, and the sweep would otherwise find it only a
 /// stall later.

@@ -456,14 +456,9 @@ async fn redrive<C: Cloud>(
             .await?;
         return Ok(Some("cold launch failing; attempt ended"));
     }
-    let checks_status = live.is_some() && record.command_id.is_some() && record.command_instance == live;
-    if !checks_status && live.is_none() {
-        // A re-drive that makes many calls (an init waits for an agent, a claim moves an
-        // instance) marks the record first: while this message's retries run, the sweep
-        // does not queue the same user again.
-        write_tags(cloud, &group.name, &[]).await?;
-    }
     let Some(instance_id) = live else {
+        // The record moves first, which also marks it: while this message's retries run
+        // the claim, the sweep does not queue the same user again.
         write_tags(cloud, &group.name, &[(tag::STATE, UserState::Claiming.as_str().into())]).await?;
         let fresh = load_user(cloud, cfg, &record.user_id).await?;
         if let Some((group, record)) = fresh {
