@@ -177,6 +177,14 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         assert!(p.run_until_settled(&["u-1".to_owned()], 4 * 3600).await);
         p.cloud().calls_by_function()
     }));
+    // Every event delivered twice, on the cold path: of the two launch events' runs, the
+    // second finds the instance's init lock taken and reads it.
+    merge(record(
+        PlatformOptions { pool: 0, duplicate_events: 1.0, ..PlatformOptions::default() },
+        |_| {},
+        &["u-1"],
+        false,
+    ));
     // Lost and repeated events: the reconcile sweep re-drives.
     merge(record(
         PlatformOptions { pool: 4, drop_events: 0.3, duplicate_events: 0.2, ..PlatformOptions::default() },
@@ -226,18 +234,32 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         &["u-1"],
         false,
     ));
-    // Resume after a crash right after a detach and right after an attach (the resumed
-    // move asks SSM whether the init was sent), and an attach refused for good (the
-    // instance is handed back), for a signup and a failover.
+    merge(resume_calls(&warm));
+    used
+}
+
+/// Resume after a crash right after a detach, right after an attach, and right after
+/// the init is sent (the retry finds the init lock taken and asks SSM whether the init
+/// was sent), and an attach refused for good (the instance is handed back), for a
+/// signup and a failover.
+fn resume_calls(warm: &PlatformOptions) -> BTreeMap<String, BTreeSet<String>> {
+    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     // (A failover's claim runs in signup, from the `resume` message command-status sends.)
     for (function, nth) in [("signup", 0), ("signup", 1)] {
-        let crash = index_of(&warm, 1, function, "DetachInstances", nth);
-        let attached = index_of(&warm, 1, function, "AttachInstances", nth);
-        let faults =
-            [(crash, FaultKind::CrashAfter), (attached, FaultKind::CrashAfter), (attached, FaultKind::Permanent)];
+        let crash = index_of(warm, 1, function, "DetachInstances", nth);
+        let attached = index_of(warm, 1, function, "AttachInstances", nth);
+        let sent = index_of(warm, 1, function, "SendCommand", nth);
+        let faults = [
+            (crash, FaultKind::CrashAfter),
+            (attached, FaultKind::CrashAfter),
+            (attached, FaultKind::Permanent),
+            (sent, FaultKind::CrashAfter),
+        ];
         for fault in faults {
             let opts = PlatformOptions { faults: Faults { at_call: Some(fault), ..Faults::default() }, ..warm.clone() };
-            merge(record(opts, |p| p.cloud().fail_next_inits(1), &["u-1"], false));
+            for (f, ops) in record(opts, |p| p.cloud().fail_next_inits(1), &["u-1"], false) {
+                used.entry(f).or_default().extend(ops);
+            }
         }
     }
     used
@@ -280,7 +302,7 @@ fn action_of(op: &str) -> String {
         | "PutParameter"
         | "GetParameter"
         | "GetParametersByPath"
-        | "DeleteParameter" => "ssm",
+        | "DeleteParameters" => "ssm",
         "SendMessage" | "ChangeMessageVisibility" => "sqs",
         // A batch is authorised as its single-message action.
         "SendMessageBatch" => return "sqs:SendMessage".to_owned(),

@@ -65,6 +65,35 @@ async fn duplicate_records_yield_one_instance() {
     assert!(!snap.groups[fixture::POOL_GROUP].contains(&snap.groups[GROUP][0]));
 }
 
+/// Group tags lag their own writes (`CloudModel::stale_tags`), as do the group's
+/// membership and SSM's listing of a command just sent: a redelivered signup right behind
+/// the run that moved an instance and sent its init (a duplicate, or a re-drive queued
+/// behind it in the user's FIFO group) reads the user from before that move and init.
+/// The init lock keeps it to one instance and one init.
+#[tokio::test(start_paused = true)]
+async fn a_signup_right_behind_a_warm_move_on_lagging_reads_sends_no_second_init() {
+    let model = warmpool_sim::CloudModel { stale_read_ms: (1_500, 1_500), stale_tags: true, ..Default::default() };
+    let (cloud, cfg) = fixture::cloud_with_pool_and_model(3, model);
+    // The move waits out the detach, and its first runs may find it not done yet (the
+    // message comes back, as SQS brings it back).
+    let mut runs = 0;
+    while !warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap().batch_item_failures.is_empty() {
+        runs += 1;
+        assert!(runs < 10, "the move never completed");
+        tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    }
+    let inits = || cloud.sent_commands().into_iter().filter(|c| c.document == cfg.user_init_document).count();
+    assert_eq!(inits(), 1, "the move sent the init");
+    let stale_before = cloud.stale_reads();
+    let response = warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert!(cloud.stale_reads() > stale_before, "the redelivery read lagging state");
+    let snap = cloud.snapshot();
+    assert_eq!(snap.groups[GROUP].len(), 1);
+    assert_eq!(inits(), 1, "one init");
+    assert_eq!(snap.repeated_inits, Vec::<String>::new());
+}
+
 #[tokio::test(start_paused = true)]
 async fn delete_tears_the_user_group_down() {
     let (cloud, cfg) = fixture::cloud_with_pool(3);

@@ -66,6 +66,11 @@ pub fn classify_code(operation: &str, subject: Subject<'_>, code: &str, message:
         "ValidationError" if lower.contains("is not part of auto scaling group") => {
             CloudError::NotInGroup { group, instance_id }
         }
+        // AttachInstances: "The instance i-1 is already part of Auto Scaling group g." (or
+        // "... part of an Auto Scaling group.").
+        "ValidationError" if lower.contains("already part of") => {
+            CloudError::AlreadyInGroup { instance_id, message: message.to_owned() }
+        }
         "ValidationError" if lower.contains("not in inservice or standby") => {
             CloudError::NotInService { instance_id, message: message.to_owned() }
         }

@@ -10,7 +10,7 @@ use aws_sdk_ssm::types::{
 use super::AwsCloud;
 use super::errors::{Subject, classify};
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Claim, Claims, CommandRequest, InvocationSummary, RunCommand};
+use warmpool_core::ports::{Claim, Claims, CommandRequest, InvocationSummary, RunCommand, init_lock};
 
 fn instance_subject(instance_id: &str) -> Subject<'_> {
     Subject { instance_id: Some(instance_id), ..Subject::default() }
@@ -190,7 +190,14 @@ impl Claims for AwsCloud {
             })?;
             for p in page.parameters() {
                 let (Some(name), Some(_owner)) = (p.name(), p.value()) else { continue };
-                let Some(instance_id) = name.rsplit('/').next() else { continue };
+                // `<prefix>/<instance>`; an init lock (`<prefix>/<instance>/init`) is not a claim.
+                let Some(instance_id) = name.strip_prefix(self.claim_prefix.as_str()).and_then(|n| n.strip_prefix('/'))
+                else {
+                    continue;
+                };
+                if instance_id.contains('/') {
+                    continue;
+                }
                 claims.push(claim_of_parameter(instance_id, p));
             }
         }
@@ -198,14 +205,16 @@ impl Claims for AwsCloud {
     }
 
     async fn release(&self, instance_id: &str) -> Result<(), CloudError> {
-        let name = self.claim_name(instance_id);
-        let subject = Subject { instance_id: Some(instance_id), resource: Some(&name), ..Subject::default() };
-        match self.ssm.delete_parameter().name(&name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match classify("DeleteParameter", subject, &e) {
-                CloudError::NotFound { .. } => Ok(()),
-                other => Err(other),
-            },
-        }
+        // One call for the claim and its init lock; names that do not exist come back in
+        // `InvalidParameters`, which is fine (either may never have been created).
+        let names = [self.claim_name(instance_id), self.claim_name(&init_lock(instance_id))];
+        let subject = Subject { instance_id: Some(instance_id), resource: Some(&names[0]), ..Subject::default() };
+        self.ssm
+            .delete_parameters()
+            .set_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify("DeleteParameters", subject, &e))?;
+        Ok(())
     }
 }

@@ -248,7 +248,15 @@ async fn moto_claims_are_exclusive_until_released() {
     assert!(e.cloud.take_over(&stale, "u-1").await.unwrap());
     assert!(!e.cloud.take_over(&stale, "u-1").await.unwrap());
     assert_eq!(e.cloud.claim_of("i-0123456789abcdef0").await.unwrap().map(|c| c.version), Some(3));
+    // The init lock lives beside the claim: a lock of its own, not listed as a claim,
+    // and released with it in one call.
+    let lock = warmpool_core::ports::init_lock("i-0123456789abcdef0");
+    assert_eq!(e.cloud.claim(&lock, "u-1").await.unwrap(), ClaimOutcome::Created);
+    assert_eq!(e.cloud.claim(&lock, "u-1").await.unwrap().holder(), Some("u-1"));
+    let listed: Vec<String> = e.cloud.list_claims().await.unwrap().into_iter().map(|c| c.instance_id).collect();
+    assert_eq!(listed, ["i-0123456789abcdef0"]);
     e.cloud.release("i-0123456789abcdef0").await.unwrap();
+    assert_eq!(e.cloud.claim_of(&lock).await.unwrap(), None, "released with the claim");
     e.cloud.release("i-0123456789abcdef0").await.unwrap();
     assert_eq!(e.cloud.claim("i-0123456789abcdef0", "u-2").await.unwrap(), ClaimOutcome::Created);
 }

@@ -15,6 +15,10 @@ pub enum CloudError {
     /// The instance is in the group but mid-transition (not `InService` or `Standby`).
     #[error("instance {instance_id} is not InService or Standby: {message}")]
     NotInService { instance_id: String, message: String },
+    /// `AttachInstances` of an instance that is in an Auto Scaling group already. Which
+    /// group, the message may not say: read the instance's membership to know.
+    #[error("instance {instance_id} is already part of an Auto Scaling group: {message}")]
+    AlreadyInGroup { instance_id: String, message: String },
     /// Attaching would take the group above its `MaxSize`.
     #[error("group {group} is at its MaxSize: {message}")]
     MaxSizeExceeded { group: String, message: String },

@@ -293,7 +293,20 @@ impl ClaimOutcome {
     }
 }
 
+/// The name, beside `instance_id`'s claim, of the lock a pool instance's user-init is sent
+/// under (`<claims>/<instance>/init`): the instance's claim is held from the move on, so
+/// the init needs its own lock. Given to [`Claims`] in place of an instance id; not listed
+/// by [`Claims::list_claims`]; [`Claims::release`] of the instance deletes it too.
+#[must_use]
+pub fn init_lock(instance_id: &str) -> String {
+    format!("{instance_id}/{INIT_LOCK_SUFFIX}")
+}
+
+/// The last segment of an init lock's name ([`init_lock`]).
+pub const INIT_LOCK_SUFFIX: &str = "init";
+
 /// The per-instance claim lock (Parameter Store, `PutParameter Overwrite=false`).
+/// `instance_id` names an instance's claim, or, from [`init_lock`], its init lock.
 pub trait Claims: Send + Sync {
     /// Creates the claim on `instance_id` for `owner` unless one exists; in that case
     /// reads and returns the existing claim (two calls).
@@ -327,11 +340,12 @@ pub trait Claims: Send + Sync {
     /// writes of a parameter one by one), and the others see the winner's fresh claim
     /// as busy. Parameter Store has no conditional overwrite; the version stands in.
     fn take_over(&self, stale: &Claim, owner: &str) -> impl Future<Output = Result<bool, CloudError>> + Send;
-    /// Deletes the claim (missing is fine).
+    /// Deletes the claim and the instance's [`init_lock`] (`DeleteParameters`, one call;
+    /// missing is fine).
     fn release(&self, instance_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// The claim on one instance (`GetParameter`); `None` when there is none.
     fn claim_of(&self, instance_id: &str) -> impl Future<Output = Result<Option<Claim>, CloudError>> + Send;
-    /// Every claim (`GetParametersByPath`, all pages).
+    /// Every claim (`GetParametersByPath`, all pages), without the init locks.
     fn list_claims(&self) -> impl Future<Output = Result<Vec<Claim>, CloudError>> + Send;
 }
 

@@ -111,9 +111,15 @@ pub mod fixture {
     /// A cloud with a pool of `pool` prepared instances and the matching configuration,
     /// for handler tests. Call inside a tokio runtime (paused time recommended). The
     /// cloud's event bus is dropped: events go nowhere, the test invokes handlers itself.
+    ///
+    /// Handler tests drive one step right after another, with no time between, and check
+    /// each step's outcome: here the user's record (group tags) reads back at once
+    /// (`stale_tags` off), while the rest of the default model's lag stays on. The
+    /// platform, the demo, the fault tests and the tests that build their own model run
+    /// with tags lagging as well.
     #[must_use]
     pub fn cloud_with_pool(pool: u32) -> (SimCloud, Config) {
-        cloud_with_pool_and_model(pool, CloudModel::default())
+        cloud_with_pool_and_model(pool, CloudModel { stale_tags: false, ..CloudModel::default() })
     }
 
     /// [`cloud_with_pool`] on a latency model of the test's own.

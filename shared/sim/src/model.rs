@@ -63,11 +63,12 @@ pub struct CloudModel {
     /// EC2 API documents eventual consistency and advises describing with backoff from
     /// "a couple of seconds"; Auto Scaling documents nothing, and is assumed the same.
     pub stale_read_ms: (u64, u64),
-    /// Whether group tags lag their writes like the rest of a group's description.
-    /// Off by default: the user's record lives in its group's tags, written and read
-    /// back by the flow as one store, and the flow does not yet survive a tag read that
-    /// misses its own write (a duplicate event inside the window repeats a step; see
-    /// `docs/architecture.md`, "Eventual consistency").
+    /// Whether group tags lag their writes like the rest of a group's description. On
+    /// by default: the user's record lives in its group's tags, and nothing AWS
+    /// documents says a read sees the last tag write; the flow's steps that must not
+    /// repeat are guarded by Parameter Store locks instead (see `docs/architecture.md`,
+    /// "Eventual consistency"). Off, tags are read back at once (a lenient model, for
+    /// comparison).
     pub stale_tags: bool,
     /// From terminate to `terminated` (s).
     pub shutdown_s: f64,
@@ -98,7 +99,7 @@ impl Default for CloudModel {
             scaling_interval_s: 10,
             detach_s: (2.0, 15.0),
             stale_read_ms: (0, 2_000),
-            stale_tags: false,
+            stale_tags: true,
             shutdown_s: 30.0,
             hook_timeout_s: 1_800,
         }

@@ -90,7 +90,7 @@ async fn a_detached_instance_stays_detaching_in_the_pool_until_the_detach_comple
     let detaching = Membership { group: POOL_GROUP.to_owned(), state: MemberState::Detaching };
     assert_eq!(cloud.instance_membership(&id).await.unwrap(), Some(detaching), "still listed in the pool");
     let err = cloud.attach_instance(&spec.name, &id).await.unwrap_err();
-    assert!(matches!(err, CloudError::Invalid { .. }), "an attach while detaching is refused: {err:?}");
+    assert!(matches!(err, CloudError::AlreadyInGroup { .. }), "an attach while detaching is refused: {err:?}");
     let again = cloud.detach_instance(POOL_GROUP, &id).await.unwrap_err();
     assert!(matches!(again, CloudError::NotInService { .. }), "a second detach finds it not InService: {again:?}");
     let (lo, hi) = cloud.model().detach_s;
@@ -187,12 +187,13 @@ async fn describe_calls_show_the_state_from_before_a_recent_mutation() {
     assert!(cloud.stale_reads() >= 6, "{}", cloud.stale_reads());
 }
 
-/// Tags are the user's record and are read back at once (`CloudModel::stale_tags` is off
-/// by default: the flow does not yet survive a record read that misses its own write);
-/// with the knob on, they lag like the rest.
+/// Tags are the user's record, and lag their writes like the rest of a group's
+/// description (`CloudModel::stale_tags`, on by default); with the knob off, they are
+/// read back at once.
 #[tokio::test(start_paused = true)]
 async fn tags_lag_only_when_the_model_says_so() {
     use warmpool_sim::{CloudModel, SimCloud};
+    assert!(CloudModel::default().stale_tags, "as strict as AWS by default");
     for stale_tags in [false, true] {
         let model = CloudModel { stale_read_ms: (1_500, 1_500), stale_tags, ..CloudModel::default() };
         let (cloud, _bus) = SimCloud::new(model, 1, 90, 5);

@@ -132,7 +132,10 @@ async fn attach_above_max_size_and_of_a_foreign_instance_are_typed() {
         )
         .repeatedly()
         .build();
-    assert!(matches!(asg_cloud(&[&foreign]).attach_instance("u", "i-1").await, Err(CloudError::Invalid { .. })));
+    assert!(matches!(
+        asg_cloud(&[&foreign]).attach_instance("u", "i-1").await,
+        Err(CloudError::AlreadyInGroup { instance_id, .. }) if instance_id == "i-1"
+    ));
 }
 
 #[tokio::test]

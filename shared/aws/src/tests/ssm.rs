@@ -122,12 +122,16 @@ async fn claims_are_atomic_creates_and_report_the_holder() {
     );
     assert_eq!(held.holder(), Some("u-2"));
 
-    let missing = mock!(aws_sdk_ssm::Client::delete_parameter)
-        .sequence()
-        .http_status(400, Some(json_error("ParameterNotFound", "Parameter /warmpool/claims/i-1 not found.")))
-        .repeatedly()
-        .build();
-    assert_eq!(ssm_cloud(&[&missing]).release("i-1").await, Ok(()), "releasing a missing claim is fine");
+    // The claim and the instance's init lock go in one call; names that do not exist come
+    // back as `InvalidParameters`, not as an error.
+    let missing = mock!(aws_sdk_ssm::Client::delete_parameters)
+        .match_requests(|r| r.names() == ["/warmpool/claims/i-1", "/warmpool/claims/i-1/init"])
+        .then_output(|| {
+            aws_sdk_ssm::operation::delete_parameters::DeleteParametersOutput::builder()
+                .invalid_parameters("/warmpool/claims/i-1/init")
+                .build()
+        });
+    assert_eq!(ssm_cloud(&[&missing]).release("i-1").await, Ok(()), "releasing a missing lock is fine");
 }
 
 #[tokio::test]

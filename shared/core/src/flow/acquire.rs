@@ -4,13 +4,13 @@
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::lifecycle::{init_sent_earlier, record_earlier_init, record_init, user_init_request};
+use super::lifecycle::{InitLock, init_sent_earlier, lock_init, record_earlier_init, record_init, user_init_request};
 use super::{describe_pool, rendezvous_score, write_tags};
 use crate::Config;
 use crate::domain::{Path, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
 use crate::metrics::Metric;
-use crate::ports::{ClaimOutcome, Cloud, Group, MemberState, Membership};
+use crate::ports::{ClaimOutcome, Cloud, Group, MemberState, Membership, init_lock};
 use crate::retry;
 
 /// Claim attempts per look at the pool. Few: each try that loses costs a call, and a
@@ -65,7 +65,7 @@ pub async fn acquire<C: Cloud>(
         if record.path == Path::Warm {
             // Attached by a run that died before it recorded the init (a cold launch
             // records its path first): finish what it began.
-            finish_warm(cloud, cfg, group, record, &instance_id, true).await?;
+            finish_warm(cloud, cfg, group, record, &instance_id).await?;
             return Ok(Acquired::AlreadyAttached { instance_id });
         }
         write_tags(
@@ -85,10 +85,9 @@ pub async fn acquire<C: Cloud>(
     if warm_allowed {
         // 2. A claim from an earlier run that did not finish: finish moving it.
         if let Some(claimed) = record.claimed.as_deref()
-            && let Some(resumed) =
-                move_instance(cloud, cfg, &group.name, claimed, user_id, MoveFrom::Resumed).await?.attached()
+            && move_instance(cloud, cfg, &group.name, claimed, user_id, MoveFrom::Resumed).await?.attached()
         {
-            return finish_warm(cloud, cfg, group, record, claimed, resumed).await;
+            return finish_warm(cloud, cfg, group, record, claimed).await;
         }
         // 3. Claim a fresh one. A lost move (the instance vanished under us) tries again.
         for _ in 0..CLAIM_ROUNDS {
@@ -96,12 +95,9 @@ pub async fn acquire<C: Cloud>(
                 break;
             };
             write_tags(cloud, &group.name, &[(tag::CLAIMED, instance_id.clone())]).await?;
-            if let Some(resumed) =
-                move_instance(cloud, cfg, &group.name, &instance_id, user_id, MoveFrom::from(detached))
-                    .await?
-                    .attached()
+            if move_instance(cloud, cfg, &group.name, &instance_id, user_id, MoveFrom::from(detached)).await?.attached()
             {
-                return finish_warm(cloud, cfg, group, record, &instance_id, resumed).await;
+                return finish_warm(cloud, cfg, group, record, &instance_id).await;
             }
         }
         info!(user_id, attempt = record.attempt, "pool cannot serve; taking the cold path");
@@ -115,24 +111,38 @@ pub async fn acquire<C: Cloud>(
 /// invocation (a prepared instance's agent is online), rather than by lifecycle on the
 /// attach's launch event: one invocation fewer on the warm path, and a death here is
 /// retried with the signup message (`SIGNUP_RETRY_S`) instead of Lambda's asynchronous
-/// retries a minute apart. `resumed`: an earlier run may have attached it and sent the
-/// init before dying, so SSM is asked first (one call, on this rare path only). If SSM
-/// refuses (the agent is not ready), the record says `initializing` with no command, and
-/// lifecycle or a re-drive sends the init once the agent answers.
+/// retries a minute apart. The init is sent under the instance's init lock: a run that
+/// resumes this one (a duplicated or re-driven message right behind it) finds it taken
+/// even when its read of the record, and SSM's listing, miss the init; a lock left by a
+/// run that died long ago is taken over, and SSM asked first. If SSM refuses (the agent
+/// is not ready), the record says `initializing` with no command, and lifecycle or a
+/// re-drive sends the init once the agent answers.
 async fn finish_warm<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     group: &Group,
     record: &UserRecord,
     instance_id: &str,
-    resumed: bool,
 ) -> Result<Acquired, FlowError> {
     let mut record = record.clone();
     record.path = Path::Warm;
     let acquired = Acquired::Warm { instance_id: instance_id.to_owned() };
-    if resumed && let Some(earlier) = init_sent_earlier(cloud, cfg, instance_id).await? {
+    let lock = lock_init(cloud, &record, instance_id).await?;
+    if !matches!(lock, InitLock::Taken)
+        && let Some(earlier) = init_sent_earlier(cloud, cfg, instance_id).await?
+    {
+        // A run that died after sending it (this is its retry), or one right before this
+        // (a duplicated or re-driven message behind it in the user's FIFO group).
         record_earlier_init(cloud, cfg, group, &record, &earlier, Some(Path::Warm)).await?;
         return Ok(acquired);
+    }
+    if matches!(lock, InitLock::Busy) {
+        // Locked moments ago, and SSM lists nothing yet: that run is sending it, or has
+        // and records it (neither its record nor SSM's listing may show it yet), or died.
+        // The message's retry looks again: it finds the init recorded, or the lock stale.
+        return Err(FlowError::NotYet(format!(
+            "another run is sending the user-init of {instance_id}; the retry looks again"
+        )));
     }
     match cloud.send_command(&user_init_request(cfg, &record, instance_id)).await {
         Ok(command_id) => {
@@ -141,6 +151,9 @@ async fn finish_warm<C: Cloud>(
                 "pool instance attached to user group; user-init sent");
         }
         Err(CloudError::AgentNotReady { .. }) => {
+            // Whoever sends it later (lifecycle, a re-drive) takes the lock afresh; the
+            // claim stays with the user.
+            cloud.release(&init_lock(instance_id)).await?;
             write_tags(
                 cloud,
                 &group.name,
@@ -332,14 +345,10 @@ enum Move {
 }
 
 impl Move {
-    /// `Some(resumed)` when the instance is in the user's group (`resumed`: an earlier
-    /// run put it there).
-    fn attached(&self) -> Option<bool> {
-        match self {
-            Self::Attached => Some(false),
-            Self::WasAttached => Some(true),
-            Self::Lost => None,
-        }
+    /// Whether the instance is in the user's group (this run or an earlier one put it
+    /// there).
+    fn attached(&self) -> bool {
+        matches!(self, Self::Attached | Self::WasAttached)
     }
 }
 
@@ -396,6 +405,25 @@ async fn move_instance<C: Cloud>(
     }
     match cloud.attach_instance(user_group, instance_id).await {
         Ok(()) => Ok(Move::Attached),
+        Err(CloudError::AlreadyInGroup { message, .. }) => {
+            // The attach's answer is the truth, and the listing we acted on lagged it: an
+            // earlier run attached it (its record write may not show yet either), or it
+            // is still leaving the pool, or another group took it.
+            match membership_shown(cloud, instance_id).await? {
+                Some(m) if m.group == user_group => Ok(Move::WasAttached),
+                Some(m) if m.group == cfg.pool_group => Err(FlowError::NotYet(format!(
+                    "{instance_id} is still in {} ({:?}); the move resumes on the retry",
+                    m.group, m.state
+                ))),
+                Some(m) => {
+                    warn!(user_id, instance_id, group = %m.group, message, "claimed instance was taken into another group");
+                    lose(cloud, instance_id).await
+                }
+                None => Err(FlowError::NotYet(format!(
+                    "{instance_id} is in a group Auto Scaling does not list yet; the move resumes on the retry"
+                ))),
+            }
+        }
         Err(CloudError::MaxSizeExceeded { message, .. }) => {
             // The user's group already has its host (a concurrent duplicate run): hand
             // this healthy instance back instead of leaving it outside every group.
@@ -449,6 +477,19 @@ async fn wait_detached<C: Cloud>(
             (true, Some(delay)) => {
                 cloud.sleep_ms(delay.as_millis() as u64).await;
             }
+            _ => return Ok(membership),
+        }
+    }
+}
+
+/// The instance's membership, read again ([`retry::consistency_reread`]) while it shows
+/// none: for an instance AWS just said is in a group.
+async fn membership_shown<C: Cloud>(cloud: &C, instance_id: &str) -> Result<Option<Membership>, FlowError> {
+    let mut delays = retry::consistency_reread();
+    loop {
+        let membership = cloud.instance_membership(instance_id).await?;
+        match (&membership, delays.next()) {
+            (None, Some(delay)) => cloud.sleep_ms(delay.as_millis() as u64).await,
             _ => return Ok(membership),
         }
     }

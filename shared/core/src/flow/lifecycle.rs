@@ -24,7 +24,7 @@ use crate::events::{
     AsgEvent, CommandOutcome, LAUNCHING_TRANSITION, LaunchSuccessful, LaunchUnsuccessful, LifecycleAction,
 };
 use crate::metrics::Metric;
-use crate::ports::{ClaimOutcome, Cloud, CommandRequest, Group, InvocationSummary, Member};
+use crate::ports::{ClaimOutcome, Cloud, CommandRequest, Group, InvocationSummary, Member, init_lock};
 use crate::{Config, retry};
 
 /// What the lifecycle function did with an event (the function's response).
@@ -210,8 +210,8 @@ pub(crate) async fn init_loaded<C: Cloud>(
     let waited = wait_for_agent(cloud, cfg, instance_id).await?;
     if waited && record.path != Path::Cold {
         // Another invocation may have waited for the same agent (a re-drive next to a
-        // retried event): read the record again, so that the host runs one init, not two.
-        // (A fresh instance's init takes a lock instead, below: no read needed.)
+        // retried event) and be done already: the lock below is released once the user
+        // is ready, so read the record again, so that the host runs one init, not two.
         let fresh = load_user(cloud, cfg, user_id).await?.map(|(_, r)| r);
         if fresh.as_ref().is_some_and(|r| r.command_instance.as_deref() == Some(instance_id) && r.command_id.is_some())
         {
@@ -224,9 +224,6 @@ pub(crate) async fn init_loaded<C: Cloud>(
             return Ok(LifecycleOutcome::Ignored { reason: "another invocation is sending this instance's init" });
         }
         InitLock::Stale => true,
-        // The agent answered at once: most likely a retry (Lambda's, or a re-drive) of a
-        // run that may have sent the init and died before recording it.
-        InitLock::None => !waited,
     };
     if sent_before_possible && let Some(earlier) = init_sent_earlier(cloud, cfg, instance_id).await? {
         record_earlier_init(cloud, cfg, group, &record, &earlier, None).await?;
@@ -259,35 +256,42 @@ pub(crate) fn user_init_request(cfg: &Config, record: &UserRecord, instance_id: 
     }
 }
 
-/// How long an init lock is taken to mean a sender at work (from the lock to the
-/// recorded command: an agent check, `SendCommand` with its resends, a tag write);
-/// older, its sender died, and Lambda's retry (a minute on) or a re-drive takes over.
-const INIT_LOCK_BUSY_MS: u64 = 60_000;
+/// How long an init lock is taken to mean a sender at work. The lock is taken once the
+/// agent answers, so what follows it is short: `SendCommand` with its two resends 2 s
+/// apart, and a tag write, each with the SDK's throttling retries (about 3 s at most):
+/// under 20 s. Older, its sender died, and the next run (the signup message's retry, a
+/// re-drive, Lambda's retry) asks SSM and takes over. Short, because a signup whose run
+/// died just after taking the lock waits this long.
+pub(crate) const INIT_LOCK_BUSY_MS: u64 = 30_000;
 
-/// Whether this invocation may send a fresh instance's user-init.
-enum InitLock {
+/// Whether this invocation may send an instance's user-init.
+pub(crate) enum InitLock {
     /// Taken now: no one sent it before.
     Taken,
     /// Taken moments ago by another invocation (a duplicated event, a re-drive next to
-    /// a retry), which sends it.
+    /// a retry, a resumed move right after the run it resumes), which sends it.
     Busy,
     /// Taken over from a run that died long ago (it may have sent the init).
     Stale,
-    /// No lock for this path (a pool instance: its claim from the move stands in).
-    None,
 }
 
-/// A fresh instance (a cold launch, a replaced host) is locked before its init is sent,
-/// with the claim lock pool instances already have (`PutParameter` with
-/// `Overwrite=false`, this user as the owner), so that invocations that wait for its
-/// agent side by side send one init, not one each: they see the agent come online
-/// within the same poll, and neither finds the other's record. The claim is released
-/// with the rest when the user is ready or the attempt fails over.
-async fn lock_init<C: Cloud>(cloud: &C, record: &UserRecord, instance_id: &str) -> Result<InitLock, FlowError> {
-    if record.path != Path::Cold {
-        return Ok(InitLock::None);
-    }
-    match cloud.claim(instance_id, &record.user_id).await? {
+/// Every user-init is sent under a lock (`PutParameter` with `Overwrite=false`, this user
+/// as the owner), so that a host runs one init however many invocations reach the step
+/// at once: invocations that wait for the same agent see it come online within one poll,
+/// and a run that reads the record moments after another recorded its init may not see
+/// that write yet (nor SSM list the command). A fresh instance (a cold launch, a replaced
+/// host) is locked with its claim; a pool instance, whose claim the move holds, with its
+/// [`init_lock`]. Released with the claim when the user is ready or the attempt fails over.
+pub(crate) async fn lock_init<C: Cloud>(
+    cloud: &C,
+    record: &UserRecord,
+    instance_id: &str,
+) -> Result<InitLock, FlowError> {
+    let name = match record.path {
+        Path::Cold => instance_id.to_owned(),
+        Path::Warm => init_lock(instance_id),
+    };
+    match cloud.claim(&name, &record.user_id).await? {
         ClaimOutcome::Created => Ok(InitLock::Taken),
         ClaimOutcome::HeldBy(lock) if lock.owner == record.user_id => {
             if cloud.now_ms().saturating_sub(lock.created_ms) < INIT_LOCK_BUSY_MS {
@@ -300,7 +304,7 @@ async fn lock_init<C: Cloud>(cloud: &C, record: &UserRecord, instance_id: &str) 
         }
         ClaimOutcome::HeldBy(lock) => Err(FlowError::Inconsistent {
             user_id: record.user_id.clone(),
-            message: format!("{instance_id} in the user's group is claimed by {}; not initialising it", lock.owner),
+            message: format!("{instance_id} in the user's group is locked by {}; not initialising it", lock.owner),
         }),
     }
 }

@@ -269,10 +269,10 @@ impl AutoScaling for SimCloud {
                 return Err(validation("AttachInstances", format!("Instance {instance_id} is not in a running state")));
             }
             if let Some(other) = &inst.group {
-                return Err(validation(
-                    "AttachInstances",
-                    format!("The instance {instance_id} is already part of Auto Scaling group {other}"),
-                ));
+                return Err(CloudError::AlreadyInGroup {
+                    instance_id: instance_id.to_owned(),
+                    message: format!("The instance {instance_id} is already part of Auto Scaling group {other}"),
+                });
             }
             let azs: BTreeSet<&String> = g.subnets.iter().filter_map(|s| w.ec2.subnet_azs.get(s)).collect();
             if !azs.contains(&inst.az) {

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Claim, Claims};
+use warmpool_core::ports::{Claim, Claims, init_lock};
 
 use super::{EPOCH_MS, SimCloud};
 
-/// The claims: instance id to (owner, last written at in ms since the epoch, version).
+/// The claims and init locks ([`init_lock`]): name to (owner, last written at in ms since the epoch, version).
 /// A parameter's version starts at 1 and grows by one with each overwrite; a deleted
 /// and re-created parameter starts again at 1 (AWS, `PutParameter`: "Version: The new
 /// version number of a parameter").
@@ -38,8 +38,10 @@ impl Claims for SimCloud {
     }
 
     async fn release(&self, instance_id: &str) -> Result<(), CloudError> {
-        self.call("DeleteParameter").await?;
-        self.world().params.claims.remove(instance_id);
+        self.call("DeleteParameters").await?;
+        let mut w = self.world();
+        w.params.claims.remove(instance_id);
+        w.params.claims.remove(&init_lock(instance_id));
         Ok(())
     }
 
@@ -59,6 +61,9 @@ impl Claims for SimCloud {
             .params
             .claims
             .iter()
+            // `GetParametersByPath` with `Recursive`: init locks are one level deeper than
+            // claims, and the adapter leaves them out.
+            .filter(|(id, _)| !id.contains('/'))
             .map(|(id, (owner, at, version))| Claim {
                 instance_id: id.clone(),
                 owner: owner.clone(),
