@@ -3,9 +3,14 @@
 //!   in-memory cloud over scenarios that reach every path (warm, failover, cold, give
 //!   up, delete, resume after a crash, hand an instance back, pool refill), plus only
 //!   the EC2/IAM permissions `CreateAutoScalingGroup` with a launch template implies;
-//! - no `*` action; `Resource: "*"` only for describe-type calls or under a condition;
-//! - mutating Auto Scaling calls are scoped to the pool's or the users' groups;
-//! - `SendCommand` only with our documents, on our groups' instances;
+//! - no `*` action, no `NotAction`/`NotResource`, no empty condition, no long-form
+//!   intrinsic the checks cannot read; `Resource: "*"` only for calls AWS cannot scope;
+//! - mutating Auto Scaling calls are scoped to the pool's or the users' groups, deleting
+//!   to the users' only;
+//! - `SendCommand` only with our documents, on our groups' instances from our template;
+//! - `RunInstances` only from our launch template, and of our instance type;
+//! - no policy reaches a function's role from outside it;
+//! - each over-broad change of that kind makes the check fail (`each_over_broad_change_is_caught`);
 //! - every queue is encrypted, and every queue that is not a DLQ has one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
@@ -408,51 +413,258 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
 }
 
 #[test]
-fn resources_are_scoped() {
-    let t = template();
-    for (function, statements) in policies(&t) {
+fn resources_and_conditions_are_scoped() {
+    assert_eq!(iam_violations(&template()), Vec::<String>::new());
+}
+
+/// Each over-broad change the issue names, and a few more of the same kind, makes the
+/// check fail: the check is not vacuous.
+#[test]
+fn each_over_broad_change_is_caught() {
+    type Mutation = fn(&mut Value);
+    let mutations: &[(&str, Mutation)] = &[
+        ("DeleteAutoScalingGroup allowed on the pool", |t| {
+            let s = statement_mut(t, "SignupFunctionRole", "ManageUserGroups");
+            s["Resource"] = yaml(
+                "- !Sub arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*:autoScalingGroupName/${AWS::StackName}_user_*\n\
+                 - !Sub arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*:autoScalingGroupName/${AWS::StackName}-pool",
+            );
+        }),
+        ("SendCommand's group condition widened to *", |t| {
+            let s = statement_mut(t, "SignupFunctionRole", "SendToUserHosts");
+            s["Condition"]["StringLike"]["ssm:resourceTag/aws:autoscaling:groupName"] = yaml("\"*\"");
+        }),
+        ("SendCommand without the launch-template condition", |t| {
+            let s = statement_mut(t, "SignupFunctionRole", "SendToUserHosts");
+            s["Condition"] =
+                yaml("StringLike:\n  ssm:resourceTag/aws:autoscaling:groupName: !Sub ${AWS::StackName}_user_*");
+        }),
+        ("RunInstances with an empty condition", |t| {
+            statement_mut(t, "SignupFunctionRole", "LaunchOurInstanceTypeOnly")["Condition"] = yaml("{}");
+        }),
+        ("RunInstances of any instance type", |t| {
+            let s = statement_mut(t, "SignupFunctionRole", "LaunchOurInstanceTypeOnly");
+            s["Condition"] = yaml(
+                "ArnLike:\n  ec2:LaunchTemplate: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:launch-template/${HostLaunchTemplate}",
+            );
+        }),
+        ("RunInstances on every resource", |t| {
+            statement_mut(t, "SignupFunctionRole", "LaunchFromOurTemplateOnly")["Resource"] = yaml("\"*\"");
+        }),
+        ("a NotAction statement", |t| {
+            push_statement(t, "SignupFunctionRole", "Effect: Allow\nNotAction: iam:*\nResource: \"*\"");
+        }),
+        ("a NotResource statement", |t| {
+            push_statement(
+                t,
+                "ReconcileFunctionRole",
+                "Effect: Allow\nAction: sqs:SendMessage\nNotResource: arn:aws:sqs:*:*:x",
+            );
+        }),
+        ("a long-form intrinsic the check cannot read", |t| {
+            push_statement(
+                t,
+                "ReconcileFunctionRole",
+                "Effect: Allow\nAction: sqs:DeleteQueue\nResource:\n  Fn::Sub: arn:${AWS::Partition}:sqs:*:*:*",
+            );
+        }),
+        ("an extra AWS::IAM::Policy granting * to a function role", |t| {
+            t["Resources"]["Extra"] = yaml(
+                "Type: AWS::IAM::Policy\nProperties:\n  PolicyName: extra\n  Roles: [!Ref SignupFunctionRole]\n  \
+                 PolicyDocument:\n    Statement:\n      - Effect: Allow\n        Action: \"*\"\n        Resource: \"*\"",
+            );
+        }),
+        ("a managed policy on a function role", |t| {
+            t["Resources"]["ReconcileFunctionRole"]["Properties"]["ManagedPolicyArns"] =
+                yaml("- arn:aws:iam::aws:policy/AdministratorAccess");
+        }),
+    ];
+    assert_eq!(iam_violations(&template()), Vec::<String>::new(), "the template itself passes");
+    for (name, mutate) in mutations {
+        let mut t = template();
+        mutate(&mut t);
+        assert!(!iam_violations(&t).is_empty(), "not caught: {name}");
+    }
+}
+
+fn yaml(text: &str) -> Value {
+    serde_norway::from_str(text).unwrap()
+}
+
+/// The statement `sid` of `role`'s inline policies.
+fn statement_mut<'t>(t: &'t mut Value, role: &str, sid: &str) -> &'t mut Value {
+    t["Resources"][role]["Properties"]["Policies"]
+        .as_sequence_mut()
+        .unwrap()
+        .iter_mut()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence_mut().unwrap().iter_mut())
+        .find(|s| s["Sid"].as_str() == Some(sid))
+        .unwrap_or_else(|| panic!("{role} has no statement {sid}"))
+}
+
+fn push_statement(t: &mut Value, role: &str, statement: &str) {
+    let policies = t["Resources"][role]["Properties"]["Policies"].as_sequence_mut().unwrap();
+    policies[0]["PolicyDocument"]["Statement"].as_sequence_mut().unwrap().push(yaml(statement));
+}
+
+/// Whether `v` holds a long-form intrinsic (`Fn::Sub: ...` as a mapping), which
+/// [`strings`] cannot read: a check over it would pass for want of anything to see.
+fn unreadable(v: &Value) -> bool {
+    match v {
+        Value::Mapping(_) => true,
+        Value::Sequence(items) => items.iter().any(unreadable),
+        Value::Tagged(t) => unreadable(&t.value) && !matches!(t.value, Value::Sequence(_)),
+        _ => false,
+    }
+}
+
+/// The roles the functions run with (`Role: !GetAtt <Role>.Arn`).
+fn function_roles(t: &Value) -> BTreeSet<String> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .filter_map(|r| match &r["Properties"]["Role"] {
+            Value::Tagged(tagged) => tagged.value.as_str().and_then(|s| s.strip_suffix(".Arn")).map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Everything in the template's IAM that is broader than the design allows, one line
+/// each. Per function statement: no `NotAction`/`NotResource`, no long-form intrinsic it
+/// cannot read, no empty condition; `Resource: "*"` only for calls AWS cannot scope;
+/// mutating Auto Scaling calls on our groups (deleting the users' only); `SendCommand`
+/// with our documents, or on instances of our groups from our launch template;
+/// `RunInstances` from our launch template, and its instance of our instance type;
+/// parameters under our claims. And no policy reaches a function's role from outside
+/// it (an `AWS::IAM::Policy`, a managed policy, SAM policies beside a role).
+fn iam_violations(t: &Value) -> Vec<String> {
+    let mut v = Vec::new();
+    let roles = function_roles(t);
+    for (name, r) in t["Resources"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap_or("?");
+        match r["Type"].as_str() {
+            Some("AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy") => {
+                let attached = strings(&r["Properties"]["Roles"]);
+                if let Some(role) = attached.iter().find(|a| roles.iter().any(|f| a.ends_with(f.as_str()))) {
+                    v.push(format!("{name}: a policy attached to function role {role} from outside it"));
+                }
+            }
+            Some("AWS::IAM::Role") if roles.contains(name) && !r["Properties"]["ManagedPolicyArns"].is_null() => {
+                v.push(format!("{name}: managed policies on a function role"));
+            }
+            Some("AWS::Serverless::Function")
+                if !r["Properties"]["Role"].is_null() && !r["Properties"]["Policies"].is_null() =>
+            {
+                v.push(format!("{name}: SAM policies beside its role"));
+            }
+            _ => {}
+        }
+    }
+    for (function, statements) in policies(t) {
         for s in statements {
             let sid = s["Sid"].as_str().unwrap_or("?").to_owned();
-            let actions = strings(&s["Action"]);
-            let resources = strings(&s["Resource"]);
-            let has_condition = !s["Condition"].is_null();
-            // Describe, List and Get calls that AWS cannot scope by resource.
-            let describe_only = actions.iter().all(|a| {
-                a.split(':').nth(1).is_some_and(|n| {
-                    n.starts_with("Describe") || n == "GetCommandInvocation" || n == "ListCommandInvocations"
-                })
-            });
-            if resources.iter().any(|r| r == "*") {
-                assert!(describe_only || has_condition, "{function}.{sid}: Resource * for {actions:?}");
+            statement_violations(&format!("{function}.{sid}"), &s, &mut v);
+        }
+    }
+    v
+}
+
+/// [`iam_violations`] of one function statement, `at` naming it.
+fn statement_violations(at: &str, s: &Value, v: &mut Vec<String>) {
+    for key in ["NotAction", "NotResource", "NotPrincipal"] {
+        if !s[key].is_null() {
+            v.push(format!("{at}: {key}"));
+        }
+    }
+    if s["Effect"].as_str() != Some("Allow") {
+        v.push(format!("{at}: Effect {:?}", s["Effect"]));
+    }
+    for key in ["Action", "Resource", "Condition"] {
+        let value = &s[key];
+        let unread = if key == "Condition" {
+            value
+                .as_mapping()
+                .is_some_and(|ops| ops.values().any(|m| m.as_mapping().is_some_and(|m| m.values().any(unreadable))))
+        } else {
+            unreadable(value)
+        };
+        if unread {
+            v.push(format!("{at}: a long-form intrinsic in {key}"));
+        }
+    }
+    let condition = &s["Condition"];
+    let empty_condition = |c: &Value| {
+        c.as_mapping().is_none_or(|ops| {
+            ops.is_empty() || ops.values().any(|m| m.as_mapping().is_none_or(serde_norway::Mapping::is_empty))
+        })
+    };
+    if !condition.is_null() && empty_condition(condition) {
+        v.push(format!("{at}: an empty condition"));
+    }
+    let cond = |op: &str, key: &str| strings(&condition[op][key]);
+    let actions = strings(&s["Action"]);
+    let resources = strings(&s["Resource"]);
+    let describe_only = actions.iter().all(|a| {
+        a.split(':')
+            .nth(1)
+            .is_some_and(|n| n.starts_with("Describe") || n == "GetCommandInvocation" || n == "ListCommandInvocations")
+    });
+    if resources.iter().any(|r| r == "*") && !describe_only {
+        v.push(format!("{at}: Resource * for {actions:?}"));
+    }
+    for a in &actions {
+        if a.contains('*') {
+            v.push(format!("{at}: wildcard action {a}"));
+        }
+        let mutating_asg = a.starts_with("autoscaling:") && !a.starts_with("autoscaling:Describe");
+        let pool = |r: &String| r.contains("autoScalingGroupName/${AWS::StackName}-pool");
+        let users = |r: &String| r.contains("autoScalingGroupName/${AWS::StackName}_user_*");
+        if mutating_asg && !resources.iter().all(|r| pool(r) || users(r)) {
+            v.push(format!("{at}: {a} on {resources:?}"));
+        }
+        if a == "autoscaling:DeleteAutoScalingGroup" && !resources.iter().all(users) {
+            v.push(format!("{at}: {a} beyond the users' groups: {resources:?}"));
+        }
+        if a == "ssm:SendCommand" {
+            for r in &resources {
+                let document =
+                    r.contains(":document/${UserInitDocument}") || r.contains(":document/${PoolPrepDocument}");
+                let groups = cond("StringLike", "ssm:resourceTag/aws:autoscaling:groupName");
+                let ours = !groups.is_empty() && groups.iter().all(|g| g.starts_with("!Sub ${AWS::StackName}"));
+                let template_tag = cond("StringEquals", "ssm:resourceTag/aws:ec2launchtemplate:id");
+                let from_template = template_tag == ["!Ref HostLaunchTemplate"];
+                if !(document || (r.ends_with(":instance/*") && ours && from_template)) {
+                    v.push(format!("{at}: SendCommand on {r} with groups {groups:?}, template {template_tag:?}"));
+                }
             }
-            for a in &actions {
-                let mutating_asg = a.starts_with("autoscaling:") && !a.starts_with("autoscaling:Describe");
-                if mutating_asg {
-                    assert!(
-                        resources.iter().all(|r| r.contains("autoScalingGroupName/${AWS::StackName}-pool")
-                            || r.contains("autoScalingGroupName/${AWS::StackName}_user_*")),
-                        "{function}.{sid}: {a} on {resources:?}"
-                    );
-                }
-                if a == "ssm:SendCommand" {
-                    assert!(
-                        resources.iter().all(|r| r.contains(":document/${UserInitDocument}")
-                            || r.contains(":document/${PoolPrepDocument}")
-                            || (r.contains(":instance/*") && has_condition)),
-                        "{function}.{sid}: SendCommand on {resources:?}"
-                    );
-                }
-                if a.starts_with("ssm:") && a.contains("Parameter") {
-                    assert!(
-                        resources.iter().all(|r| r.ends_with("parameter/${AWS::StackName}/claims/*")
-                            || r.ends_with("parameter/${AWS::StackName}/claims")),
-                        "{function}.{sid}: {resources:?}"
-                    );
-                }
-                if a == "iam:PassRole" {
-                    assert!(resources.iter().all(|r| r.contains("HostRole")), "{function}.{sid}");
-                }
+        }
+        if a == "ec2:RunInstances" {
+            let template = cond("ArnLike", "ec2:LaunchTemplate");
+            if template.len() != 1 || !template[0].ends_with(":launch-template/${HostLaunchTemplate}") {
+                v.push(format!("{at}: RunInstances not bound to our launch template: {template:?}"));
             }
+            if resources.iter().any(|r| r.ends_with(":instance/*"))
+                && cond("StringEquals", "ec2:InstanceType") != ["!Ref InstanceType"]
+            {
+                v.push(format!("{at}: RunInstances of any instance type"));
+            }
+        }
+        if a.starts_with("ssm:") && a.contains("Parameter") {
+            let claims = |r: &String| {
+                r.ends_with("parameter/${AWS::StackName}/claims/*") || r.ends_with("parameter/${AWS::StackName}/claims")
+            };
+            if !resources.iter().all(claims) {
+                v.push(format!("{at}: {a} on {resources:?}"));
+            }
+        }
+        if a == "iam:PassRole"
+            && !(resources.iter().all(|r| r.contains("HostRole"))
+                && cond("StringEquals", "iam:PassedToService") == ["ec2.amazonaws.com"])
+        {
+            v.push(format!("{at}: PassRole of {resources:?} to any service"));
         }
     }
 }
