@@ -352,12 +352,18 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
         let consumes_a_queue = resource["Properties"]["Events"]
             .as_mapping()
             .is_some_and(|events| events.values().any(|e| e["Type"].as_str() == Some("SQS")));
+        // Every function runs with a role of its own, not SAM's (whose basic execution
+        // policy writes to every log group of the account, and for an SQS event reads
+        // and deletes every queue's messages): Lambda writes its own log group only.
+        assert!(!resource["Properties"]["Role"].is_null(), "{function} runs with SAM's role, not one of its own");
+        assert!(resource["Properties"]["Policies"].is_null(), "{function}: SAM policies beside a role");
+        let logs = statements.iter().find(|s| strings(&s["Action"]).contains(&"logs:PutLogEvents".to_owned())).unwrap();
+        let group = strings(&resource["Properties"]["LoggingConfig"]["LogGroup"]);
+        let own = group.iter().map(|g| g.replace("!Ref ", "!GetAtt ") + ".Arn").collect::<Vec<_>>();
+        assert_eq!(strings(&logs["Resource"]), own, "{function} writes its own log group only");
+        expected.extend(["logs:CreateLogStream".to_owned(), "logs:PutLogEvents".to_owned()]);
         if consumes_a_queue {
-            // SAM would attach AWSLambdaSQSQueueExecutionRole (every queue of the
-            // account): a queue consumer has a role of its own, which lets the event
-            // source mapping read its queue and Lambda write its logs, and no more.
-            assert!(!resource["Properties"]["Role"].is_null(), "{function} consumes a queue without a role of its own");
-            assert!(resource["Properties"]["Policies"].is_null(), "{function}: SAM policies beside a role");
+            // The event source mapping reads its queue with the function's role.
             let queue = strings(
                 &resource["Properties"]["Events"]
                     .as_mapping()
@@ -369,18 +375,7 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
             let reads =
                 statements.iter().find(|s| strings(&s["Action"]).contains(&"sqs:ReceiveMessage".to_owned())).unwrap();
             assert_eq!(strings(&reads["Resource"]), queue, "{function} reads its own queue only");
-            let logs =
-                statements.iter().find(|s| strings(&s["Action"]).contains(&"logs:PutLogEvents".to_owned())).unwrap();
-            let group = strings(&resource["Properties"]["LoggingConfig"]["LogGroup"]);
-            let own = group.iter().map(|g| g.replace("!Ref ", "!GetAtt ") + ".Arn").collect::<Vec<_>>();
-            assert_eq!(strings(&logs["Resource"]), own, "{function} writes its own log group only");
-            for a in [
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:GetQueueAttributes",
-                "logs:CreateLogStream",
-                "logs:PutLogEvents",
-            ] {
+            for a in ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"] {
                 expected.insert(a.to_owned());
             }
         }
@@ -474,6 +469,14 @@ fn each_over_broad_change_is_caught() {
                  PolicyDocument:\n    Statement:\n      - Effect: Allow\n        Action: \"*\"\n        Resource: \"*\"",
             );
         }),
+        ("a function back on SAM's generated role", |t| {
+            let role = &mut t["Resources"]["LifecycleFunctionRole"]["Properties"]["Policies"][0];
+            let statements = std::mem::take(&mut role["PolicyDocument"]["Statement"]);
+            let f = t["Resources"]["LifecycleFunction"]["Properties"].as_mapping_mut().unwrap();
+            f.remove("Role");
+            f.insert("Policies".into(), yaml("- Statement: []"));
+            f["Policies"][0]["Statement"] = statements;
+        }),
         ("a managed policy on a function role", |t| {
             t["Resources"]["ReconcileFunctionRole"]["Properties"]["ManagedPolicyArns"] =
                 yaml("- arn:aws:iam::aws:policy/AdministratorAccess");
@@ -555,9 +558,10 @@ fn iam_violations(t: &Value) -> Vec<String> {
             Some("AWS::IAM::Role") if roles.contains(name) && !r["Properties"]["ManagedPolicyArns"].is_null() => {
                 v.push(format!("{name}: managed policies on a function role"));
             }
-            Some("AWS::Serverless::Function")
-                if !r["Properties"]["Role"].is_null() && !r["Properties"]["Policies"].is_null() =>
-            {
+            Some("AWS::Serverless::Function") if r["Properties"]["Role"].is_null() => {
+                v.push(format!("{name}: SAM's generated role (its managed policies reach every log group)"));
+            }
+            Some("AWS::Serverless::Function") if !r["Properties"]["Policies"].is_null() => {
                 v.push(format!("{name}: SAM policies beside its role"));
             }
             _ => {}
