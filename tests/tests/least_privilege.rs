@@ -168,20 +168,7 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
         &["u-1"],
         false,
     ));
-    // Cold from the start, then giving up after the attempts.
-    let give_up = PlatformOptions {
-        pool: 0,
-        overrides: vec![("WARM_ATTEMPTS".into(), "0".into()), ("MAX_ATTEMPTS".into(), "1".into())],
-        ..PlatformOptions::default()
-    };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    merge(rt.block_on(async {
-        let p = Platform::start(give_up);
-        p.cloud().fail_next_inits(1);
-        p.signup("u-1");
-        assert!(p.run_until_settled(&["u-1".to_owned()], 4 * 3600).await);
-        p.cloud().calls_by_function()
-    }));
+    merge(give_up_calls());
     // Every event delivered twice, on the cold path: of the two launch events' runs, the
     // second finds the instance's init lock taken and reads it.
     merge(record(
@@ -230,17 +217,48 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
     for calls in recovery_calls() {
         merge(calls);
     }
-    // A rejected message goes to the signup dead-letter queue at once.
+    // A rejected message goes to the signup dead-letter queue at once; so does, with
+    // MAX_USERS 1, the signup of a second user (the users are counted: the Region's
+    // group count, then the listing).
     merge(record(
-        PlatformOptions::default(),
+        PlatformOptions { overrides: vec![("MAX_USERS".into(), "1".into())], ..PlatformOptions::default() },
         |p| {
             p.send_raw(r#"{"user_id":"$(reboot)","signup_id":"s"}"#, "bad");
+            let p = p.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_mins(1)).await;
+                p.signup("u-2");
+            });
         },
         &["u-1"],
         false,
     ));
     merge(resume_calls(&warm));
     used
+}
+
+/// Cold from the start, then giving up after the attempts; the failed user's group is
+/// removed by the sweep once its retention (an hour here) is over.
+fn give_up_calls() -> BTreeMap<String, BTreeSet<String>> {
+    let give_up = PlatformOptions {
+        pool: 0,
+        overrides: vec![
+            ("WARM_ATTEMPTS".into(), "0".into()),
+            ("MAX_ATTEMPTS".into(), "1".into()),
+            ("FAILED_RETENTION_H".into(), "1".into()),
+        ],
+        ..PlatformOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let p = Platform::start(give_up);
+        p.cloud().fail_next_inits(1);
+        p.signup("u-1");
+        assert!(p.run_until_settled(&["u-1".to_owned()], 4 * 3600).await);
+        tokio::time::sleep(std::time::Duration::from_hours(1) + std::time::Duration::from_mins(10)).await;
+        assert!(!p.snapshot().groups.contains_key(&p.config().user_group("u-1")), "the failed user's group is removed");
+        p.cloud().calls_by_function()
+    })
 }
 
 /// Resume after a crash right after a detach, right after an attach, and right after
@@ -389,14 +407,15 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
         }
         if function == "reconcile" {
             // The sweep re-drives the other functions' steps, so it may make any call they
-            // make, except creating or deleting a user's group and completing pool hooks.
+            // make, except creating a user's group and completing pool hooks (it deletes
+            // groups of its own accord: failed users', after their retention).
             let missing: Vec<_> = expected.difference(&allowed).collect();
             assert!(missing.is_empty(), "reconcile makes calls it is not allowed: {missing:?}");
             let mut reachable = expected.clone();
             for f in ["signup", "lifecycle", "command-status"] {
                 reachable.extend(actions(&used[f]));
             }
-            for never in ["CreateAutoScalingGroup", "DeleteAutoScalingGroup", "CompleteLifecycleAction"] {
+            for never in ["CreateAutoScalingGroup", "CompleteLifecycleAction"] {
                 reachable.remove(&format!("autoscaling:{never}"));
             }
             let extra: Vec<_> = allowed.difference(&reachable).collect();

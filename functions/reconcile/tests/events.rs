@@ -190,3 +190,63 @@ async fn housekeeping_only_releases_a_claim_on_a_foreign_instance() {
     assert!(!snap.groups[fixture::POOL_GROUP].contains(&foreign), "never handed to the pool");
     assert!(!cloud.call_log().iter().any(|(_, op)| op == "AttachInstances"), "{:?}", cloud.call_log());
 }
+
+/// Failed users' groups are removed once their retention (`FAILED_RETENTION_H`) is over,
+/// on a housekeeping sweep: not before, not a user who did not fail, not a group whose
+/// record names another user, and none at all with a retention of 0.
+#[tokio::test(start_paused = true)]
+async fn housekeeping_removes_failed_users_groups_after_their_retention() {
+    use warmpool_core::domain::{Id, UserRecord, UserState};
+    use warmpool_core::ports::{Clock, UserGroupSpec};
+    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    let hour_ms = 3_600_000;
+    let retention_ms = u64::from(cfg.failed_retention_h) * hour_ms;
+    assert!(retention_ms > 0, "a default retention");
+    let now = cloud.now_ms();
+    let group_of = |user: &str, owner: &str, state: UserState, updated_at_ms: u64| {
+        let owner = Id::parse("user", owner).unwrap();
+        let mut record = UserRecord::new(&owner, &owner, 0);
+        record.state = state;
+        record.updated_at_ms = updated_at_ms;
+        record.reason = Some("init failed 4 times".into());
+        UserGroupSpec {
+            name: cfg.user_group(user),
+            launch_template: cfg.launch_template.clone(),
+            subnets: cfg.subnets.clone(),
+            tags: record.to_tags(),
+        }
+    };
+    // Now + the retention + a sweep or two: each "failed at" is relative to that moment.
+    let later = now + retention_ms + 10 * 60_000;
+    let groups = [
+        ("u-expired", "u-expired", UserState::Failed, later - retention_ms - hour_ms),
+        ("u-recent", "u-recent", UserState::Failed, later - retention_ms + hour_ms),
+        ("u-ready", "u-ready", UserState::Ready, later - retention_ms - hour_ms),
+        ("u-liar", "u-other", UserState::Failed, later - retention_ms - hour_ms),
+    ];
+    for (user, owner, state, at) in groups {
+        cloud.create_user_group(&group_of(user, owner, state, at)).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(later - now)).await;
+    let every = warmpool_core::flow::reconcile::HOUSEKEEPING_EVERY;
+    let minute = cloud.now_ms() / 60_000;
+    tokio::time::sleep(std::time::Duration::from_mins((every - minute % every) % every)).await;
+    let ReconcileResponse::Sweep(report) = run(&cloud, &cfg, SCHEDULED).await else { panic!("not a sweep") };
+    assert_eq!(report.failed_removed, 1, "{report:?}");
+    let left: Vec<String> =
+        cloud.snapshot().groups.keys().filter(|g| g.starts_with(&cfg.user_group_prefix)).cloned().collect();
+    assert_eq!(left, ["warmpool-user-u-liar", "warmpool-user-u-ready", "warmpool-user-u-recent"]);
+    assert_eq!(cloud.snapshot().metrics.get("FailedGroupsRemoved").map(|m| m.0), Some(1));
+
+    // Past the recent one's retention too: a retention of 0 keeps it, the default not.
+    tokio::time::sleep(std::time::Duration::from_hours(2)).await;
+    let minute = cloud.now_ms() / 60_000;
+    tokio::time::sleep(std::time::Duration::from_mins((every - minute % every) % every)).await;
+    let keep = fixture::config(&cloud.subnets(), &[("FAILED_RETENTION_H", "0".into())]);
+    let ReconcileResponse::Sweep(report) = run(&cloud, &keep, SCHEDULED).await else { panic!("not a sweep") };
+    assert_eq!(report.failed_removed, 0);
+    assert!(cloud.snapshot().groups.contains_key("warmpool-user-u-recent"));
+    let ReconcileResponse::Sweep(report) = run(&cloud, &cfg, SCHEDULED).await else { panic!("not a sweep") };
+    assert_eq!(report.failed_removed, 1);
+    assert!(!cloud.snapshot().groups.contains_key("warmpool-user-u-recent"));
+}

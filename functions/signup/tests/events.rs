@@ -199,3 +199,33 @@ async fn a_failed_signup_comes_back_in_seconds_and_a_dead_one_after_its_retry_de
         assert_eq!(cloud.receive_from(SIGNUP_QUEUE, 1).len(), 1, "{fault:?}: back after {back_after_s} s");
     }
 }
+
+/// `MAX_USERS`: a signup for a new user beyond it goes to the dead-letter queue at once,
+/// with the reason and a metric; a signup of a user the stack holds still goes through.
+#[tokio::test(start_paused = true)]
+async fn a_new_user_beyond_max_users_is_dead_lettered_with_the_reason() {
+    let (cloud, _) = fixture::cloud_with_pool(3);
+    let cfg = fixture::config(&cloud.subnets(), &[("MAX_USERS", "2".into())]);
+    let signup = |user: &str, n: u32| {
+        event(&VALID.replace("u-1001", user).replace("5fea7756-0ea4-451a-a703-a558b933e270", &format!("message-{n}")))
+    };
+    for (n, user) in ["u-1001", "u-1002"].into_iter().enumerate() {
+        let response = warmpool_signup::handler(&cloud, &cfg, signup(user, n as u32)).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    // Created a while ago: the listing that counts them shows both.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let response = warmpool_signup::handler(&cloud, &cfg, signup("u-1003", 3)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "dead-lettered, not retried");
+    let snap = cloud.snapshot();
+    assert!(!snap.groups.contains_key("warmpool-user-u-1003"), "no group for the third user");
+    assert_eq!(snap.dead_letters.len(), 1, "{:?}", snap.dead_letters);
+    assert!(snap.dead_letters[0].contains("u-1003"));
+    assert_eq!(snap.metrics.get("UserLimitReached").map(|m| m.0), Some(1));
+    // A user it holds signs up again (a duplicate): not refused.
+    let again = warmpool_signup::handler(&cloud, &cfg, signup("u-1001", 4)).await.unwrap();
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(cloud.snapshot().dead_letters.len(), 1);
+    // The Region's group count was asked for each new user.
+    assert!(cloud.snapshot().calls.get("DescribeAccountLimits").is_some_and(|n| *n >= 3));
+}

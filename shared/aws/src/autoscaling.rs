@@ -9,6 +9,7 @@ use aws_sdk_autoscaling::types::{
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
+use warmpool_core::domain::UserState;
 use warmpool_core::error::CloudError;
 use warmpool_core::ports::{
     AutoScaling, Group, Launch, LifecycleResult, Member, MemberState, Membership, UserGroupSpec,
@@ -112,17 +113,26 @@ impl AutoScaling for AwsCloud {
         Ok(out.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(name)).map(to_group))
     }
 
-    async fn list_user_groups(&self, prefix: &str, unfinished_only: bool) -> Result<Vec<Group>, CloudError> {
-        use warmpool_core::domain::{UserState, tag};
+    async fn groups_in_region(&self) -> Result<u32, CloudError> {
+        let out = self
+            .autoscaling
+            .describe_account_limits()
+            .send()
+            .await
+            .map_err(|e| classify("DescribeAccountLimits", Subject::default(), &e))?;
+        let count = out.number_of_auto_scaling_groups().ok_or_else(|| CloudError::Transient {
+            operation: "DescribeAccountLimits".to_owned(),
+            message: "the answer has no NumberOfAutoScalingGroups".to_owned(),
+        })?;
+        Ok(u32::try_from(count).unwrap_or(0))
+    }
+
+    async fn list_user_groups(&self, prefix: &str, states: &[UserState]) -> Result<Vec<Group>, CloudError> {
+        use warmpool_core::domain::tag;
         let mut filters = vec![Filter::builder().name("tag-key").values(tag::USER_ID).build()];
-        if unfinished_only {
-            filters.push(
-                Filter::builder()
-                    .name(format!("tag:{}", tag::STATE))
-                    .values(UserState::Claiming.as_str())
-                    .values(UserState::Initializing.as_str())
-                    .build(),
-            );
+        if !states.is_empty() {
+            let values = states.iter().map(|s| s.as_str().to_owned()).collect();
+            filters.push(Filter::builder().name(format!("tag:{}", tag::STATE)).set_values(Some(values)).build());
         }
         let mut pages = self
             .autoscaling

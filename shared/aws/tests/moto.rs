@@ -354,9 +354,9 @@ async fn moto_redrives_reach_the_standard_queue_and_the_sweep_lists_only_unfinis
         n
     };
     let prefix = &env.cfg.user_group_prefix;
-    assert_eq!(names(env.cloud.list_user_groups(prefix, false).await.unwrap()).len(), 3);
+    assert_eq!(names(env.cloud.list_user_groups(prefix, &[]).await.unwrap()).len(), 3);
     assert_eq!(
-        names(env.cloud.list_user_groups(prefix, true).await.unwrap()),
+        names(env.cloud.list_user_groups(prefix, UserState::IN_FLIGHT).await.unwrap()),
         [env.cfg.user_group("u-1"), env.cfg.user_group("u-2")],
         "the state filter leaves the ready user out"
     );

@@ -277,6 +277,9 @@ impl UserState {
     pub fn is_final(self) -> bool {
         matches!(self, Self::Ready | Self::Failed)
     }
+
+    /// The states of a user still on the way to an instance.
+    pub const IN_FLIGHT: &[Self] = &[Self::Claiming, Self::Initializing];
 }
 
 /// Tag keys of the per-user record on the user's Auto Scaling group.

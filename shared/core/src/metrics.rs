@@ -34,6 +34,10 @@ pub enum Metric {
     GroupQuotaReached,
     /// Auto Scaling replaced a ready user's host; it is being initialised for the user.
     HostReplaced,
+    /// A failed user's group was deleted after its retention (`FAILED_RETENTION_H`).
+    FailedGroupRemoved,
+    /// A new user's signup was refused: the stack holds `MAX_USERS` users.
+    UserLimitReached,
 }
 
 impl Metric {
@@ -52,6 +56,8 @@ impl Metric {
             Self::FailedEvent => ("FailedEvents", 1.0, "Count", vec![]),
             Self::GroupQuotaReached => ("GroupQuotaReached", 1.0, "Count", vec![]),
             Self::HostReplaced => ("HostReplaced", 1.0, "Count", vec![]),
+            Self::FailedGroupRemoved => ("FailedGroupsRemoved", 1.0, "Count", vec![]),
+            Self::UserLimitReached => ("UserLimitReached", 1.0, "Count", vec![]),
         }
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::Config;
+use crate::domain::UserState;
 use crate::error::{CloudError, FlowError};
 use crate::flow::acquire::Claimed;
 use crate::metrics::Metric;
@@ -170,14 +171,17 @@ pub trait AutoScaling: Send + Sync {
     fn delete_group(&self, group: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// `DescribeAutoScalingGroups` filtered to groups carrying a warmpool user record
     /// (tag `warmpool:user-id`) whose name starts with `prefix`, all pages (100 groups
-    /// each). With `unfinished_only`, only records in `claiming` or `initializing` (a
-    /// `tag:warmpool:state` filter applied by Auto Scaling: a sweep pages through the
-    /// users in flight, not through every user there ever was).
+    /// each). With `states`, only records in one of them (a `tag:warmpool:state` filter
+    /// applied by Auto Scaling: a sweep pages through the users in flight, not through
+    /// every user there ever was); empty, every user.
     fn list_user_groups(
         &self,
         prefix: &str,
-        unfinished_only: bool,
+        states: &[UserState],
     ) -> impl Future<Output = Result<Vec<Group>, CloudError>> + Send;
+    /// `DescribeAccountLimits`: how many Auto Scaling groups the Region holds, ours and
+    /// others' (`NumberOfAutoScalingGroups`), in one call.
+    fn groups_in_region(&self) -> impl Future<Output = Result<u32, CloudError>> + Send;
     /// `DescribeScalingActivities` for a group, the most recent page: its instance
     /// launches, newest first (other activities, such as detaches, are left out).
     fn recent_launches(&self, group: &str) -> impl Future<Output = Result<Vec<Launch>, CloudError>> + Send;

@@ -121,10 +121,10 @@ async fn user_groups_are_listed_a_page_of_100_a_call_and_filtered_by_state() {
     // Created a while ago: every group is visible to a listing (see the next test).
     tokio::time::sleep(Duration::from_millis(cloud.model().stale_read_ms.1 + 1)).await;
     let before = cloud.snapshot().calls.get("DescribeAutoScalingGroups").copied().unwrap_or(0);
-    assert_eq!(cloud.list_user_groups(&cfg.user_group_prefix, false).await.unwrap().len(), 250);
+    assert_eq!(cloud.list_user_groups(&cfg.user_group_prefix, &[]).await.unwrap().len(), 250);
     let after_all = cloud.snapshot().calls["DescribeAutoScalingGroups"];
     assert_eq!(after_all - before, 3, "250 groups: three pages");
-    let unfinished = cloud.list_user_groups(&cfg.user_group_prefix, true).await.unwrap();
+    let unfinished = cloud.list_user_groups(&cfg.user_group_prefix, UserState::IN_FLIGHT).await.unwrap();
     assert_eq!(unfinished.len(), 50, "only the claiming ones");
     assert_eq!(cloud.snapshot().calls["DescribeAutoScalingGroups"] - after_all, 1, "50 groups: one page");
 }

@@ -13,6 +13,7 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
 use super::AwsCloud;
 use warmpool_core::Config;
+use warmpool_core::domain::UserState;
 use warmpool_core::error::CloudError;
 use warmpool_core::ports::{AutoScaling, Launch, LifecycleResult, Notifier, QueuedMessage, WorkQueues};
 
@@ -397,9 +398,26 @@ async fn unfinished_users_are_listed_by_state_tag_a_hundred_a_page_and_all_users
         .match_requests(move |r| names(r) == [("tag-key".to_owned(), vec!["warmpool:user-id".to_owned()])])
         .then_output(|| DescribeAutoScalingGroupsOutput::builder().build());
     let cloud = asg_cloud(&[&unfinished, &all]);
-    assert_eq!(cloud.list_user_groups("warmpool-user-", true).await, Ok(Vec::new()));
-    assert_eq!(cloud.list_user_groups("warmpool-user-", false).await, Ok(Vec::new()));
+    assert_eq!(cloud.list_user_groups("warmpool-user-", UserState::IN_FLIGHT).await, Ok(Vec::new()));
+    assert_eq!(cloud.list_user_groups("warmpool-user-", &[]).await, Ok(Vec::new()));
     assert_eq!((unfinished.num_calls(), all.num_calls()), (1, 1));
+}
+
+/// `DescribeAccountLimits` gives the Region's group count (moto does not implement it:
+/// this mocked answer is the adapter's only proof); an answer without it is an error.
+#[tokio::test]
+async fn the_regions_group_count_comes_from_the_account_limits() {
+    use aws_sdk_autoscaling::operation::describe_account_limits::DescribeAccountLimitsOutput;
+    let limits = mock!(aws_sdk_autoscaling::Client::describe_account_limits).then_output(|| {
+        DescribeAccountLimitsOutput::builder()
+            .max_number_of_auto_scaling_groups(500)
+            .number_of_auto_scaling_groups(437)
+            .build()
+    });
+    assert_eq!(asg_cloud(&[&limits]).groups_in_region().await, Ok(437));
+    let empty = mock!(aws_sdk_autoscaling::Client::describe_account_limits)
+        .then_output(|| DescribeAccountLimitsOutput::builder().build());
+    assert!(matches!(asg_cloud(&[&empty]).groups_in_region().await, Err(CloudError::Transient { .. })));
 }
 
 #[tokio::test]

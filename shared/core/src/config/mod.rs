@@ -96,6 +96,10 @@ pub struct Config {
     pub agent_wait_s: u32,
     /// `RECONCILE_STALL_S`.
     pub reconcile_stall_s: u32,
+    /// `FAILED_RETENTION_H`: 0 keeps failed users' groups.
+    pub failed_retention_h: u32,
+    /// `MAX_USERS`: 0 for no cap of our own.
+    pub max_users: u32,
     /// The pool-sizer's settings.
     pub sizer: SizerConfig,
 }
@@ -230,6 +234,8 @@ impl Config {
             prep_timeout_s: r.count("PREP_TIMEOUT_S")?,
             agent_wait_s: r.count("AGENT_WAIT_S")?,
             reconcile_stall_s: r.count("RECONCILE_STALL_S")?,
+            failed_retention_h: r.count("FAILED_RETENTION_H")?,
+            max_users: r.count("MAX_USERS")?,
             sizer,
         })
     }

@@ -224,6 +224,20 @@ pub const VARIABLES: &[Variable] = &[
         &[Reconcile],
     ),
     var(
+        "MAX_USERS",
+        "0",
+        count(0, 1_000_000),
+        "the most users the stack holds: a signup for a new user beyond it is dead-lettered with the reason; 0: no cap but the Region's Auto Scaling group quota",
+        &[Signup],
+    ),
+    var(
+        "FAILED_RETENTION_H",
+        "72",
+        count(0, 8_760),
+        "a failed user's group (empty, its record kept for inspection) is deleted by the reconcile sweep this many hours after the user failed; 0 keeps it",
+        &[Reconcile],
+    ),
+    var(
         "SIZER_TARGET_HIT_RATE",
         "0.99",
         Kind::Share,

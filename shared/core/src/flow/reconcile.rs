@@ -53,6 +53,8 @@ pub struct ReconcileReport {
     /// User id to what was re-driven.
     pub redriven: BTreeMap<String, String>,
     pub claims_repaired: usize,
+    /// Failed users' groups deleted after their retention.
+    pub failed_removed: usize,
     /// Users whose re-drive failed this time (tried again next sweep).
     pub errors: usize,
     /// Instances outside every group, and the orphans among them terminated.
@@ -96,14 +98,14 @@ async fn repair_claims<C: Cloud>(
 }
 
 /// One sweep over the instances outside every group and the stalled users (and, every
-/// [`HOUSEKEEPING_EVERY`] minutes, the claims).
+/// [`HOUSEKEEPING_EVERY`] minutes, the claims and the failed users past their retention).
 ///
 /// Every call can be the sweep's last (a timeout, a crash), so the calls go where they
 /// move users, cheapest first, and the messages that hand users on leave as soon as
 /// they are known: the users in flight (a call per 100), `resume` and re-drive messages
 /// for the stalled users that need no status, then the init statuses (a call per 50)
 /// and the re-drives they call for, then the instances outside every group (one call
-/// when there are none), then the claims.
+/// when there are none), then the claims, then the failed users' groups.
 pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport, FlowError> {
     let mut report = ReconcileReport::default();
     let now = cloud.now_ms();
@@ -121,11 +123,18 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
         }
     }
     // Stale claims cost a call per ten to list: repaired on every fifth sweep, last.
-    if (now / 60_000).is_multiple_of(HOUSEKEEPING_EVERY)
-        && let Err(e) = repair_claims(cloud, cfg, now, stall_ms, &mut report).await
-    {
-        warn!(error = %e, "reconcile could not list the claims; next housekeeping sweep tries again");
-        report.errors += 1;
+    if (now / 60_000).is_multiple_of(HOUSEKEEPING_EVERY) {
+        if let Err(e) = repair_claims(cloud, cfg, now, stall_ms, &mut report).await {
+            warn!(error = %e, "reconcile could not list the claims; next housekeeping sweep tries again");
+            report.errors += 1;
+        }
+        match super::retention::remove_expired_failed(cloud, cfg, now).await {
+            Ok(n) => report.failed_removed = n,
+            Err(e) => {
+                warn!(error = %e, "reconcile could not list the failed users; next housekeeping sweep tries again");
+                report.errors += 1;
+            }
+        }
     }
     users?;
     Ok(report)
@@ -139,7 +148,7 @@ async fn sweep_users<C: Cloud>(
     stall_ms: u64,
     report: &mut ReconcileReport,
 ) -> Result<(), FlowError> {
-    let groups = cloud.list_user_groups(&cfg.user_group_prefix, true).await?;
+    let groups = cloud.list_user_groups(&cfg.user_group_prefix, UserState::IN_FLIGHT).await?;
     let mut stalled = Vec::new();
     for group in groups {
         let Some(record) = UserRecord::from_tags(&group.tags) else { continue };

@@ -270,6 +270,18 @@ async fn signup<C: Cloud>(
         info!(group = %group.name, "redelivered signup resumes its user");
         return continue_user(cloud, cfg, signup_id, &group, &record).await;
     }
+    if let Some(users) = at_user_limit(cloud, cfg).await? {
+        // The user may be one of them (a duplicate of an earlier signup): read first.
+        if let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? {
+            return continue_user(cloud, cfg, signup_id, &group, &record).await;
+        }
+        cloud.record(Metric::UserLimitReached);
+        return Err(FlowError::InvalidInput(format!(
+            "the stack holds {users} users, its maximum (MAX_USERS {}); raise MaxUsers or delete users, then send \
+             this signup again from the dead-letter queue",
+            cfg.max_users
+        )));
+    }
     let record = UserRecord::new(user_id, signup_id, sent_at_ms.unwrap_or_else(|| cloud.now_ms()));
     let spec = UserGroupSpec {
         name: cfg.user_group(user_id.as_str()),
@@ -378,4 +390,18 @@ async fn delete_user<C: Cloud>(
     }
     info!(group = %name, "user group deleted with its instances");
     Ok(SignupOutcome::Deleted)
+}
+
+/// `Some(users)` when the stack holds `MAX_USERS` users already (none when it is 0).
+/// Cheap far from the cap, exact near it: the Region's group count (one
+/// `DescribeAccountLimits`) bounds our users from above, so below the cap nothing more
+/// is read; at or above it, the users are counted (a call per 100). Signups running at
+/// once can each see one place left: the cap may be passed by up to the signup
+/// function's concurrency (`QueueMaxConcurrency`).
+async fn at_user_limit<C: Cloud>(cloud: &C, cfg: &Config) -> Result<Option<usize>, FlowError> {
+    if cfg.max_users == 0 || cloud.groups_in_region().await? < cfg.max_users {
+        return Ok(None);
+    }
+    let users = cloud.list_user_groups(&cfg.user_group_prefix, &[]).await?.len();
+    Ok((users >= cfg.max_users as usize).then_some(users))
 }

@@ -63,7 +63,7 @@ pub struct SizerDecision {
 pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecision, FlowError> {
     let now = cloud.now_ms();
     let pool = describe_pool(cloud, cfg, "").await?;
-    let users = cloud.list_user_groups(&cfg.user_group_prefix, false).await?;
+    let users = cloud.list_user_groups(&cfg.user_group_prefix, &[]).await?;
     let arrivals: Vec<u64> =
         users.iter().filter_map(|g| UserRecord::from_tags(&g.tags)).map(|r| r.requested_at_ms).collect();
     let launches = cloud.recent_launches(&cfg.pool_group).await?;

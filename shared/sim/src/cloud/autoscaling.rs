@@ -157,11 +157,17 @@ impl AutoScaling for SimCloud {
         Ok(seen)
     }
 
-    async fn list_user_groups(&self, prefix: &str, unfinished_only: bool) -> Result<Vec<Group>, CloudError> {
+    async fn groups_in_region(&self) -> Result<u32, CloudError> {
+        self.call("DescribeAccountLimits").await?;
+        let w = self.world();
+        Ok(u32::try_from(self.seen_groups(&w).len()).unwrap_or(u32::MAX))
+    }
+
+    async fn list_user_groups(&self, prefix: &str, states: &[UserState]) -> Result<Vec<Group>, CloudError> {
         // A call per page of 100 (`MaxRecords`' largest value), as the SDK's paginator
         // makes them; the tag filters are applied by Auto Scaling, before paging.
         const PAGE: usize = 100;
-        let unfinished = [UserState::Claiming.as_str(), UserState::Initializing.as_str()];
+        let wanted: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
         let mut groups = Vec::new();
         let mut from = None::<String>;
         loop {
@@ -173,7 +179,7 @@ impl AutoScaling for SimCloud {
                 .filter(|(name, _)| from.as_ref().is_none_or(|f| *name > f))
                 .filter(|(_, g)| g.tags.contains_key(tag::USER_ID))
                 .filter(|(_, g)| {
-                    !unfinished_only || g.tags.get(tag::STATE).is_some_and(|s| unfinished.contains(&s.as_str()))
+                    wanted.is_empty() || g.tags.get(tag::STATE).is_some_and(|s| wanted.contains(&s.as_str()))
                 })
                 .take(PAGE)
                 .collect();
