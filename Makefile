@@ -2,7 +2,7 @@
 #
 #   make test    fmt, clippy, the crate layering, unit + end-to-end tests, moto-backed
 #                adapter tests, the demo's and the simulator's done-criteria, cfn-lint,
-#                checkov
+#                checkov, SAM's expansion adds no IAM (scripts/check_expanded_iam.py)
 #   make bench   criterion benchmarks (flow CPU per signup, a 10,000-signup burst, cold
 #                start and peak RSS of each release Lambda binary); not run in CI
 #   make demo    the local demo (the whole flow on the in-memory cloud)
@@ -82,6 +82,8 @@ lint-template: $(VENV)/.installed
 	@# resource's own Metadata (checkov: skip), with its reason.
 	$(VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 	@echo "checkov template.yaml: ok"
+	@# SAM's expansion (aws-sam-translator, offline) adds no role or policy of its own.
+	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/python scripts/check_expanded_iam.py template.yaml --self-test
 
 demo:
 	$(CARGO) run -p warmpool-cli -- demo
