@@ -444,6 +444,12 @@ fn each_over_broad_change_is_caught() {
                  - !Sub arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*:autoScalingGroupName/${AWS::StackName}-pool",
             );
         }),
+        ("reconcile may delete any user's group", |t| {
+            statement_mut(t, "ReconcileFunctionRole", "RemoveFailedUserGroups")
+                .as_mapping_mut()
+                .unwrap()
+                .remove("Condition");
+        }),
         ("SendCommand's group condition widened to *", |t| {
             let s = statement_mut(t, "SignupFunctionRole", "SendToUserHosts");
             s["Condition"]["StringLike"]["ssm:resourceTag/aws:autoscaling:groupName"] = yaml("\"*\"");
@@ -650,6 +656,14 @@ fn statement_violations(at: &str, s: &Value, v: &mut Vec<String>) {
         }
         if a == "autoscaling:DeleteAutoScalingGroup" && !resources.iter().all(users) {
             v.push(format!("{at}: {a} beyond the users' groups: {resources:?}"));
+        }
+        // Only signup deletes a user on request (its record checked first); any other
+        // function, only a group whose record says failed.
+        if a == "autoscaling:DeleteAutoScalingGroup"
+            && !at.starts_with("signup.")
+            && cond("StringEquals", "autoscaling:ResourceTag/warmpool:state") != ["failed"]
+        {
+            v.push(format!("{at}: {a} of groups whose user has not failed"));
         }
         if a == "ssm:SendCommand" {
             for r in &resources {

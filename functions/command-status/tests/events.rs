@@ -255,8 +255,10 @@ async fn an_init_that_ended_before_it_was_recorded_is_applied_when_recorded() {
     let early = warmpool_command_status::handler(&cloud, &cfg, event(INIT_SUCCESS, &[("command-id", &command)])).await;
     assert_eq!(early.unwrap(), StatusOutcome::Ignored { reason: "not the user's current command" });
 
-    // The signup's retry records the init and applies its outcome.
-    warmpool_signup::handler(&cloud, &cfg, signup()).await.unwrap();
+    // The signup's retry records the init and applies its outcome, with the signup
+    // function's own configuration (what its template entry gives it, no more).
+    let own = fixture::function_config(warmpool_core::config::Function::Signup, &cloud.subnets(), &[]);
+    warmpool_signup::handler(&cloud, &own, signup()).await.unwrap();
     let snap = cloud.snapshot();
     assert_eq!(snap.tags[GROUP]["warmpool:state"], "ready");
     assert_eq!(snap.ready_messages.len(), 1);

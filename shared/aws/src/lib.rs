@@ -31,7 +31,6 @@ pub struct AwsCloud {
     ssm: aws_sdk_ssm::Client,
     sqs: aws_sdk_sqs::Client,
     claim_prefix: String,
-    ready_queue_url: String,
 }
 
 impl AwsCloud {
@@ -54,7 +53,6 @@ impl AwsCloud {
             ssm: aws_sdk_ssm::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             claim_prefix: cfg.claim_prefix.clone(),
-            ready_queue_url: cfg.ready_queue_url.clone(),
         }
     }
 
@@ -67,14 +65,7 @@ impl AwsCloud {
         sqs: aws_sdk_sqs::Client,
         cfg: &Config,
     ) -> Self {
-        Self {
-            autoscaling,
-            ec2,
-            ssm,
-            sqs,
-            claim_prefix: cfg.claim_prefix.clone(),
-            ready_queue_url: cfg.ready_queue_url.clone(),
-        }
+        Self { autoscaling, ec2, ssm, sqs, claim_prefix: cfg.claim_prefix.clone() }
     }
 
     fn claim_name(&self, instance_id: &str) -> String {

@@ -387,11 +387,12 @@ pub trait WorkQueues: Send + Sync {
 
 /// The "ready" queue (FIFO).
 pub trait Notifier: Send + Sync {
-    /// `SendMessage` of one JSON body, `MessageGroupId` = the user, and a
-    /// `MessageDeduplicationId`: a repeat within five minutes (a retry after a crash)
-    /// is dropped by the queue.
+    /// `SendMessage` of one JSON body to `queue_url` (the running function's
+    /// `READY_QUEUE_URL`), `MessageGroupId` = the user, and a `MessageDeduplicationId`: a
+    /// repeat within five minutes (a retry after a crash) is dropped by the queue.
     fn send_ready(
         &self,
+        queue_url: &str,
         user_id: &str,
         dedup_id: &str,
         body: &str,

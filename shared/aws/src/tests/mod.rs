@@ -216,7 +216,7 @@ async fn ready_messages_go_to_the_ready_queue() {
         })
         .then_output(|| aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().message_id("m").build());
     let cloud = sqs_cloud(&[&sent]);
-    assert_eq!(cloud.send_ready("u-1", "u-1-c-1", "{}").await, Ok(()));
+    assert_eq!(cloud.send_ready("https://sqs.us-east-1.amazonaws.com/1/ready", "u-1", "u-1-c-1", "{}").await, Ok(()));
     assert_eq!(sent.num_calls(), 1);
 }
 

@@ -130,7 +130,7 @@ pub const VARIABLES: &[Variable] = &[
         "READY_QUEUE_URL",
         "set it to the ready queue's URL",
         "where \"user ready\" messages go",
-        &[CommandStatus, Reconcile],
+        &[Signup, CommandStatus, Reconcile],
     ),
     var(
         "CLAIM_PARAMETER_PREFIX",
@@ -143,8 +143,9 @@ pub const VARIABLES: &[Variable] = &[
         "SIGNUP_QUEUE_URL",
         "set it to the signup queue's URL",
         "where `resume` messages go: a failover's next claim (command-status; lifecycle, after a cold \
-         launch that keeps failing), a user stalled while claiming (reconcile)",
-        &[Lifecycle, CommandStatus, Reconcile],
+         launch that keeps failing), a user stalled while claiming (reconcile), an init found ended \
+         and failed (signup)",
+        &[Signup, Lifecycle, CommandStatus, Reconcile],
     ),
     required(
         "SIGNUP_DLQ_URL",

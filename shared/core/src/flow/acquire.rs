@@ -133,7 +133,7 @@ async fn finish_warm<C: Cloud>(
     {
         // A run that died after sending it (this is its retry), or one right before this
         // (a duplicated or re-driven message behind it in the user's FIFO group).
-        record_earlier_init(cloud, cfg, group, &record, &earlier, Some(Path::Warm)).await?;
+        record_earlier_init(cloud, cfg, group, &record, &earlier, Some(Path::Warm), true).await?;
         return Ok(acquired);
     }
     if matches!(lock, InitLock::Busy) {

@@ -183,7 +183,7 @@ pub async fn apply_init_outcome<C: Cloud>(
         return Ok(StatusOutcome::Ignored { reason: "outcome of an instance the user has been moved off" });
     }
     match (record.state, outcome) {
-        (UserState::Initializing, CommandOutcome::Success) => ready(cloud, &group, &record).await,
+        (UserState::Initializing, CommandOutcome::Success) => ready(cloud, cfg, &group, &record).await,
         // A failover that an earlier run started (the state says claiming but the
         // command is still this one) is resumed, not started again.
         (UserState::Initializing | UserState::Claiming, CommandOutcome::Failure) => {
@@ -205,7 +205,12 @@ pub async fn resume_failover<C: Cloud>(
     apply_init_outcome(cloud, cfg, user_id, command_id, "Failed", ThenAcquire::Here).await
 }
 
-async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Result<StatusOutcome, FlowError> {
+async fn ready<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    group: &Group,
+    record: &UserRecord,
+) -> Result<StatusOutcome, FlowError> {
     let instance_id = record.instance.clone().ok_or_else(|| FlowError::Inconsistent {
         user_id: record.user_id.clone(),
         message: "init succeeded but no instance is recorded".into(),
@@ -225,7 +230,7 @@ async fn ready<C: Cloud>(cloud: &C, group: &Group, record: &UserRecord) -> Resul
     // Message first, then state: a crash in between repeats the message (consumers
     // de-duplicate on user_id and instance_id) instead of losing it.
     let command_id = record.command_id.as_deref().unwrap_or_default();
-    cloud.send_ready(&record.user_id, &format!("{}-{command_id}", record.user_id), &body).await?;
+    cloud.send_ready(&cfg.ready_queue_url, &record.user_id, &format!("{}-{command_id}", record.user_id), &body).await?;
     if record.replaced.is_none() {
         // (A replaced host's time is not a signup's.)
         cloud.record(Metric::TimeToReady { seconds: message.ready_after_s, path: record.path });

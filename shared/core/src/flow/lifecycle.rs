@@ -170,7 +170,7 @@ pub async fn init_user<C: Cloud>(
     else {
         return Ok(LifecycleOutcome::Ignored { reason: "user group no longer exists" });
     };
-    init_loaded(cloud, cfg, &group, record, instance_id).await
+    init_loaded(cloud, cfg, &group, record, instance_id, false).await
 }
 
 fn is_live_member(group: &Group, instance_id: &str) -> bool {
@@ -178,13 +178,15 @@ fn is_live_member(group: &Group, instance_id: &str) -> bool {
 }
 
 /// [`init_user`] for a user whose group and record the caller has just read (a re-drive:
-/// one call fewer, in an invocation where every call can be the last).
+/// one call fewer, in an invocation where every call can be the last). `apply_ended`:
+/// see [`record_earlier_init`].
 pub(crate) async fn init_loaded<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     group: &Group,
     mut record: UserRecord,
     instance_id: &str,
+    apply_ended: bool,
 ) -> Result<LifecycleOutcome, FlowError> {
     let user_id = record.user_id.clone();
     let user_id = user_id.as_str();
@@ -225,12 +227,13 @@ pub(crate) async fn init_loaded<C: Cloud>(
         }
         InitLock::Stale => true,
     };
+    let send_by = cloud.now_ms() + INIT_SEND_WINDOW_MS;
     if sent_before_possible && let Some(earlier) = init_sent_earlier(cloud, cfg, instance_id).await? {
-        record_earlier_init(cloud, cfg, group, &record, &earlier, None).await?;
+        record_earlier_init(cloud, cfg, group, &record, &earlier, None, apply_ended).await?;
         return Ok(LifecycleOutcome::Ignored { reason: "init sent by an earlier run; recorded" });
     }
     let request = user_init_request(cfg, &record, instance_id);
-    let command_id = send_with_agent_retry(cloud, cfg, &request).await?;
+    let command_id = send_with_agent_retry(cloud, cfg, &request, send_by).await?;
     record_init(cloud, &group.name, instance_id, &command_id, None).await?;
     info!(user_id, instance_id, command_id, attempt = record.attempt, "user-init sent");
     Ok(LifecycleOutcome::InitSent { command_id })
@@ -256,13 +259,19 @@ pub(crate) fn user_init_request(cfg: &Config, record: &UserRecord, instance_id: 
     }
 }
 
-/// How long an init lock is taken to mean a sender at work. The lock is taken once the
-/// agent answers, so what follows it is short: `SendCommand` with its two resends 2 s
-/// apart, and a tag write, each with the SDK's throttling retries (about 3 s at most):
-/// under 20 s. Older, its sender died, and the next run (the signup message's retry, a
-/// re-drive, Lambda's retry) asks SSM and takes over. Short, because a signup whose run
-/// died just after taking the lock waits this long.
+/// How long an init lock is taken to mean a sender at work. Its holder starts no
+/// `SendCommand` later than [`INIT_SEND_WINDOW_MS`] after taking it, and one `SendCommand`
+/// with the SDK's throttling retries takes well under the rest (about 15 s at worst in
+/// the SDK's adaptive mode). Older, its sender died or gave up, and the next run (the
+/// signup message's retry, a re-drive, Lambda's retry) asks SSM and takes over. Short,
+/// because a signup whose run died just after taking the lock waits this long.
 pub(crate) const INIT_LOCK_BUSY_MS: u64 = 30_000;
+
+/// How long after taking an init lock its holder may still start a `SendCommand`: a
+/// resend after the agent looked gone again (a wait for it of up to `AGENT_WAIT_S`) is
+/// given up past it, and the event's retry takes the lock over, so that a holder never
+/// sends after another run could have taken over.
+const INIT_SEND_WINDOW_MS: u64 = 10_000;
 
 /// Whether this invocation may send an instance's user-init.
 pub(crate) enum InitLock {
@@ -326,10 +335,11 @@ pub(crate) async fn init_sent_earlier<C: Cloud>(
 }
 
 /// Records the user-init an earlier run sent (`earlier`, found by [`init_sent_earlier`]),
-/// with `path` when the move set it. If it has ended already,
-/// its outcome is applied now: its status events most likely came before the record
-/// named the command and were ignored, and the sweep would otherwise find it only a
-/// stall later.
+/// with `path` when the move set it. If it has ended already and `apply_ended`, its
+/// outcome is applied now: its status events most likely came before the record named
+/// the command and were ignored, and the sweep would otherwise find it only a stall
+/// later. Only functions configured and allowed to apply an outcome (ready queue,
+/// failover) pass `apply_ended`: signup and reconcile; lifecycle leaves it to the sweep.
 pub(crate) async fn record_earlier_init<C: Cloud>(
     cloud: &C,
     cfg: &Config,
@@ -337,12 +347,13 @@ pub(crate) async fn record_earlier_init<C: Cloud>(
     record: &UserRecord,
     earlier: &InvocationSummary,
     path: Option<Path>,
+    apply_ended: bool,
 ) -> Result<(), FlowError> {
     let (instance_id, command_id) = (earlier.instance_id.as_str(), earlier.command_id.as_str());
     info!(group = %group.name, instance_id, command_id, status = earlier.status,
         "user-init was sent by an earlier run; recording it");
     record_init(cloud, &group.name, instance_id, command_id, path).await?;
-    if CommandOutcome::from_status(&earlier.status) != CommandOutcome::Pending {
+    if apply_ended && CommandOutcome::from_status(&earlier.status) != CommandOutcome::Pending {
         let user_id = Id::parse("user id tag", &record.user_id)?;
         // Boxed: a failover acquires again, which may come back here.
         Box::pin(command_status::apply_init_outcome(
@@ -467,21 +478,30 @@ async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> 
         delivery_timeout_s: cfg.delivery_timeout_s,
         comment: "warmpool pool-prep".to_owned(),
     };
-    let command_id = send_with_agent_retry(cloud, cfg, &request).await?;
+    // Pool-prep takes no lock (its own checks keep it to one): no send window.
+    let command_id = send_with_agent_retry(cloud, cfg, &request, u64::MAX).await?;
     info!(instance_id, command_id, "pool-prep sent");
     Ok(LifecycleOutcome::PrepSent { command_id })
 }
 
 /// `SendCommand`, treating `InvalidInstanceId` right after the agent looked online
 /// (registration still propagating) as one more reason to wait: tried again on the
-/// [`retry::command_resend`] schedule, each time once the agent looks online again.
+/// [`retry::command_resend`] schedule, each time once the agent looks online again, but
+/// never started after `start_by_ms` (an init lock's send window).
 async fn send_with_agent_retry<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     request: &CommandRequest,
+    start_by_ms: u64,
 ) -> Result<String, FlowError> {
     let mut resend = retry::command_resend();
     loop {
+        if cloud.now_ms() > start_by_ms {
+            return Err(FlowError::NotYet(format!(
+                "the init of {} is past its lock's send window; the retry takes the lock over",
+                request.instance_id
+            )));
+        }
         match cloud.send_command(request).await {
             Ok(id) => return Ok(id),
             Err(CloudError::AgentNotReady { instance_id }) => {

@@ -517,7 +517,7 @@ async fn redrive<C: Cloud>(
             }
         }
         _ => {
-            lifecycle::init_loaded(cloud, cfg, group, record.clone(), &instance_id).await?;
+            lifecycle::init_loaded(cloud, cfg, group, record.clone(), &instance_id, true).await?;
             Ok(Some("lost launch event"))
         }
     }

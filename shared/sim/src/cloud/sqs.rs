@@ -166,8 +166,13 @@ impl WorkQueues for SimCloud {
 }
 
 impl Notifier for SimCloud {
-    async fn send_ready(&self, user_id: &str, dedup_id: &str, body: &str) -> Result<(), CloudError> {
+    async fn send_ready(&self, queue_url: &str, user_id: &str, dedup_id: &str, body: &str) -> Result<(), CloudError> {
         self.call("SendMessage").await?;
+        // A function whose configuration lacks the ready queue (an empty URL) cannot send
+        // there: SQS refuses a URL that names no queue.
+        if queue_of(queue_url) != Some(READY_QUEUE) {
+            return Err(no_such_queue("SendMessage", queue_url));
+        }
         let now = self.now_ms();
         let mut w = self.world();
         let enqueued = w
