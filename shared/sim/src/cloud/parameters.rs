@@ -56,23 +56,26 @@ impl Claims for SimCloud {
     }
 
     async fn list_claims(&self) -> Result<Vec<Claim>, CloudError> {
-        let claims: Vec<Claim> = self
-            .world()
-            .params
-            .claims
-            .iter()
-            // `GetParametersByPath` with `Recursive`: init locks are one level deeper than
-            // claims, and the adapter leaves them out.
-            .filter(|(id, _)| !id.contains('/'))
-            .map(|(id, (owner, at, version))| Claim {
-                instance_id: id.clone(),
-                owner: owner.clone(),
-                created_ms: *at,
-                version: *version,
-            })
-            .collect();
-        // `GetParametersByPath` returns at most 10 parameters a page: one call each.
-        for _ in 0..claims.len().div_ceil(10).max(1) {
+        let (listed, claims) = {
+            let w = self.world();
+            let claims: Vec<Claim> = w
+                .params
+                .claims
+                .iter()
+                // Init locks are one level deeper than claims; the adapter leaves them out.
+                .filter(|(id, _)| !id.contains('/'))
+                .map(|(id, (owner, at, version))| Claim {
+                    instance_id: id.clone(),
+                    owner: owner.clone(),
+                    created_ms: *at,
+                    version: *version,
+                })
+                .collect();
+            (w.params.claims.len(), claims)
+        };
+        // `GetParametersByPath` with `Recursive` returns at most 10 parameters a page, the
+        // init locks among them: a call per page of both.
+        for _ in 0..listed.div_ceil(10).max(1) {
             self.call("GetParametersByPath").await?;
         }
         Ok(claims)
