@@ -265,7 +265,7 @@ pub(crate) fn user_init_request(cfg: &Config, record: &UserRecord, instance_id: 
 /// the SDK's adaptive mode). Older, its sender died or gave up, and the next run (the
 /// signup message's retry, a re-drive, Lambda's retry) asks SSM and takes over. Short,
 /// because a signup whose run died just after taking the lock waits this long.
-pub(crate) const INIT_LOCK_BUSY_MS: u64 = 30_000;
+const INIT_LOCK_BUSY_MS: u64 = 30_000;
 
 /// How long after taking an init lock its holder may still start a `SendCommand`: a
 /// resend after the agent looked gone again (a wait for it of up to `AGENT_WAIT_S`) is
