@@ -55,6 +55,7 @@ pub async fn handler<C: Cloud>(
                     users_checked = report.users_checked,
                     redriven = report.redriven.len(),
                     claims_repaired = report.claims_repaired,
+                    ready_claims_released = report.ready_claims_released,
                     errors = report.errors,
                     "reconcile sweep done"
                 );

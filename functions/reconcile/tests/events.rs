@@ -168,6 +168,42 @@ async fn housekeeping_keeps_the_init_lock_of_a_cold_users_fresh_instance() {
     assert_eq!(lock.map(|c| c.owner), Some("u-1001".to_owned()), "the lock stays");
 }
 
+/// The ready leaves the host's claim and init lock in place (a run that read the record
+/// just before the ready must still find the init locked); housekeeping releases them once
+/// they are older than the stall, counted apart from the claims it repairs.
+#[tokio::test(start_paused = true)]
+async fn housekeeping_releases_a_ready_users_claim_and_init_lock_after_the_stall() {
+    use warmpool_core::domain::Id;
+    use warmpool_core::flow::command_status::{StatusOutcome, ThenAcquire, apply_init_outcome};
+    use warmpool_core::ports::{Claims, init_lock};
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
+    warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
+    let tags = cloud.snapshot().tags[GROUP].clone();
+    let (instance, command) = (tags["warmpool:instance"].clone(), tags["warmpool:command-id"].clone());
+    assert!(!command.is_empty(), "the move sent the init");
+    let user = Id::parse("user", "u-1001").unwrap();
+    let outcome = apply_init_outcome(&cloud, &cfg, &user, &command, "Success", ThenAcquire::ViaSignupQueue).await;
+    assert_eq!(outcome.unwrap(), StatusOutcome::Ready { instance_id: instance.clone() });
+    let held = |name: String| {
+        let cloud = cloud.clone();
+        async move { cloud.claim_of(&name).await.unwrap().map(|c| c.owner) }
+    };
+    assert_eq!(held(instance.clone()).await.as_deref(), Some("u-1001"), "the claim stays after the ready");
+    assert_eq!(held(init_lock(&instance)).await.as_deref(), Some("u-1001"), "and the init lock");
+    // Past the stall, at a housekeeping minute.
+    tokio::time::sleep(std::time::Duration::from_secs(u64::from(cfg.reconcile_stall_s) + 1)).await;
+    let every = warmpool_core::flow::reconcile::HOUSEKEEPING_EVERY;
+    let minute = warmpool_core::ports::Clock::now_ms(&cloud) / 60_000;
+    tokio::time::sleep(std::time::Duration::from_mins((every - minute % every) % every)).await;
+    let response = run(&cloud, &cfg, SCHEDULED).await;
+    let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
+    assert_eq!((report.ready_claims_released, report.claims_repaired), (1, 0), "{report:?}");
+    assert_eq!(held(instance.clone()).await, None, "released");
+    assert_eq!(held(init_lock(&instance)).await, None, "with its init lock");
+    assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:state"], "ready");
+}
+
 /// A stale claim naming an instance outside every group that was not launched from our
 /// launch template (only someone who may write the claims' path could make one): the
 /// housekeeping releases the claim and nothing more. It never attaches that instance to

@@ -94,6 +94,76 @@ async fn a_signup_right_behind_a_warm_move_on_lagging_reads_sends_no_second_init
     assert_eq!(snap.repeated_inits, Vec::<String>::new());
 }
 
+const SIGNUP_BODY: &str = r#"{"kind":"signup","user_id":"u-1001","signup_id":"s-9001"}"#;
+
+/// Runs the signup queue's consumer, one invocation per message as the platform does,
+/// until the queue is empty (a move waits out the detach, and its first runs may find it
+/// not done yet: SQS brings the message back).
+async fn drain_signups(cloud: &warmpool_sim::SimCloud, cfg: &warmpool_core::Config) {
+    use warmpool_sim::SIGNUP_QUEUE;
+    for _ in 0..10 {
+        warmpool_sim::platform::drain(cloud, cfg, SIGNUP_QUEUE).await;
+        if cloud.backlog(SIGNUP_QUEUE) == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    }
+    panic!("the signup never completed");
+}
+
+/// A signup that finds the init an earlier run sent (and died before recording) already
+/// ended makes the user ready at once: it applies the outcome to the record it has just
+/// written, since a read right after that write may still show the record from before
+/// it. And the ready leaves the instance's init lock in place: a signup right behind,
+/// reading the user from before both writes, finds the lock held and sends no second
+/// init, where a lock released at the ready would let it send one.
+#[tokio::test(start_paused = true)]
+async fn an_init_found_ended_makes_the_user_ready_and_a_signup_behind_sends_no_second() {
+    use warmpool_sim::{FaultKind, Faults, SIGNUP_QUEUE};
+    let model = warmpool_sim::CloudModel { stale_read_ms: (1_500, 1_500), stale_tags: true, ..Default::default() };
+    // Where the move sends the init: on a twin of the cloud (same seed, same calls).
+    let send_at = {
+        let (twin, cfg) = fixture::cloud_with_pool_and_model(3, model.clone());
+        twin.send_signup(SIGNUP_BODY, "u-1001");
+        drain_signups(&twin, &cfg).await;
+        twin.call_log().iter().position(|(_, op)| op == "SendCommand").unwrap()
+    };
+    let (cloud, cfg) = fixture::cloud_with_pool_and_model(3, model);
+    cloud.send_signup(SIGNUP_BODY, "u-1001");
+    cloud.set_faults(Faults { at_call: Some((send_at as u64, FaultKind::CrashAfter)), ..Faults::default() });
+    while cloud.sent_commands().is_empty() {
+        warmpool_sim::platform::drain(&cloud, &cfg, SIGNUP_QUEUE).await;
+        tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    }
+    cloud.set_faults(Faults::default());
+    assert_eq!(cloud.call_log()[send_at].1, "SendCommand", "the run died right after sending the init");
+    let inits = || cloud.sent_commands().into_iter().filter(|c| c.document == cfg.user_init_document).count();
+    assert_eq!(inits(), 1);
+    assert!(cloud.snapshot().tags[GROUP].get("warmpool:command-id").is_none_or(String::is_empty), "not recorded");
+    assert_eq!(cloud.backlog(SIGNUP_QUEUE), 1, "the message stays");
+
+    // The init has run and its lock is stale when the message comes back: the retry
+    // takes the lock over, finds the init in SSM's history, records it and, since it
+    // succeeded, makes the user ready.
+    tokio::time::sleep(std::time::Duration::from_secs(40)).await;
+    let stale_before = cloud.stale_reads();
+    drain_signups(&cloud, &cfg).await;
+    let snap = cloud.snapshot();
+    assert_eq!(snap.tags[GROUP]["warmpool:state"], "ready", "ready at once, not at the sweep");
+    assert_eq!(snap.ready_messages.len(), 1);
+
+    // A signup right behind it reads the user from before: the lock turns it away.
+    let signup_at = cloud.call_log().len();
+    cloud.send_signup(SIGNUP_BODY, "u-1001");
+    drain_signups(&cloud, &cfg).await;
+    assert!(cloud.call_log().len() > signup_at, "the signup behind ran");
+    assert!(cloud.stale_reads() > stale_before, "the runs read lagging state");
+    assert_eq!(inits(), 1, "one init");
+    assert_eq!(cloud.snapshot().repeated_inits, Vec::<String>::new());
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:state"], "ready");
+}
+
 #[tokio::test(start_paused = true)]
 async fn delete_tears_the_user_group_down() {
     let (cloud, cfg) = fixture::cloud_with_pool(3);

@@ -173,6 +173,23 @@ pub async fn apply_init_outcome<C: Cloud>(
     let Some((group, record)) = load_user(cloud, cfg, user_id.as_str()).await? else {
         return Ok(StatusOutcome::Ignored { reason: "user group no longer exists" });
     };
+    apply_to_record(cloud, cfg, group, record, command_id, status, then).await
+}
+
+/// [`apply_init_outcome`] on a record the caller holds: read just now, or just written
+/// by the caller itself (a run that records an init an earlier run sent, and finds it
+/// ended). Group tags lag their writes, so a read right after that write may still show
+/// the previous command, and the outcome would be dropped until the sweep finds it.
+pub(crate) async fn apply_to_record<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    group: Group,
+    record: UserRecord,
+    command_id: &str,
+    status: &str,
+    then: ThenAcquire,
+) -> Result<StatusOutcome, FlowError> {
+    let outcome = CommandOutcome::from_status(status);
     if record.command_id.as_deref() != Some(command_id) {
         return Ok(StatusOutcome::Ignored { reason: "not the user's current command" });
     }
@@ -237,9 +254,11 @@ async fn ready<C: Cloud>(
     }
     write_tags(cloud, &group.name, &[(tag::STATE, UserState::Ready.as_str().into()), (tag::READY_AT, now.to_string())])
         .await?;
-    if let Err(e) = cloud.release(&instance_id).await {
-        warn!(instance_id, error = %e, "could not delete the claim of a ready instance; it is harmless");
-    }
+    // The instance's claim and init lock stay: a run that read the record just before
+    // this write (a message right behind this one, a retried event) may act on it for a
+    // few seconds yet (group tags lag their writes), and must find the init locked, not
+    // free to send again. The housekeeping sweep releases them once they are older than
+    // the stall threshold (`repair_claims`: the user is ready, so no longer holds them).
     info!(user_id = %record.user_id, instance_id, path = record.path.as_str(), attempts = record.attempt,
         ready_after_s = message.ready_after_s, "user ready");
     Ok(StatusOutcome::Ready { instance_id })

@@ -354,12 +354,24 @@ pub(crate) async fn record_earlier_init<C: Cloud>(
         "user-init was sent by an earlier run; recording it");
     record_init(cloud, &group.name, instance_id, command_id, path).await?;
     if apply_ended && CommandOutcome::from_status(&earlier.status) != CommandOutcome::Pending {
-        let user_id = Id::parse("user id tag", &record.user_id)?;
+        // Applied to the record as just written, not as read back: the read may still
+        // show the previous command (tags lag their writes), and the outcome would wait
+        // for the sweep.
+        let mut recorded = record.clone();
+        recorded.state = UserState::Initializing;
+        recorded.instance = Some(instance_id.to_owned());
+        recorded.command_id = Some(command_id.to_owned());
+        recorded.command_instance = Some(instance_id.to_owned());
+        recorded.claimed = None;
+        if let Some(path) = path {
+            recorded.path = path;
+        }
         // Boxed: a failover acquires again, which may come back here.
-        Box::pin(command_status::apply_init_outcome(
+        Box::pin(command_status::apply_to_record(
             cloud,
             cfg,
-            &user_id,
+            group.clone(),
+            recorded,
             command_id,
             &earlier.status,
             ThenAcquire::ViaSignupQueue,

@@ -53,6 +53,9 @@ pub struct ReconcileReport {
     /// User id to what was re-driven.
     pub redriven: BTreeMap<String, String>,
     pub claims_repaired: usize,
+    /// Claims (and init locks) of ready users' hosts, which the ready leaves in place for
+    /// runs that read the record just before it, released once older than the stall.
+    pub ready_claims_released: usize,
     /// Failed users' groups deleted after their retention.
     pub failed_removed: usize,
     /// Users whose re-drive failed this time (tried again next sweep).
@@ -86,8 +89,9 @@ async fn repair_claims<C: Cloud>(
             continue;
         }
         match repair_claim(cloud, cfg, &claim.instance_id, &claim.owner).await {
-            Ok(true) => report.claims_repaired += 1,
-            Ok(false) => {}
+            Ok(Repair::Repaired) => report.claims_repaired += 1,
+            Ok(Repair::ReadyReleased) => report.ready_claims_released += 1,
+            Ok(Repair::Held) => {}
             Err(e) => {
                 warn!(instance_id = %claim.instance_id, error = %e, "reconcile could not repair a claim");
                 report.errors += 1;
@@ -523,27 +527,44 @@ async fn redrive<C: Cloud>(
     }
 }
 
-/// Repairs a claim whose owner no longer holds that instance. True when it did.
-async fn repair_claim<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str, owner: &str) -> Result<bool, FlowError> {
+/// What [`repair_claim`] did with one claim.
+enum Repair {
+    /// Its owner still holds the instance (or a move is in flight): left.
+    Held,
+    /// The claim of a ready user's host: released, as expected.
+    ReadyReleased,
+    /// A claim whose owner no longer holds the instance: released (and the instance
+    /// handed back if it was outside every group).
+    Repaired,
+}
+
+/// Repairs a claim whose owner no longer holds that instance.
+async fn repair_claim<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str, owner: &str) -> Result<Repair, FlowError> {
     let record = match Id::parse("claim owner", owner) {
         Ok(id) => load_user(cloud, cfg, id.as_str()).await?.map(|(_, r)| r),
         Err(_) => None,
     };
+    if record.as_ref().is_some_and(|r| r.state == UserState::Ready && r.instance.as_deref() == Some(instance_id)) {
+        // Left by the ready (see `command_status::ready`), older than the stall now: no
+        // run that read the record from before the ready is still at work.
+        cloud.release(instance_id).await?;
+        return Ok(Repair::ReadyReleased);
+    }
     let held = record.as_ref().is_some_and(|r| {
         !r.state.is_final() && (r.claimed.as_deref() == Some(instance_id) || r.instance.as_deref() == Some(instance_id))
     });
     if held {
-        return Ok(false);
+        return Ok(Repair::Held);
     }
     match cloud.instance_membership(instance_id).await? {
         // A move in flight (its detach not done yet): look again next sweep.
-        Some(m) if m.state == MemberState::Detaching => return Ok(false),
+        Some(m) if m.state == MemberState::Detaching => return Ok(Repair::Held),
         // The init lock of a fresh instance in its owner's own group (a cold launch, a
         // replaced host): the record names no instance until the init is sent, and the
         // lock may have been taken over moments ago (the listing is older than this).
         // Released when the user is ready or fails over, never here.
         Some(m) if record.as_ref().is_some_and(|r| !r.state.is_final()) && m.group == cfg.user_group(owner) => {
-            return Ok(false);
+            return Ok(Repair::Held);
         }
         Some(m) => info!(instance_id, owner, group = %m.group, "releasing a stale claim"),
         None => {
@@ -569,5 +590,5 @@ async fn repair_claim<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str, owne
         }
     }
     cloud.release(instance_id).await?;
-    Ok(true)
+    Ok(Repair::Repaired)
 }
