@@ -36,6 +36,15 @@ async fn attached_without_init() -> (SimCloud, Config) {
     (cloud, cfg)
 }
 
+/// Waits past the stall threshold, then to the next minute whose sweep does the
+/// housekeeping (`HOUSEKEEPING_EVERY`).
+async fn past_the_stall_at_a_housekeeping_minute(cloud: &SimCloud, cfg: &Config) {
+    tokio::time::sleep(std::time::Duration::from_secs(u64::from(cfg.reconcile_stall_s) + 1)).await;
+    let every = warmpool_core::flow::reconcile::HOUSEKEEPING_EVERY;
+    let minute = warmpool_core::ports::Clock::now_ms(cloud) / 60_000;
+    tokio::time::sleep(std::time::Duration::from_mins((every - minute % every) % every)).await;
+}
+
 /// The failed-event sample (Lambda's record of a Launch Successful lifecycle gave up on),
 /// for `instance_id`.
 fn failed_launch_of(instance_id: &str) -> String {
@@ -155,12 +164,7 @@ async fn housekeeping_keeps_the_init_lock_of_a_cold_users_fresh_instance() {
     // A lifecycle run took the lock and died; no init is recorded.
     cloud.put_claim(&instance, "u-1001");
     assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:instance"], "", "the record names no instance yet");
-    // Past the stall, at a housekeeping minute.
-    tokio::time::sleep(std::time::Duration::from_secs(u64::from(cfg.reconcile_stall_s) + 1)).await;
-    let every = warmpool_core::flow::reconcile::HOUSEKEEPING_EVERY;
-    let minute = warmpool_core::ports::Clock::now_ms(&cloud) / 60_000;
-    let wait_min = (every - minute % every) % every;
-    tokio::time::sleep(std::time::Duration::from_mins(wait_min)).await;
+    past_the_stall_at_a_housekeeping_minute(&cloud, &cfg).await;
     let response = run(&cloud, &cfg, SCHEDULED).await;
     let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
     assert_eq!(report.claims_repaired, 0, "{report:?}");
@@ -191,11 +195,7 @@ async fn housekeeping_releases_a_ready_users_claim_and_init_lock_after_the_stall
     };
     assert_eq!(held(instance.clone()).await.as_deref(), Some("u-1001"), "the claim stays after the ready");
     assert_eq!(held(init_lock(&instance)).await.as_deref(), Some("u-1001"), "and the init lock");
-    // Past the stall, at a housekeeping minute.
-    tokio::time::sleep(std::time::Duration::from_secs(u64::from(cfg.reconcile_stall_s) + 1)).await;
-    let every = warmpool_core::flow::reconcile::HOUSEKEEPING_EVERY;
-    let minute = warmpool_core::ports::Clock::now_ms(&cloud) / 60_000;
-    tokio::time::sleep(std::time::Duration::from_mins((every - minute % every) % every)).await;
+    past_the_stall_at_a_housekeeping_minute(&cloud, &cfg).await;
     let response = run(&cloud, &cfg, SCHEDULED).await;
     let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
     assert_eq!((report.ready_claims_released, report.claims_repaired), (1, 0), "{report:?}");
@@ -214,10 +214,7 @@ async fn housekeeping_only_releases_a_claim_on_a_foreign_instance() {
     let foreign = cloud.attach_foreign_instance(fixture::POOL_GROUP);
     cloud.detach_by_hand(fixture::POOL_GROUP, &foreign);
     cloud.put_claim(&foreign, "ghost");
-    tokio::time::sleep(std::time::Duration::from_secs(u64::from(cfg.reconcile_stall_s) + 1)).await;
-    let every = warmpool_core::flow::reconcile::HOUSEKEEPING_EVERY;
-    let minute = warmpool_core::ports::Clock::now_ms(&cloud) / 60_000;
-    tokio::time::sleep(std::time::Duration::from_mins((every - minute % every) % every)).await;
+    past_the_stall_at_a_housekeeping_minute(&cloud, &cfg).await;
     let response = run(&cloud, &cfg, SCHEDULED).await;
     let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
     assert_eq!(report.claims_repaired, 1, "{report:?}");
