@@ -5,6 +5,8 @@
 
 use serde_norway::Value;
 
+pub mod iam;
+
 /// The IAM statements a function of `template.yaml` runs with: its explicit role's
 /// inline policies when it names one (`Role: !GetAtt <Role>.Arn`), else its SAM
 /// `Policies`. (Inline statements only: a managed policy or a policy template would not

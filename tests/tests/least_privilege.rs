@@ -18,9 +18,44 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use std::sync::OnceLock;
+
 use serde_norway::Value;
 use warmpool_sim::platform::{Platform, PlatformOptions};
-use warmpool_sim::{CloudModel, FaultKind, Faults};
+use warmpool_sim::{Access, CloudModel, FaultKind, Faults};
+use warmpool_tests::iam;
+
+/// What the functions did over the scenarios: the operations each called, and what
+/// each call asked IAM for.
+#[derive(Default)]
+struct Seen {
+    ops: BTreeMap<String, BTreeSet<String>>,
+    accesses: BTreeSet<Access>,
+}
+
+impl Seen {
+    fn merge(&mut self, other: Seen) {
+        for (f, ops) in other.ops {
+            self.ops.entry(f).or_default().extend(ops);
+        }
+        self.accesses.extend(other.accesses);
+    }
+
+    fn of(p: &Platform) -> Self {
+        Self { ops: p.cloud().calls_by_function(), accesses: p.cloud().accesses().into_iter().collect() }
+    }
+}
+
+/// The stack's name in the bindings, and the user groups' prefix the template gives it
+/// (`${AWS::StackName}_user_`): the scenarios run with the template's names.
+const STACK: &str = "warmpool";
+
+fn with_template_names(mut opts: PlatformOptions) -> PlatformOptions {
+    if !opts.overrides.iter().any(|(k, _)| k == "USER_ASG_PREFIX") {
+        opts.overrides.push(("USER_ASG_PREFIX".into(), format!("{STACK}_user_")));
+    }
+    opts
+}
 
 fn template() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
@@ -44,13 +79,9 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
-/// One scenario on the platform; returns the operations each function called.
-fn record(
-    opts: PlatformOptions,
-    setup: impl FnOnce(&Platform),
-    users: &[&str],
-    then_delete: bool,
-) -> BTreeMap<String, BTreeSet<String>> {
+/// One scenario on the platform; returns what each function called.
+fn record(opts: PlatformOptions, setup: impl FnOnce(&Platform), users: &[&str], then_delete: bool) -> Seen {
+    let opts = with_template_names(opts);
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async {
         let p = Platform::start(opts);
@@ -67,12 +98,13 @@ fn record(
         }
         // The pool refills through its hook meanwhile.
         tokio::time::sleep(std::time::Duration::from_mins(20)).await;
-        p.cloud().calls_by_function()
+        Seen::of(&p)
     })
 }
 
 /// The index of the `nth` call of `op` by `function` in a clean run of `opts`.
 fn index_of(opts: &PlatformOptions, fail_inits: u32, function: &str, op: &str, nth: usize) -> u64 {
+    let opts = &with_template_names(opts.clone());
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     let log = rt.block_on(async {
         let p = Platform::start(opts.clone());
@@ -85,7 +117,7 @@ fn index_of(opts: &PlatformOptions, fail_inits: u32, function: &str, op: &str, n
 }
 
 /// The calls of the recovery paths: failed launches, and events that fail every retry.
-fn recovery_calls() -> Vec<BTreeMap<String, BTreeSet<String>>> {
+fn recovery_calls() -> Vec<Seen> {
     let mut runs = Vec::new();
     // Cold launches that keep failing: lifecycle ends the attempt (desired 0) and hands
     // the next claim to signup; with every event lost, a re-drive does.
@@ -126,13 +158,15 @@ fn recovery_calls() -> Vec<BTreeMap<String, BTreeSet<String>>> {
     runs
 }
 
-fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
-    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut merge = |calls: BTreeMap<String, BTreeSet<String>>| {
-        for (f, ops) in calls {
-            used.entry(f).or_default().extend(ops);
-        }
-    };
+/// Every scenario's record, run once for the tests that read it.
+fn seen() -> &'static Seen {
+    static SEEN: OnceLock<Seen> = OnceLock::new();
+    SEEN.get_or_init(used_calls)
+}
+
+fn used_calls() -> Seen {
+    let mut used = Seen::default();
+    let mut merge = |calls: Seen| used.merge(calls);
     let warm = PlatformOptions { pool: 3, ..PlatformOptions::default() };
     // Warm signup, ready, delete; pool refill.
     merge(record(warm.clone(), |_| {}, &["u-1"], true));
@@ -239,8 +273,8 @@ fn used_calls() -> BTreeMap<String, BTreeSet<String>> {
 
 /// Cold from the start, then giving up after the attempts; the failed user's group is
 /// removed by the sweep once its retention (an hour here) is over.
-fn give_up_calls() -> BTreeMap<String, BTreeSet<String>> {
-    let give_up = PlatformOptions {
+fn give_up_calls() -> Seen {
+    let give_up = with_template_names(PlatformOptions {
         pool: 0,
         overrides: vec![
             ("WARM_ATTEMPTS".into(), "0".into()),
@@ -248,7 +282,7 @@ fn give_up_calls() -> BTreeMap<String, BTreeSet<String>> {
             ("FAILED_RETENTION_H".into(), "1".into()),
         ],
         ..PlatformOptions::default()
-    };
+    });
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async {
         let p = Platform::start(give_up);
@@ -257,7 +291,7 @@ fn give_up_calls() -> BTreeMap<String, BTreeSet<String>> {
         assert!(p.run_until_settled(&["u-1".to_owned()], 4 * 3600).await);
         tokio::time::sleep(std::time::Duration::from_hours(1) + std::time::Duration::from_mins(10)).await;
         assert!(!p.snapshot().groups.contains_key(&p.config().user_group("u-1")), "the failed user's group is removed");
-        p.cloud().calls_by_function()
+        Seen::of(&p)
     })
 }
 
@@ -265,8 +299,8 @@ fn give_up_calls() -> BTreeMap<String, BTreeSet<String>> {
 /// the init is sent (the retry finds the init lock taken and asks SSM whether the init
 /// was sent), and an attach refused for good (the instance is handed back), for a
 /// signup and a failover.
-fn resume_calls(warm: &PlatformOptions) -> BTreeMap<String, BTreeSet<String>> {
-    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+fn resume_calls(warm: &PlatformOptions) -> Seen {
+    let mut used = Seen::default();
     // (A failover's claim runs in signup, from the `resume` message command-status sends.)
     for (function, nth) in [("signup", 0), ("signup", 1)] {
         let crash = index_of(warm, 1, function, "DetachInstances", nth);
@@ -280,9 +314,7 @@ fn resume_calls(warm: &PlatformOptions) -> BTreeMap<String, BTreeSet<String>> {
         ];
         for fault in faults {
             let opts = PlatformOptions { faults: Faults { at_call: Some(fault), ..Faults::default() }, ..warm.clone() };
-            for (f, ops) in record(opts, |p| p.cloud().fail_next_inits(1), &["u-1"], false) {
-                used.entry(f).or_default().extend(ops);
-            }
+            used.merge(record(opts, |p| p.cloud().fail_next_inits(1), &["u-1"], false));
         }
     }
     used
@@ -341,7 +373,7 @@ const IMPLIED_BY_CREATE: &[&str] =
 
 #[test]
 fn each_function_is_allowed_exactly_the_calls_it_makes() {
-    let used = used_calls();
+    let used = &seen().ops;
     let t = template();
     let policies = policies(&t);
     let destinations = sqs_destinations(&t);
@@ -426,6 +458,169 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
     }
 }
 
+/// The values the template's intrinsics take in the in-memory cloud: the pseudo
+/// parameters, the parameters (their defaults, the instance type the cloud launches),
+/// and the resources the functions' policies name, as the cloud names them.
+fn bindings(t: &Value) -> iam::Bindings {
+    use warmpool_sim::access::{ACCOUNT, HOST_ROLE_ARN, INSTANCE_TYPE, PARTITION, REGION};
+    use warmpool_sim::fixture;
+    let mut b = iam::Bindings::new();
+    let mut bind = |k: &str, v: String| b.insert(k.to_owned(), v);
+    for (k, v) in [("AWS::Partition", PARTITION), ("AWS::Region", REGION), ("AWS::AccountId", ACCOUNT)] {
+        bind(k, v.to_owned());
+    }
+    bind("AWS::StackName", STACK.to_owned());
+    for (name, p) in t["Parameters"].as_mapping().unwrap() {
+        if let Some(default) =
+            iam::resolve(&p["Default"], &iam::Bindings::new()).ok().and_then(|d| d.into_iter().next())
+        {
+            bind(name.as_str().unwrap(), default);
+        }
+    }
+    bind("InstanceType", INSTANCE_TYPE.to_owned());
+    bind("HostLaunchTemplate", fixture::LAUNCH_TEMPLATE.to_owned());
+    bind("UserInitDocument", fixture::USER_INIT_DOCUMENT.to_owned());
+    bind("PoolPrepDocument", fixture::POOL_PREP_DOCUMENT.to_owned());
+    bind("HostRole.Arn", HOST_ROLE_ARN.to_owned());
+    let queue_arn = |url: &str| {
+        let mut parts = url.rsplit('/');
+        let (name, account) = (parts.next().unwrap(), parts.next().unwrap());
+        format!("arn:{PARTITION}:sqs:{REGION}:{account}:{name}")
+    };
+    for (name, r) in t["Resources"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        match r["Type"].as_str() {
+            Some("AWS::SQS::Queue") => {
+                let url = match name {
+                    "SignupQueue" => fixture::SIGNUP_QUEUE_URL.to_owned(),
+                    "SignupDeadLetterQueue" => fixture::SIGNUP_DLQ_URL.to_owned(),
+                    "ReadyQueue" => fixture::READY_QUEUE_URL.to_owned(),
+                    "RedriveQueue" => fixture::REDRIVE_QUEUE_URL.to_owned(),
+                    other => format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{STACK}-{other}"),
+                };
+                bind(&format!("{name}.Arn"), queue_arn(&url));
+            }
+            Some("AWS::Logs::LogGroup") => {
+                let group = format!("/aws/lambda/{STACK}-{name}");
+                bind(&format!("{name}.Arn"), format!("arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{group}:*"));
+            }
+            _ => {}
+        }
+    }
+    b
+}
+
+/// Actions the Lambda service takes with a function's role, not the function's code:
+/// its logs, and its event source mapping's reads of its queue (held to the function's
+/// own log group and queue by `each_function_is_allowed_exactly_the_calls_it_makes`).
+const PLATFORM_ACTIONS: &[&str] =
+    &["logs:CreateLogStream", "logs:PutLogEvents", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"];
+
+/// The functions whose steps reconcile re-drives: its grants may be used by their calls.
+const REDRIVEN: &[&str] = &["signup", "lifecycle", "command-status"];
+
+/// The exact check, both ways, per function: every request a call made (its action, its
+/// resource's ARN, its condition keys, as the in-memory cloud recorded them) is allowed
+/// by one of the function's statements; and every grant of every statement (each action
+/// on each resource pattern, under the statement's conditions) is used by some request
+/// (reconcile's also by a request of a step it re-drives). Lambda's own requests with the
+/// role (logs, the queue's reads) are left to the structural checks; its sends of failed
+/// events to a function's on-failure destination count as that function's requests.
+fn exact_violations(t: &Value, seen: &Seen) -> Vec<String> {
+    let b = bindings(t);
+    let destinations = sqs_destinations(t);
+    let request = |a: &Access| iam::Request {
+        action: a.action.clone(),
+        resource: a.resource.clone(),
+        context: a.context.clone(),
+    };
+    let mut requests: BTreeMap<&str, Vec<iam::Request>> = BTreeMap::new();
+    for a in &seen.accesses {
+        requests.entry(a.function.as_str()).or_default().push(request(a));
+    }
+    let mut v = Vec::new();
+    for (function, statements) in policies(t) {
+        let mut own = requests.get(function.as_str()).cloned().unwrap_or_default();
+        if let Some(queue) = destinations.get(&function) {
+            let arn = iam::resolve(&yaml(queue), &b).unwrap_or_default().join(" ");
+            own.push(iam::Request { action: "sqs:SendMessage".into(), resource: arn, context: BTreeMap::new() });
+        }
+        let mut parsed = Vec::new();
+        for s in &statements {
+            match iam::statement(s, &b) {
+                Ok(st) => parsed.push(st),
+                Err(e) => v.push(format!("{function}: {e}")),
+            }
+        }
+        for r in &own {
+            let allowed = parsed.iter().map(|s| s.allows(r)).collect::<Result<Vec<_>, _>>();
+            match allowed {
+                Ok(a) if a.contains(&true) => {}
+                Ok(_) => v.push(format!("{function}: {} on {} {:?} is not allowed", r.action, r.resource, r.context)),
+                Err(e) => v.push(format!("{function}: {e}")),
+            }
+        }
+        let mut pool = own.clone();
+        if function == "reconcile" {
+            for f in REDRIVEN {
+                pool.extend(requests.get(f).cloned().unwrap_or_default());
+            }
+        }
+        for s in &parsed {
+            for action in s.actions.iter().filter(|a| !PLATFORM_ACTIONS.contains(&a.as_str())) {
+                for resource in &s.resources {
+                    let used = pool.iter().any(|r| s.grant_used_by(action, resource, r).unwrap_or(false));
+                    if !used {
+                        v.push(format!("{function}.{}: {action} on {resource} is granted, but no call uses it", s.sid));
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Exact least privilege, both ways (see [`exact_violations`]).
+#[test]
+fn each_statement_allows_exactly_the_requests_the_calls_make() {
+    let seen = seen();
+    let functions: BTreeSet<&str> = seen.accesses.iter().map(|a| a.function.as_str()).collect();
+    assert_eq!(functions.len(), 5, "every function's requests were recorded: {functions:?}");
+    assert_eq!(exact_violations(&template(), seen), Vec::<String>::new());
+}
+
+/// Grants a little too wide or too narrow for what the calls ask, which the structural
+/// checks let through, fail the exact check.
+#[test]
+fn each_inexact_grant_is_caught() {
+    let mutations: &[(&str, Mutation)] = &[
+        ("an action no call makes", |t| {
+            let s = statement_mut(t, "SignupFunctionRole", "ManageUserGroups");
+            s["Action"].as_sequence_mut().unwrap().push("autoscaling:UpdateAutoScalingGroup".into());
+        }),
+        ("a resource no call touches", |t| {
+            let s = statement_mut(t, "LifecycleFunctionRole", "InitLocks");
+            let other = yaml(
+                "!Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${AWS::StackName}/other/*",
+            );
+            s["Resource"] = Value::Sequence(vec![s["Resource"].clone(), other]);
+        }),
+        ("a condition the calls do not meet", |t| {
+            statement_mut(t, "SignupFunctionRole", "CreateUserGroupsOfOneHost")["Condition"]["NumericLessThanEquals"]
+                ["autoscaling:MaxSize"] = yaml("0");
+        }),
+        ("SendCommand of the other document", |t| {
+            statement_mut(t, "SignupFunctionRole", "SendUserInit")["Resource"] =
+                yaml("!Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:document/${PoolPrepDocument}");
+        }),
+        ("a condition operator the evaluator does not know", |t| {
+            statement_mut(t, "SignupFunctionRole", "PassHostRole")["Condition"] =
+                yaml("ForAnyValue:StringEquals:\n  iam:PassedToService: ec2.amazonaws.com");
+        }),
+    ];
+    assert_each_caught(mutations, |t| exact_violations(t, seen()));
+}
+
 #[test]
 fn resources_and_conditions_are_scoped() {
     assert_eq!(iam_violations(&template()), Vec::<String>::new());
@@ -435,7 +630,6 @@ fn resources_and_conditions_are_scoped() {
 /// check fail: the check is not vacuous.
 #[test]
 fn each_over_broad_change_is_caught() {
-    type Mutation = fn(&mut Value);
     let mutations: &[(&str, Mutation)] = &[
         ("DeleteAutoScalingGroup allowed on the pool", |t| {
             let s = statement_mut(t, "SignupFunctionRole", "ManageUserGroups");
@@ -507,11 +701,19 @@ fn each_over_broad_change_is_caught() {
                 yaml("- arn:aws:iam::aws:policy/AdministratorAccess");
         }),
     ];
-    assert_eq!(iam_violations(&template()), Vec::<String>::new(), "the template itself passes");
+    assert_each_caught(mutations, iam_violations);
+}
+
+/// A change to the template, named.
+type Mutation = fn(&mut Value);
+
+/// The template passes `check`, and each mutation of it fails it: the check is not vacuous.
+fn assert_each_caught(mutations: &[(&str, Mutation)], check: impl Fn(&Value) -> Vec<String>) {
+    assert_eq!(check(&template()), Vec::<String>::new(), "the template itself passes");
     for (name, mutate) in mutations {
         let mut t = template();
         mutate(&mut t);
-        assert!(!iam_violations(&t).is_empty(), "not caught: {name}");
+        assert!(!check(&t).is_empty(), "not caught: {name}");
     }
 }
 

@@ -25,6 +25,7 @@ pub mod report;
 pub mod simulate;
 mod waits;
 
+pub use cloud::access::{self, Access};
 pub use cloud::{
     BusEvent, ClaimStrategy, DetachStats, GroupSize, REDRIVE_MAX_RECEIVE, REDRIVE_QUEUE, REDRIVE_VISIBILITY_S,
     SIGNUP_QUEUE, SimCloud, Snapshot, TimelineEntry, format_time, java_pattern,

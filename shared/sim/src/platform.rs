@@ -121,6 +121,7 @@ impl Platform {
         cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, opts.pool, opts.pool_max.unwrap_or(opts.pool * 2 + 10));
         cloud.set_faults(opts.faults.clone());
         cloud.set_claim_strategy(opts.claim_strategy);
+        cloud.set_claims_path(&cfg.claim_prefix);
         let platform = Self {
             cloud,
             cfg,

@@ -11,6 +11,7 @@ use warmpool_core::ports::{
     AutoScaling, Clock, Group, Launch, LifecycleResult, Member, MemberState, Membership, UserGroupSpec,
 };
 
+use super::access::{Access, group_arn, launch_from_template};
 use super::ec2::Ec2State;
 use super::inspect::DetachStats;
 use super::{SimCloud, World, validation};
@@ -107,6 +108,15 @@ fn group_view(w: &World, name: &str, g: &AsgState) -> Group {
 
 impl AutoScaling for SimCloud {
     async fn create_user_group(&self, spec: &UserGroupSpec) -> Result<(), CloudError> {
+        // As the adapter asks: MinSize 0, MaxSize 1, a launch template (no instance types,
+        // no launch configuration), the record as the group's tags.
+        let create = Access::new("autoscaling:CreateAutoScalingGroup", group_arn(&spec.name))
+            .with("autoscaling:MinSize", "0")
+            .with("autoscaling:MaxSize", "1")
+            .with_tags("aws:RequestTag/", spec.tags.iter().map(|(k, v)| (k, v)));
+        let mut accesses = vec![create];
+        accesses.extend(launch_from_template(&spec.launch_template, &spec.subnets));
+        self.authorize(accesses);
         self.call("CreateAutoScalingGroup").await?;
         {
             let mut w = self.world();
@@ -149,6 +159,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn describe_group(&self, name: &str) -> Result<Option<Group>, CloudError> {
+        self.authorize(vec![Access::new("autoscaling:DescribeAutoScalingGroups", "*")]);
         self.call("DescribeAutoScalingGroups").await?;
         let mut w = self.world();
         let seen = self.seen_group(&w, name).map(|g| group_view(&w, name, &g));
@@ -158,6 +169,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn groups_in_region(&self) -> Result<u32, CloudError> {
+        self.authorize(vec![Access::new("autoscaling:DescribeAccountLimits", "*")]);
         self.call("DescribeAccountLimits").await?;
         let w = self.world();
         Ok(u32::try_from(self.seen_groups(&w).len()).unwrap_or(u32::MAX))
@@ -171,6 +183,7 @@ impl AutoScaling for SimCloud {
         let mut groups = Vec::new();
         let mut from = None::<String>;
         loop {
+            self.authorize(vec![Access::new("autoscaling:DescribeAutoScalingGroups", "*")]);
             self.call("DescribeAutoScalingGroups").await?;
             let mut w = self.world();
             let seen = self.seen_groups(&w);
@@ -201,6 +214,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn instance_membership(&self, instance_id: &str) -> Result<Option<Membership>, CloudError> {
+        self.authorize(vec![Access::new("autoscaling:DescribeAutoScalingInstances", "*")]);
         self.call("DescribeAutoScalingInstances").await?;
         let mut w = self.world();
         let seen = self.seen_membership(&w, instance_id);
@@ -210,6 +224,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn detach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
+        self.authorize(vec![self.group_access("autoscaling:DetachInstances", group)]);
         self.call("DetachInstances").await?;
         let mut w = self.world();
         w.asg.detaches.entry(group.to_owned()).or_default().attempts += 1;
@@ -262,6 +277,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn attach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
+        self.authorize(vec![self.group_access("autoscaling:AttachInstances", group)]);
         self.call("AttachInstances").await?;
         {
             let mut w = self.world();
@@ -315,6 +331,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), CloudError> {
+        self.authorize(vec![self.group_access("autoscaling:SetDesiredCapacity", group)]);
         self.call("SetDesiredCapacity").await?;
         let mut w = self.world();
         self.refuse_if_busy(&mut w, group, "SetDesiredCapacity")?;
@@ -337,6 +354,13 @@ impl AutoScaling for SimCloud {
     }
 
     async fn terminate_instance(&self, instance_id: &str, decrement_desired: bool) -> Result<(), CloudError> {
+        // Authorised on the instance's group.
+        let in_group = self.world().ec2.instances.get(instance_id).and_then(|i| i.group.clone());
+        let action = "autoscaling:TerminateInstanceInAutoScalingGroup";
+        self.authorize(vec![match in_group {
+            Some(g) => self.group_access(action, &g),
+            None => Access::new(action, "*"),
+        }]);
         self.call("TerminateInstanceInAutoScalingGroup").await?;
         {
             let mut w = self.world();
@@ -374,6 +398,8 @@ impl AutoScaling for SimCloud {
     }
 
     async fn tag_group(&self, group: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
+        let access = self.group_access("autoscaling:CreateOrUpdateTags", group);
+        self.authorize(vec![access.with_tags("aws:RequestTag/", tags.iter().map(|(k, v)| (k, v)))]);
         self.call("CreateOrUpdateTags").await?;
         let mut w = self.world();
         if w.asg.groups.contains_key(group) {
@@ -396,6 +422,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn delete_group(&self, group: &str) -> Result<(), CloudError> {
+        self.authorize(vec![self.group_access("autoscaling:DeleteAutoScalingGroup", group)]);
         self.call("DeleteAutoScalingGroup").await?;
         let members = {
             let mut w = self.world();
@@ -423,6 +450,7 @@ impl AutoScaling for SimCloud {
     }
 
     async fn recent_launches(&self, group: &str) -> Result<Vec<Launch>, CloudError> {
+        self.authorize(vec![Access::new("autoscaling:DescribeScalingActivities", "*")]);
         self.call("DescribeScalingActivities").await?;
         let w = self.world();
         if !w.asg.groups.contains_key(group) {
@@ -442,6 +470,7 @@ impl AutoScaling for SimCloud {
         instance_id: &str,
         result: LifecycleResult,
     ) -> Result<(), CloudError> {
+        self.authorize(vec![self.group_access("autoscaling:CompleteLifecycleAction", group)]);
         self.call("CompleteLifecycleAction").await?;
         {
             let mut w = self.world();

@@ -10,6 +10,7 @@ use warmpool_core::events;
 use warmpool_core::ports::{Instances, MemberState, OutsideInstance};
 
 use super::SimCloud;
+use super::access::Access;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Ec2State {
@@ -189,6 +190,7 @@ impl SimCloud {
 /// detach).
 impl Instances for SimCloud {
     async fn instances_outside_groups(&self, launch_template: &str) -> Result<Vec<OutsideInstance>, CloudError> {
+        self.authorize(vec![Access::new("ec2:DescribeInstances", "*")]);
         self.call("DescribeInstances").await?;
         let mut w = self.world();
         let mut stale = false;
@@ -210,6 +212,7 @@ impl Instances for SimCloud {
     }
 
     async fn terminate_outside(&self, instance_id: &str) -> Result<(), CloudError> {
+        self.authorize(vec![self.instance_access("ec2:TerminateInstances", instance_id, "ec2:ResourceTag/")]);
         self.call("TerminateInstances").await?;
         if !self.world().ec2.instances.contains_key(instance_id) {
             // EC2: InvalidInstanceID.NotFound.

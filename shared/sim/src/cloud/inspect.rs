@@ -77,6 +77,8 @@ pub(super) struct Record {
     pub(super) calls: BTreeMap<String, u64>,
     /// Operations called inside invocations, in order (the crash-point matrix's axis).
     pub(super) call_log: Vec<(String, String)>,
+    /// What each of those calls needed of IAM (see [`super::access`]).
+    pub(super) accesses: Vec<super::access::Access>,
     /// Throttled attempts by operation.
     pub(super) throttled: BTreeMap<String, u64>,
     /// Metrics the flow recorded: name to (count, sum of values).

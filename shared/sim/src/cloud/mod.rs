@@ -17,6 +17,7 @@
 //! injected faults. What the model's numbers are, and where they come from, is in
 //! [`CloudModel`] and `docs/architecture.md`.
 
+pub mod access;
 mod autoscaling;
 mod bus;
 mod controls;

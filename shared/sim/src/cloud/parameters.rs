@@ -6,19 +6,29 @@ use std::collections::BTreeMap;
 use warmpool_core::error::CloudError;
 use warmpool_core::ports::{Claim, Claims, init_lock};
 
+use super::access::{Access, DEFAULT_CLAIMS_PATH, parameter_arn};
 use super::{EPOCH_MS, SimCloud};
 
 /// The claims and init locks ([`init_lock`]): name to (owner, last written at in ms since the epoch, version).
 /// A parameter's version starts at 1 and grows by one with each overwrite; a deleted
 /// and re-created parameter starts again at 1 (AWS, `PutParameter`: "Version: The new
 /// version number of a parameter").
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ParameterStore {
     pub(super) claims: BTreeMap<String, (String, u64, u64)>,
+    /// The claims' path (`CLAIM_PARAMETER_PREFIX`), for the ARNs calls are authorised on.
+    pub(super) path: String,
+}
+
+impl Default for ParameterStore {
+    fn default() -> Self {
+        Self { claims: BTreeMap::new(), path: DEFAULT_CLAIMS_PATH.to_owned() }
+    }
 }
 
 impl Claims for SimCloud {
     async fn claim_if_unclaimed(&self, instance_id: &str, owner: &str) -> Result<bool, CloudError> {
+        self.authorize(vec![Access::new("ssm:PutParameter", self.claim_arn(instance_id))]);
         self.call("PutParameter").await?;
         let mut w = self.world();
         if w.params.claims.contains_key(instance_id) {
@@ -29,6 +39,7 @@ impl Claims for SimCloud {
     }
 
     async fn take_over(&self, stale: &Claim, owner: &str) -> Result<bool, CloudError> {
+        self.authorize(vec![Access::new("ssm:PutParameter", self.claim_arn(&stale.instance_id))]);
         self.call("PutParameter").await?;
         let now = EPOCH_MS + self.elapsed_ms();
         let mut w = self.world();
@@ -38,6 +49,11 @@ impl Claims for SimCloud {
     }
 
     async fn release(&self, instance_id: &str) -> Result<(), CloudError> {
+        // One call, authorised on each parameter it names.
+        self.authorize(vec![
+            Access::new("ssm:DeleteParameters", self.claim_arn(instance_id)),
+            Access::new("ssm:DeleteParameters", self.claim_arn(&init_lock(instance_id))),
+        ]);
         self.call("DeleteParameters").await?;
         let mut w = self.world();
         w.params.claims.remove(instance_id);
@@ -46,6 +62,7 @@ impl Claims for SimCloud {
     }
 
     async fn claim_of(&self, instance_id: &str) -> Result<Option<Claim>, CloudError> {
+        self.authorize(vec![Access::new("ssm:GetParameter", self.claim_arn(instance_id))]);
         self.call("GetParameter").await?;
         Ok(self.world().params.claims.get(instance_id).map(|(owner, at, version)| Claim {
             instance_id: instance_id.to_owned(),
@@ -76,6 +93,9 @@ impl Claims for SimCloud {
         // `GetParametersByPath` with `Recursive` returns at most 10 parameters a page, the
         // init locks among them: a call per page of both.
         for _ in 0..listed.div_ceil(10).max(1) {
+            // Authorised on the path itself.
+            let path = self.world().params.path.clone();
+            self.authorize(vec![Access::new("ssm:GetParametersByPath", parameter_arn(&path))]);
             self.call("GetParametersByPath").await?;
         }
         Ok(claims)

@@ -8,6 +8,7 @@ use warmpool_core::error::CloudError;
 use warmpool_core::ports::{Clock, Notifier, QueuedMessage, WorkQueues};
 
 use super::SimCloud;
+use super::access::{Access, queue_arn};
 use crate::queue::{Received, SimQueue};
 
 pub const SIGNUP_QUEUE: &str = "signup";
@@ -109,6 +110,7 @@ impl SimCloud {
 
 impl WorkQueues for SimCloud {
     async fn retry_after(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<(), CloudError> {
+        self.authorize(vec![Access::new("sqs:ChangeMessageVisibility", queue_arn(queue_url))]);
         self.call("ChangeMessageVisibility").await?;
         let queue = queue_of(queue_url).ok_or_else(|| no_such_queue("ChangeMessageVisibility", queue_url))?;
         let now = self.now_ms();
@@ -132,6 +134,7 @@ impl WorkQueues for SimCloud {
     async fn send_batch(&self, queue_url: &str, messages: &[QueuedMessage]) -> Result<(), CloudError> {
         let queue = queue_of(queue_url).ok_or_else(|| no_such_queue("SendMessageBatch", queue_url))?;
         for chunk in messages.chunks(10) {
+            self.authorize(vec![Access::new("sqs:SendMessage", queue_arn(queue_url))]);
             self.call("SendMessageBatch").await?;
             let now = self.now_ms();
             let mut w = self.world();
@@ -167,6 +170,7 @@ impl WorkQueues for SimCloud {
 
 impl Notifier for SimCloud {
     async fn send_ready(&self, queue_url: &str, user_id: &str, dedup_id: &str, body: &str) -> Result<(), CloudError> {
+        self.authorize(vec![Access::new("sqs:SendMessage", queue_arn(queue_url))]);
         self.call("SendMessage").await?;
         // A function whose configuration lacks the ready queue (an empty URL) cannot send
         // there: SQS refuses a URL that names no queue.

@@ -11,6 +11,7 @@ use warmpool_core::error::CloudError;
 use warmpool_core::events;
 use warmpool_core::ports::{Clock, CommandRequest, InvocationSummary, RunCommand};
 
+use super::access::{Access, document_arn};
 use super::bus::format_time;
 use super::ec2::Ec2State;
 use super::{SimCloud, validation};
@@ -159,11 +160,17 @@ impl SimCloud {
 
 impl RunCommand for SimCloud {
     async fn agent_online(&self, instance_id: &str) -> Result<bool, CloudError> {
+        self.authorize(vec![Access::new("ssm:DescribeInstanceInformation", "*")]);
         self.call("DescribeInstanceInformation").await?;
         Ok(self.world().ec2.instances.get(instance_id).is_some_and(|i| i.agent_online))
     }
 
     async fn send_command(&self, request: &CommandRequest) -> Result<String, CloudError> {
+        // Authorised on the document and on the instance, whose tags SSM sees.
+        self.authorize(vec![
+            Access::new("ssm:SendCommand", document_arn(&request.document)),
+            self.instance_access("ssm:SendCommand", &request.instance_id, "ssm:resourceTag/"),
+        ]);
         self.call("SendCommand").await?;
         if request.delivery_timeout_s < 30 {
             return Err(validation("SendCommand", "TimeoutSeconds must be at least 30".into()));
@@ -204,6 +211,7 @@ impl RunCommand for SimCloud {
     }
 
     async fn invocation_status(&self, command_id: &str, instance_id: &str) -> Result<String, CloudError> {
+        self.authorize(vec![Access::new("ssm:GetCommandInvocation", "*")]);
         self.call("GetCommandInvocation").await?;
         let w = self.world();
         match w.ssm.commands.get(command_id) {
@@ -240,6 +248,7 @@ impl RunCommand for SimCloud {
         };
         // One call per page of 50 (`MaxResults`), as the SDK's paginator makes them.
         for _ in 0..listed.len().div_ceil(50).max(1) {
+            self.authorize(vec![Access::new("ssm:ListCommandInvocations", "*")]);
             self.call("ListCommandInvocations").await?;
         }
         Ok(listed)
