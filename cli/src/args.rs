@@ -73,7 +73,7 @@ impl FaultArgs {
     /// The faults injected into the functions' AWS calls.
     #[must_use]
     pub fn call_faults(&self) -> Faults {
-        Faults { crash_rate: self.crash_rate, throttle_rate: self.throttle_rate, at_call: None }
+        Faults { crash_rate: self.crash_rate, throttle_rate: self.throttle_rate, ..Faults::default() }
     }
 }
 

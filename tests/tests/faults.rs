@@ -1,8 +1,10 @@
 //! Invariants under faults, on the in-memory cloud.
 //!
 //! - The crash-point matrix: every AWS call the flow makes in a clean run (recorded,
-//!   not listed by hand) is, in turn, the point where the function dies, or a call that
-//!   fails with a retryable or a permanent error. The platform redelivers as AWS does.
+//!   not listed by hand) is, in turn, the point where the function dies, a call that
+//!   fails with a retryable or a permanent error, or one that takes effect and then
+//!   answers an error (its response lost). Each run checks that its fault fired where it
+//!   is labelled. The platform redelivers as AWS does.
 //! - Races: many concurrent signups against a smaller pool, over many seeds.
 //! - Throttling.
 //!
@@ -16,9 +18,11 @@ use std::collections::BTreeSet;
 use warmpool_core::domain::{ReadyMessage, UserRecord, UserState};
 use warmpool_sim::platform::{Platform, PlatformOptions};
 use warmpool_sim::report::Report;
-use warmpool_sim::{CloudModel, FaultKind, Faults};
+use warmpool_sim::{CallPoint, CloudModel, FaultKind, Faults};
 
 const DEADLINE_S: u64 = 4 * 3600;
+
+use warmpool_core::flow::reconcile::HOUSEKEEPING_EVERY;
 
 #[derive(Debug, Clone, Copy)]
 enum Scenario {
@@ -42,16 +46,24 @@ fn options(scenario: Scenario, faults: Faults) -> PlatformOptions {
     }
 }
 
+/// How a run ended: whether every user settled by the deadline, and the simulated time
+/// at its end (read inside the runtime: the paused clock stands still outside it).
+#[derive(Debug, Clone, Copy)]
+struct Settled {
+    all: bool,
+    at_ms: u64,
+}
+
 /// Signs `users` up on a fresh platform (with `failed_inits` init failures), runs until
 /// they settle or `deadline_s` passes, then `after` more; returns the platform and
-/// whether everyone settled.
+/// how the run ended.
 fn settle(
     opts: PlatformOptions,
     failed_inits: u32,
     users: &[String],
     deadline_s: u64,
     after: std::time::Duration,
-) -> (Platform, bool) {
+) -> (Platform, Settled) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async {
         let p = Platform::start(opts);
@@ -59,21 +71,22 @@ fn settle(
         for u in users {
             p.signup(u);
         }
-        let settled = p.run_until_settled(users, deadline_s).await;
+        let all = p.run_until_settled(users, deadline_s).await;
         tokio::time::sleep(after).await;
-        (p, settled)
+        let at_ms = warmpool_core::ports::Clock::now_ms(p.cloud());
+        (p, Settled { all, at_ms })
     })
 }
 
 /// Runs the scenario for `users`, and lets the pool refill through its hook (launch,
 /// pool-prep, CONTINUE) so that those calls are part of the matrix too.
-fn run(scenario: Scenario, faults: Faults, users: &[String]) -> (Platform, bool) {
+fn run(scenario: Scenario, faults: Faults, users: &[String]) -> (Platform, Settled) {
     let failed_inits = u32::from(matches!(scenario, Scenario::Failover));
     settle(options(scenario, faults), failed_inits, users, DEADLINE_S, std::time::Duration::from_mins(20))
 }
 
 /// Checks every invariant; returns a description of what broke.
-fn violations(p: &Platform, users: &[String], settled: bool) -> Vec<String> {
+fn violations(p: &Platform, users: &[String], settled: Settled) -> Vec<String> {
     let snap = p.snapshot();
     let report = Report::build(p.config(), &snap, users, 0.0);
     let mut v = report.violations();
@@ -82,7 +95,38 @@ fn violations(p: &Platform, users: &[String], settled: bool) -> Vec<String> {
     if snap.in_service[pool] != expected {
         v.push(format!("pool has {} InService of {expected}: a refill did not pass its hook", snap.in_service[pool]));
     }
-    if !settled {
+    // The pool keeps its intended size: the flow detaches without a decrement, so the
+    // group refills to the target it was given (no pool-sizer runs here).
+    let size = p.cloud().group_size(pool).unwrap();
+    let target = p.options().pool;
+    if (size.live, size.desired) != (target, target) {
+        v.push(format!("pool has {} live and desires {}, not its target {target}", size.live, size.desired));
+    }
+    if let Some(unprepared) = snap.unprepared_in_service.get(pool) {
+        v.push(format!("pool members InService without pool-prep: {unprepared:?}"));
+    }
+    // No claim outlives its use: one whose owner has been ready or failed (or gone) for
+    // longer than the stall and a housekeeping period (a ready user's claim is left that
+    // long for lagging readers) is a leak.
+    let now = settled.at_ms;
+    let keep_ms = (u64::from(p.config().reconcile_stall_s) + 60 * (HOUSEKEEPING_EVERY + 1)) * 1000;
+    let leaked: Vec<_> = snap
+        .claims
+        .iter()
+        .filter(|(_, (owner, at))| {
+            let record = snap.tags.get(&p.config().user_group(owner)).and_then(UserRecord::from_tags);
+            let done_since = match record {
+                Some(r) if r.state.is_final() => r.updated_at_ms.max(*at),
+                Some(_) => return false,
+                None => *at,
+            };
+            now.saturating_sub(done_since) > keep_ms
+        })
+        .collect();
+    if settled.all && !leaked.is_empty() {
+        v.push(format!("claims left behind: {leaked:?}"));
+    }
+    if !settled.all {
         v.push("not every user settled by the deadline".into());
     }
     let ready: Vec<ReadyMessage> = snap.ready_messages.iter().map(|b| serde_json::from_str(b).unwrap()).collect();
@@ -96,6 +140,12 @@ fn violations(p: &Platform, users: &[String], settled: bool) -> Vec<String> {
         if announced != 1 {
             v.push(format!("{u} announced ready {announced} times"));
         }
+        // One user-init per attempt at most.
+        let attempts = record_attempts(&snap, p, u);
+        let inits = snap.inits_per_user.get(u).copied().unwrap_or(0);
+        if inits as u32 > attempts {
+            v.push(format!("{u} was sent {inits} user-inits in {attempts} attempts"));
+        }
         let live = snap.groups.get(&p.config().user_group(u)).map_or(0, Vec::len);
         if live != 1 {
             v.push(format!("{u}'s group holds {live} instances"));
@@ -104,42 +154,112 @@ fn violations(p: &Platform, users: &[String], settled: bool) -> Vec<String> {
     v
 }
 
+fn record_attempts(snap: &warmpool_sim::Snapshot, p: &Platform, user: &str) -> u32 {
+    snap.tags.get(&p.config().user_group(user)).and_then(UserRecord::from_tags).map_or(0, |r| r.attempt)
+}
+
 fn one_user() -> Vec<String> {
     vec!["u-0001".to_owned()]
 }
 
+/// Whether `op` changes anything (the calls whose repetition or loss matters).
+fn mutating(op: &str) -> bool {
+    !["Describe", "Get", "List"].iter().any(|p| op.starts_with(p))
+}
+
+const KINDS: [FaultKind; 4] =
+    [FaultKind::CrashAfter, FaultKind::Retryable, FaultKind::Permanent, FaultKind::AppliedThenError];
+
+/// Every call of a clean run, in turn, hit by each fault kind. Each run checks that its
+/// fault fired, at the call it is labelled with (a run that diverged before the index
+/// would otherwise pass clean, proving nothing), and then every invariant.
 fn matrix(scenario: Scenario) -> usize {
     let users = one_user();
     let (clean, settled) = run(scenario, Faults::default(), &users);
     assert_eq!(violations(&clean, &users, settled), Vec::<String>::new(), "the clean {scenario:?} run");
-    let calls = clean.cloud().call_log();
-    assert!(calls.len() > 10, "a clean run makes the flow's calls: {calls:?}");
+    let points = clean.cloud().call_points();
+    assert!(points.len() > 10, "a clean run makes the flow's calls: {points:?}");
     let mut failures = Vec::new();
-    for (index, (function, op)) in calls.iter().enumerate() {
-        for kind in [FaultKind::CrashAfter, FaultKind::Retryable, FaultKind::Permanent] {
+    let mut fired = 0;
+    for (index, point) in points.iter().enumerate() {
+        for kind in KINDS {
             let faults = Faults { at_call: Some((index as u64, kind)), ..Faults::default() };
             let (p, settled) = run(scenario, faults, &users);
+            let label = format!("{scenario:?} call #{index} {} {} (#{}) {kind:?}", point.function, point.op, point.nth);
+            match p.cloud().fired_faults().as_slice() {
+                [(at, hit, k)] if *at == index as u64 && hit == point && *k == kind => fired += 1,
+                other => failures.push(format!("{label}: the fault fired {other:?}, not once at its call")),
+            }
             let broken = violations(&p, &users, settled);
             if !broken.is_empty() {
-                failures.push(format!("{scenario:?} call #{index} {function} {op} {kind:?}: {broken:?}"));
+                failures.push(format!("{label}: {broken:?}"));
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} runs broke an invariant:\n{}",
-        failures.len(),
-        calls.len() * 3,
-        failures.join("\n")
-    );
-    let ops: BTreeSet<&String> = calls.iter().map(|(_, op)| op).collect();
+    let runs = points.len() * KINDS.len();
+    assert!(failures.is_empty(), "{} of {runs} runs failed:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(fired, runs, "every run's fault fired");
+    let distinct: BTreeSet<&CallPoint> = points.iter().collect();
+    let changing = distinct.iter().filter(|p| mutating(&p.op)).count();
     println!(
-        "crash-point matrix {scenario:?}: {} calls ({} operations) x 3 faults = {} runs, all invariants held",
-        calls.len(),
-        ops.len(),
-        calls.len() * 3
+        "crash-point matrix {scenario:?}: {} calls, {} distinct points (function, operation, nth in its invocation), \
+         {changing} of them mutating; x {} fault kinds = {runs} runs, faults fired {fired}, all invariants held",
+        points.len(),
+        distinct.len(),
+        KINDS.len(),
     );
-    calls.len() * 3
+    runs
+}
+
+/// The recovery paths crash too: each mutating call of the clean run is a crash point,
+/// and so is, in the same run, the next mutating call the same function makes after it
+/// (the message's retry resuming the step, the event's retry, a re-drive): a fault inside
+/// the recovery from the first.
+fn recovery_pass(scenario: Scenario) -> usize {
+    let users = one_user();
+    let (clean, _) = run(scenario, Faults::default(), &users);
+    let points = clean.cloud().call_points();
+    let mut failures = Vec::new();
+    let mut recovered_at = BTreeSet::new();
+    let mut runs = 0;
+    for (index, point) in points.iter().enumerate().filter(|(_, p)| mutating(&p.op)) {
+        let first = Faults { at_call: Some((index as u64, FaultKind::CrashAfter)), ..Faults::default() };
+        let (once, _) = run(scenario, first.clone(), &users);
+        let after = once.cloud().call_points();
+        let Some(next) =
+            (index + 1..after.len()).find(|&j| after[j].function == point.function && mutating(&after[j].op))
+        else {
+            continue;
+        };
+        let faults = Faults { then_at_call: Some((next as u64, FaultKind::CrashAfter)), ..first };
+        let (p, settled) = run(scenario, faults, &users);
+        runs += 1;
+        let label = format!("{scenario:?} crash at #{index} {point:?}, then at #{next} {:?}", after[next]);
+        let fired: Vec<(u64, CallPoint)> = p.cloud().fired_faults().into_iter().map(|(at, hit, _)| (at, hit)).collect();
+        if fired != [(index as u64, point.clone()), (next as u64, after[next].clone())] {
+            failures.push(format!("{label}: the faults fired {fired:?}"));
+        }
+        let broken = violations(&p, &users, settled);
+        if !broken.is_empty() {
+            failures.push(format!("{label}: {broken:?}"));
+        }
+        recovered_at.insert(after[next].clone());
+    }
+    assert!(failures.is_empty(), "{} of {runs} runs failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(runs > 0, "no recovery made a mutating call");
+    println!(
+        "crash-point matrix {scenario:?}, recovery pass: {runs} runs, each a crash after a mutating call and another \
+         after the next mutating call of the same function ({} distinct recovery points), both fired, all invariants held",
+        recovered_at.len()
+    );
+    runs
+}
+
+#[test]
+fn crash_point_matrix_recovery() {
+    for scenario in [Scenario::Warm, Scenario::Failover, Scenario::Cold] {
+        recovery_pass(scenario);
+    }
 }
 
 #[test]

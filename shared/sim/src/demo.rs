@@ -68,7 +68,7 @@ async fn run_async(opts: &DemoOptions) -> DemoRun {
         model: opts.model.clone(),
         seed: opts.seed,
         pool: opts.pool,
-        faults: Faults { crash_rate: opts.crash_rate, throttle_rate: opts.throttle_rate, at_call: None },
+        faults: Faults { crash_rate: opts.crash_rate, throttle_rate: opts.throttle_rate, ..Faults::default() },
         drop_events: opts.drop_events,
         duplicate_events: opts.duplicate_events,
         // Lost and duplicated events also arrive out of order.

@@ -1,10 +1,12 @@
 //! Function invocations on the simulated platform, and the faults the cloud injects
 //! into the AWS calls they make: a crash right after a call, a retryable or a
-//! permanent error instead of a call, throttling.
+//! permanent error instead of a call, an error after the call took effect (its response
+//! lost), throttling.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
@@ -20,6 +22,12 @@ pub struct Invocation {
     pub(super) function: &'static str,
     crashed: AtomicBool,
     died: Notify,
+    /// Calls made so far, by operation: the n-th call of an operation in an invocation
+    /// names a crash point independently of what other invocations did meanwhile.
+    calls: Mutex<BTreeMap<String, usize>>,
+    /// An operation whose effect is to stand but whose response is lost
+    /// ([`FaultKind::AppliedThenError`]), until that call answers.
+    lose_response: Mutex<Option<String>>,
 }
 
 impl Invocation {
@@ -29,6 +37,29 @@ impl Invocation {
 
     pub(super) fn crash(&self) {
         self.crashed.store(true, Ordering::SeqCst);
+    }
+
+    /// Counts a call of `op` and returns which of this invocation's calls of `op` it is (0-based).
+    pub(super) fn nth_call(&self, op: &str) -> usize {
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = calls.entry(op.to_owned()).or_default();
+        *n += 1;
+        *n - 1
+    }
+
+    /// Marks the call of `op` under way: it takes effect, and then answers an error.
+    pub(super) fn lose_response_of(&self, op: &str) {
+        *self.lose_response.lock().unwrap_or_else(PoisonError::into_inner) = Some(op.to_owned());
+    }
+
+    /// Whether the call of `op` that just took effect is to answer an error (once).
+    pub(super) fn response_lost(&self, op: &str) -> bool {
+        let mut lose = self.lose_response.lock().unwrap_or_else(PoisonError::into_inner);
+        if lose.as_deref() == Some(op) {
+            *lose = None;
+            return true;
+        }
+        false
     }
 
     /// Called at the start of every AWS call: a crashed invocation stops here forever.
@@ -81,6 +112,10 @@ pub enum FaultKind {
     Retryable,
     /// The call fails with a permanent error (`Invalid`) and has no effect.
     Permanent,
+    /// The call takes effect, and then answers an error (`Transient`): the response was
+    /// lost (a timeout, a dropped connection), so the caller cannot tell it from a call
+    /// that did nothing. On a call that changes nothing it is a plain retryable error.
+    AppliedThenError,
 }
 
 /// Faults injected into the AWS calls made inside invocations (never into the cloud's
@@ -94,4 +129,6 @@ pub struct Faults {
     pub throttle_rate: f64,
     /// One fault at the n-th call (0-based, counting calls inside invocations).
     pub at_call: Option<(u64, FaultKind)>,
+    /// A second one, at a later call: a fault inside the recovery from the first.
+    pub then_at_call: Option<(u64, FaultKind)>,
 }

@@ -27,8 +27,8 @@ mod waits;
 
 pub use cloud::access::{self, Access};
 pub use cloud::{
-    BusEvent, ClaimStrategy, DetachStats, GroupSize, REDRIVE_MAX_RECEIVE, REDRIVE_QUEUE, REDRIVE_VISIBILITY_S,
-    SIGNUP_QUEUE, SimCloud, Snapshot, TimelineEntry, format_time, java_pattern,
+    BusEvent, CallPoint, ClaimStrategy, DetachStats, GroupSize, REDRIVE_MAX_RECEIVE, REDRIVE_QUEUE,
+    REDRIVE_VISIBILITY_S, SIGNUP_QUEUE, SimCloud, Snapshot, TimelineEntry, format_time, java_pattern,
 };
 pub use invocation::{FaultKind, Faults, invoke, timeout_s};
 pub use model::CloudModel;

@@ -107,8 +107,7 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Sets up the cloud (the pool, the queues) and starts the event source mapping
-    /// and the EventBridge rules.
+    /// Sets up the cloud (the pool, the queues), starts the event source mapping and rules.
     #[must_use]
     pub fn start(opts: PlatformOptions) -> Self {
         let (cloud, bus) =
@@ -149,6 +148,12 @@ impl Platform {
         &self.cfg
     }
 
+    /// What the platform was started with.
+    #[must_use]
+    pub fn options(&self) -> &PlatformOptions {
+        &self.opts
+    }
+
     /// What `function` runs with: its own variables only, as at a Lambda cold start.
     #[must_use]
     pub fn config_of(&self, function: Function) -> &Config {
@@ -166,8 +171,7 @@ impl Platform {
         self.cloud.send_signup(body, group_id)
     }
 
-    /// EventBridge-invoked handler runs that returned an error (each one retried by
-    /// the platform while retries remain).
+    /// EventBridge-invoked handler runs that returned an error (retried while retries remain).
     #[must_use]
     pub fn failed_invocations(&self) -> u64 {
         self.failed_invocations.load(Ordering::Relaxed)
@@ -179,9 +183,8 @@ impl Platform {
         self.cloud.snapshot()
     }
 
-    /// Runs simulated time until every listed user is ready or failed and the signup
-    /// queue is drained, or until `deadline_s` of simulated time have passed. Returns
-    /// whether everything settled.
+    /// Runs simulated time until every listed user is ready or failed and the signup queue
+    /// is drained (true), or until `deadline_s` of simulated time have passed (false).
     pub async fn run_until_settled(&self, users: &[String], deadline_s: u64) -> bool {
         let deadline = Duration::from_secs(deadline_s);
         let start = tokio::time::Instant::now();

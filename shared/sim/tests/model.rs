@@ -300,3 +300,36 @@ async fn the_claim_listing_pages_through_init_locks_and_returns_claims_only() {
     cloud.release("i-00000000000000000").await.unwrap();
     assert_eq!(cloud.claim_of(&init_lock("i-00000000000000000")).await.unwrap(), None);
 }
+
+/// `AppliedThenError`: the call takes effect, and its caller gets a retryable error, as
+/// when AWS applied a call whose response was lost; on a call that changes nothing it is
+/// a plain error. Each fault that fires is recorded at its call.
+#[tokio::test(start_paused = true)]
+async fn a_lost_response_leaves_the_effect_and_answers_a_retryable_error() {
+    use warmpool_core::ports::Claims;
+    use warmpool_sim::{FaultKind, Faults, invoke};
+    let (cloud, _) = fixture::cloud_with_pool(1);
+    cloud.set_faults(Faults { at_call: Some((0, FaultKind::AppliedThenError)), ..Faults::default() });
+    let answer = invoke("signup", cloud.claim_if_unclaimed("i-1", "u-1")).await.unwrap();
+    let Err(e) = answer else { panic!("the lost response answers an error: {answer:?}") };
+    assert!(matches!(e, CloudError::Transient { .. }) && e.is_retryable(), "{e:?}");
+    let claim = invoke("signup", cloud.claim_of("i-1")).await.unwrap().unwrap();
+    assert_eq!(claim.map(|c| c.owner).as_deref(), Some("u-1"), "the claim was made");
+    let fired = cloud.fired_faults();
+    assert_eq!(fired.len(), 1);
+    assert_eq!(
+        (fired[0].0, fired[0].1.op.as_str(), fired[0].1.nth, fired[0].2),
+        (0, "PutParameter", 0, FaultKind::AppliedThenError)
+    );
+
+    // On a read: an error, nothing else.
+    let (cloud, _) = fixture::cloud_with_pool(1);
+    cloud.set_faults(Faults { at_call: Some((0, FaultKind::AppliedThenError)), ..Faults::default() });
+    let read = invoke("signup", cloud.claim_of("i-1")).await.unwrap();
+    assert!(matches!(read, Err(CloudError::Transient { .. })), "{read:?}");
+    // A fault past the calls made never fires.
+    let (cloud, _) = fixture::cloud_with_pool(1);
+    cloud.set_faults(Faults { at_call: Some((5, FaultKind::CrashAfter)), ..Faults::default() });
+    invoke("signup", cloud.claim_of("i-1")).await.unwrap().unwrap();
+    assert!(cloud.fired_faults().is_empty());
+}

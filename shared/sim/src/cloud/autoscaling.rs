@@ -118,44 +118,48 @@ impl AutoScaling for SimCloud {
         accesses.extend(launch_from_template(&spec.launch_template, &spec.subnets));
         self.authorize(accesses);
         self.call("CreateAutoScalingGroup").await?;
-        {
-            let mut w = self.world();
-            if w.asg.groups.contains_key(&spec.name) {
-                return Err(CloudError::AlreadyExists { resource: spec.name.clone() });
+        let result = async {
+            {
+                let mut w = self.world();
+                if w.asg.groups.contains_key(&spec.name) {
+                    return Err(CloudError::AlreadyExists { resource: spec.name.clone() });
+                }
+                if let Some(bad) = spec.subnets.iter().find(|s| !w.ec2.subnet_azs.contains_key(*s)) {
+                    return Err(validation("CreateAutoScalingGroup", format!("The subnet ID '{bad}' does not exist")));
+                }
+                if w.asg.groups.len() >= self.inner.model.group_quota {
+                    // The API reference's words for the `LimitExceeded` fault.
+                    return Err(CloudError::LimitExceeded {
+                        operation: "CreateAutoScalingGroup".into(),
+                        message: format!(
+                            "You have already reached a limit for your Amazon EC2 Auto Scaling resources (for example, \
+                             Auto Scaling groups, launch configurations, or lifecycle hooks): {} groups",
+                            self.inner.model.group_quota
+                        ),
+                    });
+                }
+                let window = self.lag_window();
+                self.lag_group(&mut w, &spec.name, window);
+                w.asg.groups.insert(
+                    spec.name.clone(),
+                    AsgState {
+                        min: 0,
+                        max: 1,
+                        desired: 0,
+                        subnets: spec.subnets.clone(),
+                        tags: spec.tags.iter().cloned().collect(),
+                        launch_template: spec.launch_template.clone(),
+                        members: Vec::new(),
+                        hook: None,
+                    },
+                );
+                self.note(&mut w, format!("{} created", spec.name));
             }
-            if let Some(bad) = spec.subnets.iter().find(|s| !w.ec2.subnet_azs.contains_key(*s)) {
-                return Err(validation("CreateAutoScalingGroup", format!("The subnet ID '{bad}' does not exist")));
-            }
-            if w.asg.groups.len() >= self.inner.model.group_quota {
-                // The API reference's words for the `LimitExceeded` fault.
-                return Err(CloudError::LimitExceeded {
-                    operation: "CreateAutoScalingGroup".into(),
-                    message: format!(
-                        "You have already reached a limit for your Amazon EC2 Auto Scaling resources (for example, \
-                         Auto Scaling groups, launch configurations, or lifecycle hooks): {} groups",
-                        self.inner.model.group_quota
-                    ),
-                });
-            }
-            let window = self.lag_window();
-            self.lag_group(&mut w, &spec.name, window);
-            w.asg.groups.insert(
-                spec.name.clone(),
-                AsgState {
-                    min: 0,
-                    max: 1,
-                    desired: 0,
-                    subnets: spec.subnets.clone(),
-                    tags: spec.tags.iter().cloned().collect(),
-                    launch_template: spec.launch_template.clone(),
-                    members: Vec::new(),
-                    hook: None,
-                },
-            );
-            self.note(&mut w, format!("{} created", spec.name));
+            self.start_scaling(spec.name.clone());
+            Ok(())
         }
-        self.start_scaling(spec.name.clone());
-        Ok(())
+        .await;
+        self.answer("CreateAutoScalingGroup", result)
     }
 
     async fn describe_group(&self, name: &str) -> Result<Option<Group>, CloudError> {
@@ -226,131 +230,152 @@ impl AutoScaling for SimCloud {
     async fn detach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
         self.authorize(vec![self.group_access("autoscaling:DetachInstances", group)]);
         self.call("DetachInstances").await?;
-        let mut w = self.world();
-        w.asg.detaches.entry(group.to_owned()).or_default().attempts += 1;
-        let Some(g) = w.asg.groups.get_mut(group) else {
-            return Err(CloudError::NotFound { resource: group.to_owned() });
-        };
-        let Some(pos) = g.members.iter().position(|(m, _)| m == instance_id) else {
-            return Err(CloudError::NotInGroup { group: group.to_owned(), instance_id: instance_id.to_owned() });
-        };
-        let state = g.members[pos].1;
-        if !matches!(state, MemberState::InService | MemberState::Standby) {
-            return Err(CloudError::NotInService {
-                instance_id: instance_id.to_owned(),
-                message: format!("The instance {instance_id} is not in InService or Standby."),
-            });
-        }
-        // Detach is asynchronous: the instance is `Detaching`, still listed in the group
-        // (and so not attachable elsewhere), until the activity completes.
-        let window = self.lag_window();
-        self.lag_group(&mut w, group, window);
-        self.lag_instance(&mut w, instance_id, window);
-        if let Some(g) = w.asg.groups.get_mut(group) {
-            g.members[pos].1 = MemberState::Detaching;
-        }
-        w.asg.detaches.entry(group.to_owned()).or_default().succeeded += 1;
-        self.note(&mut w, format!("{instance_id} detaching from {group}"));
-        drop(w);
-        let cloud = self.clone();
-        let (group, id) = (group.to_owned(), instance_id.to_owned());
-        tokio::spawn(async move {
-            tokio::time::sleep(cloud.draw_s(cloud.inner.model.detach_s)).await;
-            let mut w = cloud.world();
-            if !w.asg.groups.contains_key(&group) {
-                return;
+        let result = async {
+            let mut w = self.world();
+            w.asg.detaches.entry(group.to_owned()).or_default().attempts += 1;
+            let Some(g) = w.asg.groups.get_mut(group) else {
+                return Err(CloudError::NotFound { resource: group.to_owned() });
+            };
+            let Some(pos) = g.members.iter().position(|(m, _)| m == instance_id) else {
+                return Err(CloudError::NotInGroup { group: group.to_owned(), instance_id: instance_id.to_owned() });
+            };
+            let state = g.members[pos].1;
+            if !matches!(state, MemberState::InService | MemberState::Standby) {
+                return Err(CloudError::NotInService {
+                    instance_id: instance_id.to_owned(),
+                    message: format!("The instance {instance_id} is not in InService or Standby."),
+                });
             }
-            let window = cloud.lag_window();
-            cloud.lag_group(&mut w, &group, window);
-            cloud.lag_instance(&mut w, &id, window);
-            let Some(g) = w.asg.groups.get_mut(&group) else { return };
-            let before = g.members.len();
-            g.members.retain(|(m, s)| !(m == &id && *s == MemberState::Detaching));
-            if g.members.len() < before {
-                if let Some(i) = w.ec2.instances.get_mut(&id) {
-                    i.group = None;
+            // Detach is asynchronous: the instance is `Detaching`, still listed in the group
+            // (and so not attachable elsewhere), until the activity completes.
+            let window = self.lag_window();
+            self.lag_group(&mut w, group, window);
+            self.lag_instance(&mut w, instance_id, window);
+            if let Some(g) = w.asg.groups.get_mut(group) {
+                g.members[pos].1 = MemberState::Detaching;
+            }
+            w.asg.detaches.entry(group.to_owned()).or_default().succeeded += 1;
+            self.note(&mut w, format!("{instance_id} detaching from {group}"));
+            drop(w);
+            let cloud = self.clone();
+            let (group, id) = (group.to_owned(), instance_id.to_owned());
+            tokio::spawn(async move {
+                tokio::time::sleep(cloud.draw_s(cloud.inner.model.detach_s)).await;
+                let mut w = cloud.world();
+                if !w.asg.groups.contains_key(&group) {
+                    return;
                 }
-                cloud.note(&mut w, format!("{id} detached from {group}"));
-            }
-        });
-        Ok(())
+                let window = cloud.lag_window();
+                cloud.lag_group(&mut w, &group, window);
+                cloud.lag_instance(&mut w, &id, window);
+                let Some(g) = w.asg.groups.get_mut(&group) else { return };
+                let before = g.members.len();
+                g.members.retain(|(m, s)| !(m == &id && *s == MemberState::Detaching));
+                if g.members.len() < before {
+                    if let Some(i) = w.ec2.instances.get_mut(&id) {
+                        i.group = None;
+                    }
+                    cloud.note(&mut w, format!("{id} detached from {group}"));
+                }
+            });
+            Ok(())
+        }
+        .await;
+        self.answer("DetachInstances", result)
     }
 
     async fn attach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
         self.authorize(vec![self.group_access("autoscaling:AttachInstances", group)]);
         self.call("AttachInstances").await?;
-        {
-            let mut w = self.world();
-            let Some(inst) = w.ec2.instances.get(instance_id).cloned() else {
-                return Err(validation("AttachInstances", format!("Instance {instance_id} does not exist")));
-            };
-            let Some(g) = w.asg.groups.get(group) else {
-                return Err(CloudError::NotFound { resource: group.to_owned() });
-            };
-            if inst.state != Ec2State::Running {
-                return Err(validation("AttachInstances", format!("Instance {instance_id} is not in a running state")));
+        let result = async {
+            {
+                let mut w = self.world();
+                let Some(inst) = w.ec2.instances.get(instance_id).cloned() else {
+                    return Err(validation("AttachInstances", format!("Instance {instance_id} does not exist")));
+                };
+                let Some(g) = w.asg.groups.get(group) else {
+                    return Err(CloudError::NotFound { resource: group.to_owned() });
+                };
+                if inst.state != Ec2State::Running {
+                    return Err(validation(
+                        "AttachInstances",
+                        format!("Instance {instance_id} is not in a running state"),
+                    ));
+                }
+                if let Some(other) = &inst.group {
+                    return Err(CloudError::AlreadyInGroup {
+                        instance_id: instance_id.to_owned(),
+                        message: format!("The instance {instance_id} is already part of Auto Scaling group {other}"),
+                    });
+                }
+                let azs: BTreeSet<&String> = g.subnets.iter().filter_map(|s| w.ec2.subnet_azs.get(s)).collect();
+                if !azs.contains(&inst.az) {
+                    return Err(validation(
+                        "AttachInstances",
+                        format!(
+                            "Instance {instance_id} is in {}, which is not an Availability Zone of {group}",
+                            inst.az
+                        ),
+                    ));
+                }
+                if g.desired + 1 > g.max {
+                    return Err(CloudError::MaxSizeExceeded {
+                        group: group.to_owned(),
+                        message: format!(
+                            "AutoScalingGroup {group} has min-size={}, max-size={}, and desired-size={}. To attach 1 \
+                             instance, please update the AutoScalingGroup sizes appropriately.",
+                            g.min, g.max, g.desired
+                        ),
+                    });
+                }
+                let window = self.lag_window();
+                self.lag_group(&mut w, group, window);
+                self.lag_instance(&mut w, instance_id, window);
+                if let Some(g) = w.asg.groups.get_mut(group) {
+                    g.desired += 1;
+                    g.members.push((instance_id.to_owned(), MemberState::InService));
+                }
+                if let Some(i) = w.ec2.instances.get_mut(instance_id) {
+                    i.group = Some(group.to_owned());
+                }
+                self.note(&mut w, format!("{instance_id} attached to {group}"));
             }
-            if let Some(other) = &inst.group {
-                return Err(CloudError::AlreadyInGroup {
-                    instance_id: instance_id.to_owned(),
-                    message: format!("The instance {instance_id} is already part of Auto Scaling group {other}"),
-                });
-            }
-            let azs: BTreeSet<&String> = g.subnets.iter().filter_map(|s| w.ec2.subnet_azs.get(s)).collect();
-            if !azs.contains(&inst.az) {
-                return Err(validation(
-                    "AttachInstances",
-                    format!("Instance {instance_id} is in {}, which is not an Availability Zone of {group}", inst.az),
-                ));
-            }
-            if g.desired + 1 > g.max {
-                return Err(CloudError::MaxSizeExceeded {
-                    group: group.to_owned(),
-                    message: format!(
-                        "AutoScalingGroup {group} has min-size={}, max-size={}, and desired-size={}. To attach 1 \
-                         instance, please update the AutoScalingGroup sizes appropriately.",
-                        g.min, g.max, g.desired
-                    ),
-                });
-            }
-            let window = self.lag_window();
-            self.lag_group(&mut w, group, window);
-            self.lag_instance(&mut w, instance_id, window);
-            if let Some(g) = w.asg.groups.get_mut(group) {
-                g.desired += 1;
-                g.members.push((instance_id.to_owned(), MemberState::InService));
-            }
-            if let Some(i) = w.ec2.instances.get_mut(instance_id) {
-                i.group = Some(group.to_owned());
-            }
-            self.note(&mut w, format!("{instance_id} attached to {group}"));
+            // AttachInstances fires no lifecycle hook; it does emit Launch Successful.
+            self.emit_launch_successful(group, instance_id, "an instance was added in response to user request");
+            Ok(())
         }
-        // AttachInstances fires no lifecycle hook; it does emit Launch Successful.
-        self.emit_launch_successful(group, instance_id, "an instance was added in response to user request");
-        Ok(())
+        .await;
+        self.answer("AttachInstances", result)
     }
 
     async fn set_desired_capacity(&self, group: &str, desired: u32) -> Result<(), CloudError> {
         self.authorize(vec![self.group_access("autoscaling:SetDesiredCapacity", group)]);
         self.call("SetDesiredCapacity").await?;
-        let mut w = self.world();
-        self.refuse_if_busy(&mut w, group, "SetDesiredCapacity")?;
-        let Some(g) = w.asg.groups.get(group) else {
-            return Err(CloudError::NotFound { resource: group.to_owned() });
-        };
-        if desired > g.max || desired < g.min {
-            return Err(CloudError::MaxSizeExceeded {
-                group: group.to_owned(),
-                message: format!("New SetDesiredCapacity value {desired} is outside min {} and max {}", g.min, g.max),
-            });
+        let result = async {
+            let mut w = self.world();
+            self.refuse_if_busy(&mut w, group, "SetDesiredCapacity")?;
+            let Some(g) = w.asg.groups.get(group) else {
+                return Err(CloudError::NotFound { resource: group.to_owned() });
+            };
+            if desired > g.max || desired < g.min {
+                return Err(CloudError::MaxSizeExceeded {
+                    group: group.to_owned(),
+                    message: format!(
+                        "New SetDesiredCapacity value {desired} is outside min {} and max {}",
+                        g.min, g.max
+                    ),
+                });
+            }
+            let window = self.lag_window();
+            self.lag_group(&mut w, group, window);
+            if let Some(g) = w.asg.groups.get_mut(group) {
+                g.desired = desired;
+            }
+            self.note(&mut w, format!("{group} desired capacity set to {desired}"));
+            Ok(())
         }
-        let window = self.lag_window();
-        self.lag_group(&mut w, group, window);
-        if let Some(g) = w.asg.groups.get_mut(group) {
-            g.desired = desired;
-        }
-        self.note(&mut w, format!("{group} desired capacity set to {desired}"));
-        Ok(())
+        .await;
+        self.answer("SetDesiredCapacity", result)
     }
 
     async fn terminate_instance(&self, instance_id: &str, decrement_desired: bool) -> Result<(), CloudError> {
@@ -362,91 +387,103 @@ impl AutoScaling for SimCloud {
             None => Access::new(action, "*"),
         }]);
         self.call("TerminateInstanceInAutoScalingGroup").await?;
-        {
-            let mut w = self.world();
-            let group = w
-                .ec2
-                .instances
-                .get(instance_id)
-                .filter(|i| matches!(i.state, Ec2State::Pending | Ec2State::Running))
-                .and_then(|i| i.group.clone());
-            let Some(group) = group else {
-                return Err(CloudError::NotFound { resource: instance_id.to_owned() });
-            };
-            self.refuse_if_busy(&mut w, &group, "TerminateInstanceInAutoScalingGroup")?;
-            let window = self.lag_window();
-            self.lag_group(&mut w, &group, window);
-            self.lag_instance(&mut w, instance_id, window);
-            if decrement_desired && let Some(g) = w.asg.groups.get_mut(&group) {
-                // AWS refuses, it does not clamp (the message is AWS's own).
-                if g.desired <= g.min {
-                    return Err(CloudError::BelowMinSize {
-                        group: group.clone(),
-                        message: format!(
-                            "Currently, desiredSize equals minSize ({}). Terminating instance without replacement \
-                             will violate group's min size constraint. Either set shouldDecrementDesiredCapacity \
-                             flag to false or lower group's min size.",
-                            g.min
-                        ),
-                    });
+        let result = async {
+            {
+                let mut w = self.world();
+                let group = w
+                    .ec2
+                    .instances
+                    .get(instance_id)
+                    .filter(|i| matches!(i.state, Ec2State::Pending | Ec2State::Running))
+                    .and_then(|i| i.group.clone());
+                let Some(group) = group else {
+                    return Err(CloudError::NotFound { resource: instance_id.to_owned() });
+                };
+                self.refuse_if_busy(&mut w, &group, "TerminateInstanceInAutoScalingGroup")?;
+                let window = self.lag_window();
+                self.lag_group(&mut w, &group, window);
+                self.lag_instance(&mut w, instance_id, window);
+                if decrement_desired && let Some(g) = w.asg.groups.get_mut(&group) {
+                    // AWS refuses, it does not clamp (the message is AWS's own).
+                    if g.desired <= g.min {
+                        return Err(CloudError::BelowMinSize {
+                            group: group.clone(),
+                            message: format!(
+                                "Currently, desiredSize equals minSize ({}). Terminating instance without replacement \
+                                 will violate group's min size constraint. Either set shouldDecrementDesiredCapacity \
+                                 flag to false or lower group's min size.",
+                                g.min
+                            ),
+                        });
+                    }
+                    g.desired -= 1;
                 }
-                g.desired -= 1;
             }
+            self.begin_terminate(instance_id, "TerminateInstanceInAutoScalingGroup");
+            Ok(())
         }
-        self.begin_terminate(instance_id, "TerminateInstanceInAutoScalingGroup");
-        Ok(())
+        .await;
+        self.answer("TerminateInstanceInAutoScalingGroup", result)
     }
 
     async fn tag_group(&self, group: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
         let access = self.group_access("autoscaling:CreateOrUpdateTags", group);
         self.authorize(vec![access.with_tags("aws:RequestTag/", tags.iter().map(|(k, v)| (k, v)))]);
         self.call("CreateOrUpdateTags").await?;
-        let mut w = self.world();
-        if w.asg.groups.contains_key(group) {
-            let window = self.lag_window();
-            self.lag_group(&mut w, group, window);
+        let result = async {
+            let mut w = self.world();
+            if w.asg.groups.contains_key(group) {
+                let window = self.lag_window();
+                self.lag_group(&mut w, group, window);
+            }
+            let Some(g) = w.asg.groups.get_mut(group) else {
+                return Err(CloudError::NotFound { resource: group.to_owned() });
+            };
+            let new_attempt = tags.iter().any(|(k, v)| k == tag::ATTEMPT && g.tags.get(k) != Some(v));
+            let user = g.tags.get(tag::USER_ID).cloned();
+            for (k, v) in tags {
+                g.tags.insert(k.clone(), v.clone());
+            }
+            if let Some(user) = user.filter(|_| new_attempt) {
+                let now = self.now_ms();
+                w.record.waits.add_since_accounted(&user, Wait::FailedAttempt, now);
+            }
+            Ok(())
         }
-        let Some(g) = w.asg.groups.get_mut(group) else {
-            return Err(CloudError::NotFound { resource: group.to_owned() });
-        };
-        let new_attempt = tags.iter().any(|(k, v)| k == tag::ATTEMPT && g.tags.get(k) != Some(v));
-        let user = g.tags.get(tag::USER_ID).cloned();
-        for (k, v) in tags {
-            g.tags.insert(k.clone(), v.clone());
-        }
-        if let Some(user) = user.filter(|_| new_attempt) {
-            let now = self.now_ms();
-            w.record.waits.add_since_accounted(&user, Wait::FailedAttempt, now);
-        }
-        Ok(())
+        .await;
+        self.answer("CreateOrUpdateTags", result)
     }
 
     async fn delete_group(&self, group: &str) -> Result<(), CloudError> {
         self.authorize(vec![self.group_access("autoscaling:DeleteAutoScalingGroup", group)]);
         self.call("DeleteAutoScalingGroup").await?;
-        let members = {
-            let mut w = self.world();
-            if let Some(g) = w.asg.groups.get(group) {
-                let ids: Vec<String> = g.members.iter().map(|(id, _)| id.clone()).collect();
-                let window = self.lag_window();
-                self.lag_group(&mut w, group, window);
-                for id in ids {
-                    self.lag_instance(&mut w, &id, window);
+        let result = async {
+            let members = {
+                let mut w = self.world();
+                if let Some(g) = w.asg.groups.get(group) {
+                    let ids: Vec<String> = g.members.iter().map(|(id, _)| id.clone()).collect();
+                    let window = self.lag_window();
+                    self.lag_group(&mut w, group, window);
+                    for id in ids {
+                        self.lag_instance(&mut w, &id, window);
+                    }
+                }
+                let Some(g) = w.asg.groups.remove(group) else {
+                    return Err(CloudError::NotFound { resource: group.to_owned() });
+                };
+                self.note(&mut w, format!("{group} deleted"));
+                g.members
+            };
+            for (id, _) in members {
+                self.begin_terminate(&id, "group deleted");
+                if let Some(i) = self.world().ec2.instances.get_mut(&id) {
+                    i.group = None;
                 }
             }
-            let Some(g) = w.asg.groups.remove(group) else {
-                return Err(CloudError::NotFound { resource: group.to_owned() });
-            };
-            self.note(&mut w, format!("{group} deleted"));
-            g.members
-        };
-        for (id, _) in members {
-            self.begin_terminate(&id, "group deleted");
-            if let Some(i) = self.world().ec2.instances.get_mut(&id) {
-                i.group = None;
-            }
+            Ok(())
         }
-        Ok(())
+        .await;
+        self.answer("DeleteAutoScalingGroup", result)
     }
 
     async fn recent_launches(&self, group: &str) -> Result<Vec<Launch>, CloudError> {
@@ -472,29 +509,33 @@ impl AutoScaling for SimCloud {
     ) -> Result<(), CloudError> {
         self.authorize(vec![self.group_access("autoscaling:CompleteLifecycleAction", group)]);
         self.call("CompleteLifecycleAction").await?;
-        {
-            let mut w = self.world();
-            let matches = w.asg.pending_actions.get(instance_id).is_some_and(|(g, h)| g == group && h == hook);
-            if !matches {
-                return Err(CloudError::NoActiveLifecycleAction { instance_id: instance_id.to_owned() });
-            }
-            w.asg.pending_actions.remove(instance_id);
-            if result == LifecycleResult::Continue {
-                if let Some(s) = w.asg.groups.get_mut(group).and_then(|g| g.member_mut(instance_id)) {
-                    *s = MemberState::InService;
+        let result = async {
+            {
+                let mut w = self.world();
+                let matches = w.asg.pending_actions.get(instance_id).is_some_and(|(g, h)| g == group && h == hook);
+                if !matches {
+                    return Err(CloudError::NoActiveLifecycleAction { instance_id: instance_id.to_owned() });
                 }
-                self.end_launch(&mut w, instance_id, true);
-                self.note(&mut w, format!("{instance_id} is InService in {group}"));
+                w.asg.pending_actions.remove(instance_id);
+                if result == LifecycleResult::Continue {
+                    if let Some(s) = w.asg.groups.get_mut(group).and_then(|g| g.member_mut(instance_id)) {
+                        *s = MemberState::InService;
+                    }
+                    self.end_launch(&mut w, instance_id, true);
+                    self.note(&mut w, format!("{instance_id} is InService in {group}"));
+                }
             }
+            match result {
+                LifecycleResult::Continue => self.emit_launch_successful(
+                    group,
+                    instance_id,
+                    "an instance was started in response to a difference between desired and actual capacity",
+                ),
+                LifecycleResult::Abandon => self.begin_terminate(instance_id, "lifecycle action ABANDON"),
+            }
+            Ok(())
         }
-        match result {
-            LifecycleResult::Continue => self.emit_launch_successful(
-                group,
-                instance_id,
-                "an instance was started in response to a difference between desired and actual capacity",
-            ),
-            LifecycleResult::Abandon => self.begin_terminate(instance_id, "lifecycle action ABANDON"),
-        }
-        Ok(())
+        .await;
+        self.answer("CompleteLifecycleAction", result)
     }
 }

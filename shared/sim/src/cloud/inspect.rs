@@ -8,6 +8,7 @@ use warmpool_core::ports::{Clock, CommandRequest, MemberState};
 use super::SimCloud;
 use super::ec2::Ec2State;
 use super::sqs::{READY_QUEUE, REDRIVE_QUEUE, SIGNUP_DLQ, SIGNUP_QUEUE};
+use crate::invocation::FaultKind;
 use crate::queue::SimQueue;
 use crate::waits::{Breakdown, Wait, WaitLog};
 
@@ -50,6 +51,14 @@ pub struct Snapshot {
     pub stale_reads: u64,
     /// Instances sent user-init more than once (each serves one user for one attempt).
     pub repeated_inits: Vec<String>,
+    /// User id to the user-init commands sent for that user.
+    pub inits_per_user: BTreeMap<String, usize>,
+    /// Claims and init locks held, by name (an instance id, or `<instance>/init`), to
+    /// (owner, last written, ms since the epoch).
+    pub claims: BTreeMap<String, (String, u64)>,
+    /// Instances `InService` in some group that never ran pool-prep (nor a user's full
+    /// cold init): a pool member that skipped its hook's preparation.
+    pub unprepared_in_service: BTreeMap<String, Vec<String>>,
     /// Where each user's time went so far, by user id (work not filled in).
     pub waits: BTreeMap<String, Breakdown>,
 }
@@ -70,6 +79,16 @@ pub struct DetachStats {
     pub succeeded: u64,
 }
 
+/// Where a call stands: the function that made it, the operation, and which of that
+/// invocation's calls of the operation it was (0-based). Two runs that diverge still name
+/// the same point the same way.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallPoint {
+    pub function: String,
+    pub op: String,
+    pub nth: usize,
+}
+
 /// What the cloud records of the calls made to it.
 #[derive(Debug, Default)]
 pub(super) struct Record {
@@ -77,6 +96,10 @@ pub(super) struct Record {
     pub(super) calls: BTreeMap<String, u64>,
     /// Operations called inside invocations, in order (the crash-point matrix's axis).
     pub(super) call_log: Vec<(String, String)>,
+    /// Where each of those calls stood in its invocation, in the same order.
+    pub(super) call_points: Vec<CallPoint>,
+    /// The injected `at_call` faults that fired: the call's index, where, and the kind.
+    pub(super) fired: Vec<(u64, CallPoint, FaultKind)>,
     /// What each of those calls needed of IAM (see [`super::access`]).
     pub(super) accesses: Vec<super::access::Access>,
     /// Throttled attempts by operation.
@@ -183,6 +206,14 @@ impl SimCloud {
             .map(|(id, _)| id.clone())
             .collect();
         let in_two_groups = seen.into_iter().filter(|(_, n)| *n > 1).map(|(id, _)| id.to_owned()).collect();
+        let mut unprepared_in_service: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, g) in &w.asg.groups {
+            for (id, s) in &g.members {
+                if *s == MemberState::InService && w.ec2.instances.get(id).is_some_and(|i| !i.prepared) {
+                    unprepared_in_service.entry(name.clone()).or_default().push(id.clone());
+                }
+            }
+        }
         Snapshot {
             groups,
             in_service,
@@ -219,6 +250,17 @@ impl SimCloud {
                 }
                 inits.into_iter().filter(|(_, n)| *n > 1).map(|(i, _)| i.to_owned()).collect()
             },
+            inits_per_user: {
+                let mut inits: BTreeMap<String, usize> = BTreeMap::new();
+                for c in &w.ssm.sent {
+                    if let Some(user) = c.parameters.get("UserId").and_then(|v| v.first()) {
+                        *inits.entry(user.clone()).or_default() += 1;
+                    }
+                }
+                inits
+            },
+            claims: w.params.claims.iter().map(|(name, (owner, at, _))| (name.clone(), (owner.clone(), *at))).collect(),
+            unprepared_in_service,
             waits: w.record.waits.all(),
         }
     }
@@ -227,6 +269,19 @@ impl SimCloud {
     #[must_use]
     pub fn sent_commands(&self) -> Vec<CommandRequest> {
         self.world().ssm.sent.clone()
+    }
+
+    /// Where each call made inside invocations so far stood, in order (see [`CallPoint`]).
+    #[must_use]
+    pub fn call_points(&self) -> Vec<CallPoint> {
+        self.world().record.call_points.clone()
+    }
+
+    /// The injected `at_call` faults that fired so far: the call's index, its point, the
+    /// kind. A run whose calls diverged from the recorded one may never reach the index.
+    #[must_use]
+    pub fn fired_faults(&self) -> Vec<(u64, CallPoint, FaultKind)> {
+        self.world().record.fired.clone()
     }
 
     /// (function, operation) of every call made inside invocations so far, in order.

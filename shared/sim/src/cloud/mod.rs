@@ -45,7 +45,7 @@ use warmpool_core::retry;
 
 pub use self::bus::{BusEvent, format_time};
 pub use self::documents::java_pattern;
-pub use self::inspect::{DetachStats, GroupSize, Snapshot, TimelineEntry};
+pub use self::inspect::{CallPoint, DetachStats, GroupSize, Snapshot, TimelineEntry};
 pub use self::sqs::{REDRIVE_MAX_RECEIVE, REDRIVE_QUEUE, REDRIVE_VISIBILITY_S, SIGNUP_QUEUE};
 use crate::first_healthy::first_healthy_claim;
 use crate::invocation::{FaultKind, Faults, Invocation};
@@ -222,24 +222,30 @@ impl SimCloud {
         let Some(inv) = invocation else {
             return Ok(());
         };
+        let nth = inv.nth_call(op);
         let (index, faults) = {
             let mut w = self.world();
             w.record.call_log.push((inv.function.to_owned(), op.to_owned()));
+            w.record.call_points.push(CallPoint { function: inv.function.to_owned(), op: op.to_owned(), nth });
             tracing::debug!(function = inv.function, op, "AWS call");
             (w.record.call_log.len() as u64 - 1, w.faults.clone())
         };
-        match faults.at_call {
-            Some((at, FaultKind::Retryable)) if at == index => {
-                return Err(CloudError::Throttled { operation: op.to_owned() });
+        let here = [faults.at_call, faults.then_at_call].into_iter().flatten().find(|(at, _)| *at == index);
+        if let Some((_, kind)) = here {
+            let point = CallPoint { function: inv.function.to_owned(), op: op.to_owned(), nth };
+            self.world().record.fired.push((index, point, kind));
+            match kind {
+                FaultKind::Retryable => return Err(CloudError::Throttled { operation: op.to_owned() }),
+                FaultKind::Permanent => {
+                    return Err(CloudError::Invalid {
+                        operation: op.to_owned(),
+                        message: "simulated permanent failure".into(),
+                    });
+                }
+                FaultKind::CrashAfter => inv.crash(),
+                FaultKind::AppliedThenError if MUTATING.contains(&op) => inv.lose_response_of(op),
+                FaultKind::AppliedThenError => return Err(lost_response(op)),
             }
-            Some((at, FaultKind::Permanent)) if at == index => {
-                return Err(CloudError::Invalid {
-                    operation: op.to_owned(),
-                    message: "simulated permanent failure".into(),
-                });
-            }
-            Some((at, FaultKind::CrashAfter)) if at == index => inv.crash(),
-            _ => {}
         }
         let mut retries = retry::sdk_throttle();
         while self.chance(faults.throttle_rate) {
@@ -255,6 +261,47 @@ impl SimCloud {
             inv.crash();
         }
         Ok(())
+    }
+}
+
+/// The calls that change something (each answers through [`SimCloud::answer`]).
+const MUTATING: &[&str] = &[
+    "CreateAutoScalingGroup",
+    "DetachInstances",
+    "AttachInstances",
+    "SetDesiredCapacity",
+    "TerminateInstanceInAutoScalingGroup",
+    "CreateOrUpdateTags",
+    "DeleteAutoScalingGroup",
+    "CompleteLifecycleAction",
+    "TerminateInstances",
+    "PutParameter",
+    "DeleteParameters",
+    "SendMessage",
+    "SendMessageBatch",
+    "ChangeMessageVisibility",
+    "SendCommand",
+];
+
+/// What an SDK call whose response never came back answers (a timeout, a reset
+/// connection): retryable, and silent about whether the call took effect.
+fn lost_response(op: &str) -> CloudError {
+    CloudError::Transient { operation: op.to_owned(), message: "no response (injected: the call took effect)".into() }
+}
+
+impl SimCloud {
+    /// A mutating call's answer: `result`, unless the injected fault
+    /// ([`FaultKind::AppliedThenError`]) lost its response after the call took effect.
+    fn answer<T>(&self, op: &str, result: Result<T, CloudError>) -> Result<T, CloudError> {
+        match Invocation::current() {
+            Some(inv) if inv.response_lost(op) => {
+                tracing::debug!(op, "injected: the call took effect, its response is lost");
+                let mut w = self.world();
+                self.note(&mut w, format!("{op} by {} took effect; its response is lost", inv.function));
+                Err(lost_response(op))
+            }
+            _ => result,
+        }
     }
 }
 

@@ -30,22 +30,30 @@ impl Claims for SimCloud {
     async fn claim_if_unclaimed(&self, instance_id: &str, owner: &str) -> Result<bool, CloudError> {
         self.authorize(vec![Access::new("ssm:PutParameter", self.claim_arn(instance_id))]);
         self.call("PutParameter").await?;
-        let mut w = self.world();
-        if w.params.claims.contains_key(instance_id) {
-            return Ok(false);
+        let result = async {
+            let mut w = self.world();
+            if w.params.claims.contains_key(instance_id) {
+                return Ok(false);
+            }
+            w.params.claims.insert(instance_id.to_owned(), (owner.to_owned(), EPOCH_MS + self.elapsed_ms(), 1));
+            Ok(true)
         }
-        w.params.claims.insert(instance_id.to_owned(), (owner.to_owned(), EPOCH_MS + self.elapsed_ms(), 1));
-        Ok(true)
+        .await;
+        self.answer("PutParameter", result)
     }
 
     async fn take_over(&self, stale: &Claim, owner: &str) -> Result<bool, CloudError> {
         self.authorize(vec![Access::new("ssm:PutParameter", self.claim_arn(&stale.instance_id))]);
         self.call("PutParameter").await?;
-        let now = EPOCH_MS + self.elapsed_ms();
-        let mut w = self.world();
-        let version = w.params.claims.get(&stale.instance_id).map_or(1, |(_, _, v)| v + 1);
-        w.params.claims.insert(stale.instance_id.clone(), (owner.to_owned(), now, version));
-        Ok(version == stale.version + 1)
+        let result = async {
+            let now = EPOCH_MS + self.elapsed_ms();
+            let mut w = self.world();
+            let version = w.params.claims.get(&stale.instance_id).map_or(1, |(_, _, v)| v + 1);
+            w.params.claims.insert(stale.instance_id.clone(), (owner.to_owned(), now, version));
+            Ok(version == stale.version + 1)
+        }
+        .await;
+        self.answer("PutParameter", result)
     }
 
     async fn release(&self, instance_id: &str) -> Result<(), CloudError> {
@@ -55,10 +63,14 @@ impl Claims for SimCloud {
             Access::new("ssm:DeleteParameters", self.claim_arn(&init_lock(instance_id))),
         ]);
         self.call("DeleteParameters").await?;
-        let mut w = self.world();
-        w.params.claims.remove(instance_id);
-        w.params.claims.remove(&init_lock(instance_id));
-        Ok(())
+        let result = async {
+            let mut w = self.world();
+            w.params.claims.remove(instance_id);
+            w.params.claims.remove(&init_lock(instance_id));
+            Ok(())
+        }
+        .await;
+        self.answer("DeleteParameters", result)
     }
 
     async fn claim_of(&self, instance_id: &str) -> Result<Option<Claim>, CloudError> {

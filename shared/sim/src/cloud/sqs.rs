@@ -112,23 +112,27 @@ impl WorkQueues for SimCloud {
     async fn retry_after(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<(), CloudError> {
         self.authorize(vec![Access::new("sqs:ChangeMessageVisibility", queue_arn(queue_url))]);
         self.call("ChangeMessageVisibility").await?;
-        let queue = queue_of(queue_url).ok_or_else(|| no_such_queue("ChangeMessageVisibility", queue_url))?;
-        let now = self.now_ms();
-        let mut w = self.world();
-        let changed = w
-            .sqs
-            .queues
-            .get_mut(queue)
-            .is_some_and(|q| q.change_visibility(receipt_handle, u64::from(seconds) * 1000, now));
-        if changed {
-            Ok(())
-        } else {
-            // SQS: ReceiptHandleIsInvalid (deleted, or received again since).
-            Err(CloudError::Invalid {
-                operation: "ChangeMessageVisibility".into(),
-                message: format!("ReceiptHandleIsInvalid: {receipt_handle}"),
-            })
+        let result = async {
+            let queue = queue_of(queue_url).ok_or_else(|| no_such_queue("ChangeMessageVisibility", queue_url))?;
+            let now = self.now_ms();
+            let mut w = self.world();
+            let changed = w
+                .sqs
+                .queues
+                .get_mut(queue)
+                .is_some_and(|q| q.change_visibility(receipt_handle, u64::from(seconds) * 1000, now));
+            if changed {
+                Ok(())
+            } else {
+                // SQS: ReceiptHandleIsInvalid (deleted, or received again since).
+                Err(CloudError::Invalid {
+                    operation: "ChangeMessageVisibility".into(),
+                    message: format!("ReceiptHandleIsInvalid: {receipt_handle}"),
+                })
+            }
         }
+        .await;
+        self.answer("ChangeMessageVisibility", result)
     }
 
     async fn send_batch(&self, queue_url: &str, messages: &[QueuedMessage]) -> Result<(), CloudError> {
@@ -164,7 +168,8 @@ impl WorkQueues for SimCloud {
                 self.note(&mut w, text);
             }
         }
-        Ok(())
+        // A lost response to any of the batch's calls: every message stands.
+        self.answer("SendMessageBatch", Ok(()))
     }
 }
 
@@ -172,24 +177,28 @@ impl Notifier for SimCloud {
     async fn send_ready(&self, queue_url: &str, user_id: &str, dedup_id: &str, body: &str) -> Result<(), CloudError> {
         self.authorize(vec![Access::new("sqs:SendMessage", queue_arn(queue_url))]);
         self.call("SendMessage").await?;
-        // A function whose configuration lacks the ready queue (an empty URL) cannot send
-        // there: SQS refuses a URL that names no queue.
-        if queue_of(queue_url) != Some(READY_QUEUE) {
-            return Err(no_such_queue("SendMessage", queue_url));
+        let result = async {
+            // A function whose configuration lacks the ready queue (an empty URL) cannot send
+            // there: SQS refuses a URL that names no queue.
+            if queue_of(queue_url) != Some(READY_QUEUE) {
+                return Err(no_such_queue("SendMessage", queue_url));
+            }
+            let now = self.now_ms();
+            let mut w = self.world();
+            let enqueued = w
+                .sqs
+                .queues
+                .get_mut(READY_QUEUE)
+                .is_some_and(|q| q.send_deduplicated(body.to_owned(), user_id.to_owned(), dedup_id, now));
+            let text = if enqueued {
+                format!("ready message for {user_id}")
+            } else {
+                format!("ready message for {user_id} deduplicated by the FIFO queue")
+            };
+            self.note(&mut w, text);
+            Ok(())
         }
-        let now = self.now_ms();
-        let mut w = self.world();
-        let enqueued = w
-            .sqs
-            .queues
-            .get_mut(READY_QUEUE)
-            .is_some_and(|q| q.send_deduplicated(body.to_owned(), user_id.to_owned(), dedup_id, now));
-        let text = if enqueued {
-            format!("ready message for {user_id}")
-        } else {
-            format!("ready message for {user_id} deduplicated by the FIFO queue")
-        };
-        self.note(&mut w, text);
-        Ok(())
+        .await;
+        self.answer("SendMessage", result)
     }
 }

@@ -172,42 +172,46 @@ impl RunCommand for SimCloud {
             self.instance_access("ssm:SendCommand", &request.instance_id, "ssm:resourceTag/"),
         ]);
         self.call("SendCommand").await?;
-        if request.delivery_timeout_s < 30 {
-            return Err(validation("SendCommand", "TimeoutSeconds must be at least 30".into()));
-        }
-        match self.world().documents {
-            Ok(documents) => documents.check(request)?,
-            Err(e) => return Err(validation("SendCommand", e.clone())),
-        }
-        let command_id = {
-            let mut w = self.world();
-            let online = w.ec2.instances.get(&request.instance_id).is_some_and(|i| i.agent_online);
-            if !online {
-                return Err(CloudError::AgentNotReady { instance_id: request.instance_id.clone() });
+        let result = async {
+            if request.delivery_timeout_s < 30 {
+                return Err(validation("SendCommand", "TimeoutSeconds must be at least 30".into()));
             }
-            w.ssm.next_command += 1;
-            let n = w.ssm.next_command;
-            let id = format!("{n:08x}-0000-4000-8000-{:012x}", n.wrapping_mul(2_654_435_761));
-            let user = request.parameters.get("UserId").and_then(|v| v.first()).cloned().unwrap_or_default();
-            let text = if user.is_empty() {
-                format!("SendCommand {} to {} ({id})", request.document, request.instance_id)
-            } else {
-                format!("SendCommand {} for {user} to {} ({id})", request.document, request.instance_id)
+            match self.world().documents {
+                Ok(documents) => documents.check(request)?,
+                Err(e) => return Err(validation("SendCommand", e.clone())),
+            }
+            let command_id = {
+                let mut w = self.world();
+                let online = w.ec2.instances.get(&request.instance_id).is_some_and(|i| i.agent_online);
+                if !online {
+                    return Err(CloudError::AgentNotReady { instance_id: request.instance_id.clone() });
+                }
+                w.ssm.next_command += 1;
+                let n = w.ssm.next_command;
+                let id = format!("{n:08x}-0000-4000-8000-{:012x}", n.wrapping_mul(2_654_435_761));
+                let user = request.parameters.get("UserId").and_then(|v| v.first()).cloned().unwrap_or_default();
+                let text = if user.is_empty() {
+                    format!("SendCommand {} to {} ({id})", request.document, request.instance_id)
+                } else {
+                    format!("SendCommand {} for {user} to {} ({id})", request.document, request.instance_id)
+                };
+                self.note(&mut w, text);
+                let sent = SentCommand {
+                    instance: request.instance_id.clone(),
+                    document: request.document.clone(),
+                    sent_ms: self.now_ms(),
+                    status: None,
+                };
+                w.ssm.commands.insert(id.clone(), sent);
+                w.ssm.sent.push(request.clone());
+                id
             };
-            self.note(&mut w, text);
-            let sent = SentCommand {
-                instance: request.instance_id.clone(),
-                document: request.document.clone(),
-                sent_ms: self.now_ms(),
-                status: None,
-            };
-            w.ssm.commands.insert(id.clone(), sent);
-            w.ssm.sent.push(request.clone());
-            id
-        };
-        let user_init = request.parameters.contains_key("UserId");
-        self.run_command(command_id.clone(), request.clone(), user_init);
-        Ok(command_id)
+            let user_init = request.parameters.contains_key("UserId");
+            self.run_command(command_id.clone(), request.clone(), user_init);
+            Ok(command_id)
+        }
+        .await;
+        self.answer("SendCommand", result)
     }
 
     async fn invocation_status(&self, command_id: &str, instance_id: &str) -> Result<String, CloudError> {
