@@ -282,7 +282,14 @@ fn races_two_hundred_signups_on_a_pool_of_fifty_over_many_seeds() {
     let users: Vec<String> = (1..=200).map(|i| format!("u-{i:04}")).collect();
     let mut detaches = 0;
     let mut warm = 0;
-    for seed in 1..=8 {
+    let mut conflicts = 0.0;
+    // Eight seeds drawn afresh each run (printed, and fixed with WARMPOOL_RACE_SEED to
+    // replay one), not the same eight every time.
+    let base: u64 = std::env::var("WARMPOOL_RACE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_secs() % 1_000_000)
+    });
+    println!("races: seeds {base}..{} (WARMPOOL_RACE_SEED={base} replays them)", base + 8);
+    for seed in base..base + 8 {
         let opts = PlatformOptions { pool: 50, seed, ..PlatformOptions::default() };
         let (p, settled) = settle(opts, 0, &users, DEADLINE_S, std::time::Duration::ZERO);
         assert_eq!(violations(&p, &users, settled), Vec::<String>::new(), "seed {seed}");
@@ -291,11 +298,96 @@ fn races_two_hundred_signups_on_a_pool_of_fifty_over_many_seeds() {
         assert_eq!(report.summary.warm, 50, "seed {seed}: the whole pool serves, each instance once");
         detaches += snap.calls["DetachInstances"];
         warm += report.summary.warm as u64;
+        conflicts += snap.metrics.get("ClaimConflicts").map_or(0.0, |m| m.1);
     }
     let per_claim = detaches as f64 / warm as f64;
+    // The race was real: signups met each other's claims, and still no claim detached twice.
+    assert!(conflicts > 0.0, "no claim conflict: the signups never raced");
+    assert!((per_claim - 1.0).abs() < f64::EPSILON, "{per_claim} detach attempts per claim");
     println!(
-        "races: 200 signups x pool 50 x 8 seeds: {per_claim:.3} detach attempts per successful claim (target <= 1.2)"
+        "races: 200 signups x pool 50 x 8 seeds: {conflicts} claim conflicts, {per_claim:.3} detach attempts per \
+         successful claim (target <= 1.2)"
     );
+}
+
+/// A pool instance whose pool-prep fails is abandoned (its hook's ABANDON): terminated,
+/// never `InService`, never a user's. Every refill here fails its preparation, so the
+/// users past the pool's first two go cold.
+#[test]
+fn a_failed_pool_prep_is_abandoned_and_never_serves_a_user() {
+    let users: Vec<String> = (1..=4).map(|i| format!("u-{i:04}")).collect();
+    let opts = PlatformOptions {
+        pool: 2,
+        model: CloudModel { prep_failure_rate: 1.0, ..CloudModel::default() },
+        ..PlatformOptions::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let (p, report) = rt.block_on(async {
+        let p = Platform::start(opts);
+        for u in &users[..2] {
+            p.signup(u);
+        }
+        assert!(p.run_until_settled(&users[..2], DEADLINE_S).await);
+        // The refills launch, fail their preparation and are abandoned, again and again.
+        tokio::time::sleep(std::time::Duration::from_mins(30)).await;
+        for u in &users[2..] {
+            p.signup(u);
+        }
+        assert!(p.run_until_settled(&users, DEADLINE_S).await);
+        let report = Report::build(p.config(), &p.snapshot(), &users, 0.0);
+        (p, report)
+    });
+    let snap = p.snapshot();
+    let paths: Vec<&str> = report.users.iter().map(|u| u.path.as_str()).collect();
+    assert_eq!(paths, ["warm", "warm", "cold", "cold"], "{:?}", report.users);
+    assert_eq!(snap.unprepared_in_service.get(&p.config().pool_group), None, "no unprepared member went InService");
+    let terminated = snap.terminated.len();
+    assert!(terminated >= 2, "the abandoned refills were terminated ({terminated})");
+    assert!(snap.groups[&p.config().pool_group].len() <= 2, "none of them stayed in the pool");
+}
+
+/// One user's signups running at once: the same signup sent under two message groups (a
+/// producer's mistake: FIFO orders a group, not a user), so two invocations run it
+/// side by side; and, with the sweep's stall at its minimum (30 s) and a sweep every
+/// ten seconds, the sweep re-driving users whose steps are still under way. One host,
+/// one init, one ready message each, over several seeds and both paths.
+#[test]
+fn one_users_signups_racing_each_other_and_the_sweep_yield_one_host() {
+    for (seed, pool) in (1..=6).map(|s| (s, if s % 2 == 0 { 0 } else { 3 })) {
+        let users: Vec<String> = vec!["u-0001".into(), "u-0002".into()];
+        let opts = PlatformOptions {
+            pool,
+            seed,
+            reconcile_every_s: 10,
+            overrides: vec![("RECONCILE_STALL_S".into(), "30".into())],
+            ..PlatformOptions::default()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        let (p, settled) = rt.block_on(async {
+            let p = Platform::start(opts);
+            for u in &users {
+                let body = format!(r#"{{"kind":"signup","user_id":"{u}","signup_id":"s-{u}"}}"#);
+                p.send_raw(&body, u);
+                p.send_raw(&body, &format!("{u}-again"));
+            }
+            let all = p.run_until_settled(&users, DEADLINE_S).await;
+            tokio::time::sleep(std::time::Duration::from_mins(20)).await;
+            let at_ms = warmpool_core::ports::Clock::now_ms(p.cloud());
+            (p, Settled { all, at_ms })
+        });
+        assert_eq!(violations(&p, &users, settled), Vec::<String>::new(), "seed {seed}, pool {pool}");
+        let snap = p.snapshot();
+        for u in &users {
+            assert_eq!(snap.inits_per_user.get(u), Some(&1), "seed {seed}: {u} got one init");
+        }
+        let swept: BTreeSet<String> =
+            p.cloud().call_log().into_iter().filter(|(f, _)| f == "reconcile").map(|(_, op)| op).collect();
+        println!("seed {seed}, pool {pool}: the sweep called {swept:?}");
+        if pool == 0 {
+            // Cold users initialise for minutes, past the stall: the sweep works on them.
+            assert!(swept.contains("ListCommandInvocations"), "seed {seed}: the sweep looked into users in flight");
+        }
+    }
 }
 
 #[test]
