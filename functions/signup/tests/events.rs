@@ -299,3 +299,24 @@ async fn a_new_user_beyond_max_users_is_dead_lettered_with_the_reason() {
     // The Region's group count was asked for each new user.
     assert!(cloud.snapshot().calls.get("DescribeAccountLimits").is_some_and(|n| *n >= 3));
 }
+
+/// A pool member Auto Scaling has marked `Unhealthy` (still `InService`, not yet replaced)
+/// is never claimed: the first user gets the healthy one, the next goes cold, and the
+/// unhealthy one stays where it is, unclaimed.
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_pool_member_is_never_claimed() {
+    let (cloud, cfg) = fixture::cloud_with_pool(2);
+    let pool = cloud.snapshot().groups[fixture::POOL_GROUP].clone();
+    cloud.mark_unhealthy(&pool[0]);
+    let response = warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let snap = cloud.snapshot();
+    assert_eq!(snap.groups[GROUP], [pool[1].clone()], "the healthy member");
+    let second = VALID.replace("u-1001", "u-1002").replace("5fea7756", "6fea7756");
+    let response = warmpool_signup::handler(&cloud, &cfg, event(&second)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let snap = cloud.snapshot();
+    assert_eq!(snap.tags["warmpool-user-u-1002"]["warmpool:path"], "cold", "nothing healthy left to claim");
+    assert!(snap.groups[fixture::POOL_GROUP].contains(&pool[0]), "the unhealthy member stays in the pool");
+    assert!(!snap.claims.contains_key(&pool[0]), "and is never claimed");
+}

@@ -70,6 +70,8 @@ pub(super) struct AutoScalingState {
     pub(super) forced_launch_failures: u32,
     /// Failed launch attempts so far.
     pub(super) failed_launches: u64,
+    /// Instances whose health status is `Unhealthy` (marked, not yet replaced).
+    pub(super) unhealthy: BTreeSet<String>,
 }
 
 impl SimCloud {
@@ -97,7 +99,7 @@ fn group_view(w: &World, name: &str, g: &AsgState) -> Group {
             .map(|(id, s)| Member {
                 instance_id: id.clone(),
                 state: *s,
-                healthy: true,
+                healthy: !w.asg.unhealthy.contains(id),
                 availability_zone: w.ec2.instances.get(id).map(|i| i.az.clone()).unwrap_or_default(),
                 launch_template: w.ec2.instances.get(id).map(|i| i.launch_template.clone()).filter(|lt| !lt.is_empty()),
             })

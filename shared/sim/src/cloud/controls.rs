@@ -63,6 +63,14 @@ impl SimCloud {
         }
     }
 
+    /// Auto Scaling marks `instance_id` `Unhealthy` and has not replaced it yet: it stays
+    /// `InService`, and `DescribeAutoScalingGroups` reports its `HealthStatus` as
+    /// `Unhealthy` (Auto Scaling User Guide, "Health checks for instances in an Auto
+    /// Scaling group": an unhealthy instance is replaced at the next opportunity).
+    pub fn mark_unhealthy(&self, instance_id: &str) {
+        self.world().asg.unhealthy.insert(instance_id.to_owned());
+    }
+
     /// Auto Scaling finds `instance_id` unhealthy (a failed health check, a scheduled
     /// retirement) and replaces it: the instance is terminated and its group, whose
     /// desired capacity does not change, launches a new one from its launch template.
