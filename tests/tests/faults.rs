@@ -502,3 +502,25 @@ fn the_sweep_releases_claims_nobody_holds() {
         assert_eq!(report.summary.warm, 2, "{:?}", report.users);
     });
 }
+
+/// The report's warm or cold is where the host was launched (the cloud knows), not the
+/// path the flow recorded: a record that says otherwise is a violation.
+#[test]
+fn warm_or_cold_is_judged_by_where_the_host_came_from() {
+    let users = one_user();
+    let (p, settled) = run(Scenario::Warm, Faults::default(), &users);
+    assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
+    let report = Report::build(p.config(), &p.snapshot(), &users, 0.0);
+    assert_eq!((report.users[0].path.as_str(), &report.users[0].recorded_path), ("warm", &None));
+    // The record claims cold for a host that came from the pool.
+    let group = p.config().user_group(&users[0]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let path = [("warmpool:path".to_owned(), "cold".to_owned())];
+        warmpool_core::ports::AutoScaling::tag_group(p.cloud(), &group, &path).await.unwrap();
+    });
+    let report = Report::build(p.config(), &p.snapshot(), &users, 0.0);
+    assert_eq!(report.users[0].path, "warm", "the ground truth");
+    let broken = report.violations();
+    assert!(broken.iter().any(|v| v.contains("is recorded cold, but its host came warm")), "{broken:?}");
+}

@@ -14,8 +14,12 @@ use crate::{Breakdown, Snapshot};
 pub struct UserReport {
     pub user_id: String,
     pub instance_id: Option<String>,
-    /// `warm` or `cold`.
+    /// `warm` or `cold`: where the user's host was launched (the pool, or the user's own
+    /// group), from the cloud's ground truth; the flow's record when no host is known.
     pub path: String,
+    /// What the flow recorded, when it differs from the ground truth (a bug).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_path: Option<String>,
     pub attempts: u32,
     /// `ready`, `failed`, or the state it was stuck in.
     pub state: String,
@@ -45,6 +49,9 @@ pub struct CloudReport {
     pub stale_reads: u64,
     /// Instances sent user-init more than once.
     pub repeated_inits: Vec<String>,
+    /// The prefix of the users' groups (`USER_ASG_PREFIX`).
+    #[serde(skip)]
+    pub user_group_prefix: String,
 }
 
 /// Totals and time-to-ready figures (seconds).
@@ -91,54 +98,7 @@ impl Report {
             .filter_map(|b| serde_json::from_str::<ReadyMessage>(b).ok())
             .map(|m| (m.user_id.clone(), m))
             .collect();
-        let users: Vec<UserReport> = users
-            .iter()
-            .map(|u| {
-                let group = cfg.user_group(u);
-                let record = snap.tags.get(&group).and_then(UserRecord::from_tags);
-                let live = snap.groups.get(&group).and_then(|ids| ids.first().cloned());
-                match record {
-                    None => UserReport {
-                        user_id: u.clone(),
-                        instance_id: None,
-                        path: "none".into(),
-                        attempts: 0,
-                        state: "missing".into(),
-                        ready_after_s: None,
-                        reason: Some("no user group exists".into()),
-                        breakdown: None,
-                    },
-                    Some(r) => {
-                        let ready_after_s = ready_msgs
-                            .get(u)
-                            .map(|m| m.ready_after_s)
-                            .or_else(|| r.ready_at_ms.map(|t| t.saturating_sub(r.requested_at_ms) as f64 / 1000.0));
-                        let reason = match r.state {
-                            UserState::Ready => None,
-                            UserState::Failed => r.reason.clone(),
-                            other => Some(format!(
-                                "still {} when the run ended{}",
-                                other.as_str(),
-                                r.reason.as_ref().map(|x| format!(" (last: {x})")).unwrap_or_default()
-                            )),
-                        };
-                        let breakdown = ready_after_s
-                            .filter(|_| r.state == UserState::Ready)
-                            .map(|t| snap.waits.get(u).copied().unwrap_or_default().completed(t));
-                        UserReport {
-                            user_id: u.clone(),
-                            instance_id: live.or(r.instance.clone()),
-                            path: r.path.as_str().into(),
-                            attempts: r.attempt,
-                            state: r.state.as_str().into(),
-                            ready_after_s,
-                            reason,
-                            breakdown,
-                        }
-                    }
-                }
-            })
-            .collect();
+        let users: Vec<UserReport> = users.iter().map(|u| user_report(cfg, snap, &ready_msgs, u)).collect();
         let times = |path: Option<&str>| -> Vec<f64> {
             let mut t: Vec<f64> = users
                 .iter()
@@ -181,6 +141,7 @@ impl Report {
                 calls: snap.calls.clone(),
                 stale_reads: snap.stale_reads,
                 repeated_inits: snap.repeated_inits.clone(),
+                user_group_prefix: cfg.user_group_prefix.clone(),
             },
         }
     }
@@ -198,6 +159,11 @@ impl Report {
         if !self.cloud.repeated_inits.is_empty() {
             v.push(format!("instances sent user-init more than once: {:?}", self.cloud.repeated_inits));
         }
+        for u in self.users.iter().filter(|u| u.state == "ready") {
+            if let Some(recorded) = &u.recorded_path {
+                v.push(format!("{} is recorded {recorded}, but its host came {}", u.user_id, u.path));
+            }
+        }
         let mut seen = BTreeSet::new();
         for u in &self.users {
             if let Some(i) = &u.instance_id
@@ -208,11 +174,68 @@ impl Report {
             }
         }
         for (name, ids) in &self.cloud.asgs {
-            if name.starts_with("warmpool-user-") && ids.len() > 1 {
+            if name.starts_with(&self.cloud.user_group_prefix) && ids.len() > 1 {
                 v.push(format!("user group {name} holds {} instances", ids.len()));
             }
         }
         v
+    }
+}
+
+/// One user's line of the report, from the ground truth.
+fn user_report(cfg: &Config, snap: &Snapshot, ready_msgs: &BTreeMap<String, ReadyMessage>, u: &String) -> UserReport {
+    let group = cfg.user_group(u);
+    let record = snap.tags.get(&group).and_then(UserRecord::from_tags);
+    let live = snap.groups.get(&group).and_then(|ids| ids.first().cloned());
+    match record {
+        None => UserReport {
+            user_id: u.clone(),
+            instance_id: None,
+            path: "none".into(),
+            recorded_path: None,
+            attempts: 0,
+            state: "missing".into(),
+            ready_after_s: None,
+            reason: Some("no user group exists".into()),
+            breakdown: None,
+        },
+        Some(r) => {
+            let ready_after_s = ready_msgs
+                .get(u)
+                .map(|m| m.ready_after_s)
+                .or_else(|| r.ready_at_ms.map(|t| t.saturating_sub(r.requested_at_ms) as f64 / 1000.0));
+            let reason = match r.state {
+                UserState::Ready => None,
+                UserState::Failed => r.reason.clone(),
+                other => Some(format!(
+                    "still {} when the run ended{}",
+                    other.as_str(),
+                    r.reason.as_ref().map(|x| format!(" (last: {x})")).unwrap_or_default()
+                )),
+            };
+            let breakdown = ready_after_s
+                .filter(|_| r.state == UserState::Ready)
+                .map(|t| snap.waits.get(u).copied().unwrap_or_default().completed(t));
+            let instance_id = live.or(r.instance.clone());
+            let recorded = r.path.as_str();
+            let path = match instance_id.as_ref().and_then(|i| snap.launched_in.get(i)) {
+                Some(g) if *g == cfg.pool_group => "warm",
+                Some(g) if *g == group => "cold",
+                Some(_) => "elsewhere",
+                None => recorded,
+            };
+            UserReport {
+                user_id: u.clone(),
+                instance_id,
+                path: path.into(),
+                recorded_path: (path != recorded).then(|| recorded.into()),
+                attempts: r.attempt,
+                state: r.state.as_str().into(),
+                ready_after_s,
+                reason,
+                breakdown,
+            }
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub(super) struct Instance {
     pub(super) launch_template: String,
     /// EC2's `LaunchTime` (epoch ms).
     pub(super) launched_ms: u64,
+    /// The group that launched it (empty: launched outside Auto Scaling): where a user's
+    /// host really came from, whatever the flow recorded.
+    pub(super) launched_in: String,
     pub(super) state: Ec2State,
     pub(super) group: Option<String>,
     pub(super) agent_online: bool,

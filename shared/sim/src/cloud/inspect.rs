@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub stale_reads: u64,
     /// Instances sent user-init more than once (each serves one user for one attempt).
     pub repeated_inits: Vec<String>,
+    /// Instance id to the group that launched it (ground truth for warm or cold).
+    pub launched_in: BTreeMap<String, String>,
     /// User id to the user-init commands sent for that user.
     pub inits_per_user: BTreeMap<String, usize>,
     /// Claims and init locks held, by name (an instance id, or `<instance>/init`), to
@@ -259,6 +261,7 @@ impl SimCloud {
                 }
                 inits
             },
+            launched_in: w.ec2.instances.iter().map(|(id, i)| (id.clone(), i.launched_in.clone())).collect(),
             claims: w.params.claims.iter().map(|(name, (owner, at, _))| (name.clone(), (owner.clone(), *at))).collect(),
             unprepared_in_service,
             waits: w.record.waits.all(),

@@ -161,6 +161,7 @@ impl SimCloud {
                 az,
                 launch_template,
                 launched_ms: self.now_ms(),
+                launched_in: group.to_owned(),
                 state: Ec2State::Pending,
                 group: Some(group.to_owned()),
                 agent_online: false,
