@@ -173,3 +173,117 @@ proptest! {
         });
     }
 }
+
+/// Values that must never be acted on as they are: shell, control characters, unicode,
+/// overlong, and values of the wrong JSON type.
+fn hostile_values() -> Vec<Value> {
+    vec![
+        json!("$(reboot)"),
+        json!("u-1001; curl x | sh"),
+        json!("i-0a1b2c3d4e5f60001\n"),
+        json!("ü-1001"),
+        json!("x".repeat(300)),
+        json!(""),
+        json!(null),
+        json!(42),
+        json!(["u-1001", "u-1002"]),
+        json!({"nested": "$(id)"}),
+    ]
+}
+
+/// Every leaf under `detail`, as a JSON pointer.
+fn leaf_pointers(v: &Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, x)| leaf_pointers(x, &format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out)),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| leaf_pointers(x, &format!("{at}/{i}"), out)),
+        _ => out.push(at.to_owned()),
+    }
+}
+
+/// The sample events in `events/lifecycle` and `events/command-status`, each made real
+/// (its group, instance and command those of a user just signed up on the in-memory
+/// cloud), then one leaf of its `detail` at a time replaced by each hostile value: cases
+/// that pass the routing and reach the flow. Each runs under a timeout (never loops);
+/// the oracle does not use the parsers under test: nothing panics, only plain ids reach
+/// a host, no instance ends in two groups or outside every group, and the user's record
+/// stays the user's.
+#[test]
+fn sample_events_with_one_hostile_field_reach_the_flow_and_do_no_harm() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut samples = Vec::new();
+    for sub in ["lifecycle", "command-status"] {
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            samples.push((
+                sub,
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&path).unwrap(),
+            ));
+        }
+    }
+    samples.sort();
+    let signup = std::fs::read_to_string(dir.join("signup/valid.json")).unwrap();
+    let (mut cases, mut reached) = (0, 0);
+    for (sub, name, text) in &samples {
+        let base: Value = serde_json::from_str(text).unwrap();
+        let mut pointers = Vec::new();
+        leaf_pointers(&base["detail"], "/detail", &mut pointers);
+        for pointer in &pointers {
+            for hostile in hostile_values() {
+                cases += 1;
+                let calls = block_on(async {
+                    let (cloud, cfg) = fixture::cloud_with_pool(3);
+                    let sqs: SqsEvent = serde_json::from_str(&signup).unwrap();
+                    warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
+                    let snap = cloud.snapshot();
+                    let group = cfg.user_group("u-1001");
+                    let (instance, command) =
+                        (snap.groups[&group][0].clone(), snap.tags[&group]["warmpool:command-id"].clone());
+                    let pool_member = snap.groups[&cfg.pool_group][0].clone();
+                    let real = text
+                        .replace(
+                            "i-0a1b2c3d4e5f60001",
+                            if name.starts_with("prep") || name.starts_with("pool") { &pool_member } else { &instance },
+                        )
+                        .replace("e8d3c0e4-71f7-4491-898f-c9b35bee5f3b", &command);
+                    let mut event: Value = serde_json::from_str(&real).unwrap();
+                    *event.pointer_mut(pointer).unwrap() = hostile.clone();
+                    let before: u64 = cloud.snapshot().calls.values().sum();
+                    let event: EventBridgeEvent<Value> = serde_json::from_value(event).unwrap();
+                    let run = async {
+                        let e = LambdaEvent::new(event, Context::default());
+                        if *sub == "lifecycle" {
+                            let _ = warmpool_lifecycle::handler(&cloud, &cfg, e).await;
+                        } else {
+                            let _ = warmpool_command_status::handler(&cloud, &cfg, e).await;
+                        }
+                    };
+                    let limit = std::time::Duration::from_mins(15);
+                    assert!(
+                        tokio::time::timeout(limit, run).await.is_ok(),
+                        "{name} {pointer}={hostile}: still running after {limit:?}"
+                    );
+                    assert_only_validated_parameters(&cloud);
+                    let after = cloud.snapshot();
+                    assert!(
+                        after.in_two_groups.is_empty() && after.outside.is_empty(),
+                        "{name} {pointer}={hostile}: {after:?}"
+                    );
+                    let owner = after.tags.get(&group).and_then(|t| t.get("warmpool:user-id")).cloned();
+                    assert_eq!(owner.as_deref(), Some("u-1001"), "{name} {pointer}={hostile}: the user's record");
+                    after.calls.values().sum::<u64>() - before
+                });
+                if calls > 0 {
+                    reached += 1;
+                }
+            }
+        }
+    }
+    println!(
+        "bad input: {cases} cases from {} sample events, {reached} reached the flow (made AWS calls)",
+        samples.len()
+    );
+    assert!(reached * 3 > cases, "most cases must get past the routing: {reached} of {cases}");
+}
