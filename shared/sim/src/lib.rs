@@ -22,6 +22,7 @@ mod model;
 pub mod platform;
 mod queue;
 pub mod report;
+mod rules;
 pub mod simulate;
 mod waits;
 

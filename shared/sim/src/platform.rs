@@ -23,6 +23,7 @@ use warmpool_core::{Config, Function, events};
 
 use warmpool_reconcile::{ReconcileEvent, ReconcileResponse};
 
+use crate::rules::Rules;
 use crate::{
     BusEvent, ClaimStrategy, CloudModel, Faults, REDRIVE_QUEUE, SIGNUP_QUEUE, SimCloud, Snapshot, Wait, fixture, invoke,
 };
@@ -102,6 +103,8 @@ pub struct Platform {
     /// What each function reads at its cold start: only its own variables.
     configs: Arc<BTreeMap<Function, Config>>,
     opts: Arc<PlatformOptions>,
+    /// `template.yaml`'s EventBridge rules.
+    rules: Arc<Rules>,
     next_event: Arc<AtomicU64>,
     failed_invocations: Arc<AtomicU64>,
 }
@@ -121,11 +124,13 @@ impl Platform {
         cloud.set_faults(opts.faults.clone());
         cloud.set_claim_strategy(opts.claim_strategy);
         cloud.set_claims_path(&cfg.claim_prefix);
+        let rules = Rules::from_template(&cfg).unwrap_or_else(|e| panic!("template.yaml's event rules: {e}"));
         let platform = Self {
             cloud,
             cfg,
             configs,
             opts: Arc::new(opts),
+            rules: Arc::new(rules),
             next_event: Arc::new(AtomicU64::new(1)),
             failed_invocations: Arc::new(AtomicU64::new(0)),
         };
@@ -345,32 +350,11 @@ impl Platform {
         });
     }
 
-    /// The rules of `template.yaml`: Auto Scaling events of the pool (lifecycle action)
-    /// and of user groups (launch successful or unsuccessful) to lifecycle; user-init command and
-    /// invocation statuses and pool-prep invocation statuses to command-status.
+    /// Where `template.yaml`'s rules send the event.
     fn route(&self, e: &BusEvent) -> Option<Target> {
-        let cfg = &self.cfg;
-        let str_of = |k: &str| e.detail.get(k).and_then(Value::as_str).unwrap_or_default();
-        match (e.source, e.detail_type) {
-            (events::SOURCE_AUTOSCALING, events::LAUNCH_LIFECYCLE_ACTION)
-                if str_of("AutoScalingGroupName") == cfg.pool_group =>
-            {
-                Some(Target::Lifecycle)
-            }
-            (events::SOURCE_AUTOSCALING, events::LAUNCH_SUCCESSFUL | events::LAUNCH_UNSUCCESSFUL)
-                if str_of("AutoScalingGroupName").starts_with(&cfg.user_group_prefix) =>
-            {
-                Some(Target::Lifecycle)
-            }
-            (events::SOURCE_SSM, events::COMMAND_STATUS) if str_of("document-name") == cfg.user_init_document => {
-                Some(Target::CommandStatus)
-            }
-            (events::SOURCE_SSM, events::COMMAND_INVOCATION_STATUS)
-                if [&cfg.pool_prep_document, &cfg.user_init_document]
-                    .contains(&&str_of("document-name").to_owned()) =>
-            {
-                Some(Target::CommandStatus)
-            }
+        match self.rules.targets(e.source, e.detail_type, &e.detail).first() {
+            Some(&"lifecycle") => Some(Target::Lifecycle),
+            Some(&"command-status") => Some(Target::CommandStatus),
             _ => None,
         }
     }
