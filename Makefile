@@ -19,7 +19,7 @@ CARGO ?= cargo
 # the server (`--skip moto_` keeps them out of the unit run).
 TEST_SET := --workspace --all-features
 
-.PHONY: test fmt-check clippy layers bins unit fault-matrix moto-test demo-check simulate-check lint-template demo bench build sam-validate clean-venv
+.PHONY: test fmt-check clippy layers bins unit fault-matrix moto-test demo-check simulate-check lint-template demo bench build sam-validate mutants clean-venv
 
 test: fmt-check clippy layers bins unit fault-matrix moto-test demo-check simulate-check lint-template
 	@echo "make test: all checks passed"
@@ -97,6 +97,17 @@ bench:
 # the compiler is plain cargo (Cargo metadata), so zig is not needed.
 build:
 	$(CARGO) lambda build --release --arm64
+
+# Mutation testing of the flow (shared/core/src/flow), not in CI: each of its ~500
+# mutants rebuilds the functions and the tests and runs them, about two minutes apiece on
+# two cores (hours in all). FILES narrows it (FILES="-f shared/core/src/flow/outside.rs").
+# Needs `cargo install cargo-mutants`. Results in target/mutants/mutants.out.
+FILES ?= -f 'shared/core/src/flow/*.rs'
+mutants:
+	cargo mutants $(FILES) --test-package warmpool-core --test-package warmpool-signup \
+		--test-package warmpool-lifecycle --test-package warmpool-command-status \
+		--test-package warmpool-reconcile --test-package warmpool-pool-sizer --test-package warmpool-tests \
+		--output target/mutants -j 1
 
 # Optional (not in CI): the SAM CLI's own validation and lint.
 sam-validate:

@@ -114,9 +114,9 @@ async fn drain_signups(cloud: &warmpool_sim::SimCloud, cfg: &warmpool_core::Conf
 /// A signup that finds the init an earlier run sent (and died before recording) already
 /// ended makes the user ready at once: it applies the outcome to the record it has just
 /// written, since a read right after that write may still show the record from before
-/// it. And the ready leaves the instance's init lock in place: a signup right behind,
-/// reading the user from before both writes, finds the lock held and sends no second
-/// init, where a lock released at the ready would let it send one.
+/// it. The ready releases the instance's claim and init lock; a signup right behind,
+/// reading the user from before both writes, finds the instance already in the group and
+/// the lock free, asks SSM, and sends no second init.
 #[tokio::test(start_paused = true)]
 async fn an_init_found_ended_makes_the_user_ready_and_a_signup_behind_sends_no_second() {
     use warmpool_sim::{FaultKind, Faults, SIGNUP_QUEUE};
@@ -152,7 +152,7 @@ async fn an_init_found_ended_makes_the_user_ready_and_a_signup_behind_sends_no_s
     assert_eq!(snap.tags[GROUP]["warmpool:state"], "ready", "ready at once, not at the sweep");
     assert_eq!(snap.ready_messages.len(), 1);
 
-    // A signup right behind it reads the user from before: the lock turns it away.
+    // A signup right behind it reads the user from before: SSM's history turns it away.
     let signup_at = cloud.call_log().len();
     cloud.send_signup(SIGNUP_BODY, "u-1001");
     drain_signups(&cloud, &cfg).await;

@@ -175,7 +175,9 @@ impl Claims for AwsCloud {
             .ssm
             .get_parameters_by_path()
             .path(&self.claim_prefix)
-            .recursive(true)
+            // One level below the path: the claims (`<prefix>/<instance>`), not their init
+            // locks a level deeper, which would only add pages (and calls) to the listing.
+            .recursive(false)
             .max_results(10)
             .into_paginator()
             .send();

@@ -210,9 +210,7 @@ async fn moto_signup_to_ready_on_the_wire() {
         Err(warmpool_core::CloudError::InvocationDoesNotExist { .. })
     ));
 
-    // command-status: ready message and state. The claim stays, for runs that read the
-    // record just before the ready (the reconcile housekeeping releases it past the stall:
-    // `housekeeping_releases_a_ready_users_claim_and_init_lock_after_the_stall`).
+    // command-status: ready message, state, claim released.
     let done = SsmEvent::Command(CommandStatus {
         command_id: command_id.clone(),
         document_name: e.cfg.user_init_document.clone(),
@@ -225,7 +223,7 @@ async fn moto_signup_to_ready_on_the_wire() {
         StatusOutcome::Ready { instance_id: instance_id.clone() }
     );
     assert_eq!(e.tags(&user_group).await["warmpool:state"], "ready");
-    assert_eq!(e.claim_holder(&instance_id).await.as_deref(), Some("u-1"), "the claim stays after the ready");
+    assert_eq!(e.claim_holder(&instance_id).await, None);
     let received = e.sqs.receive_message().queue_url(&e.cfg.ready_queue_url).send().await.unwrap();
     let body: serde_json::Value = serde_json::from_str(received.messages()[0].body().unwrap()).unwrap();
     assert_eq!((body["user_id"].as_str(), body["instance_id"].as_str()), (Some("u-1"), Some(instance_id.as_str())));

@@ -65,7 +65,7 @@ pub async fn acquire<C: Cloud>(
         if record.path == Path::Warm {
             // Attached by a run that died before it recorded the init (a cold launch
             // records its path first): finish what it began.
-            finish_warm(cloud, cfg, group, record, &instance_id).await?;
+            finish_warm(cloud, cfg, group, record, &instance_id, Attach::Earlier).await?;
             return Ok(Acquired::AlreadyAttached { instance_id });
         }
         write_tags(
@@ -87,7 +87,7 @@ pub async fn acquire<C: Cloud>(
         if let Some(claimed) = record.claimed.as_deref()
             && move_instance(cloud, cfg, &group.name, claimed, user_id, MoveFrom::Resumed).await?.attached()
         {
-            return finish_warm(cloud, cfg, group, record, claimed).await;
+            return finish_warm(cloud, cfg, group, record, claimed, Attach::Now).await;
         }
         // 3. Claim a fresh one. A lost move (the instance vanished under us) tries again.
         for _ in 0..CLAIM_ROUNDS {
@@ -97,7 +97,7 @@ pub async fn acquire<C: Cloud>(
             write_tags(cloud, &group.name, &[(tag::CLAIMED, instance_id.clone())]).await?;
             if move_instance(cloud, cfg, &group.name, &instance_id, user_id, MoveFrom::from(detached)).await?.attached()
             {
-                return finish_warm(cloud, cfg, group, record, &instance_id).await;
+                return finish_warm(cloud, cfg, group, record, &instance_id, Attach::Now).await;
             }
         }
         info!(user_id, attempt = record.attempt, "pool cannot serve; taking the cold path");
@@ -123,12 +123,16 @@ async fn finish_warm<C: Cloud>(
     group: &Group,
     record: &UserRecord,
     instance_id: &str,
+    attach: Attach,
 ) -> Result<Acquired, FlowError> {
     let mut record = record.clone();
     record.path = Path::Warm;
     let acquired = Acquired::Warm { instance_id: instance_id.to_owned() };
     let lock = lock_init(cloud, &record, instance_id).await?;
-    if !matches!(lock, InitLock::Taken)
+    // An instance an earlier run attached may have had its init sent, recorded and
+    // finished, and its lock released with the user's ready, all after this run read the
+    // record (group tags lag their writes): ask SSM even when the lock was free.
+    if (!matches!(lock, InitLock::Taken) || attach == Attach::Earlier)
         && let Some(earlier) = init_sent_earlier(cloud, cfg, instance_id).await?
     {
         // A run that died after sending it (this is its retry), or one right before this
@@ -171,6 +175,15 @@ async fn finish_warm<C: Cloud>(
         Err(e) => return Err(e.into()),
     }
     Ok(acquired)
+}
+
+/// Who attached the instance [`finish_warm`] sends the init of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attach {
+    /// This run, just now: no init can have been sent to it for this user.
+    Now,
+    /// An earlier run (found in the user's group): it may have sent the init too.
+    Earlier,
 }
 
 /// The cold path: the user's group launches a fresh instance from its launch template.

@@ -254,11 +254,12 @@ async fn ready<C: Cloud>(
     }
     write_tags(cloud, &group.name, &[(tag::STATE, UserState::Ready.as_str().into()), (tag::READY_AT, now.to_string())])
         .await?;
-    // The instance's claim and init lock stay: a run that read the record just before
-    // this write (a message right behind this one, a retried event) may act on it for a
-    // few seconds yet (group tags lag their writes), and must find the init locked, not
-    // free to send again. The housekeeping sweep releases them once they are older than
-    // the stall threshold (`repair_claims`: the user is ready, so no longer holds them).
+    // The claim and init lock go: kept, they would lengthen every claim listing by a page
+    // per ten ready users until housekeeping. A run that read the record just before this
+    // write and finds the instance in the group asks SSM before it sends (`finish_warm`).
+    if let Err(e) = cloud.release(&instance_id).await {
+        warn!(instance_id, error = %e, "could not delete the claim of a ready instance; housekeeping will");
+    }
     info!(user_id = %record.user_id, instance_id, path = record.path.as_str(), attempts = record.attempt,
         ready_after_s = message.ready_after_s, "user ready");
     Ok(StatusOutcome::Ready { instance_id })

@@ -91,7 +91,8 @@ impl Claims for SimCloud {
                 .params
                 .claims
                 .iter()
-                // Init locks are one level deeper than claims; the adapter leaves them out.
+                // Init locks are one level deeper than claims: a listing that is not
+                // recursive (the adapter's) does not return them.
                 .filter(|(id, _)| !id.contains('/'))
                 .map(|(id, (owner, at, version))| Claim {
                     instance_id: id.clone(),
@@ -100,10 +101,10 @@ impl Claims for SimCloud {
                     version: *version,
                 })
                 .collect();
-            (w.params.claims.len(), claims)
+            (claims.len(), claims)
         };
-        // `GetParametersByPath` with `Recursive` returns at most 10 parameters a page, the
-        // init locks among them: a call per page of both.
+        // `GetParametersByPath` returns at most 10 parameters a page; without `Recursive`,
+        // only the claims (SSM API Reference, `GetParametersByPath`): a call per page of them.
         for _ in 0..listed.div_ceil(10).max(1) {
             // Authorised on the path itself.
             let path = self.world().params.path.clone();
