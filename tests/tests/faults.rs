@@ -524,3 +524,32 @@ fn warm_or_cold_is_judged_by_where_the_host_came_from() {
     let broken = report.violations();
     assert!(broken.iter().any(|v| v.contains("is recorded cold, but its host came warm")), "{broken:?}");
 }
+
+/// An attach refused for good (a permanent error) hands the claimed instance back: it is
+/// attached under the pool again and retired from there with a decrement
+/// (`return_to_pool`), so it never runs outside a group and the pool keeps its target
+/// size (it replaced the instance when it was detached); its claim is released and the
+/// user gets another instance.
+#[test]
+fn an_attach_refused_for_good_hands_the_instance_back_to_the_pool() {
+    let users = one_user();
+    let (clean, _) = run(Scenario::Warm, Faults::default(), &users);
+    let points = clean.cloud().call_points();
+    let attach = points.iter().position(|p| p.function == "signup" && p.op == "AttachInstances").unwrap();
+    let first = clean.snapshot().groups[&clean.config().user_group(&users[0])][0].clone();
+    let faults = Faults { at_call: Some((attach as u64, FaultKind::Permanent)), ..Faults::default() };
+    let (p, settled) = run(Scenario::Warm, faults, &users);
+    assert_eq!(violations(&p, &users, settled), Vec::<String>::new(), "the pool at its target, nothing outside");
+    assert_eq!(p.cloud().fired_faults().len(), 1, "the attach was refused");
+    let pool = &p.config().pool_group;
+    let under_pool = format!("{first} attached to {pool}");
+    let timeline = p.cloud().timeline();
+    let back = timeline.iter().position(|e| e.text == under_pool);
+    let retired = timeline.iter().position(|e| e.text.starts_with(&format!("{first} terminating")));
+    assert!(back.zip(retired).is_some_and(|(b, r)| b < r), "attached under the pool, then retired from it");
+    let snap = p.snapshot();
+    assert!(!snap.claims.contains_key(&first), "its claim released");
+    let host = &snap.groups[&p.config().user_group(&users[0])];
+    assert_eq!(host.len(), 1);
+    assert_ne!(host[0], first, "the user got another instance");
+}
