@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use warmpool_core::domain::{ReadyMessage, UserRecord, UserState};
 use warmpool_sim::platform::{Platform, PlatformOptions};
 use warmpool_sim::report::Report;
-use warmpool_sim::{CallPoint, CloudModel, FaultKind, Faults};
+use warmpool_sim::{CallPoint, CloudModel, FaultKind, Faults, is_mutating};
 
 const DEADLINE_S: u64 = 4 * 3600;
 
@@ -162,11 +162,6 @@ fn one_user() -> Vec<String> {
     vec!["u-0001".to_owned()]
 }
 
-/// Whether `op` changes anything (the calls whose repetition or loss matters).
-fn mutating(op: &str) -> bool {
-    !["Describe", "Get", "List"].iter().any(|p| op.starts_with(p))
-}
-
 const KINDS: [FaultKind; 4] =
     [FaultKind::CrashAfter, FaultKind::Retryable, FaultKind::Permanent, FaultKind::AppliedThenError];
 
@@ -200,7 +195,7 @@ fn matrix(scenario: Scenario) -> usize {
     assert!(failures.is_empty(), "{} of {runs} runs failed:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(fired, runs, "every run's fault fired");
     let distinct: BTreeSet<&CallPoint> = points.iter().collect();
-    let changing = distinct.iter().filter(|p| mutating(&p.op)).count();
+    let changing = distinct.iter().filter(|p| is_mutating(&p.op)).count();
     println!(
         "crash-point matrix {scenario:?}: {} calls, {} distinct points (function, operation, nth in its invocation), \
          {changing} of them mutating; x {} fault kinds = {runs} runs, faults fired {fired}, all invariants held",
@@ -222,12 +217,12 @@ fn recovery_pass(scenario: Scenario) -> usize {
     let mut failures = Vec::new();
     let mut recovered_at = BTreeSet::new();
     let mut runs = 0;
-    for (index, point) in points.iter().enumerate().filter(|(_, p)| mutating(&p.op)) {
+    for (index, point) in points.iter().enumerate().filter(|(_, p)| is_mutating(&p.op)) {
         let first = Faults { at_call: Some((index as u64, FaultKind::CrashAfter)), ..Faults::default() };
         let (once, _) = run(scenario, first.clone(), &users);
         let after = once.cloud().call_points();
         let Some(next) =
-            (index + 1..after.len()).find(|&j| after[j].function == point.function && mutating(&after[j].op))
+            (index + 1..after.len()).find(|&j| after[j].function == point.function && is_mutating(&after[j].op))
         else {
             continue;
         };

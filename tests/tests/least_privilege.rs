@@ -462,7 +462,7 @@ fn each_function_is_allowed_exactly_the_calls_it_makes() {
 /// parameters, the parameters (their defaults, the instance type the cloud launches),
 /// and the resources the functions' policies name, as the cloud names them.
 fn bindings(t: &Value) -> iam::Bindings {
-    use warmpool_sim::access::{ACCOUNT, HOST_ROLE_ARN, INSTANCE_TYPE, PARTITION, REGION};
+    use warmpool_sim::access::{ACCOUNT, HOST_ROLE_ARN, INSTANCE_TYPE, PARTITION, REGION, queue_arn};
     use warmpool_sim::fixture;
     let mut b = iam::Bindings::new();
     let mut bind = |k: &str, v: String| b.insert(k.to_owned(), v);
@@ -482,11 +482,6 @@ fn bindings(t: &Value) -> iam::Bindings {
     bind("UserInitDocument", fixture::USER_INIT_DOCUMENT.to_owned());
     bind("PoolPrepDocument", fixture::POOL_PREP_DOCUMENT.to_owned());
     bind("HostRole.Arn", HOST_ROLE_ARN.to_owned());
-    let queue_arn = |url: &str| {
-        let mut parts = url.rsplit('/');
-        let (name, account) = (parts.next().unwrap(), parts.next().unwrap());
-        format!("arn:{PARTITION}:sqs:{REGION}:{account}:{name}")
-    };
     for (name, r) in t["Resources"].as_mapping().unwrap() {
         let name = name.as_str().unwrap();
         match r["Type"].as_str() {

@@ -29,7 +29,7 @@ mod waits;
 pub use cloud::access::{self, Access};
 pub use cloud::{
     BusEvent, CallPoint, ClaimStrategy, DetachStats, GroupSize, REDRIVE_MAX_RECEIVE, REDRIVE_QUEUE,
-    REDRIVE_VISIBILITY_S, SIGNUP_QUEUE, SimCloud, Snapshot, TimelineEntry, format_time, java_pattern,
+    REDRIVE_VISIBILITY_S, SIGNUP_QUEUE, SimCloud, Snapshot, TimelineEntry, format_time, is_mutating, java_pattern,
 };
 pub use invocation::{FaultKind, Faults, invoke, timeout_s};
 pub use model::CloudModel;

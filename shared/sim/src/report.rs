@@ -183,13 +183,13 @@ impl Report {
 }
 
 /// One user's line of the report, from the ground truth.
-fn user_report(cfg: &Config, snap: &Snapshot, ready_msgs: &BTreeMap<String, ReadyMessage>, u: &String) -> UserReport {
+fn user_report(cfg: &Config, snap: &Snapshot, ready_msgs: &BTreeMap<String, ReadyMessage>, u: &str) -> UserReport {
     let group = cfg.user_group(u);
     let record = snap.tags.get(&group).and_then(UserRecord::from_tags);
     let live = snap.groups.get(&group).and_then(|ids| ids.first().cloned());
     match record {
         None => UserReport {
-            user_id: u.clone(),
+            user_id: u.to_owned(),
             instance_id: None,
             path: "none".into(),
             recorded_path: None,
@@ -225,7 +225,7 @@ fn user_report(cfg: &Config, snap: &Snapshot, ready_msgs: &BTreeMap<String, Read
                 None => recorded,
             };
             UserReport {
-                user_id: u.clone(),
+                user_id: u.to_owned(),
                 instance_id,
                 path: path.into(),
                 recorded_path: (path != recorded).then(|| recorded.into()),

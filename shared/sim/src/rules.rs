@@ -71,14 +71,23 @@ impl Rules {
     /// or an intrinsic the template's environment does not define.
     pub(crate) fn from_template(cfg: &Config) -> Result<Self, String> {
         let t: Value = serde_norway::from_str(TEMPLATE).map_err(|e| format!("template.yaml is not YAML: {e}"))?;
-        // The template's expressions for the names the patterns match, to their values here.
-        let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+        // The template's expressions for the names the patterns match (as its Globals or a
+        // function's environment sets the variable), to their values here.
+        let envs = std::iter::once(&t["Globals"]["Function"])
+            .chain(t["Resources"].as_mapping().into_iter().flatten().map(|(_, r)| &r["Properties"]))
+            .map(|f| &f["Environment"]["Variables"]);
+        let values = [
+            ("POOL_ASG_NAME", &cfg.pool_group),
+            ("USER_ASG_PREFIX", &cfg.user_group_prefix),
+            ("USER_INIT_DOCUMENT", &cfg.user_init_document),
+            ("POOL_PREP_DOCUMENT", &cfg.pool_prep_document),
+        ];
         let mut names: Vec<(String, String)> = Vec::new();
-        for (var, value) in [("POOL_ASG_NAME", &cfg.pool_group), ("USER_ASG_PREFIX", &cfg.user_group_prefix)] {
-            names.extend(text(&env[var]).map(|e| (e, value.clone())));
+        for env in envs {
+            for (var, value) in values {
+                names.extend(text(&env[var]).map(|e| (e, value.clone())));
+            }
         }
-        names.push(("!Ref UserInitDocument".into(), cfg.user_init_document.clone()));
-        names.push(("!Ref PoolPrepDocument".into(), cfg.pool_prep_document.clone()));
         let resolve =
             |v: &Value| -> Result<String, String> {
                 let expr = text(v).ok_or_else(|| format!("pattern value {v:?} is not text"))?;

@@ -94,7 +94,8 @@ pub(super) fn parameter_arn(name: &str) -> String {
 }
 
 /// A queue's ARN from its URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`).
-pub(super) fn queue_arn(url: &str) -> String {
+#[must_use]
+pub fn queue_arn(url: &str) -> String {
     let mut parts = url.trim_end_matches('/').rsplit('/');
     let name = parts.next().unwrap_or_default();
     let account = parts.next().unwrap_or_default();

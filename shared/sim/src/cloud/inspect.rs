@@ -96,9 +96,8 @@ pub struct CallPoint {
 pub(super) struct Record {
     /// API calls by operation.
     pub(super) calls: BTreeMap<String, u64>,
-    /// Operations called inside invocations, in order (the crash-point matrix's axis).
-    pub(super) call_log: Vec<(String, String)>,
-    /// Where each of those calls stood in its invocation, in the same order.
+    /// Where each call made inside an invocation stood, in order (the crash-point
+    /// matrix's axis).
     pub(super) call_points: Vec<CallPoint>,
     /// The injected `at_call` faults that fired: the call's index, where, and the kind.
     pub(super) fired: Vec<(u64, CallPoint, FaultKind)>,
@@ -290,15 +289,15 @@ impl SimCloud {
     /// (function, operation) of every call made inside invocations so far, in order.
     #[must_use]
     pub fn call_log(&self) -> Vec<(String, String)> {
-        self.world().record.call_log.clone()
+        self.world().record.call_points.iter().map(|p| (p.function.clone(), p.op.clone())).collect()
     }
 
     /// The operations each function called so far.
     #[must_use]
     pub fn calls_by_function(&self) -> BTreeMap<String, BTreeSet<String>> {
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (function, op) in &self.world().record.call_log {
-            out.entry(function.clone()).or_default().insert(op.clone());
+        for p in &self.world().record.call_points {
+            out.entry(p.function.clone()).or_default().insert(p.op.clone());
         }
         out
     }

@@ -225,10 +225,9 @@ impl SimCloud {
         let nth = inv.nth_call(op);
         let (index, faults) = {
             let mut w = self.world();
-            w.record.call_log.push((inv.function.to_owned(), op.to_owned()));
             w.record.call_points.push(CallPoint { function: inv.function.to_owned(), op: op.to_owned(), nth });
             tracing::debug!(function = inv.function, op, "AWS call");
-            (w.record.call_log.len() as u64 - 1, w.faults.clone())
+            (w.record.call_points.len() as u64 - 1, w.faults.clone())
         };
         let here = [faults.at_call, faults.then_at_call].into_iter().flatten().find(|(at, _)| *at == index);
         if let Some((_, kind)) = here {
@@ -243,7 +242,7 @@ impl SimCloud {
                     });
                 }
                 FaultKind::CrashAfter => inv.crash(),
-                FaultKind::AppliedThenError if MUTATING.contains(&op) => inv.lose_response_of(op),
+                FaultKind::AppliedThenError if is_mutating(op) => inv.lose_response_of(op),
                 FaultKind::AppliedThenError => return Err(lost_response(op)),
             }
         }
@@ -262,6 +261,13 @@ impl SimCloud {
         }
         Ok(())
     }
+}
+
+/// Whether the AWS operation `op` changes something (the calls whose repetition or lost
+/// response matters; the rest describe, get or list).
+#[must_use]
+pub fn is_mutating(op: &str) -> bool {
+    MUTATING.contains(&op)
 }
 
 /// The calls that change something (each answers through [`SimCloud::answer`]).
