@@ -109,7 +109,7 @@ FILES ?= -f 'shared/core/src/flow/*.rs'
 MUTANTS_ARGS ?=
 mutants:
 	cargo mutants $(FILES) --profile mutants --test-package warmpool-core --test-package warmpool-tests \
-		--timeout 300 --output target/mutation -j 1 $(MUTANTS_ARGS)
+		--timeout 300 --output target/mutation $(MUTANTS_ARGS)
 	$(PYTHON) scripts/mutants_score.py target/mutation/mutants.out
 
 # Optional (not in CI): the SAM CLI's own validation and lint.
