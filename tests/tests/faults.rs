@@ -548,3 +548,36 @@ fn an_attach_refused_for_good_hands_the_instance_back_to_the_pool() {
     assert_eq!(host.len(), 1);
     assert_ne!(host[0], first, "the user got another instance");
 }
+
+/// The sweep lists the statuses of the inits its stalled users wait on a page (50) at a
+/// time, and queues each page's re-drives before it asks for the next: a sweep that
+/// dies in its second page has handed on the users the first showed ended (one listing
+/// of every page first would have died with nothing sent).
+#[test]
+fn a_sweep_that_dies_in_its_status_listing_has_handed_on_the_pages_before() {
+    let users: Vec<String> = (1..=60).map(|i| format!("u-{i:02}")).collect();
+    // Every status event lost: each user waits on an init that ended, until a re-drive.
+    let opts = PlatformOptions { pool: 60, drop_events: 1.0, ..PlatformOptions::default() };
+    let after = std::time::Duration::from_mins(20);
+    let (clean, _) = settle(opts.clone(), 0, &users, DEADLINE_S, after);
+    let log = clean.cloud().call_log();
+    let is = |i: usize, op: &str| log[i].0 == "reconcile" && log[i].1 == op;
+    let listings: Vec<usize> = (0..log.len()).filter(|&i| is(i, "ListCommandInvocations")).collect();
+    let (first, second) = (listings[0], listings[1]);
+    let queued_between = (first..second).filter(|&i| is(i, "SendMessageBatch")).count();
+    assert!(queued_between >= 3, "the first page's 50 re-drives (10 a batch) left before the second page");
+
+    let faults = Faults { at_call: Some((second as u64, FaultKind::CrashAfter)), ..Faults::default() };
+    let (p, settled) = settle(PlatformOptions { faults, ..opts }, 0, &users, DEADLINE_S, after);
+    let fired = p.cloud().fired_faults();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!((fired[0].1.function.as_str(), fired[0].1.op.as_str()), ("reconcile", "ListCommandInvocations"));
+    // (Every lifecycle event is lost too, so the pool's refills wait on their hooks:
+    // the users' invariants only.)
+    assert!(settled.all);
+    assert_eq!(Report::build(p.config(), &p.snapshot(), &users, 0.0).violations(), Vec::<String>::new());
+    // Up to its death the run made the clean run's calls: the first page's re-drives had
+    // left when the sweep died.
+    let died_at = second;
+    assert_eq!(&p.cloud().call_log()[..died_at], &log[..died_at], "the run reached the fault as the clean one did");
+}

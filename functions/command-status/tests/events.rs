@@ -248,8 +248,11 @@ async fn an_init_that_ended_before_it_was_recorded_is_applied_when_recorded() {
     // The init runs and reports while the record names no command.
     tokio::time::sleep(std::time::Duration::from_secs(10)).await;
     let instance = cloud.snapshot().groups[GROUP][0].clone();
-    let listed =
-        warmpool_core::ports::RunCommand::list_invocations(&cloud, &cfg.user_init_document, 0, Some(&instance)).await;
+    let listed = warmpool_core::ports::RunCommand::list_invocations(
+        &cloud,
+        warmpool_core::ports::InvocationQuery::since(&cfg.user_init_document, 0).on(&instance),
+    )
+    .await;
     let command = listed.unwrap()[0].command_id.clone();
 
     let early = warmpool_command_status::handler(&cloud, &cfg, event(INIT_SUCCESS, &[("command-id", &command)])).await;

@@ -10,7 +10,9 @@ use aws_sdk_ssm::types::{
 use super::AwsCloud;
 use super::errors::{Subject, classify};
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Claim, Claims, CommandRequest, InvocationSummary, RunCommand, init_lock};
+use warmpool_core::ports::{
+    Claim, Claims, CommandRequest, InvocationPage, InvocationQuery, InvocationSummary, RunCommand, init_lock,
+};
 
 fn instance_subject(instance_id: &str) -> Subject<'_> {
     Subject { instance_id: Some(instance_id), ..Subject::default() }
@@ -69,45 +71,54 @@ impl RunCommand for AwsCloud {
         Ok(out.status().map(|s| s.as_str().to_owned()).unwrap_or_default())
     }
 
-    async fn list_invocations(
+    async fn list_invocations_page(
         &self,
-        document: &str,
-        since_ms: u64,
-        instance_id: Option<&str>,
-    ) -> Result<Vec<InvocationSummary>, CloudError> {
+        query: InvocationQuery<'_>,
+        next_token: Option<String>,
+    ) -> Result<InvocationPage, CloudError> {
+        let document = query.document;
         let invalid = |message: String| CloudError::Invalid { operation: "ListCommandInvocations".into(), message };
-        let since = DateTime::from_millis(i64::try_from(since_ms).unwrap_or(i64::MAX))
-            .fmt(Format::DateTime)
-            .map_err(|e| invalid(format!("InvokedAfter {since_ms} ms cannot be written as a date: {e}")))?;
+        let date = |key: &str, ms: u64| {
+            DateTime::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+                .fmt(Format::DateTime)
+                .map_err(|e| invalid(format!("{key} {ms} ms cannot be written as a date: {e}")))
+        };
         let filter = |key: CommandFilterKey, value: String| {
             CommandFilter::builder().key(key).value(value).build().map_err(|e| invalid(e.to_string()))
         };
-        let filters = vec![
+        let mut filters = vec![
             filter(CommandFilterKey::DocumentName, document.to_owned())?,
-            filter(CommandFilterKey::InvokedAfter, since)?,
+            filter(CommandFilterKey::InvokedAfter, date("InvokedAfter", query.after_ms)?)?,
         ];
-        let mut pages = self
+        if let Some(before_ms) = query.before_ms {
+            filters.push(filter(CommandFilterKey::InvokedBefore, date("InvokedBefore", before_ms)?)?);
+        }
+        let page = self
             .ssm
             .list_command_invocations()
-            .set_instance_id(instance_id.map(str::to_owned))
+            .set_instance_id(query.instance_id.map(str::to_owned))
             .set_filters(Some(filters))
             .max_results(50)
-            .into_paginator()
-            .send();
-        let mut listed = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| {
                 classify("ListCommandInvocations", Subject { resource: Some(document), ..Subject::default() }, &e)
             })?;
-            listed.extend(page.command_invocations().iter().filter_map(|i| {
+        let invocations = page
+            .command_invocations()
+            .iter()
+            .filter_map(|i| {
                 Some(InvocationSummary {
                     command_id: i.command_id()?.to_owned(),
                     instance_id: i.instance_id()?.to_owned(),
                     status: i.status()?.as_str().to_owned(),
                 })
-            }));
-        }
-        Ok(listed)
+            })
+            .collect();
+        // An empty token is no token (as the SDK's paginators take it).
+        let next_token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        Ok(InvocationPage { invocations, next_token })
     }
 }
 

@@ -206,6 +206,48 @@ pub struct CommandRequest {
     pub comment: String,
 }
 
+/// Which invocations [`RunCommand::list_invocations`] lists: `ListCommandInvocations`'s
+/// filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvocationQuery<'a> {
+    /// `DocumentName`.
+    pub document: &'a str,
+    /// `InvokedAfter`: sent at or after this time.
+    pub after_ms: u64,
+    /// `InvokedBefore`, when given: sent before this time.
+    pub before_ms: Option<u64>,
+    /// The `InstanceId` parameter, when given.
+    pub instance_id: Option<&'a str>,
+}
+
+impl<'a> InvocationQuery<'a> {
+    /// The invocations of `document` sent since `after_ms`, on every instance.
+    #[must_use]
+    pub fn since(document: &'a str, after_ms: u64) -> Self {
+        Self { document, after_ms, before_ms: None, instance_id: None }
+    }
+
+    /// Only those sent before `before_ms`.
+    #[must_use]
+    pub fn before(self, before_ms: u64) -> Self {
+        Self { before_ms: Some(before_ms), ..self }
+    }
+
+    /// Only those on `instance_id`.
+    #[must_use]
+    pub fn on(self, instance_id: &'a str) -> Self {
+        Self { instance_id: Some(instance_id), ..self }
+    }
+}
+
+/// One page of `ListCommandInvocations`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvocationPage {
+    pub invocations: Vec<InvocationSummary>,
+    /// The next page's token; none on the last page.
+    pub next_token: Option<String>,
+}
+
 /// One command invocation as `ListCommandInvocations` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvocationSummary {
@@ -228,16 +270,34 @@ pub trait RunCommand: Send + Sync {
         command_id: &str,
         instance_id: &str,
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
-    /// `ListCommandInvocations` filtered by `DocumentName` and `InvokedAfter` (and by
-    /// `InstanceId` when given), all pages (50 invocations each): the status of many
-    /// commands in a few calls. An invocation not visible yet (right after
+    /// One page (up to 50 invocations) of `ListCommandInvocations` filtered as `query`
+    /// says, from `next_token` (the previous page's; none for the first): the status of
+    /// many commands in a call. An invocation not visible yet (right after
     /// `SendCommand`) is missing from the list.
+    fn list_invocations_page(
+        &self,
+        query: InvocationQuery<'_>,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<InvocationPage, CloudError>> + Send;
+
+    /// Every page of [`RunCommand::list_invocations_page`].
     fn list_invocations(
         &self,
-        document: &str,
-        since_ms: u64,
-        instance_id: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<InvocationSummary>, CloudError>> + Send;
+        query: InvocationQuery<'_>,
+    ) -> impl Future<Output = Result<Vec<InvocationSummary>, CloudError>> + Send {
+        async move {
+            let mut listed = Vec::new();
+            let mut next_token = None;
+            loop {
+                let page = self.list_invocations_page(query, next_token).await?;
+                listed.extend(page.invocations);
+                match page.next_token {
+                    Some(token) => next_token = Some(token),
+                    None => return Ok(listed),
+                }
+            }
+        }
+    }
 }
 
 /// A running (or pending) instance launched from our launch template that no Auto

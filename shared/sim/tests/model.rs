@@ -333,3 +333,48 @@ async fn a_lost_response_leaves_the_effect_and_answers_a_retryable_error() {
     invoke("signup", cloud.claim_of("i-1")).await.unwrap().unwrap();
     assert!(cloud.fired_faults().is_empty());
 }
+
+/// `ListCommandInvocations`: 50 a page (`MaxResults`), a call a page, filtered by
+/// document, `InvokedAfter` and `InvokedBefore`; a page is read when its call is made,
+/// so a command sent between two pages' calls is on a later one.
+#[tokio::test(start_paused = true)]
+async fn command_invocations_are_listed_a_page_of_50_a_call_within_the_time_filters() {
+    use std::collections::BTreeMap;
+    use warmpool_core::ports::{Clock, CommandRequest, InvocationQuery, RunCommand};
+    let (cloud, cfg) = fixture::cloud_with_pool(70);
+    let pool = cloud.snapshot().groups[POOL_GROUP].clone();
+    let prep = |instance_id: &str| CommandRequest {
+        document: cfg.pool_prep_document.clone(),
+        instance_id: instance_id.to_owned(),
+        parameters: BTreeMap::from([("executionTimeout".to_owned(), vec!["600".to_owned()])]),
+        delivery_timeout_s: 60,
+        comment: "test".to_owned(),
+    };
+    let start = cloud.now_ms();
+    let mut asked_at = Vec::new();
+    for id in &pool[..60] {
+        asked_at.push(cloud.now_ms());
+        cloud.send_command(&prep(id)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let calls = || cloud.snapshot().calls.get("ListCommandInvocations").copied().unwrap_or(0);
+    let all = InvocationQuery::since(&cfg.pool_prep_document, start);
+    let first = cloud.list_invocations_page(all, None).await.unwrap();
+    assert_eq!((first.invocations.len(), calls()), (50, 1));
+    // Sent between the pages (and listed once SSM shows it, a moment after): on the second.
+    cloud.send_command(&prep(&pool[60])).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let second = cloud.list_invocations_page(all, first.next_token.clone()).await.unwrap();
+    assert_eq!((second.invocations.len(), second.next_token.as_deref(), calls()), (11, None, 2));
+    assert!(second.invocations.iter().any(|i| i.instance_id == pool[60]));
+    // The time filters: the first ten sends only, in one call; another document, none.
+    let early = all.before(asked_at[10]);
+    let listed = cloud.list_invocations(early).await.unwrap();
+    let expected: Vec<&String> = pool[..10].iter().collect();
+    assert_eq!(listed.iter().map(|i| &i.instance_id).collect::<Vec<_>>(), expected);
+    assert_eq!(calls(), 3);
+    let late = InvocationQuery::since(&cfg.pool_prep_document, asked_at[59]);
+    assert_eq!(cloud.list_invocations(late).await.unwrap().len(), 2, "the last of the 60, and the one between pages");
+    let other = InvocationQuery::since(&cfg.user_init_document, start);
+    assert!(cloud.list_invocations(other).await.unwrap().is_empty());
+}

@@ -8,7 +8,7 @@ use aws_sdk_ssm::operation::send_command::SendCommandOutput;
 use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformation, Parameter, PingStatus};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Claim, ClaimOutcome, Claims, CommandRequest, RunCommand};
+use warmpool_core::ports::{Claim, ClaimOutcome, Claims, CommandRequest, InvocationQuery, RunCommand};
 
 use super::{AwsCloud, config, json_error, ssm_cloud};
 
@@ -152,7 +152,7 @@ async fn a_takeover_wins_only_with_the_version_right_after_the_stale_one() {
 }
 
 #[tokio::test]
-async fn user_init_statuses_are_listed_by_document_and_time_on_every_page() {
+async fn user_init_statuses_are_listed_by_document_and_time_window_on_every_page() {
     use aws_sdk_ssm::operation::list_command_invocations::ListCommandInvocationsOutput;
     use aws_sdk_ssm::types::{CommandFilterKey, CommandInvocation};
     use warmpool_core::ports::InvocationSummary;
@@ -160,6 +160,7 @@ async fn user_init_statuses_are_listed_by_document_and_time_on_every_page() {
         let f = r.filters();
         f.iter().any(|f| f.key() == &CommandFilterKey::DocumentName && f.value() == "init")
             && f.iter().any(|f| f.key() == &CommandFilterKey::InvokedAfter && f.value() == "2026-01-01T00:00:00Z")
+            && f.iter().any(|f| f.key() == &CommandFilterKey::InvokedBefore && f.value() == "2026-01-01T00:01:00Z")
             && r.max_results() == Some(50)
     };
     let invocation = |c: &str, status: CommandInvocationStatus| {
@@ -187,7 +188,10 @@ async fn user_init_statuses_are_listed_by_document_and_time_on_every_page() {
         mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
         &config(),
     );
-    let listed = cloud.list_invocations("init", 1_767_225_600_000, None).await.expect("listed");
+    let listed = cloud
+        .list_invocations(InvocationQuery::since("init", 1_767_225_600_000).before(1_767_225_660_000))
+        .await
+        .expect("listed");
     let summary =
         |c: &str, s: &str| InvocationSummary { command_id: c.into(), instance_id: "i-1".into(), status: s.into() };
     assert_eq!(listed, vec![summary("c-1", "Success"), summary("c-2", "InProgress")]);

@@ -24,7 +24,7 @@ use crate::events::{
     AsgEvent, CommandOutcome, LAUNCHING_TRANSITION, LaunchSuccessful, LaunchUnsuccessful, LifecycleAction,
 };
 use crate::metrics::Metric;
-use crate::ports::{ClaimOutcome, Cloud, CommandRequest, Group, InvocationSummary, Member, init_lock};
+use crate::ports::{ClaimOutcome, Cloud, CommandRequest, Group, InvocationQuery, InvocationSummary, Member, init_lock};
 use crate::{Config, retry};
 
 /// What the lifecycle function did with an event (the function's response).
@@ -330,7 +330,7 @@ pub(crate) async fn init_sent_earlier<C: Cloud>(
 ) -> Result<Option<InvocationSummary>, FlowError> {
     const SSM_HISTORY_MS: u64 = 30 * 24 * 3600 * 1000;
     let since = cloud.now_ms().saturating_sub(SSM_HISTORY_MS);
-    let listed = cloud.list_invocations(&cfg.user_init_document, since, Some(instance_id)).await?;
+    let listed = cloud.list_invocations(InvocationQuery::since(&cfg.user_init_document, since).on(instance_id)).await?;
     Ok(listed.into_iter().find(|i| i.instance_id == instance_id))
 }
 
@@ -478,7 +478,7 @@ async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> 
     // pool-prep the first one sent (once SSM lists it, a second or so after the send)
     // and leaves it to finish, instead of preparing the instance twice.
     let since = cloud.now_ms().saturating_sub(u64::from(cfg.prep_timeout_s) * 1000 + 3_600_000);
-    let sent = cloud.list_invocations(&cfg.pool_prep_document, since, Some(instance_id)).await?;
+    let sent = cloud.list_invocations(InvocationQuery::since(&cfg.pool_prep_document, since).on(instance_id)).await?;
     if let Some(prep) = sent.iter().find(|i| CommandOutcome::from_status(&i.status) != CommandOutcome::Failure) {
         info!(instance_id, command_id = %prep.command_id, status = %prep.status, "pool-prep already sent");
         return Ok(LifecycleOutcome::Ignored { reason: "pool-prep already sent for this instance" });

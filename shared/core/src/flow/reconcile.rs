@@ -25,7 +25,7 @@
 //! Each re-drive goes through the same flow steps as the events, with their guards, so
 //! a re-drive that races a late event does no harm.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::join_all;
 use serde::Serialize;
@@ -44,7 +44,7 @@ use crate::error::{CloudError, FlowError};
 use crate::events;
 use crate::events::CommandOutcome;
 use crate::metrics::Metric;
-use crate::ports::{Cloud, Group, MemberState, QueuedMessage};
+use crate::ports::{Cloud, Group, InvocationQuery, MemberState, QueuedMessage};
 
 /// What one sweep did (the function's response).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -67,6 +67,10 @@ pub struct ReconcileReport {
 /// How far before a record's last write its command may have been sent; and how long
 /// after it SSM may still not know the invocation (`InvocationDoesNotExist`).
 const LISTING_MARGIN_MS: u64 = 60_000;
+
+/// How far SSM's clock (an invocation's `RequestedDateTime`) may run behind the
+/// functions' (a record's write time): both are NTP-synchronised, well within this.
+const CLOCK_SKEW_MS: u64 = 5_000;
 
 /// The longest a re-drive waits for an SSM agent (the agent of a user stalled for
 /// `RECONCILE_STALL_S` is long online, or broken): well within the function's timeout.
@@ -173,15 +177,51 @@ async fn sweep_users<C: Cloud>(
     let (waiting, unsent): (Vec<_>, Vec<_>) = stalled.into_iter().partition(|(g, r)| waits_on_init(g, r));
     let redrives: Vec<_> = unsent.iter().filter(|(g, r)| needs_redrive(g, r, None)).collect();
     send_redrives(cloud, cfg, &redrives, report).await;
-    // Those waiting on an init: re-driven unless SSM lists it as still running.
-    let statuses = init_statuses(cloud, &cfg.user_init_document, &waiting).await.unwrap_or_else(|e| {
-        warn!(error = %e, "could not list user-init invocations; re-driving each instead");
-        report.errors += 1;
-        BTreeMap::new()
-    });
-    let redrives: Vec<_> = waiting.iter().filter(|(g, r)| needs_redrive(g, r, Some(&statuses))).collect();
-    send_redrives(cloud, cfg, &redrives, report).await;
+    redrive_ended_inits(cloud, cfg, &waiting, report).await;
     Ok(())
+}
+
+/// Re-drives the users waiting on an init unless SSM lists it as still running. Each
+/// page of the listing hands on the users it shows ended before the next is asked for:
+/// a sweep that dies in the listing (a page per 50 inits sent in the window, and a
+/// burst's inits stay in flight, and stalled, for their whole run) has still handed on
+/// what it saw. Those the listing does not show (not visible yet, or sent before the
+/// window), or all that are left when a page fails, are re-driven after it.
+async fn redrive_ended_inits<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    waiting: &[(Group, UserRecord)],
+    report: &mut ReconcileReport,
+) {
+    let Some(query) = init_query(&cfg.user_init_document, waiting) else { return };
+    let mut seen = BTreeSet::new();
+    let mut next_token = None;
+    loop {
+        let page = match cloud.list_invocations_page(query, next_token).await {
+            Ok(page) => page,
+            Err(e) => {
+                warn!(error = %e, "could not list user-init invocations; re-driving the rest instead");
+                report.errors += 1;
+                break;
+            }
+        };
+        let statuses: BTreeMap<String, String> =
+            page.invocations.into_iter().map(|i| (i.command_id, i.status)).collect();
+        let listed: Vec<_> = waiting
+            .iter()
+            .filter(|(_, r)| r.command_id.as_ref().is_some_and(|c| statuses.contains_key(c) && seen.insert(c.clone())))
+            .collect();
+        let redrives: Vec<_> = listed.into_iter().filter(|(g, r)| needs_redrive(g, r, Some(&statuses))).collect();
+        send_redrives(cloud, cfg, &redrives, report).await;
+        match page.next_token {
+            Some(token) => next_token = Some(token),
+            None => break,
+        }
+    }
+    let unlisted: Vec<_> =
+        waiting.iter().filter(|(_, r)| r.command_id.as_ref().is_none_or(|c| !seen.contains(c))).collect();
+    let redrives: Vec<_> = unlisted.into_iter().filter(|(g, r)| needs_redrive(g, r, None)).collect();
+    send_redrives(cloud, cfg, &redrives, report).await;
 }
 
 /// `resume` messages to the signup queue for users stalled while claiming, ten a call.
@@ -428,24 +468,21 @@ fn subject_of_event(cfg: &Config, event: &Value) -> Result<EventSubject, FlowErr
     Ok(EventSubject::Pool)
 }
 
-/// The status of every user-init command the stalled users may be waiting on, in one
-/// `ListCommandInvocations` per 50 (instead of a `GetCommandInvocation` per user per
+/// The listing of every user-init command the stalled users may be waiting on: a
+/// `ListCommandInvocations` page per 50 (instead of a `GetCommandInvocation` per user per
 /// sweep: a few hundred users on their ten-minute cold init would otherwise spend the
-/// sweep on asking). Command id to status.
-async fn init_statuses<C: Cloud>(
-    cloud: &C,
-    document: &str,
-    waiting: &[(Group, UserRecord)],
-) -> Result<BTreeMap<String, String>, FlowError> {
-    let waiting = waiting.iter();
+/// sweep on asking). None when no user waits.
+fn init_query<'a>(document: &'a str, waiting: &[(Group, UserRecord)]) -> Option<InvocationQuery<'a>> {
     // The record is written right after its command is sent, and not again until the
-    // outcome: so the commands waited on were sent shortly before the oldest such write.
-    // (One sent earlier is missing from the list, and asked for on its own.)
-    let Some(since) = waiting.map(|(_, r)| r.updated_at_ms.saturating_sub(LISTING_MARGIN_MS)).min() else {
-        return Ok(BTreeMap::new());
-    };
-    let listed = cloud.list_invocations(document, since, None).await?;
-    Ok(listed.into_iter().map(|i| (i.command_id, i.status)).collect())
+    // outcome: so the commands waited on were sent shortly before the oldest such write,
+    // and before the newest. (One sent earlier is missing from the list, and asked for
+    // on its own.)
+    let written = || waiting.iter().map(|(_, r)| r.updated_at_ms);
+    let (oldest, newest) = (written().min()?, written().max()?);
+    Some(
+        InvocationQuery::since(document, oldest.saturating_sub(LISTING_MARGIN_MS))
+            .before(newest.saturating_add(CLOCK_SKEW_MS)),
+    )
 }
 
 /// Re-drives one stalled `initializing` user.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use warmpool_core::error::CloudError;
 use warmpool_core::events;
-use warmpool_core::ports::{Clock, CommandRequest, InvocationSummary, RunCommand};
+use warmpool_core::ports::{Clock, CommandRequest, InvocationPage, InvocationQuery, InvocationSummary, RunCommand};
 
 use super::access::{Access, document_arn};
 use super::bus::format_time;
@@ -227,34 +227,40 @@ impl RunCommand for SimCloud {
         }
     }
 
-    async fn list_invocations(
+    /// Pages of 50 (`MaxResults`), in the order the commands were sent (AWS documents
+    /// no order; the flow takes none), each page read when its call is made: a command
+    /// sent between two pages' calls is on a later page. The token is the last command
+    /// id of the page before.
+    async fn list_invocations_page(
         &self,
-        document: &str,
-        since_ms: u64,
-        instance_id: Option<&str>,
-    ) -> Result<Vec<InvocationSummary>, CloudError> {
-        let listed: Vec<InvocationSummary> = {
-            let w = self.world();
-            w.ssm
-                .commands
-                .iter()
-                .filter(|(_, c)| {
-                    c.document == document && c.sent_ms >= since_ms && instance_id.is_none_or(|i| c.instance == i)
+        query: InvocationQuery<'_>,
+        next_token: Option<String>,
+    ) -> Result<InvocationPage, CloudError> {
+        const PAGE: usize = 50;
+        self.authorize(vec![Access::new("ssm:ListCommandInvocations", "*")]);
+        self.call("ListCommandInvocations").await?;
+        let w = self.world();
+        let mut listed = w
+            .ssm
+            .commands
+            .iter()
+            .filter(|(id, c)| {
+                next_token.as_ref().is_none_or(|after| *id > after)
+                    && c.document == query.document
+                    && c.sent_ms >= query.after_ms
+                    && query.before_ms.is_none_or(|before| c.sent_ms < before)
+                    && query.instance_id.is_none_or(|i| c.instance == i)
+            })
+            .filter_map(|(id, c)| {
+                Some(InvocationSummary {
+                    command_id: id.clone(),
+                    instance_id: c.instance.clone(),
+                    status: c.status.clone()?,
                 })
-                .filter_map(|(id, c)| {
-                    Some(InvocationSummary {
-                        command_id: id.clone(),
-                        instance_id: c.instance.clone(),
-                        status: c.status.clone()?,
-                    })
-                })
-                .collect()
-        };
-        // One call per page of 50 (`MaxResults`), as the SDK's paginator makes them.
-        for _ in 0..listed.len().div_ceil(50).max(1) {
-            self.authorize(vec![Access::new("ssm:ListCommandInvocations", "*")]);
-            self.call("ListCommandInvocations").await?;
-        }
-        Ok(listed)
+            });
+        let invocations: Vec<InvocationSummary> = listed.by_ref().take(PAGE).collect();
+        let more = listed.next().is_some();
+        let next_token = more.then(|| invocations.last().map(|i| i.command_id.clone())).flatten();
+        Ok(InvocationPage { invocations, next_token })
     }
 }
