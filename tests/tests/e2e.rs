@@ -484,3 +484,65 @@ fn the_demo_is_deterministic_for_a_seed() {
     assert!(a.settled);
     assert_eq!(a.report.summary.warm, 3);
 }
+
+/// A user group whose record names another user (tags edited by hand, a name shared by
+/// two deployments) is an inconsistency to report, never a record to act on.
+#[tokio::test(start_paused = true)]
+async fn a_group_carrying_another_users_record_is_reported_not_acted_on() {
+    use warmpool_core::domain::{Id, RedriveMessage, tag};
+    use warmpool_core::error::FlowError;
+    use warmpool_core::flow::reconcile::handle_redrive;
+    use warmpool_core::ports::AutoScaling;
+    let p = Platform::start(PlatformOptions { pool: 1, ..PlatformOptions::default() });
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let group = p.config().user_group(&all[0]);
+    p.cloud().tag_group(&group, &[(tag::USER_ID.to_owned(), "u-9999".to_owned())]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let message = RedriveMessage::User { user_id: Id::parse("user id", &all[0]).unwrap() };
+    let outcome = handle_redrive(p.cloud(), p.config(), &message).await;
+    assert!(
+        matches!(&outcome, Err(FlowError::Inconsistent { message, .. }) if message.contains("u-9999")),
+        "{outcome:?}"
+    );
+}
+
+/// A failover's resume reaches the signup function a moment after the record that asks
+/// for it was written, which the group's description (tags lag their writes) may not
+/// show yet: the resume reads the group again until it shows the attempt, instead of
+/// failing its message and waiting a redelivery.
+#[tokio::test(start_paused = true)]
+async fn a_resume_ahead_of_the_groups_description_reads_it_again() {
+    // The logs, kept to look for a resume that gave up on its read.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_ansi(false).with_env_filter("info").with_writer(move || writer.clone()).finish();
+    let _guard = tracing_subscriber::util::SubscriberInitExt::set_default(subscriber);
+
+    let model = CloudModel { stale_read_ms: (2_000, 2_000), ..CloudModel::default() };
+    let p = Platform::start(PlatformOptions { model, pool: 2, ..PlatformOptions::default() });
+    p.cloud().fail_next_inits(1);
+    let all = vec!["u-0001".to_owned()];
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let report = assert_invariants(&p, &all);
+    let user = &report.users[0];
+    assert_eq!((user.state.as_str(), user.attempts), ("ready", 2), "{user:?}");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("failover handed to the signup function"), "the failover's resume was sent");
+    assert!(!logs.contains("does not show attempt"), "a resume gave up on its read:\n{logs}");
+    assert!(p.snapshot().stale_reads > 0);
+}
