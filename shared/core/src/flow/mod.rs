@@ -105,10 +105,9 @@ pub(crate) async fn write_tags<C: Cloud>(cloud: &C, group: &str, tags: &[(&str, 
 }
 
 /// Waits, within the configured budget (`AGENT_WAIT_S`, on the clock, API calls
-/// included), until the instance's SSM agent is online, polling on the
-/// [`retry::agent_poll`] schedule.
-/// Waits for the SSM agent of `instance_id` (see `retry::agent_poll`). Returns whether
-/// it had to wait (the agent was not online at the first look).
+/// included), until the SSM agent of `instance_id` is online, polling on the
+/// [`retry::agent_poll`] schedule. Returns whether it had to wait (the agent was not
+/// online at the first look).
 pub(crate) async fn wait_for_agent<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str) -> Result<bool, FlowError> {
     let deadline = cloud.now_ms() + u64::from(cfg.agent_wait_s) * 1000;
     let mut delays = retry::agent_poll();
@@ -116,10 +115,11 @@ pub(crate) async fn wait_for_agent<C: Cloud>(cloud: &C, cfg: &Config, instance_i
     loop {
         polls += 1;
         if cloud.agent_online(instance_id).await? {
-            if polls > 1 {
+            let waited = polls > 1;
+            if waited {
                 tracing::info!(instance_id, polls, "SSM agent came online");
             }
-            return Ok(polls > 1);
+            return Ok(waited);
         }
         let delay_ms = delays.next().map_or(u64::MAX, |d| d.as_millis() as u64);
         if cloud.now_ms().saturating_add(delay_ms) > deadline {
