@@ -581,3 +581,26 @@ fn a_sweep_that_dies_in_its_status_listing_has_handed_on_the_pages_before() {
     let died_at = second;
     assert_eq!(&p.cloud().call_log()[..died_at], &log[..died_at], "the run reached the fault as the clean one did");
 }
+
+/// SQS redelivers a message once its visibility timeout runs out, whatever the first
+/// invocation is doing. The deployment keeps that from happening (the signup function
+/// sets its message's visibility to `SIGNUP_RETRY_S` first, and both it and the queue's
+/// timeout outlast the function's: `parameter_ranges_are_the_ranges_the_functions_accept`);
+/// with both set to 1 s, each message comes back while its first run is still making its
+/// calls, and the runs race for one user. One host, one init, every user ready.
+#[test]
+fn a_redelivery_while_the_first_run_still_runs_yields_one_host_and_one_init() {
+    let users: Vec<String> = (1..=4).map(|i| format!("u-{i}")).collect();
+    // Calls of 300-500 ms: a signup's run (a dozen calls) outlasts the 1 s.
+    let model = CloudModel { api_ms: (300, 500), ..CloudModel::default() };
+    let opts = PlatformOptions {
+        model,
+        pool: 6,
+        visibility_timeout_s: 1,
+        overrides: vec![("SIGNUP_RETRY_S".into(), "1".into())],
+        ..PlatformOptions::default()
+    };
+    let (p, settled) = settle(opts, 0, &users, DEADLINE_S, std::time::Duration::from_mins(20));
+    assert!(p.overlapping_receives() >= users.len() as u64, "overlaps: {}", p.overlapping_receives());
+    assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
+}

@@ -107,6 +107,7 @@ pub struct Platform {
     rules: Arc<Rules>,
     next_event: Arc<AtomicU64>,
     failed_invocations: Arc<AtomicU64>,
+    in_flight: Arc<crate::queue::InFlight>,
 }
 
 impl Platform {
@@ -133,6 +134,7 @@ impl Platform {
             rules: Arc::new(rules),
             next_event: Arc::new(AtomicU64::new(1)),
             failed_invocations: Arc::new(AtomicU64::new(0)),
+            in_flight: Arc::default(),
         };
         platform.spawn_event_rules(bus);
         platform.spawn_queue_mapping(Consumer::Signup);
@@ -180,6 +182,12 @@ impl Platform {
     #[must_use]
     pub fn failed_invocations(&self) -> u64 {
         self.failed_invocations.load(Ordering::Relaxed)
+    }
+
+    /// Queue messages received again while an invocation still handled them.
+    #[must_use]
+    pub fn overlapping_receives(&self) -> u64 {
+        self.in_flight.overlaps()
     }
 
     /// The ground truth now.
@@ -250,6 +258,7 @@ impl Platform {
                         platform.cloud.note_message_received(&user, consumer == Consumer::Signup, m);
                     }
                 }
+                platform.in_flight.start(&batch);
                 let p = platform.clone();
                 tokio::spawn(async move { p.invoke_queue(consumer, batch).await });
             }
@@ -272,6 +281,7 @@ impl Platform {
 
     async fn invoke_queue(&self, consumer: Consumer, batch: Vec<crate::Received>) {
         let failed = run_consumer(&self.cloud, self.config_of(consumer.function()), consumer, &batch).await;
+        self.in_flight.end(&batch);
         for m in &batch {
             if !failed.contains(&m.message_id) {
                 self.cloud.delete_from(consumer.queue(), &m.receipt_handle);

@@ -276,3 +276,45 @@ mod tests {
         assert_eq!(q.len(), 1);
     }
 }
+
+/// The messages an event source mapping's invocations are handling: a message received
+/// again while an invocation still handles it (its visibility timeout ran out first, as
+/// SQS does whatever the consumer is doing) is an overlap, counted.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    handling: std::sync::Mutex<BTreeMap<String, u32>>,
+    overlaps: std::sync::atomic::AtomicU64,
+}
+
+impl InFlight {
+    /// An invocation starts on `batch`.
+    pub fn start(&self, batch: &[Received]) {
+        let mut handling = self.handling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for m in batch {
+            let n = handling.entry(m.message_id.clone()).or_default();
+            if *n > 0 {
+                self.overlaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            *n += 1;
+        }
+    }
+
+    /// The invocation on `batch` ended.
+    pub fn end(&self, batch: &[Received]) {
+        let mut handling = self.handling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for m in batch {
+            if let Some(n) = handling.get_mut(&m.message_id) {
+                *n -= 1;
+                if *n == 0 {
+                    handling.remove(&m.message_id);
+                }
+            }
+        }
+    }
+
+    /// Messages received again while an invocation still handled them.
+    #[must_use]
+    pub fn overlaps(&self) -> u64 {
+        self.overlaps.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
