@@ -9,6 +9,7 @@ pub mod command_status;
 pub mod lifecycle;
 pub mod outside;
 pub mod reconcile;
+mod repair;
 pub mod retention;
 pub mod signup;
 pub mod sizer;

@@ -17,10 +17,10 @@
 //! command-status: an event they still failed on after Lambda's two retries arrives as
 //! an invocation record and re-drives the user it is about.
 //!
-//! First, instances of our launch template outside every group with no claim are
+//! Then instances of our launch template outside every group with no claim are
 //! terminated ([`super::outside`]). And on every fifth sweep, every claim older than the
 //! stall whose owner does not hold that instance any more is repaired: released, and the
-//! instance handed back to the pool if it was left outside every group.
+//! instance handed back to the pool if it was left outside every group (`repair.rs`).
 //!
 //! Each re-drive goes through the same flow steps as the events, with their guards, so
 //! a re-drive that races a late event does no harm.
@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::acquire::{acquire, return_to_pool};
+use super::acquire::acquire;
 use super::command_status::{self, ThenAcquire};
 use super::lifecycle::{self, LifecycleOutcome};
 use super::outside::{OutsideReport, sweep_outside};
@@ -44,7 +44,7 @@ use crate::error::{CloudError, FlowError};
 use crate::events;
 use crate::events::CommandOutcome;
 use crate::metrics::Metric;
-use crate::ports::{Cloud, Group, InvocationQuery, MemberState, QueuedMessage};
+use crate::ports::{Cloud, Group, InvocationQuery, QueuedMessage};
 
 /// What one sweep did (the function's response).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -79,32 +79,6 @@ pub const REDRIVE_AGENT_WAIT_S: u32 = 20;
 /// Sweeps (minutes since the epoch divisible by this) that also repair stale claims.
 pub const HOUSEKEEPING_EVERY: u64 = 5;
 
-/// Releases (or hands back) every claim older than the stall whose owner does not hold
-/// its instance any more.
-async fn repair_claims<C: Cloud>(
-    cloud: &C,
-    cfg: &Config,
-    now: u64,
-    stall_ms: u64,
-    report: &mut ReconcileReport,
-) -> Result<(), FlowError> {
-    for claim in cloud.list_claims().await? {
-        if now.saturating_sub(claim.created_ms) < stall_ms {
-            continue;
-        }
-        match repair_claim(cloud, cfg, &claim.instance_id, &claim.owner).await {
-            Ok(Repair::Repaired) => report.claims_repaired += 1,
-            Ok(Repair::ReadyReleased) => report.ready_claims_released += 1,
-            Ok(Repair::Held) => {}
-            Err(e) => {
-                warn!(instance_id = %claim.instance_id, error = %e, "reconcile could not repair a claim");
-                report.errors += 1;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// One sweep over the instances outside every group and the stalled users (and, every
 /// [`HOUSEKEEPING_EVERY`] minutes, the claims and the failed users past their retention).
 ///
@@ -132,7 +106,7 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
     }
     // Stale claims cost a call per ten to list: repaired on every fifth sweep, last.
     if (now / 60_000).is_multiple_of(HOUSEKEEPING_EVERY) {
-        if let Err(e) = repair_claims(cloud, cfg, now, stall_ms, &mut report).await {
+        if let Err(e) = super::repair::repair_claims(cloud, cfg, now, stall_ms, &mut report).await {
             warn!(error = %e, "reconcile could not list the claims; next housekeeping sweep tries again");
             report.errors += 1;
         }
@@ -562,70 +536,4 @@ async fn redrive<C: Cloud>(
             Ok(Some("lost launch event"))
         }
     }
-}
-
-/// What [`repair_claim`] did with one claim.
-enum Repair {
-    /// Its owner still holds the instance (or a move is in flight): left.
-    Held,
-    /// The claim of a ready user's host: released, as expected.
-    ReadyReleased,
-    /// A claim whose owner no longer holds the instance: released (and the instance
-    /// handed back if it was outside every group).
-    Repaired,
-}
-
-/// Repairs a claim whose owner no longer holds that instance.
-async fn repair_claim<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str, owner: &str) -> Result<Repair, FlowError> {
-    let record = match Id::parse("claim owner", owner) {
-        Ok(id) => load_user(cloud, cfg, id.as_str()).await?.map(|(_, r)| r),
-        Err(_) => None,
-    };
-    if record.as_ref().is_some_and(|r| r.state == UserState::Ready && r.instance.as_deref() == Some(instance_id)) {
-        // Left by the ready (see `command_status::ready`), older than the stall now: no
-        // run that read the record from before the ready is still at work.
-        cloud.release(instance_id).await?;
-        return Ok(Repair::ReadyReleased);
-    }
-    let held = record.as_ref().is_some_and(|r| {
-        !r.state.is_final() && (r.claimed.as_deref() == Some(instance_id) || r.instance.as_deref() == Some(instance_id))
-    });
-    if held {
-        return Ok(Repair::Held);
-    }
-    match cloud.instance_membership(instance_id).await? {
-        // A move in flight (its detach not done yet): look again next sweep.
-        Some(m) if m.state == MemberState::Detaching => return Ok(Repair::Held),
-        // The init lock of a fresh instance in its owner's own group (a cold launch, a
-        // replaced host): the record names no instance until the init is sent, and the
-        // lock may have been taken over moments ago (the listing is older than this).
-        // Released when the user is ready or fails over, never here.
-        Some(m) if record.as_ref().is_some_and(|r| !r.state.is_final()) && m.group == cfg.user_group(owner) => {
-            return Ok(Repair::Held);
-        }
-        Some(m) => info!(instance_id, owner, group = %m.group, "releasing a stale claim"),
-        None => {
-            // Detached, never attached: give it back to the pool rather than leave it
-            // running outside every group; but only an instance of our launch template
-            // (a claim naming any other, which only someone who may write the claims'
-            // path could make, is released and nothing more).
-            let ours = cloud.instances_outside_groups(&cfg.launch_template).await?;
-            if ours.iter().any(|o| o.instance_id == instance_id) {
-                warn!(instance_id, owner, "claimed instance is outside every group; handing it back");
-                match return_to_pool(cloud, cfg, instance_id).await {
-                    Ok(()) | Err(FlowError::Cloud(CloudError::Invalid { .. } | CloudError::NotFound { .. })) => {}
-                    Err(e) => return Err(e),
-                }
-            } else {
-                warn!(
-                    instance_id,
-                    owner,
-                    "a claim names an instance not launched from our launch template, \
-                    or gone; releasing the claim only"
-                );
-            }
-        }
-    }
-    cloud.release(instance_id).await?;
-    Ok(Repair::Repaired)
 }
