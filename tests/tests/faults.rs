@@ -604,3 +604,30 @@ fn a_redelivery_while_the_first_run_still_runs_yields_one_host_and_one_init() {
     assert!(p.overlapping_receives() >= users.len() as u64, "overlaps: {}", p.overlapping_receives());
     assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
 }
+
+/// A failover that dies right after moving the record to its next attempt, before it
+/// retired the failed instance (and with no Lambda retry left): the sweep sends a
+/// resume, and the signup function retires the instance the failover left behind and
+/// serves the user from a fresh one, in that attempt, instead of taking the failed
+/// instance for the user's host.
+#[test]
+fn a_failover_that_died_before_retiring_is_finished_by_the_resume() {
+    let users = one_user();
+    let (clean, _) = run(Scenario::Failover, Faults::default(), &users);
+    let log = clean.cloud().call_log();
+    let moved = log.iter().position(|(f, op)| f == "command-status" && op == "CreateOrUpdateTags").unwrap();
+    let faults = Faults { at_call: Some((moved as u64, FaultKind::CrashAfter)), ..Faults::default() };
+    let opts = PlatformOptions { async_retry_delays_s: vec![], ..options(Scenario::Failover, faults) };
+    let (p, settled) = settle(opts, 1, &users, DEADLINE_S, std::time::Duration::from_mins(20));
+    assert_eq!(p.cloud().fired_faults().len(), 1, "the failover died after its record write");
+    assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
+    let snap = p.snapshot();
+    // The instance the first init (the one set to fail) went to.
+    let first_init =
+        p.cloud().timeline().into_iter().find(|e| e.text.starts_with("SendCommand warmpool-user-init")).unwrap();
+    let failed = first_init.text.split(" to ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    assert!(snap.terminated.contains(&failed), "the failed instance was retired");
+    assert_eq!(record_attempts(&snap, &p, &users[0]), 2, "served in the failover's attempt");
+    let host = Report::build(p.config(), &snap, &users, 0.0).users[0].instance_id.clone();
+    assert_ne!(host.as_deref(), Some(failed.as_str()));
+}
