@@ -546,3 +546,24 @@ async fn a_resume_ahead_of_the_groups_description_reads_it_again() {
     assert!(!logs.contains("does not show attempt"), "a resume gave up on its read:\n{logs}");
     assert!(p.snapshot().stale_reads > 0);
 }
+
+/// `WARM_ATTEMPTS` 0 (the template allows it: an operator who wants no user served from
+/// the pool) sends every attempt down the cold path, whatever the pool holds.
+#[tokio::test(start_paused = true)]
+async fn with_no_warm_attempts_allowed_every_user_goes_cold() {
+    let p = Platform::start(PlatformOptions {
+        pool: 2,
+        overrides: vec![("WARM_ATTEMPTS".into(), "0".into())],
+        ..PlatformOptions::default()
+    });
+    let all = users(2);
+    for u in &all {
+        p.signup(u);
+    }
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let report = assert_invariants(&p, &all);
+    for u in &report.users {
+        assert_eq!((u.state.as_str(), u.path.as_str(), u.attempts), ("ready", "cold", 1), "{u:?}");
+    }
+    assert_eq!(p.snapshot().calls.get("DetachInstances"), None, "no pool instance was taken");
+}

@@ -631,3 +631,47 @@ fn a_failover_that_died_before_retiring_is_finished_by_the_resume() {
     let host = Report::build(p.config(), &snap, &users, 0.0).users[0].instance_id.clone();
     assert_ne!(host.as_deref(), Some(failed.as_str()));
 }
+
+/// A signup that chose the cold path (the pool could not serve) and died right after
+/// recording it, before it asked its group for the instance: the resume finishes the
+/// cold launch the record names, even though the pool can serve by then. The path is
+/// decided once per attempt; a resume does not take a pool instance for an attempt the
+/// record counts as cold.
+#[test]
+fn a_resumed_cold_attempt_stays_cold_when_the_pool_refills() {
+    let users = one_user();
+    let claimed_pool = |p: &Platform| p.snapshot().groups[&p.config().pool_group].clone();
+    let start = |faults: Faults| {
+        let p = Platform::start(PlatformOptions { pool: 2, faults, ..PlatformOptions::default() });
+        for id in claimed_pool(&p) {
+            p.cloud().put_claim(&id, "someone-else");
+        }
+        p.signup(&users[0]);
+        p
+    };
+    let rt = || tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let log = rt().block_on(async {
+        let p = start(Faults::default());
+        assert!(p.run_until_settled(&users, DEADLINE_S).await);
+        p.cloud().call_log()
+    });
+    let launch = log.iter().position(|(f, op)| f == "signup" && op == "SetDesiredCapacity").unwrap();
+    assert_eq!(log[launch - 1], ("signup".to_owned(), "CreateOrUpdateTags".to_owned()), "the path is recorded first");
+    let faults = Faults { at_call: Some((launch as u64 - 1, FaultKind::CrashAfter)), ..Faults::default() };
+    rt().block_on(async {
+        let p = start(faults);
+        while p.cloud().fired_faults().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // The pool can serve again before the signup's message comes back.
+        for id in claimed_pool(&p) {
+            p.cloud().delete_claim(&id);
+        }
+        assert!(p.run_until_settled(&users, DEADLINE_S).await);
+        let report = Report::build(p.config(), &p.snapshot(), &users, 0.0);
+        assert_eq!(report.violations(), Vec::<String>::new());
+        let user = &report.users[0];
+        assert_eq!((user.state.as_str(), user.path.as_str(), user.attempts), ("ready", "cold", 1), "{user:?}");
+        assert_eq!(p.snapshot().calls.get("DetachInstances"), None, "no pool instance was taken");
+    });
+}
