@@ -673,5 +673,14 @@ fn a_resumed_cold_attempt_stays_cold_when_the_pool_refills() {
         let user = &report.users[0];
         assert_eq!((user.state.as_str(), user.path.as_str(), user.attempts), ("ready", "cold", 1), "{user:?}");
         assert_eq!(p.snapshot().calls.get("DetachInstances"), None, "no pool instance was taken");
+        // By the signup's own retry, not a re-drive a stall later.
+        let asked: Vec<String> = p
+            .cloud()
+            .call_log()
+            .into_iter()
+            .filter(|(f, op)| op == "SetDesiredCapacity" && f != "pool-sizer")
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(asked, ["signup"], "the launch was asked for by the resume");
     });
 }
