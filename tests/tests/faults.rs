@@ -684,3 +684,53 @@ fn a_resumed_cold_attempt_stays_cold_when_the_pool_refills() {
         assert_eq!(asked, ["signup"], "the launch was asked for by the resume");
     });
 }
+
+/// Two runs wait for the same SSM agent on a warm user's host (its agent was down when
+/// the signup attached it, so the init is left to re-drives): the first sends it and the
+/// user is ready, releasing the init lock, while the second still waits. The second,
+/// having waited, reads the record again and sends nothing: the host runs one init.
+#[test]
+fn a_run_that_waited_for_the_agent_reads_the_record_again_and_sends_no_second_init() {
+    use warmpool_core::domain::{Id, RedriveMessage};
+    use warmpool_core::flow::reconcile::handle_redrive;
+    let users = one_user();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let model = CloudModel { user_init_s: 1.0, ..CloudModel::default() };
+        let p = Platform::start(PlatformOptions { model, pool: 1, ..PlatformOptions::default() });
+        let host = p.snapshot().groups[&p.config().pool_group][0].clone();
+        p.cloud().set_agent_online(&host, false);
+        p.signup(&users[0]);
+        let group = p.config().user_group(&users[0]);
+        while !p.snapshot().groups.get(&group).is_some_and(|g| g.contains(&host)) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // From the attach: the agent is back at 10 s. A re-drive started at 1 s polls it
+        // at 1 and 11 s, sends the init at 11 s, and the user is ready about 3 s later;
+        // one started at 7 s polls at 7 and 17 s.
+        let cloud = p.cloud().clone();
+        let agent = host.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            cloud.set_agent_online(&agent, true);
+        });
+        let message = RedriveMessage::User { user_id: Id::parse("user id", &users[0]).unwrap() };
+        let redrive_at = |s: u64| {
+            let (p, message) = (&p, &message);
+            async move {
+                tokio::time::sleep(std::time::Duration::from_secs(s)).await;
+                warmpool_sim::invoke("reconcile", handle_redrive(p.cloud(), p.config(), message)).await
+            }
+        };
+        let (first, second) = tokio::join!(redrive_at(1), redrive_at(7));
+        assert!(matches!(first, Some(Ok(_))) && matches!(second, Some(Ok(_))), "{first:?} {second:?}");
+        assert!(p.run_until_settled(&users, DEADLINE_S).await);
+        let log = p.cloud().call_log();
+        let polls = log.iter().filter(|(f, op)| f == "reconcile" && op == "DescribeInstanceInformation").count();
+        assert!(polls >= 4, "both re-drives waited for the agent: {polls} polls");
+        let senders: Vec<&str> = log.iter().filter(|(_, op)| op == "SendCommand").map(|(f, _)| f.as_str()).collect();
+        assert_eq!(senders, ["signup", "reconcile"], "the signup's send was refused (agent down); one re-drive's went");
+        let report = Report::build(p.config(), &p.snapshot(), &users, 0.0);
+        assert_eq!(report.violations(), Vec::<String>::new());
+    });
+}
