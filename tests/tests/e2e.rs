@@ -570,26 +570,35 @@ async fn with_no_warm_attempts_allowed_every_user_goes_cold() {
 
 /// A failed user's signup sent again (a producer's retry past SQS's five-minute
 /// deduplication, an operator's resend) starts nothing: the user stays failed, with no
-/// instance, and its group asks for none.
+/// instance, and its group asks for none. Whether the user failed on its host's init or
+/// on launches that never succeeded (its record then names no instance).
 #[tokio::test(start_paused = true)]
 async fn a_failed_users_signup_sent_again_launches_nothing() {
-    let p = Platform::start(PlatformOptions {
-        pool: 3,
-        overrides: vec![("WARM_ATTEMPTS".into(), "1".into()), ("MAX_ATTEMPTS".into(), "1".into())],
-        ..PlatformOptions::default()
-    });
-    p.cloud().fail_next_inits(1);
-    let all = users(1);
-    p.signup(&all[0]);
-    assert!(p.run_until_settled(&all, DEADLINE_S).await);
-    assert_eq!(record(&p, &p.snapshot(), &all[0]).state, UserState::Failed);
-    tokio::time::sleep(std::time::Duration::from_mins(10)).await;
-    let launched = p.snapshot().calls.get("SetDesiredCapacity").copied().unwrap_or(0);
-    p.signup(&all[0]);
-    tokio::time::sleep(std::time::Duration::from_mins(15)).await;
-    let snap = p.snapshot();
-    assert_eq!(p.cloud().backlog(warmpool_sim::SIGNUP_QUEUE), 0, "the message was handled");
-    assert_eq!(record(&p, &snap, &all[0]).state, UserState::Failed);
-    assert!(snap.groups[&p.config().user_group(&all[0])].is_empty(), "a failed user keeps no instance");
-    assert_eq!(snap.calls.get("SetDesiredCapacity").copied().unwrap_or(0), launched, "nothing asked for one");
+    let one_attempt = vec![("WARM_ATTEMPTS".into(), "1".into()), ("MAX_ATTEMPTS".into(), "1".into())];
+    for launches_fail in [false, true] {
+        let p = Platform::start(PlatformOptions {
+            pool: if launches_fail { 0 } else { 3 },
+            overrides: one_attempt.clone(),
+            ..PlatformOptions::default()
+        });
+        if launches_fail {
+            p.cloud().fail_next_launches(1_000);
+        } else {
+            p.cloud().fail_next_inits(1);
+        }
+        let all = users(1);
+        p.signup(&all[0]);
+        assert!(p.run_until_settled(&all, DEADLINE_S).await);
+        assert_eq!(record(&p, &p.snapshot(), &all[0]).state, UserState::Failed);
+        tokio::time::sleep(std::time::Duration::from_mins(10)).await;
+        let launched = p.snapshot().calls.get("SetDesiredCapacity").copied().unwrap_or(0);
+        p.signup(&all[0]);
+        tokio::time::sleep(std::time::Duration::from_mins(15)).await;
+        let snap = p.snapshot();
+        assert_eq!(p.cloud().backlog(warmpool_sim::SIGNUP_QUEUE), 0, "the message was handled");
+        assert_eq!(record(&p, &snap, &all[0]).state, UserState::Failed);
+        assert!(snap.groups[&p.config().user_group(&all[0])].is_empty(), "a failed user keeps no instance");
+        let asked = snap.calls.get("SetDesiredCapacity").copied().unwrap_or(0);
+        assert_eq!(asked, launched, "nothing asked for an instance (launches fail: {launches_fail})");
+    }
 }

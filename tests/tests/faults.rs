@@ -95,6 +95,15 @@ fn violations(p: &Platform, users: &[String], settled: Settled) -> Vec<String> {
     if snap.in_service[pool] != expected {
         v.push(format!("pool has {} InService of {expected}: a refill did not pass its hook", snap.in_service[pool]));
     }
+    // The cold-path metric counts cold launches asked for: never more than the user
+    // groups launched (a repeated run that asks again, or counts a warm user as cold,
+    // would skew the warm-hit rate operators read).
+    let prefix = &p.config().user_group_prefix;
+    let launched_cold = snap.launched_in.values().filter(|g| g.starts_with(prefix.as_str())).count() as u64;
+    let counted_cold = snap.metrics.get("ColdPaths").map_or(0, |m| m.0);
+    if counted_cold > launched_cold {
+        v.push(format!("ColdPaths counted {counted_cold} times for {launched_cold} instances launched in user groups"));
+    }
     // The pool keeps its intended size: the flow detaches without a decrement, so the
     // group refills to the target it was given (no pool-sizer runs here).
     let size = p.cloud().group_size(pool).unwrap();
