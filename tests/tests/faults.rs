@@ -614,31 +614,41 @@ fn a_redelivery_while_the_first_run_still_runs_yields_one_host_and_one_init() {
     assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
 }
 
-/// A failover that dies right after moving the record to its next attempt, before it
-/// retired the failed instance (and with no Lambda retry left): the sweep sends a
-/// resume, and the signup function retires the instance the failover left behind and
-/// serves the user from a fresh one, in that attempt, instead of taking the failed
-/// instance for the user's host.
+/// A failover that died right after moving the record to its next attempt, before it
+/// retired the failed instance, and whose retries found the outcome handled: the record
+/// says `claiming`, attempt 2, and still names the failed instance, live in the user's
+/// group. The resume (from the sweep, or the failover's own message) retires that
+/// instance and serves the user from a fresh one in that attempt, instead of taking the
+/// failed instance for the user's host, or leaving it to hold the group's one place.
 #[test]
 fn a_failover_that_died_before_retiring_is_finished_by_the_resume() {
+    use warmpool_core::domain::tag;
+    use warmpool_core::ports::AutoScaling;
     let users = one_user();
-    let (clean, _) = run(Scenario::Failover, Faults::default(), &users);
-    let log = clean.cloud().call_log();
-    let moved = log.iter().position(|(f, op)| f == "command-status" && op == "CreateOrUpdateTags").unwrap();
-    let faults = Faults { at_call: Some((moved as u64, FaultKind::CrashAfter)), ..Faults::default() };
-    let opts = PlatformOptions { async_retry_delays_s: vec![], ..options(Scenario::Failover, faults) };
-    let (p, settled) = settle(opts, 1, &users, DEADLINE_S, std::time::Duration::from_mins(20));
-    assert_eq!(p.cloud().fired_faults().len(), 1, "the failover died after its record write");
-    assert_eq!(violations(&p, &users, settled), Vec::<String>::new());
-    let snap = p.snapshot();
-    // The instance the first init (the one set to fail) went to.
-    let first_init =
-        p.cloud().timeline().into_iter().find(|e| e.text.starts_with("SendCommand warmpool-user-init")).unwrap();
-    let failed = first_init.text.split(" to ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
-    assert!(snap.terminated.contains(&failed), "the failed instance was retired");
-    assert_eq!(record_attempts(&snap, &p, &users[0]), 2, "served in the failover's attempt");
-    let host = Report::build(p.config(), &snap, &users, 0.0).users[0].instance_id.clone();
-    assert_ne!(host.as_deref(), Some(failed.as_str()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let p = Platform::start(PlatformOptions { pool: 3, ..PlatformOptions::default() });
+        p.signup(&users[0]);
+        assert!(p.run_until_settled(&users, DEADLINE_S).await);
+        let group = p.config().user_group(&users[0]);
+        let failed = p.snapshot().groups[&group][0].clone();
+        // What the failover wrote before it died (its init had failed).
+        let moved = [(tag::STATE, "claiming"), (tag::ATTEMPT, "2"), (tag::PATH, "warm"), (tag::REASON, "init failed")];
+        let moved: Vec<(String, String)> = moved.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        p.cloud().tag_group(&group, &moved).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        let resume = serde_json::json!({ "kind": "resume", "user_id": users[0], "attempt": 2 });
+        p.send_raw(&resume.to_string(), &users[0]);
+        tokio::time::sleep(std::time::Duration::from_mins(5)).await;
+        assert!(p.run_until_settled(&users, DEADLINE_S).await);
+        let snap = p.snapshot();
+        assert!(snap.terminated.contains(&failed), "the failed instance was retired");
+        let report = Report::build(p.config(), &snap, &users, 0.0);
+        assert_eq!(report.violations(), Vec::<String>::new());
+        let user = &report.users[0];
+        assert_eq!((user.state.as_str(), user.attempts), ("ready", 2), "{user:?}");
+        assert_ne!(user.instance_id.as_deref(), Some(failed.as_str()), "a fresh host");
+    });
 }
 
 /// A signup that chose the cold path (the pool could not serve) and died right after
