@@ -39,6 +39,36 @@ fn claim_the_whole_pool(p: &Platform) -> Vec<String> {
     pool
 }
 
+/// The logs written while the returned guard lives (this thread's, which a paused-clock
+/// test runs everything on), for tests that look for what a run said it did.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The second value is the guard: keep it alive for as long as the capture should run.
+fn capture_logs() -> (Captured, Box<dyn std::any::Any>) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_ansi(false).with_env_filter("info").with_writer(move || writer.clone()).finish();
+    (captured, Box::new(tracing_subscriber::util::SubscriberInitExt::set_default(subscriber)))
+}
+
 fn ready_messages(snap: &Snapshot) -> Vec<ReadyMessage> {
     snap.ready_messages.iter().map(|b| serde_json::from_str(b).expect("ready message is JSON")).collect()
 }
@@ -515,22 +545,7 @@ async fn a_group_carrying_another_users_record_is_reported_not_acted_on() {
 #[tokio::test(start_paused = true)]
 async fn a_resume_ahead_of_the_groups_description_reads_it_again() {
     // The logs, kept to look for a resume that gave up on its read.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber =
-        tracing_subscriber::fmt().with_ansi(false).with_env_filter("info").with_writer(move || writer.clone()).finish();
-    let _guard = tracing_subscriber::util::SubscriberInitExt::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
 
     let model = CloudModel { stale_read_ms: (2_000, 2_000), ..CloudModel::default() };
     let p = Platform::start(PlatformOptions { model, pool: 2, ..PlatformOptions::default() });
@@ -541,7 +556,7 @@ async fn a_resume_ahead_of_the_groups_description_reads_it_again() {
     let report = assert_invariants(&p, &all);
     let user = &report.users[0];
     assert_eq!((user.state.as_str(), user.attempts), ("ready", 2), "{user:?}");
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("failover handed to the signup function"), "the failover's resume was sent");
     assert!(!logs.contains("does not show attempt"), "a resume gave up on its read:\n{logs}");
     assert!(p.snapshot().stale_reads > 0);
@@ -601,4 +616,31 @@ async fn a_failed_users_signup_sent_again_launches_nothing() {
         let asked = snap.calls.get("SetDesiredCapacity").copied().unwrap_or(0);
         assert_eq!(asked, launched, "nothing asked for an instance (launches fail: {launches_fail})");
     }
+}
+
+/// A signup that died right after asking for the detach is resumed while the instance is
+/// still detaching (a 25 s detach): the resume waits for it in its own invocation and
+/// moves the instance, rather than giving up and waiting for another retry.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_move_waits_for_a_detach_still_in_progress() {
+    use warmpool_sim::{FaultKind, Faults};
+    let model = CloudModel { detach_s: (25.0, 25.0), ..CloudModel::default() };
+    let clean = Platform::start(PlatformOptions { model: model.clone(), pool: 2, ..PlatformOptions::default() });
+    let all = vec!["u-0001".to_owned()];
+    clean.signup(&all[0]);
+    assert!(clean.run_until_settled(&all, DEADLINE_S).await);
+    let detach = clean.cloud().call_log().iter().position(|(_, op)| op == "DetachInstances").unwrap();
+
+    let (captured, _guard) = capture_logs();
+    let faults = Faults { at_call: Some((detach as u64, FaultKind::CrashAfter)), ..Faults::default() };
+    let p = Platform::start(PlatformOptions { model, pool: 2, faults, ..PlatformOptions::default() });
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_eq!(p.cloud().fired_faults().len(), 1, "the signup died after its detach");
+    let report = assert_invariants(&p, &all);
+    assert_eq!((report.users[0].state.as_str(), report.users[0].path.as_str()), ("ready", "warm"));
+    assert_eq!(p.snapshot().calls["DetachInstances"], 1, "one detach for the claim");
+    let logs = captured.text();
+    assert!(logs.contains("redelivered signup resumes its user"), "the signup was resumed");
+    assert!(!logs.contains("is still detaching"), "the resume gave up on the detach:\n{logs}");
 }
