@@ -644,3 +644,47 @@ async fn a_resumed_move_waits_for_a_detach_still_in_progress() {
     assert!(logs.contains("redelivered signup resumes its user"), "the signup was resumed");
     assert!(!logs.contains("is still detaching"), "the resume gave up on the detach:\n{logs}");
 }
+
+/// As the detach ends, another group takes the claimed instance (someone with access
+/// attached it by hand): the move, looking for the end of its detach, sees where the
+/// instance went, gives it up, and serves the user from another pool instance in the
+/// same invocation (not waiting for a retry as if the detach were still going). The
+/// taken instance is never the user's host and never runs the user's init.
+#[tokio::test(start_paused = true)]
+async fn a_claimed_instance_taken_into_another_group_is_given_up_for_another() {
+    use warmpool_core::ports::{AutoScaling, UserGroupSpec};
+    let model = CloudModel { detach_s: (3.0, 3.0), stale_read_ms: (0, 0), ..CloudModel::default() };
+    let p = Platform::start(PlatformOptions { model, pool: 3, ..PlatformOptions::default() });
+    let cfg = p.config().clone();
+    let other = UserGroupSpec {
+        name: "someone-elses-group".into(),
+        launch_template: cfg.launch_template.clone(),
+        subnets: cfg.subnets.clone(),
+        tags: Vec::new(),
+    };
+    p.cloud().create_user_group(&other).await.unwrap();
+    let (captured, _guard) = capture_logs();
+    let all = vec!["u-0001".to_owned()];
+    p.signup(&all[0]);
+    // The moment the detach ends (the signup looks again within 4 s), the other group
+    // takes the instance.
+    let taken = loop {
+        let detached = p.cloud().timeline().into_iter().find(|e| e.text.contains("detached from"));
+        if let Some(e) = detached {
+            break e.text.split(' ').next().unwrap().to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    p.cloud().attach_instance(&other.name, &taken).await.unwrap();
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let snap = p.snapshot();
+    let report = Report::build(&cfg, &snap, &all, 0.0);
+    assert_eq!(report.violations(), Vec::<String>::new());
+    let user = &report.users[0];
+    assert_eq!((user.state.as_str(), user.path.as_str()), ("ready", "warm"), "{user:?}");
+    assert_ne!(user.instance_id.as_deref(), Some(taken.as_str()));
+    assert_eq!(snap.groups[&other.name], vec![taken.clone()], "the other group keeps what it took");
+    let logs = captured.text();
+    assert!(logs.contains("claimed instance is not ours to move"), "the move saw it go:\n{logs}");
+    assert!(!logs.contains("message failed"), "served in the same invocation:\n{logs}");
+}
