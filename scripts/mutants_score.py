@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Prints the score of a `make mutants` run from cargo-mutants' output directory.
 
-Score = caught / (caught + missed), where caught includes the mutants whose tests timed
-out (a mutant that hangs the flow is found) and those an earlier `--iterate` run saw
-caught (previously_caught.txt); unviable mutants (that don't build) are not counted.
+Score = caught / (caught + missed) over the mutants this run tested, where caught includes
+those whose tests timed out (a mutant that hangs the flow is found); unviable mutants
+(that don't build) are not counted. With `--iterate`, the mutants an earlier run saw caught
+*or unviable* (cargo-mutants lists both in previously_caught.txt) are skipped: they are
+reported apart, not counted in the score.
 Exits non-zero when the score is under --min (default 0: report only).
 """
 import argparse
@@ -26,7 +28,8 @@ def main() -> int:
     if not a.out.is_dir():
         print(f"{a.out}: no such directory; run `make mutants` first", file=sys.stderr)
         return 2
-    caught = set(lines(a.out, "caught.txt")) | set(lines(a.out, "previously_caught.txt"))
+    caught = lines(a.out, "caught.txt")
+    earlier = lines(a.out, "previously_caught.txt")
     timeout = lines(a.out, "timeout.txt")
     missed = lines(a.out, "missed.txt")
     unviable = lines(a.out, "unviable.txt")
@@ -39,6 +42,7 @@ def main() -> int:
     print(
         f"mutants: {tested} tested, {len(caught)} caught, {len(timeout)} timed out, "
         f"{len(missed)} missed, {len(unviable)} unviable; score {score:.1f}%"
+        + (f" ({len(earlier)} skipped: caught or unviable in an earlier run)" if earlier else "")
     )
     for m in sorted(missed):
         print(f"  missed: {m}")
