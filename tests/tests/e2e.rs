@@ -688,3 +688,48 @@ async fn a_claimed_instance_taken_into_another_group_is_given_up_for_another() {
     assert!(logs.contains("claimed instance is not ours to move"), "the move saw it go:\n{logs}");
     assert!(!logs.contains("message failed"), "served in the same invocation:\n{logs}");
 }
+
+/// Status events of another document (any Run Command in the account that reaches the
+/// function, though the template's rules filter by document too), even one naming the
+/// user's current command id, are not this function's: ignored, the user untouched.
+#[tokio::test(start_paused = true)]
+async fn status_events_of_another_document_are_ignored() {
+    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+    use lambda_runtime::{Context, LambdaEvent};
+    use serde_json::Value;
+    let event = |json: &str, patch: &[(&str, &str)]| {
+        let mut v: Value = serde_json::from_str(json).unwrap();
+        for (k, val) in patch {
+            v["detail"][*k] = (*val).into();
+        }
+        LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default())
+    };
+    // Every event lost: the user waits on its init until this test says otherwise.
+    let p = Platform::start(PlatformOptions { pool: 1, drop_events: 1.0, ..PlatformOptions::default() });
+    let all = users(1);
+    p.signup(&all[0]);
+    let command = loop {
+        let r = p.snapshot().tags.get(&p.config().user_group(&all[0])).and_then(UserRecord::from_tags);
+        if let Some(c) = r.and_then(|r| r.command_id) {
+            break c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let instance = record(&p, &p.snapshot(), &all[0]).instance.unwrap();
+    let other = "AWS-RunShellScript";
+    let samples = [
+        include_str!("../../events/command-status/init-success.json"),
+        include_str!("../../events/command-status/init-invocation-success.json"),
+        include_str!("../../events/command-status/prep-failed.json"),
+    ];
+    for sample in samples {
+        let e = event(sample, &[("command-id", &command), ("document-name", other), ("instance-id", &instance)]);
+        let cfg = p.config_of(warmpool_core::Function::CommandStatus).clone();
+        let outcome =
+            warmpool_sim::invoke("command-status", warmpool_command_status::handler(p.cloud(), &cfg, e)).await;
+        let outcome = format!("{outcome:?}");
+        assert!(outcome.contains("not a status this function acts on"), "{outcome}");
+    }
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!((r.state, r.command_id.as_deref()), (UserState::Initializing, Some(command.as_str())));
+}
