@@ -291,9 +291,9 @@ pub trait RunCommand: Send + Sync {
             loop {
                 let page = self.list_invocations_page(query, next_token).await?;
                 listed.extend(page.invocations);
-                match page.next_token {
-                    Some(token) => next_token = Some(token),
-                    None => return Ok(listed),
+                next_token = page.next_token;
+                if next_token.is_none() {
+                    return Ok(listed);
                 }
             }
         }

@@ -181,21 +181,25 @@ async fn redrive_ended_inits<C: Cloud>(
         };
         let statuses: BTreeMap<String, String> =
             page.invocations.into_iter().map(|i| (i.command_id, i.status)).collect();
-        let listed: Vec<_> = waiting
-            .iter()
-            .filter(|(_, r)| r.command_id.as_ref().is_some_and(|c| statuses.contains_key(c) && seen.insert(c.clone())))
-            .collect();
-        let redrives: Vec<_> = listed.into_iter().filter(|(g, r)| needs_redrive(g, r, Some(&statuses))).collect();
+        // The users this page lists (each once), re-driven unless their init runs.
+        let mut redrives = Vec::new();
+        for user @ (group, record) in waiting {
+            let Some(command) = record.command_id.as_ref().filter(|c| statuses.contains_key(*c)) else { continue };
+            if seen.insert(command.clone()) && needs_redrive(group, record, Some(&statuses)) {
+                redrives.push(user);
+            }
+        }
         send_redrives(cloud, cfg, &redrives, report).await;
-        match page.next_token {
-            Some(token) => next_token = Some(token),
-            None => break,
+        next_token = page.next_token;
+        if next_token.is_none() {
+            break;
         }
     }
-    let unlisted: Vec<_> =
-        waiting.iter().filter(|(_, r)| r.command_id.as_ref().is_none_or(|c| !seen.contains(c))).collect();
-    let redrives: Vec<_> = unlisted.into_iter().filter(|(g, r)| needs_redrive(g, r, None)).collect();
-    send_redrives(cloud, cfg, &redrives, report).await;
+    let unlisted: Vec<_> = waiting
+        .iter()
+        .filter(|(g, r)| r.command_id.as_ref().is_none_or(|c| !seen.contains(c)) && needs_redrive(g, r, None))
+        .collect();
+    send_redrives(cloud, cfg, &unlisted, report).await;
 }
 
 /// `resume` messages to the signup queue for users stalled while claiming, ten a call.

@@ -260,7 +260,7 @@ impl RunCommand for SimCloud {
             });
         let invocations: Vec<InvocationSummary> = listed.by_ref().take(PAGE).collect();
         let more = listed.next().is_some();
-        let next_token = more.then(|| invocations.last().map(|i| i.command_id.clone())).flatten();
+        let next_token = invocations.last().filter(|_| more).map(|i| i.command_id.clone());
         Ok(InvocationPage { invocations, next_token })
     }
 }
