@@ -120,6 +120,7 @@ build:
 FILES ?= -f 'shared/core/src/flow/*.rs'
 MUTANTS_ARGS ?=
 mutants:
+	mkdir -p target
 	cargo mutants $(FILES) --profile mutants --test-package warmpool-core --test-package warmpool-tests \
 		--timeout 300 --output target/mutation $(MUTANTS_ARGS)
 	$(PYTHON) scripts/mutants_score.py target/mutation/mutants.out
