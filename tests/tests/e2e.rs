@@ -689,6 +689,94 @@ async fn a_claimed_instance_taken_into_another_group_is_given_up_for_another() {
     assert!(!logs.contains("message failed"), "served in the same invocation:\n{logs}");
 }
 
+/// The index of the signup's `AttachInstances` (of a pool instance into the user's group)
+/// in a clean run of one user on `model`, and that run's host.
+async fn the_signups_attach(model: &CloudModel) -> (u64, String) {
+    let clean = Platform::start(PlatformOptions { model: model.clone(), pool: 3, ..PlatformOptions::default() });
+    let all = vec!["u-0001".to_owned()];
+    clean.signup(&all[0]);
+    assert!(clean.run_until_settled(&all, DEADLINE_S).await);
+    let points = clean.cloud().call_log();
+    let attach = points.iter().position(|(f, op)| f == "signup" && op == "AttachInstances").unwrap();
+    let host = record(&clean, &clean.snapshot(), &all[0]).instance.unwrap();
+    (attach as u64, host)
+}
+
+/// A duplicate of the signup (a redelivery racing it) attaches the claimed instance to
+/// the user's group just before this run's attach, which AWS then refuses as already in
+/// a group. The refusal is the truth, and the listing that does not show the duplicate's
+/// attach yet lags it: the move reads again until it does, takes the instance as
+/// attached, and the user is served in this invocation, on that instance, with nothing
+/// released or handed back.
+#[tokio::test(start_paused = true)]
+async fn an_attach_a_duplicate_run_made_first_is_taken_as_done() {
+    use warmpool_sim::{FaultKind, Faults};
+    // Every change shows to reads a second late: the move's first look after the
+    // refusal cannot see the duplicate's attach.
+    let model = CloudModel { stale_read_ms: (1_000, 1_000), detach_s: (3.0, 3.0), ..CloudModel::default() };
+    let (attach, host) = the_signups_attach(&model).await;
+
+    let (captured, _guard) = capture_logs();
+    let faults = Faults { at_call: Some((attach, FaultKind::AttachedFirst(None))), ..Faults::default() };
+    let p = Platform::start(PlatformOptions { model, pool: 3, faults, ..PlatformOptions::default() });
+    let all = vec!["u-0001".to_owned()];
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_eq!(p.cloud().fired_faults().len(), 1, "the duplicate's attach came first");
+    assert!(
+        p.cloud().timeline().iter().any(|e| e.text.contains("by another caller, first, took effect")),
+        "the duplicate's attach took effect"
+    );
+    let report = assert_invariants(&p, &all);
+    assert_eq!((report.users[0].state.as_str(), report.users[0].path.as_str()), ("ready", "warm"));
+    let snap = p.snapshot();
+    assert_eq!(record(&p, &snap, &all[0]).instance.as_deref(), Some(host.as_str()), "served on the claimed instance");
+    assert_eq!(snap.calls["AttachInstances"], 1, "nothing handed back to the pool");
+    let logs = captured.text();
+    assert!(logs.contains("an earlier run attached the instance already"), "the attach was refused:\n{logs}");
+    assert!(!logs.contains("message failed"), "served in the same invocation:\n{logs}");
+}
+
+/// Someone attaches the claimed instance to another group between the move's last look
+/// and its attach. The refusal names a group that is neither the user's nor the pool's:
+/// the move gives the instance up (its claim released, the instance left where it went)
+/// and serves the user from another pool instance in the same invocation.
+#[tokio::test(start_paused = true)]
+async fn an_instance_attached_elsewhere_before_the_move_attaches_it_is_given_up() {
+    use warmpool_core::ports::{AutoScaling, UserGroupSpec};
+    use warmpool_sim::{FaultKind, Faults};
+    const OTHER: &str = "someone-elses-group";
+    let model = CloudModel { stale_read_ms: (1_000, 1_000), detach_s: (3.0, 3.0), ..CloudModel::default() };
+    let (attach, taken) = the_signups_attach(&model).await;
+
+    let (captured, _guard) = capture_logs();
+    let faults = Faults { at_call: Some((attach, FaultKind::AttachedFirst(Some(OTHER)))), ..Faults::default() };
+    let p = Platform::start(PlatformOptions { model, pool: 3, faults, ..PlatformOptions::default() });
+    let cfg = p.config().clone();
+    let other = UserGroupSpec {
+        name: OTHER.into(),
+        launch_template: cfg.launch_template.clone(),
+        subnets: cfg.subnets.clone(),
+        tags: Vec::new(),
+    };
+    p.cloud().create_user_group(&other).await.unwrap();
+    let all = vec!["u-0001".to_owned()];
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_eq!(p.cloud().fired_faults().len(), 1, "the other attach came first");
+    let snap = p.snapshot();
+    assert_eq!(snap.groups[OTHER], vec![taken.clone()], "the other group took the claimed instance");
+    let report = Report::build(&cfg, &snap, &all, 0.0);
+    assert_eq!(report.violations(), Vec::<String>::new());
+    let user = &report.users[0];
+    assert_eq!((user.state.as_str(), user.path.as_str()), ("ready", "warm"), "{user:?}");
+    assert_ne!(user.instance_id.as_deref(), Some(taken.as_str()), "never the taken instance");
+    assert!(!snap.claims.contains_key(&taken), "the taken instance's claim is released");
+    let logs = captured.text();
+    assert!(logs.contains("claimed instance was taken into another group"), "the refusal was read:\n{logs}");
+    assert!(!logs.contains("message failed"), "served in the same invocation:\n{logs}");
+}
+
 /// Status events of another document (any Run Command in the account that reaches the
 /// function, though the template's rules filter by document too), even one naming the
 /// user's current command id, are not this function's: ignored, the user untouched.

@@ -28,6 +28,16 @@ pub struct Invocation {
     /// An operation whose effect is to stand but whose response is lost
     /// ([`FaultKind::AppliedThenError`]), until that call answers.
     lose_response: Mutex<Option<String>>,
+    /// The group another caller attaches the instance into just before this
+    /// invocation's `AttachInstances` takes effect ([`FaultKind::AttachedFirst`]).
+    attached_first: Mutex<Option<AttachFirst>>,
+}
+
+/// Another caller's attach to make first ([`FaultKind::AttachedFirst`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AttachFirst {
+    /// The group it attaches into (`None`: the one the call names).
+    pub(super) into: Option<&'static str>,
 }
 
 impl Invocation {
@@ -50,6 +60,16 @@ impl Invocation {
     /// Marks the call of `op` under way: it takes effect, and then answers an error.
     pub(super) fn lose_response_of(&self, op: &str) {
         *self.lose_response.lock().unwrap_or_else(PoisonError::into_inner) = Some(op.to_owned());
+    }
+
+    pub(super) fn attach_first(&self, into: Option<&'static str>) {
+        *self.attached_first.lock().unwrap_or_else(PoisonError::into_inner) = Some(AttachFirst { into });
+    }
+
+    /// Whether another caller is to attach the instance first, and into which group
+    /// (`None`: the group this call names); once.
+    pub(super) fn take_attached_first(&self) -> Option<AttachFirst> {
+        self.attached_first.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     /// Whether the call of `op` that just took effect is to answer an error (once).
@@ -116,6 +136,12 @@ pub enum FaultKind {
     /// lost (a timeout, a dropped connection), so the caller cannot tell it from a call
     /// that did nothing. On a call that changes nothing it is a plain retryable error.
     AppliedThenError,
+    /// Just before an `AttachInstances` takes effect, another caller attaches the same
+    /// instance: into the same group (`None`: a duplicate of this invocation racing it
+    /// and winning), or into the named group (someone taking the instance by hand).
+    /// The call then meets the state that left, as AWS answers a late attach. On any
+    /// other call it is a plain retryable error.
+    AttachedFirst(Option<&'static str>),
 }
 
 /// Faults injected into the AWS calls made inside invocations (never into the cloud's

@@ -334,6 +334,41 @@ async fn a_lost_response_leaves_the_effect_and_answers_a_retryable_error() {
     assert!(cloud.fired_faults().is_empty());
 }
 
+/// `AttachedFirst`: another caller's attach of the same instance lands just before the
+/// call, which then meets what it left (AWS refuses an attach of an instance already in
+/// a group); on any other call it is a plain retryable error.
+#[tokio::test(start_paused = true)]
+async fn an_attach_made_first_by_another_caller_is_refused_as_already_in_a_group() {
+    use warmpool_core::ports::{AutoScaling, UserGroupSpec};
+    use warmpool_sim::{FaultKind, Faults, invoke};
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
+    cloud.detach_by_hand(POOL_GROUP, &id);
+    for name in ["group-a", "group-b"] {
+        let spec = UserGroupSpec {
+            name: name.into(),
+            launch_template: cfg.launch_template.clone(),
+            subnets: cfg.subnets.clone(),
+            tags: Vec::new(),
+        };
+        cloud.create_user_group(&spec).await.unwrap();
+    }
+    cloud.set_faults(Faults { at_call: Some((0, FaultKind::AttachedFirst(Some("group-b")))), ..Faults::default() });
+    let answer = invoke("signup", cloud.attach_instance("group-a", &id)).await.unwrap();
+    assert!(
+        matches!(&answer, Err(CloudError::AlreadyInGroup { message, .. }) if message.contains("group-b")),
+        "{answer:?}"
+    );
+    let snap = cloud.snapshot();
+    assert_eq!((snap.groups["group-a"].len(), snap.groups["group-b"].clone()), (0, vec![id.clone()]));
+    assert_eq!(cloud.fired_faults().len(), 1);
+
+    // On another call: a retryable error, nothing else.
+    cloud.set_faults(Faults { at_call: Some((1, FaultKind::AttachedFirst(None))), ..Faults::default() });
+    let read = invoke("signup", cloud.instance_membership(&id)).await.unwrap();
+    assert!(matches!(&read, Err(e) if e.is_retryable()), "{read:?}");
+}
+
 /// `ListCommandInvocations`: 50 a page (`MaxResults`), a call a page, filtered by
 /// document, `InvokedAfter` and `InvokedBefore`; a page is read when its call is made,
 /// so a command sent between two pages' calls is on a later one.

@@ -423,7 +423,13 @@ async fn move_instance<C: Cloud>(
             // earlier run attached it (its record write may not show yet either), or it
             // is still leaving the pool, or another group took it.
             match membership_shown(cloud, instance_id).await? {
-                Some(m) if m.group == user_group => Ok(Move::WasAttached),
+                Some(m) if m.group == user_group => {
+                    info!(
+                        user_id,
+                        instance_id, message, "attach refused: an earlier run attached the instance already"
+                    );
+                    Ok(Move::WasAttached)
+                }
                 Some(m) if m.group == cfg.pool_group => Err(FlowError::NotYet(format!(
                     "{instance_id} is still in {} ({:?}); the move resumes on the retry",
                     m.group, m.state

@@ -15,6 +15,7 @@ use super::access::{Access, group_arn, launch_from_template};
 use super::ec2::Ec2State;
 use super::inspect::DetachStats;
 use super::{SimCloud, World, validation};
+use crate::invocation::Invocation;
 use crate::waits::Wait;
 
 /// Scaling activities kept per group (`DescribeScalingActivities` answers the newest page).
@@ -83,6 +84,60 @@ impl SimCloud {
             self.note(w, format!("{operation} on {group} refused: ScalingActivityInProgress"));
             return Err(CloudError::ScalingActivityInProgress { operation: operation.to_owned() });
         }
+        Ok(())
+    }
+
+    /// `AttachInstances`' effect and its refusals (the call itself counted and faulted
+    /// by the caller).
+    fn attach_now(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
+        {
+            let mut w = self.world();
+            let Some(inst) = w.ec2.instances.get(instance_id).cloned() else {
+                return Err(validation("AttachInstances", format!("Instance {instance_id} does not exist")));
+            };
+            let Some(g) = w.asg.groups.get(group) else {
+                return Err(CloudError::NotFound { resource: group.to_owned() });
+            };
+            if inst.state != Ec2State::Running {
+                return Err(validation("AttachInstances", format!("Instance {instance_id} is not in a running state")));
+            }
+            if let Some(other) = &inst.group {
+                return Err(CloudError::AlreadyInGroup {
+                    instance_id: instance_id.to_owned(),
+                    message: format!("The instance {instance_id} is already part of Auto Scaling group {other}"),
+                });
+            }
+            let azs: BTreeSet<&String> = g.subnets.iter().filter_map(|s| w.ec2.subnet_azs.get(s)).collect();
+            if !azs.contains(&inst.az) {
+                return Err(validation(
+                    "AttachInstances",
+                    format!("Instance {instance_id} is in {}, which is not an Availability Zone of {group}", inst.az),
+                ));
+            }
+            if g.desired + 1 > g.max {
+                return Err(CloudError::MaxSizeExceeded {
+                    group: group.to_owned(),
+                    message: format!(
+                        "AutoScalingGroup {group} has min-size={}, max-size={}, and desired-size={}. To attach 1 \
+                         instance, please update the AutoScalingGroup sizes appropriately.",
+                        g.min, g.max, g.desired
+                    ),
+                });
+            }
+            let window = self.lag_window();
+            self.lag_group(&mut w, group, window);
+            self.lag_instance(&mut w, instance_id, window);
+            if let Some(g) = w.asg.groups.get_mut(group) {
+                g.desired += 1;
+                g.members.push((instance_id.to_owned(), MemberState::InService));
+            }
+            if let Some(i) = w.ec2.instances.get_mut(instance_id) {
+                i.group = Some(group.to_owned());
+            }
+            self.note(&mut w, format!("{instance_id} attached to {group}"));
+        }
+        // AttachInstances fires no lifecycle hook; it does emit Launch Successful.
+        self.emit_launch_successful(group, instance_id, "an instance was added in response to user request");
         Ok(())
     }
 }
@@ -289,64 +344,19 @@ impl AutoScaling for SimCloud {
     async fn attach_instance(&self, group: &str, instance_id: &str) -> Result<(), CloudError> {
         self.authorize(vec![self.group_access("autoscaling:AttachInstances", group)]);
         self.call("AttachInstances").await?;
-        let result = async {
-            {
-                let mut w = self.world();
-                let Some(inst) = w.ec2.instances.get(instance_id).cloned() else {
-                    return Err(validation("AttachInstances", format!("Instance {instance_id} does not exist")));
-                };
-                let Some(g) = w.asg.groups.get(group) else {
-                    return Err(CloudError::NotFound { resource: group.to_owned() });
-                };
-                if inst.state != Ec2State::Running {
-                    return Err(validation(
-                        "AttachInstances",
-                        format!("Instance {instance_id} is not in a running state"),
-                    ));
-                }
-                if let Some(other) = &inst.group {
-                    return Err(CloudError::AlreadyInGroup {
-                        instance_id: instance_id.to_owned(),
-                        message: format!("The instance {instance_id} is already part of Auto Scaling group {other}"),
-                    });
-                }
-                let azs: BTreeSet<&String> = g.subnets.iter().filter_map(|s| w.ec2.subnet_azs.get(s)).collect();
-                if !azs.contains(&inst.az) {
-                    return Err(validation(
-                        "AttachInstances",
-                        format!(
-                            "Instance {instance_id} is in {}, which is not an Availability Zone of {group}",
-                            inst.az
-                        ),
-                    ));
-                }
-                if g.desired + 1 > g.max {
-                    return Err(CloudError::MaxSizeExceeded {
-                        group: group.to_owned(),
-                        message: format!(
-                            "AutoScalingGroup {group} has min-size={}, max-size={}, and desired-size={}. To attach 1 \
-                             instance, please update the AutoScalingGroup sizes appropriately.",
-                            g.min, g.max, g.desired
-                        ),
-                    });
-                }
-                let window = self.lag_window();
-                self.lag_group(&mut w, group, window);
-                self.lag_instance(&mut w, instance_id, window);
-                if let Some(g) = w.asg.groups.get_mut(group) {
-                    g.desired += 1;
-                    g.members.push((instance_id.to_owned(), MemberState::InService));
-                }
-                if let Some(i) = w.ec2.instances.get_mut(instance_id) {
-                    i.group = Some(group.to_owned());
-                }
-                self.note(&mut w, format!("{instance_id} attached to {group}"));
-            }
-            // AttachInstances fires no lifecycle hook; it does emit Launch Successful.
-            self.emit_launch_successful(group, instance_id, "an instance was added in response to user request");
-            Ok(())
+        if let Some(first) = Invocation::current().and_then(|inv| inv.take_attached_first()) {
+            // The injected race (FaultKind::AttachedFirst): another caller's attach
+            // lands first; this one then meets what it left.
+            let other = first.into.unwrap_or(group);
+            let first = self.attach_now(other, instance_id);
+            let mut w = self.world();
+            let outcome = first.map_or_else(|e| format!("was refused: {e}"), |()| "took effect".to_owned());
+            self.note(
+                &mut w,
+                format!("AttachInstances of {instance_id} into {other} by another caller, first, {outcome}"),
+            );
         }
-        .await;
+        let result = self.attach_now(group, instance_id);
         self.answer("AttachInstances", result)
     }
 

@@ -234,7 +234,10 @@ impl SimCloud {
             let point = CallPoint { function: inv.function.to_owned(), op: op.to_owned(), nth };
             self.world().record.fired.push((index, point, kind));
             match kind {
-                FaultKind::Retryable => return Err(CloudError::Throttled { operation: op.to_owned() }),
+                FaultKind::AttachedFirst(into) if op == "AttachInstances" => inv.attach_first(into),
+                FaultKind::Retryable | FaultKind::AttachedFirst(_) => {
+                    return Err(CloudError::Throttled { operation: op.to_owned() });
+                }
                 FaultKind::Permanent => {
                     return Err(CloudError::Invalid {
                         operation: op.to_owned(),
