@@ -10,7 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use warmpool_sim::ClaimStrategy;
-use warmpool_sim::simulate::{self, PoolPolicy, RunSummary, SimRun, SimulateError, SimulateOptions, Workload};
+use warmpool_sim::compare::{self, Spread, StaticSearch};
+use warmpool_sim::simulate::{self, PoolPolicy, Pricing, RunSummary, SimRun, SimulateError, SimulateOptions, Workload};
 
 use crate::args::{ModelArgs, RunArgs};
 
@@ -41,10 +42,26 @@ pub struct SimulateArgs {
     /// `first-healthy` (the original design: everyone takes the first healthy one).
     #[arg(long, default_value = "rendezvous")]
     pub claim: String,
-    /// Also find the smallest static pool that reaches the adaptive pool's target on the
-    /// same workload, and report both.
+    /// Also find the static pool at the adaptive pool's warm-hit rate on the same
+    /// workload and seed (the smallest size reaching it, the largest missing it, and
+    /// between the two by interpolation), and report what each costs.
     #[arg(long)]
     pub compare_static: bool,
+    /// Run this many seeds, from --seed on, and report each run, the mean and spread,
+    /// and the share of seeds that reach the adaptive pool's target.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seeds: u64,
+    /// What a running pool instance costs an hour (US dollars; default: t3.small,
+    /// Linux, on-demand in us-east-1, from aws.amazon.com/ec2/pricing/on-demand).
+    #[arg(long, default_value_t = Pricing::default().instance_usd_per_hour)]
+    pub instance_price: f64,
+    /// What its EBS volume costs per GB-month (US dollars; default: gp3 in us-east-1,
+    /// from aws.amazon.com/ebs/pricing), paid whether it runs or not.
+    #[arg(long, default_value_t = Pricing::default().volume_usd_per_gb_month)]
+    pub volume_price: f64,
+    /// The volume's size in GB (default: the Amazon Linux 2023 AMI's root volume).
+    #[arg(long, default_value_t = Pricing::default().volume_gb)]
+    pub volume_gb: f64,
     /// Also run the other claim strategy on the same workload, and report both.
     #[arg(long)]
     pub compare_claims: bool,
@@ -110,6 +127,9 @@ fn options(args: &SimulateArgs) -> Result<SimulateOptions, String> {
     let policy = PoolPolicy::parse(&args.pool).map_err(|e| e.to_string())?;
     let claim = ClaimStrategy::parse(&args.claim)
         .ok_or_else(|| format!("--claim {:?}: expected rendezvous or first-healthy", args.claim))?;
+    if ![args.instance_price, args.volume_price, args.volume_gb].iter().all(|v| v.is_finite() && *v >= 0.0) {
+        return Err("--instance-price, --volume-price and --volume-gb must be 0 or more".into());
+    }
     if args.min_pool > args.max_pool {
         return Err("--min-pool must not be above --max-pool".into());
     }
@@ -127,6 +147,11 @@ fn options(args: &SimulateArgs) -> Result<SimulateOptions, String> {
         max_pool: args.max_pool,
         model: args.model.model(),
         set: args.set.clone(),
+        pricing: Pricing {
+            instance_usd_per_hour: args.instance_price,
+            volume_usd_per_gb_month: args.volume_price,
+            volume_gb: args.volume_gb,
+        },
         ..SimulateOptions::default()
     })
 }
@@ -135,9 +160,60 @@ fn options(args: &SimulateArgs) -> Result<SimulateOptions, String> {
 #[derive(Debug, Serialize)]
 struct Output {
     workload: String,
+    /// The first seed, and how many ran (seeds `seed` to `seed + seeds - 1`).
     seed: u64,
+    seeds: u64,
+    /// One entry per seed and policy.
+    runs: Vec<Value>,
+    /// The runs' figures over the seeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    over_seeds: Option<OverSeeds>,
+    /// The adaptive pool against the static pool at the same warm-hit rate (means over
+    /// the seeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comparison: Option<Comparison>,
+    /// A single seed's runs under their names (`adaptive`, `static`, `static_search`,
+    /// `claim_strategies`), as before `runs` existed.
     #[serde(flatten)]
-    runs: Map<String, Value>,
+    named: Map<String, Value>,
+}
+
+/// The main policy's figures over the seeds.
+#[derive(Debug, Serialize)]
+struct OverSeeds {
+    warm_hit_rate: Spread,
+    cost_usd: Spread,
+    idle_instance_hours: Spread,
+    /// Time to ready of all users, p95 (s), over the seeds that had one.
+    all_p95_s: Option<Spread>,
+    /// The adaptive pool's target, and the share of seeds whose warm-hit rate reached it.
+    target: Option<f64>,
+    share_reaching_target: Option<f64>,
+}
+
+/// The adaptive pool against the static pool at its warm-hit rate.
+#[derive(Debug, Serialize)]
+struct Comparison {
+    /// Seeds where some static pool up to --max-pool reached the adaptive pool's rate.
+    seeds_compared: usize,
+    static_size: f64,
+    static_warm_hit_rate: f64,
+    static_cost_usd: f64,
+    static_idle_instance_hours: f64,
+    adaptive_warm_hit_rate: f64,
+    adaptive_cost_usd: f64,
+    adaptive_idle_instance_hours: f64,
+    /// The adaptive pool's cost over the static pool's (mean of the seeds' ratios).
+    cost_ratio: f64,
+    idle_ratio: f64,
+    cost_ratio_spread: Spread,
+}
+
+/// One seed's runs.
+struct SeedRuns {
+    seed: u64,
+    main: SimRun,
+    search: Option<StaticSearch>,
 }
 
 /// Runs the command; the exit code says whether the runs kept every invariant.
@@ -164,50 +240,39 @@ fn execute(args: &SimulateArgs, opts: &SimulateOptions) -> Result<ExitCode, Stri
                     use --trace poisson, diurnal or a CSV trace"
             .into());
     }
-    let bar = progress_bar();
-    let main_run = simulate::run(opts, &bar).map_err(|e| e.to_string())?;
-    let mut table: Vec<(String, RunSummary)> = Vec::new();
-    let mut runs = Map::new();
-    let policy_key = match opts.policy {
-        PoolPolicy::Static(_) => "static",
-        PoolPolicy::Adaptive(_) => "adaptive",
+    let target = match opts.policy {
+        PoolPolicy::Adaptive(t) => Some(t),
+        PoolPolicy::Static(_) => None,
     };
-    runs.insert(policy_key.into(), to_value(&main_run.summary)?);
-    table.push((main_run.summary.policy.clone(), main_run.summary.clone()));
-    let mut verdict = None;
-    if args.compare_static {
-        let target = match opts.policy {
-            PoolPolicy::Adaptive(t) => t,
-            PoolPolicy::Static(_) => {
-                return Err("--compare-static compares an adaptive pool: use --pool adaptive:T".into());
-            }
-        };
-        let search = simulate::smallest_static(opts, target, opts.max_pool, &bar).map_err(|e| e.to_string())?;
-        let tried: Vec<Value> = search.tried.iter().map(|(n, hit)| json!({"size": n, "warm_hit_rate": hit})).collect();
-        runs.insert("static_search".into(), Value::Array(tried));
-        if let Some((n, run)) = &search.best {
-            runs.insert("static".into(), to_value(&run.summary)?);
-            table.push((format!("static:{n} (smallest at {target})"), run.summary.clone()));
-            let a = &main_run.summary;
-            let s = &run.summary;
-            let holds = a.warm_hit_rate >= target && a.idle_instance_hours < s.idle_instance_hours;
-            verdict = Some(format!(
-                "adaptive: {:.4} warm hits for {:.1} idle instance-hours; smallest static pool reaching {target}: \
-                     {n} instances, {:.4} warm hits for {:.1} idle instance-hours ({:.0}% {}). {}",
-                a.warm_hit_rate,
-                a.idle_instance_hours,
-                s.warm_hit_rate,
-                s.idle_instance_hours,
-                (1.0 - a.idle_instance_hours / s.idle_instance_hours).abs() * 100.0,
-                if a.idle_instance_hours < s.idle_instance_hours { "saved" } else { "more" },
-                if holds { "The adaptive pool wins." } else { "The adaptive pool does NOT win here." }
-            ));
-            runs.insert("adaptive_wins".into(), Value::Bool(holds));
-        } else {
-            verdict = Some(format!("no static pool up to {} reaches {target}", opts.max_pool));
-            runs.insert("static".into(), Value::Null);
+    if args.compare_static && target.is_none() {
+        return Err("--compare-static compares an adaptive pool: use --pool adaptive:T".into());
+    }
+    if args.seeds > 1 && (args.compare_claims || args.plot.is_some()) {
+        return Err("--compare-claims and --plot take one seed: leave out --seeds".into());
+    }
+    let bar = progress_bar();
+    let seeds = run_seeds(args, opts, &bar)?;
+    let main_key = if target.is_some() { "adaptive" } else { "static" };
+    let mut runs = Vec::new();
+    let mut table: Vec<(String, RunSummary)> = Vec::new();
+    for s in &seeds {
+        runs.push(entry(s.seed, main_key, &s.main.summary)?);
+        if let Some((_, best)) = s.search.as_ref().and_then(|x| x.best.as_ref()) {
+            runs.push(entry(s.seed, "static", &best.summary)?);
         }
     }
+    let comparison = comparison(&seeds);
+    let over_seeds = (seeds.len() > 1).then(|| over_seeds(&seeds, target));
+    let first = &seeds[0];
+    let mut named = Map::new();
+    if seeds.len() == 1 {
+        single_seed(first, main_key, &mut named, &mut table)?;
+    }
+    let verdict = args.compare_static.then(|| match &comparison {
+        Some(c) => render_comparison(c, seeds.len()),
+        None => format!("no static pool up to {} reaches the adaptive pool's warm-hit rate", opts.max_pool),
+    });
+    let mut violations = violations_of(&seeds);
     if args.compare_claims {
         let other = match opts.claim {
             ClaimStrategy::Rendezvous => ClaimStrategy::FirstHealthy,
@@ -216,32 +281,218 @@ fn execute(args: &SimulateArgs, opts: &SimulateOptions) -> Result<ExitCode, Stri
         let other_run =
             simulate::run(&SimulateOptions { claim: other, ..opts.clone() }, &bar).map_err(|e| e.to_string())?;
         let mut strategies = Map::new();
-        strategies.insert(opts.claim.as_str().into(), to_value(&main_run.summary)?);
+        strategies.insert(opts.claim.as_str().into(), to_value(&first.main.summary)?);
         strategies.insert(other.as_str().into(), to_value(&other_run.summary)?);
-        runs.insert("claim_strategies".into(), Value::Object(strategies));
+        named.insert("claim_strategies".into(), Value::Object(strategies));
         table.push((format!("{} (claim {})", other_run.summary.policy, other.as_str()), other_run.summary.clone()));
+        violations.extend(other_run.summary.violations.iter().map(|v| (other_run.summary.policy.clone(), v.clone())));
     }
     if let Some(path) = &args.plot {
-        let title = format!("warmpool simulate: {}, pool {}", opts.workload.describe(), main_run.summary.policy);
-        crate::plot::draw(path, &title, &main_run)?;
+        let title = format!("warmpool simulate: {}, pool {}", opts.workload.describe(), first.main.summary.policy);
+        crate::plot::draw(path, &title, &first.main)?;
     }
-    let output = Output { workload: opts.workload.describe(), seed: opts.seed, runs };
+    let output = Output {
+        workload: opts.workload.describe(),
+        seed: opts.seed,
+        seeds: args.seeds,
+        runs,
+        over_seeds,
+        comparison,
+        named,
+    };
     if args.run.json {
         println!("{}", serde_json::to_string_pretty(&output).map_err(|e| format!("cannot encode the report: {e}"))?);
-    } else {
-        print!("{}", render_text(&output.workload, &table, verdict.as_deref(), &main_run));
+    } else if seeds.len() == 1 {
+        print!("{}", render_text(&output.workload, &table, verdict.as_deref(), &first.main));
         if let Some(path) = &args.plot {
             println!("plot: {}", path.display());
         }
+    } else {
+        print!("{}", render_seeds(&output, &seeds, verdict.as_deref()));
     }
-    let mut ok = true;
-    for (label, s) in &table {
-        for v in &s.violations {
-            eprintln!("invariant violated in {label}: {v}");
-            ok = false;
+    for (label, v) in &violations {
+        eprintln!("invariant violated in {label}: {v}");
+    }
+    Ok(if violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The main policy's run for each seed, and the static pool search beside it.
+fn run_seeds(args: &SimulateArgs, opts: &SimulateOptions, bar: &ProgressBar) -> Result<Vec<SeedRuns>, String> {
+    let mut seeds = Vec::new();
+    for seed in opts.seed..opts.seed.saturating_add(args.seeds) {
+        let o = SimulateOptions { seed, ..opts.clone() };
+        let main = simulate::run(&o, bar).map_err(|e| e.to_string())?;
+        let search = if args.compare_static {
+            // The static pool at the rate the adaptive pool reached, not at its target:
+            // two pools compared at unequal rates compare nothing.
+            let rate = main.summary.warm_hit_rate;
+            Some(compare::smallest_static(&o, rate, o.max_pool, bar).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        seeds.push(SeedRuns { seed, main, search });
+    }
+    Ok(seeds)
+}
+
+/// A single seed's runs under their names, and the text table's columns.
+fn single_seed(
+    first: &SeedRuns,
+    main_key: &str,
+    named: &mut Map<String, Value>,
+    table: &mut Vec<(String, RunSummary)>,
+) -> Result<(), String> {
+    named.insert(main_key.into(), to_value(&first.main.summary)?);
+    table.push((first.main.summary.policy.clone(), first.main.summary.clone()));
+    if let Some(search) = &first.search {
+        let tried: Vec<Value> = search.tried.iter().map(|(n, hit)| json!({"size": n, "warm_hit_rate": hit})).collect();
+        named.insert("static_search".into(), Value::Array(tried));
+        match &search.best {
+            Some((n, run)) => {
+                named.insert("static".into(), to_value(&run.summary)?);
+                table.push((format!("static:{n} (smallest at its rate)"), run.summary.clone()));
+            }
+            None => {
+                named.insert("static".into(), Value::Null);
+            }
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(())
+}
+
+/// Every invariant violation of the seeds' runs, with the run it happened in.
+fn violations_of(seeds: &[SeedRuns]) -> Vec<(String, String)> {
+    let mut violations = Vec::new();
+    for s in seeds {
+        let best = s.search.as_ref().and_then(|x| x.best.as_ref()).map(|(_, r)| &r.summary);
+        for summary in std::iter::once(&s.main.summary).chain(best) {
+            violations.extend(
+                summary.violations.iter().map(|v| (format!("{} (seed {})", summary.policy, s.seed), v.clone())),
+            );
+        }
+    }
+    violations
+}
+
+/// One entry of `runs`: the seed, which pool it is, and its figures.
+fn entry(seed: u64, role: &str, s: &RunSummary) -> Result<Value, String> {
+    let mut v = to_value(s)?;
+    if let Value::Object(m) = &mut v {
+        m.insert("seed".into(), json!(seed));
+        m.insert("role".into(), json!(role));
+    }
+    Ok(v)
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = v.fold((0.0, 0_u32), |(s, n), x| (s + x, n + 1));
+    if n == 0 { 0.0 } else { sum / f64::from(n) }
+}
+
+/// The adaptive pool against the static pool at its rate, over the seeds where one was
+/// found.
+fn comparison(seeds: &[SeedRuns]) -> Option<Comparison> {
+    let pairs: Vec<(&RunSummary, compare::EqualStatic)> = seeds
+        .iter()
+        .filter_map(|s| {
+            let a = &s.main.summary;
+            s.search.as_ref()?.at(a.warm_hit_rate).map(|st| (a, st))
+        })
+        .collect();
+    let ratios: Vec<f64> = pairs.iter().map(|(a, s)| a.cost_usd / s.cost_usd).collect();
+    Some(Comparison {
+        seeds_compared: pairs.len(),
+        static_size: mean(pairs.iter().map(|(_, s)| s.size)),
+        static_warm_hit_rate: mean(pairs.iter().map(|(_, s)| s.warm_hit_rate)),
+        static_cost_usd: mean(pairs.iter().map(|(_, s)| s.cost_usd)),
+        static_idle_instance_hours: mean(pairs.iter().map(|(_, s)| s.idle_instance_hours)),
+        adaptive_warm_hit_rate: mean(pairs.iter().map(|(a, _)| a.warm_hit_rate)),
+        adaptive_cost_usd: mean(pairs.iter().map(|(a, _)| a.cost_usd)),
+        adaptive_idle_instance_hours: mean(pairs.iter().map(|(a, _)| a.idle_instance_hours)),
+        cost_ratio: mean(ratios.iter().copied()),
+        idle_ratio: mean(pairs.iter().map(|(a, s)| a.idle_instance_hours / s.idle_instance_hours)),
+        cost_ratio_spread: Spread::of(&ratios)?,
+    })
+}
+
+fn over_seeds(seeds: &[SeedRuns], target: Option<f64>) -> OverSeeds {
+    let of = |f: &dyn Fn(&RunSummary) -> f64| {
+        let v: Vec<f64> = seeds.iter().map(|s| f(&s.main.summary)).collect();
+        Spread::of(&v).unwrap_or(Spread { mean: 0.0, sd: 0.0, min: 0.0, max: 0.0 })
+    };
+    let p95: Vec<f64> = seeds.iter().filter_map(|s| s.main.summary.time_to_ready.all.p95_s).collect();
+    let reaching =
+        target.map(|t| seeds.iter().filter(|s| s.main.summary.warm_hit_rate >= t).count() as f64 / seeds.len() as f64);
+    OverSeeds {
+        warm_hit_rate: of(&|s| s.warm_hit_rate),
+        cost_usd: of(&|s| s.cost_usd),
+        idle_instance_hours: of(&|s| s.idle_instance_hours),
+        all_p95_s: Spread::of(&p95),
+        target,
+        share_reaching_target: reaching,
+    }
+}
+
+fn render_comparison(c: &Comparison, seeds: usize) -> String {
+    let over = if seeds > 1 { format!(" (means over {} of {seeds} seeds)", c.seeds_compared) } else { String::new() };
+    format!(
+        "adaptive: {:.4} warm hits for ${:.2} ({:.1} idle instance-hours); the static pool at the same rate{over}: \
+         {:.2} instances, ${:.2} ({:.1} idle instance-hours). The adaptive pool costs {:.0}% of it \
+         (idle instance-hours: {:.0}%).",
+        c.adaptive_warm_hit_rate,
+        c.adaptive_cost_usd,
+        c.adaptive_idle_instance_hours,
+        c.static_size,
+        c.static_cost_usd,
+        c.static_idle_instance_hours,
+        c.cost_ratio * 100.0,
+        c.idle_ratio * 100.0,
+    )
+}
+
+/// The text report of several seeds: a line per seed, then the figures over them.
+fn render_seeds(output: &Output, seeds: &[SeedRuns], verdict: Option<&str>) -> String {
+    let mut out = String::new();
+    let _ =
+        writeln!(out, "== workload: {}; seeds {} to {}", output.workload, output.seed, output.seed + output.seeds - 1);
+    let secs = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{s:.0} s"));
+    for s in seeds {
+        let m = &s.main.summary;
+        let _ = write!(
+            out,
+            "seed {:>4}: {} signups, warm hits {:.4}, ${:.2} ({:.1} idle instance-hours), all p50 / p95 {} / {}",
+            s.seed,
+            m.signups,
+            m.warm_hit_rate,
+            m.cost_usd,
+            m.idle_instance_hours,
+            secs(m.time_to_ready.all.p50_s),
+            secs(m.time_to_ready.all.p95_s)
+        );
+        if let Some(st) = s.search.as_ref().and_then(|x| x.at(m.warm_hit_rate)) {
+            let _ = write!(out, "; static at that rate: {:.2} instances, ${:.2}", st.size, st.cost_usd);
+        }
+        let _ = writeln!(out);
+    }
+    if let Some(o) = &output.over_seeds {
+        let _ = writeln!(
+            out,
+            "\n== over the seeds: warm hits {:.4} (sd {:.4}, {:.4} to {:.4}); cost ${:.2} (sd {:.2})",
+            o.warm_hit_rate.mean,
+            o.warm_hit_rate.sd,
+            o.warm_hit_rate.min,
+            o.warm_hit_rate.max,
+            o.cost_usd.mean,
+            o.cost_usd.sd
+        );
+        if let (Some(t), Some(share)) = (o.target, o.share_reaching_target) {
+            let _ = writeln!(out, "   {:.0}% of the seeds reach the target of {t}", share * 100.0);
+        }
+    }
+    if let Some(v) = verdict {
+        let _ = writeln!(out, "\n== {v}");
+    }
+    out
 }
 
 fn to_value(s: &RunSummary) -> Result<Value, String> {
@@ -268,10 +519,15 @@ pub fn render_text(workload: &str, runs: &[(String, RunSummary)], verdict: Optio
         ("warm-hit rate", Box::new(|s| format!("{:.4}", s.warm_hit_rate))),
         ("ready / failed / unfinished", Box::new(|s| format!("{} / {} / {}", s.ready, s.failed, s.unfinished))),
         ("failovers", Box::new(|s| s.failovers.to_string())),
-        ("time to ready, warm p50 / p95 / p99", Box::new(move |s| triple(&s.time_to_ready.warm, secs))),
-        ("time to ready, cold p50 / p95 / p99", Box::new(move |s| triple(&s.time_to_ready.cold, secs))),
-        ("time to ready, all p50 / p95 / p99", Box::new(move |s| triple(&s.time_to_ready.all, secs))),
+        ("time to ready, warm p50 / p90 / p99", Box::new(move |s| triple(&s.time_to_ready.warm, secs))),
+        ("time to ready, cold p50 / p90 / p99", Box::new(move |s| triple(&s.time_to_ready.cold, secs))),
+        ("time to ready, all p50 / p90 / p99", Box::new(move |s| triple(&s.time_to_ready.all, secs))),
+        ("pool cost (US dollars)", Box::new(|s| format!("{:.2}", s.cost_usd))),
         ("idle instance-hours (pool cost)", Box::new(|s| format!("{:.1}", s.idle_instance_hours))),
+        (
+            "  of which preparing / ready",
+            Box::new(|s| format!("{:.1} / {:.1}", s.preparing_instance_hours, s.ready_instance_hours)),
+        ),
         ("pool size, mean / max", Box::new(|s| format!("{:.1} / {}", s.mean_pool_size, s.max_pool_size))),
         ("AWS calls per signup", Box::new(|s| format!("{:.1}", s.calls_per_signup_total))),
         (
@@ -301,5 +557,5 @@ pub fn render_text(workload: &str, runs: &[(String, RunSummary)], verdict: Optio
 }
 
 fn triple(p: &simulate::Percentiles, secs: impl Fn(Option<f64>) -> String) -> String {
-    format!("{} / {} / {}", secs(p.p50_s), secs(p.p95_s), secs(p.p99_s))
+    format!("{} / {} / {}", secs(p.p50_s), secs(p.p90_s), secs(p.p99_s))
 }

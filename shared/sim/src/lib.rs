@@ -15,6 +15,7 @@
 //!   to measure the product against; the product itself has no such option.
 
 mod cloud;
+pub mod compare;
 pub mod demo;
 pub mod first_healthy;
 mod invocation;

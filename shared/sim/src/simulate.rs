@@ -193,6 +193,45 @@ pub struct SimulateOptions {
     pub drain_s: u64,
     /// Configuration variables to set (name, value), as the template would.
     pub set: Vec<(String, String)>,
+    /// What a pool instance costs.
+    pub pricing: Pricing,
+}
+
+/// What a pool instance costs, in US dollars. The defaults are AWS's published
+/// on-demand prices in us-east-1 for the template's default instance type and the root
+/// volume it boots with: set them for another Region or type.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Pricing {
+    /// A running instance, per hour (t3.small, Linux: $0.0208; aws.amazon.com/ec2/pricing/on-demand).
+    pub instance_usd_per_hour: f64,
+    /// Its EBS volume, per GB-month (gp3: $0.08; aws.amazon.com/ebs/pricing), paid
+    /// running or stopped.
+    pub volume_usd_per_gb_month: f64,
+    /// The volume's size (GB): the Amazon Linux 2023 AMI's 8 GB root volume.
+    pub volume_gb: f64,
+}
+
+impl Default for Pricing {
+    fn default() -> Self {
+        Self { instance_usd_per_hour: 0.0208, volume_usd_per_gb_month: 0.08, volume_gb: 8.0 }
+    }
+}
+
+impl Pricing {
+    /// Hours in AWS's billing month (EBS prices are per GB-month of 730 hours).
+    const HOURS_PER_MONTH: f64 = 730.0;
+
+    /// What a running instance costs an hour, its volume included.
+    #[must_use]
+    pub fn running_usd_per_hour(&self) -> f64 {
+        self.instance_usd_per_hour + self.volume_usd_per_hour()
+    }
+
+    /// What an instance's volume costs an hour (all a stopped instance pays).
+    #[must_use]
+    pub fn volume_usd_per_hour(&self) -> f64 {
+        self.volume_usd_per_gb_month * self.volume_gb / Self::HOURS_PER_MONTH
+    }
 }
 
 impl Default for SimulateOptions {
@@ -209,6 +248,7 @@ impl Default for SimulateOptions {
             sample_every_s: 10,
             drain_s: 3 * 3600,
             set: Vec::new(),
+            pricing: Pricing::default(),
         }
     }
 }
@@ -218,6 +258,7 @@ impl Default for SimulateOptions {
 pub struct Percentiles {
     pub users: usize,
     pub p50_s: Option<f64>,
+    pub p90_s: Option<f64>,
     pub p95_s: Option<f64>,
     pub p99_s: Option<f64>,
 }
@@ -225,7 +266,13 @@ pub struct Percentiles {
 impl Percentiles {
     fn of(mut v: Vec<f64>) -> Self {
         v.sort_by(f64::total_cmp);
-        Self { users: v.len(), p50_s: percentile(&v, 50.0), p95_s: percentile(&v, 95.0), p99_s: percentile(&v, 99.0) }
+        Self {
+            users: v.len(),
+            p50_s: percentile(&v, 50.0),
+            p90_s: percentile(&v, 90.0),
+            p95_s: percentile(&v, 95.0),
+            p99_s: percentile(&v, 99.0),
+        }
     }
 }
 
@@ -253,6 +300,12 @@ pub struct RunSummary {
     /// Pool instances (booting, preparing or waiting) integrated over the workload's
     /// duration: what the pool costs.
     pub idle_instance_hours: f64,
+    /// The part of it spent launching and preparing (not yet claimable)...
+    pub preparing_instance_hours: f64,
+    /// ...and the part spent ready (`InService`, claimable).
+    pub ready_instance_hours: f64,
+    /// What the pool cost over the workload's duration (US dollars, at `pricing`).
+    pub cost_usd: f64,
     pub mean_pool_size: f64,
     pub max_pool_size: u32,
     /// AWS calls over signups, by operation (every function, the pool's upkeep included).
@@ -353,6 +406,7 @@ async fn run_async(opts: &SimulateOptions, arrivals: &[f64], progress: &Progress
     let pool_group = platform.config().pool_group.clone();
     let mut samples = Vec::new();
     let mut live_seconds = 0.0;
+    let mut ready_seconds = 0.0;
     progress.reset();
     progress.set_length(duration_s.max(1.0) as u64);
     progress.set_message(format!("{} ({})", opts.policy.label(), opts.claim.as_str()));
@@ -361,7 +415,9 @@ async fn run_async(opts: &SimulateOptions, arrivals: &[f64], progress: &Progress
         if let Some(g) = platform.cloud().group_size(&pool_group) {
             samples.push(PoolSample { t_s: t, ready: g.in_service, live: g.live, desired: g.desired });
             if t < duration_s {
-                live_seconds += f64::from(g.live) * (every as f64).min(duration_s - t);
+                let span = (every as f64).min(duration_s - t);
+                live_seconds += f64::from(g.live) * span;
+                ready_seconds += f64::from(g.in_service.min(g.live)) * span;
             }
         }
         progress.set_position(t as u64);
@@ -377,7 +433,7 @@ async fn run_async(opts: &SimulateOptions, arrivals: &[f64], progress: &Progress
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
     progress.finish_and_clear();
-    summarize(opts, &platform, arrivals, &users, samples, live_seconds, duration_s)
+    summarize(opts, &platform, arrivals, &users, samples, (live_seconds, ready_seconds), duration_s)
 }
 
 /// Reads the run's outcome from the cloud's ground truth.
@@ -387,7 +443,7 @@ fn summarize(
     arrivals: &[f64],
     users: &[String],
     samples: Vec<PoolSample>,
-    live_seconds: f64,
+    (live_seconds, ready_seconds): (f64, f64),
     duration_s: f64,
 ) -> SimRun {
     let pool_group = &platform.config().pool_group;
@@ -428,6 +484,9 @@ fn summarize(
             all: Percentiles::of(times(None)),
         },
         idle_instance_hours: live_seconds / 3600.0,
+        preparing_instance_hours: (live_seconds - ready_seconds) / 3600.0,
+        ready_instance_hours: ready_seconds / 3600.0,
+        cost_usd: live_seconds / 3600.0 * opts.pricing.running_usd_per_hour(),
         mean_pool_size: if duration_s > 0.0 { live_seconds / duration_s } else { 0.0 },
         max_pool_size: samples.iter().map(|s| s.live).max().unwrap_or(0),
         calls_per_signup_total: calls_per_signup.values().sum(),
@@ -438,59 +497,6 @@ fn summarize(
         violations: report.violations(),
     };
     SimRun { summary, samples, users: points }
-}
-
-/// The search for the smallest static pool that reaches a warm-hit target.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StaticSearch {
-    /// The smallest size found, and its run.
-    pub best: Option<(u32, SimRun)>,
-    /// Every size tried, with its warm-hit rate.
-    pub tried: Vec<(u32, f64)>,
-}
-
-/// Finds the smallest static pool size whose run reaches `target` warm hits on the same
-/// workload and seed, by doubling and then bisecting (the warm-hit rate grows with the
-/// pool). Sizes above `max` are not tried.
-pub fn smallest_static(
-    opts: &SimulateOptions,
-    target: f64,
-    max: u32,
-    progress: &ProgressBar,
-) -> Result<StaticSearch, SimulateError> {
-    let mut tried = Vec::new();
-    let mut runs: BTreeMap<u32, SimRun> = BTreeMap::new();
-    let mut attempt = |n: u32, tried: &mut Vec<(u32, f64)>| -> Result<bool, SimulateError> {
-        let run = run(&SimulateOptions { policy: PoolPolicy::Static(n), ..opts.clone() }, progress)?;
-        let ok = run.summary.warm_hit_rate >= target;
-        tried.push((n, run.summary.warm_hit_rate));
-        runs.insert(n, run);
-        Ok(ok)
-    };
-    // Doubling: find a size that reaches the target.
-    let mut lo = 0_u32; // known to miss (0 serves nobody)
-    let mut hi = 4_u32.min(max.max(1));
-    loop {
-        if attempt(hi, &mut tried)? {
-            break;
-        }
-        if hi >= max {
-            return Ok(StaticSearch { best: None, tried });
-        }
-        lo = hi;
-        hi = (hi * 2).min(max);
-    }
-    // Bisect between a miss (lo) and a hit (hi).
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if attempt(mid, &mut tried)? {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    let best = runs.remove(&hi).map(|r| (hi, r));
-    Ok(StaticSearch { best, tried })
 }
 
 #[cfg(test)]
