@@ -2,7 +2,7 @@
 //! simulated time, never wall-clock timings):
 //! - under a burst, "first healthy" makes every claimer fight for one instance while
 //!   rendezvous claims detach exactly once per claim;
-//! - on a steady Poisson stream the adaptive pool settles near the Poisson quantile
+//! - on a steady Poisson stream the adaptive pool settles near the Erlang B size
 //!   the pool-sizer computes, and serves its target.
 //!
 //! The full diurnal comparison with the smallest static pool runs in `make test`
@@ -48,7 +48,7 @@ fn first_healthy_makes_a_burst_fight_for_one_instance_and_rendezvous_does_not() 
 }
 
 #[test]
-fn on_a_steady_stream_the_adaptive_pool_settles_at_the_poisson_quantile() {
+fn on_a_steady_stream_the_adaptive_pool_settles_at_the_erlang_b_size() {
     let per_hour = 60.0;
     let run = simulate::run(
         &SimulateOptions {
@@ -63,13 +63,13 @@ fn on_a_steady_stream_the_adaptive_pool_settles_at_the_poisson_quantile() {
     let s = &run.summary;
     assert_eq!(s.violations, Vec::<String>::new());
     // The refill in the default model: launch, boot, agent, a 480 s prep: about ten
-    // minutes, so λT ≈ 10 and the 99% quantile is 18 or 19.
+    // minutes, so λT ≈ 10 and the Erlang B size for 99% is 18.
     let expected = f64::from(pool_size_for(per_hour / 60.0 * 10.0, 0.99));
     // After the first two hours the desired capacity stays near it.
     let settled: Vec<f64> = run.samples.iter().filter(|p| p.t_s >= 7_200.0).map(|p| f64::from(p.desired)).collect();
     let mean = settled.iter().sum::<f64>() / settled.len() as f64;
-    println!("steady 60/h: desired capacity {mean:.1} on average, Poisson quantile {expected}");
-    assert!((expected * 0.8..=expected * 1.6).contains(&mean), "mean desired {mean} vs quantile {expected}");
+    println!("steady 60/h: desired capacity {mean:.1} on average, Erlang B size {expected}");
+    assert!((expected * 0.8..=expected * 1.6).contains(&mean), "mean desired {mean} vs Erlang B size {expected}");
     // It started from two instances: the first signups may go cold, the rest are warm.
     assert!(s.warm_hit_rate >= 0.95, "{s:?}");
     let late_cold = run.users.iter().filter(|u| u.signup_s > 3_600.0 && !u.warm).count();

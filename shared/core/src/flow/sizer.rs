@@ -3,16 +3,17 @@
 //!
 //! The pool is a base-stock inventory. Every claim starts a refill at once (the detach
 //! keeps the desired capacity), and a refill takes the time `T` from launch to
-//! `InService`. With signups arriving at rate λ, the refills in flight at any moment
-//! are Poisson with mean λT (an M/G/∞ queue), and a signup finds the pool empty exactly
-//! when `n` or more are in flight. So the pool size that serves a share `target` of
-//! signups is the smallest `n` with `P(Poisson(λT) ≥ n) ≤ 1 − target`.
+//! `InService`. A signup that finds no claimable instance goes cold: it takes nothing
+//! and starts no refill. So at most `n` refills are ever in flight, and the pool is a
+//! loss system (M/G/n/n) whose servers are the pool's `n` places: a place is busy while
+//! its instance refills. With signups arriving at rate λ, the share of signups that find
+//! every place refilling is Erlang B, `B(n, λT)`, exactly, whatever the distribution of
+//! `T` (the loss formula is insensitive to it). The pool size that serves a share
+//! `target` of signups is the smallest `n` with `B(n, λT) ≤ 1 − target`.
 //!
-//! This errs on the warm side: a signup that finds the pool empty goes cold and starts
-//! no refill, so at most `n` refills are ever in flight (a loss system, M/G/n/n) and the
-//! true miss rate is Erlang B, `B(n, λT)`, which is below the Poisson tail. The Poisson
-//! tail is what the issue specified and is a safe upper bound; Erlang B would save an
-//! instance or two at 99% (λT = 20: 30 instead of 32).
+//! (The Poisson tail `P(Poisson(λT) ≥ n)`, used before, is the miss rate of a pool whose
+//! misses also start a refill, an M/G/∞ queue; for this pool it overstates misses and
+//! sized it an instance or two too large at 99%: λT = 20 needs 30, not 32.)
 //!
 //! - λ: from the `requested-at` tags of the user groups, with two exponential kernels:
 //!   a slow one (`SIZER_SMOOTHING_S`) for a steady estimate and a fast one
@@ -32,7 +33,6 @@
 //! `SetDesiredCapacity` only when it changes. Everything is recomputed from what AWS
 //! holds on each run: the function keeps no state, so a lost or repeated run is harmless.
 
-use statrs::distribution::{DiscreteCDF, Poisson};
 use tracing::info;
 
 use super::describe_pool;
@@ -163,23 +163,33 @@ pub fn refill_time(launches: &[Launch], now_ms: u64, default_s: f64) -> (f64, us
     (mean.max(oldest_in_flight.min(2.0 * mean)), done.len())
 }
 
-/// The smallest `n` with `P(Poisson(mean) ≥ n) ≤ 1 − target`: the pool size that
-/// serves `target` of signups when `mean` refills are in flight on average.
+/// Erlang B, `B(n, load)`: the share of arrivals a loss system of `n` servers turns
+/// away under `load` erlangs (arrival rate times mean holding time). By the stable
+/// recurrence `B(0) = 1`, `B(k) = load·B(k−1) / (k + load·B(k−1))`.
+#[must_use]
+pub fn erlang_b(n: u32, load: f64) -> f64 {
+    (1..=n).fold(1.0, |b, k| load * b / (f64::from(k) + load * b))
+}
+
+/// The smallest `n` with `B(n, mean) ≤ 1 − target`: the pool size that serves `target`
+/// of signups when they arrive at a rate that keeps `mean` refills in flight in a pool
+/// that never runs dry (λT).
 #[must_use]
 pub fn pool_size_for(mean: f64, target: f64) -> u32 {
     let miss = (1.0 - target).clamp(0.0, 1.0);
     if !mean.is_finite() || mean <= 0.0 {
-        // No signups expected: P(X ≥ 1) = 0, and one instance covers the first one.
+        // No signups expected: nobody is turned away, and one instance covers the first.
         return 1;
     }
-    let Ok(dist) = Poisson::new(mean) else { return 1 };
-    // P(X ≥ n) = 1 − P(X ≤ n − 1) = sf(n − 1). Start below the mean: the answer is
-    // never smaller than it for targets of one half and more, and the loop is short.
-    let mut n = if target >= 0.5 { mean.floor() as u64 } else { 1 }.max(1);
-    while dist.sf(n - 1) > miss {
+    // B falls with n, to 0 in floating point soon after n passes the load, so the walk
+    // ends for any target (one of 1 ends where B underflows).
+    let mut b = 1.0;
+    let mut n = 0_u32;
+    while b > miss && n < u32::MAX {
         n += 1;
+        b = mean * b / (f64::from(n) + mean * b);
     }
-    u32::try_from(n).unwrap_or(u32::MAX)
+    n.max(1)
 }
 
 #[cfg(test)]
@@ -198,32 +208,54 @@ mod tests {
         }
     }
 
-    /// P(X ≥ n) summed by hand from the pmf, for small means.
-    fn tail(mean: f64, n: u32) -> f64 {
-        let mut p = (-mean).exp();
-        let mut below = 0.0;
-        for k in 0..n {
-            below += p;
-            p *= mean / f64::from(k + 1);
+    /// Erlang B from its definition, `(a^n/n!) / Σ_{k≤n} a^k/k!`, for small n.
+    fn erlang_b_by_definition(n: u32, a: f64) -> f64 {
+        let terms: Vec<f64> = (0..=n)
+            .scan(1.0, |t, k| {
+                if k > 0 {
+                    *t *= a / f64::from(k);
+                }
+                Some(*t)
+            })
+            .collect();
+        terms[n as usize] / terms.iter().sum::<f64>()
+    }
+
+    #[test]
+    fn erlang_b_matches_its_definition_and_the_tables() {
+        for a in [0.1, 1.0, 5.0, 10.0, 20.0, 40.0] {
+            for n in 0..60 {
+                let (fast, slow) = (erlang_b(n, a), erlang_b_by_definition(n, a));
+                assert!((fast - slow).abs() <= 1e-12 * slow.max(1e-300), "B({n}, {a}): {fast} vs {slow}");
+            }
         }
-        1.0 - below
+        // Published table values: B(10, 5) ≈ 0.0184, B(30, 20) ≈ 0.00846.
+        assert!((erlang_b(10, 5.0) - 0.018_38).abs() < 1e-4);
+        assert!((erlang_b(30, 20.0) - 0.008_457).abs() < 1e-5);
+        assert!((erlang_b(0, 3.0) - 1.0).abs() < 1e-15);
     }
 
     #[test]
     fn pool_size_is_the_smallest_n_meeting_the_target() {
-        for mean in [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 19.0, 40.0] {
-            for target in [0.9, 0.99, 0.999] {
+        for mean in [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 19.0, 40.0, 300.0] {
+            for target in [0.5, 0.9, 0.99, 0.999] {
                 let n = pool_size_for(mean, target);
-                assert!(tail(mean, n) <= 1.0 - target + 1e-12, "mean {mean} target {target}: n {n} too small");
-                assert!(tail(mean, n - 1) > 1.0 - target, "mean {mean} target {target}: n {n} not the smallest");
+                assert!(erlang_b(n, mean) <= 1.0 - target + 1e-12, "mean {mean} target {target}: n {n} too small");
+                assert!(
+                    n == 1 || erlang_b(n - 1, mean) > 1.0 - target,
+                    "mean {mean} target {target}: n {n} not the smallest"
+                );
             }
         }
-        // Known values: Poisson(10) needs 19 for 99% (P(X ≥ 18) ≈ 0.0143, P(X ≥ 19) ≈ 0.0072).
-        assert_eq!(pool_size_for(10.0, 0.99), 19);
+        // λT = 20 at 99%: 30 (the Poisson tail asked for 32); λT = 10: 18 (it asked 19).
+        assert_eq!(pool_size_for(20.0, 0.99), 30);
+        assert_eq!(pool_size_for(10.0, 0.99), 18);
         assert_eq!(pool_size_for(0.0, 0.99), 1);
-        // Large means stay finite and near mean + 2.33 √mean.
+        // Heavy load: a loss system turns away at least 1 − n/load, so n stays just under
+        // the load at 99%, and the walk still ends at a target of 1.
         let big = pool_size_for(10_000.0, 0.99);
-        assert!((10_220..=10_240).contains(&big), "{big}");
+        assert!((9_960..=9_980).contains(&big), "{big}");
+        assert!(pool_size_for(2.0, 1.0) > 2);
     }
 
     #[test]
