@@ -821,3 +821,74 @@ async fn status_events_of_another_document_are_ignored() {
     let r = record(&p, &p.snapshot(), &all[0]);
     assert_eq!((r.state, r.command_id.as_deref()), (UserState::Initializing, Some(command.as_str())));
 }
+
+/// A `Launch Unsuccessful` for a user group that reaches lifecycle while the user holds
+/// its host (an event of an earlier attempt's failed launch, delivered late or twice),
+/// past the launch grace since the record moved: the user is not waiting for a launch,
+/// so the event is ignored, while the host's init runs and after the user is ready. The
+/// attempt is not ended and the host stays.
+#[tokio::test(start_paused = true)]
+async fn a_launch_failure_event_for_a_user_holding_its_host_is_ignored() {
+    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+    use lambda_runtime::{Context, LambdaEvent};
+    use serde_json::Value;
+    // The init runs ten minutes (within its timeout): the user is `initializing` on its
+    // host meanwhile.
+    let model = CloudModel { user_init_s: 600.0, ..CloudModel::default() };
+    let overrides = vec![("INIT_TIMEOUT_WARM_S".into(), "900".into())];
+    let p = Platform::start(PlatformOptions { model, pool: 1, overrides, ..PlatformOptions::default() });
+    let all = users(1);
+    let group = p.config().user_group(&all[0]);
+    p.signup(&all[0]);
+    while p.snapshot().tags.get(&group).and_then(UserRecord::from_tags).and_then(|r| r.command_id).is_none() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let host = record(&p, &p.snapshot(), &all[0]).instance.unwrap();
+    let deliver = || async {
+        let mut v: Value =
+            serde_json::from_str(include_str!("../../events/lifecycle/user-launch-unsuccessful.json")).unwrap();
+        v["detail"]["AutoScalingGroupName"] = group.clone().into();
+        let e = LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default());
+        let cfg = p.config_of(warmpool_core::Function::Lifecycle).clone();
+        format!("{:?}", warmpool_sim::invoke("lifecycle", warmpool_lifecycle::handler(p.cloud(), &cfg, e)).await)
+    };
+    tokio::time::sleep(std::time::Duration::from_mins(2)).await;
+    let outcome = deliver().await;
+    assert!(outcome.contains("not waiting for a launch"), "{outcome}");
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!((r.state, r.attempt, r.instance.as_deref()), (UserState::Initializing, 1, Some(host.as_str())));
+    assert_eq!(p.snapshot().groups[&group], vec![host.clone()], "the host stays");
+
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let outcome = deliver().await;
+    assert!(outcome.contains("not waiting for a launch"), "{outcome}");
+    assert_invariants(&p, &all);
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!((r.state, r.attempt, r.instance.as_deref()), (UserState::Ready, 1, Some(host.as_str())));
+}
+
+/// A cold launch that Auto Scaling is still retrying (its first launches failed) is
+/// given its grace by the sweep too, even when the sweep's stall is shorter than the
+/// grace: every event lost, the sweep every 10 s with a 30 s stall sees the user with
+/// no instance for about 40 s, and waits; the launch then succeeds and the user is
+/// ready on its first attempt.
+#[tokio::test(start_paused = true)]
+async fn the_sweep_gives_a_retried_cold_launch_its_grace() {
+    let p = Platform::start(PlatformOptions {
+        pool: 1,
+        drop_events: 1.0,
+        reconcile_every_s: 10,
+        overrides: vec![("RECONCILE_STALL_S".into(), "30".into())],
+        ..PlatformOptions::default()
+    });
+    claim_the_whole_pool(&p);
+    // Auto Scaling tries every 10 s: about 40 s without an instance.
+    p.cloud().fail_next_launches(4);
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!((r.state, r.attempt, r.path), (UserState::Ready, 1, Path::Cold), "{r:?}");
+    let failed = p.cloud().timeline().iter().filter(|e| e.text.contains("launch failed")).count();
+    assert!(failed >= 3, "the first launches failed ({failed})");
+}
