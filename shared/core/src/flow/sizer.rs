@@ -164,11 +164,20 @@ pub fn refill_time(launches: &[Launch], now_ms: u64, default_s: f64) -> (f64, us
 }
 
 /// Erlang B, `B(n, load)`: the share of arrivals a loss system of `n` servers turns
-/// away under `load` erlangs (arrival rate times mean holding time). By the stable
-/// recurrence `B(0) = 1`, `B(k) = load·B(k−1) / (k + load·B(k−1))`.
+/// away under `load` erlangs (arrival rate times mean holding time).
 #[must_use]
 pub fn erlang_b(n: u32, load: f64) -> f64 {
-    (1..=n).fold(1.0, |b, k| load * b / (f64::from(k) + load * b))
+    erlang_b_by_size(load).nth(n as usize).unwrap_or(0.0)
+}
+
+/// `B(0, load)`, `B(1, load)`, ... by the stable recurrence `B(0) = 1`,
+/// `B(k) = load·B(k−1) / (k + load·B(k−1))`.
+fn erlang_b_by_size(load: f64) -> impl Iterator<Item = f64> {
+    std::iter::successors(Some((0_u32, 1.0_f64)), move |&(k, b)| {
+        let k = k.checked_add(1)?;
+        Some((k, load * b / (f64::from(k) + load * b)))
+    })
+    .map(|(_, b)| b)
 }
 
 /// The smallest `n` with `B(n, mean) ≤ 1 − target`: the pool size that serves `target`
@@ -183,12 +192,7 @@ pub fn pool_size_for(mean: f64, target: f64) -> u32 {
     }
     // B falls with n, to 0 in floating point soon after n passes the load, so the walk
     // ends for any target (one of 1 ends where B underflows).
-    let mut b = 1.0;
-    let mut n = 0_u32;
-    while b > miss && n < u32::MAX {
-        n += 1;
-        b = mean * b / (f64::from(n) + mean * b);
-    }
+    let n = erlang_b_by_size(mean).position(|b| b <= miss).map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
     n.max(1)
 }
 
