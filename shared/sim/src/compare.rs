@@ -86,7 +86,7 @@ impl StaticSearch {
         let hi = &hi.summary;
         let (m, lo_hit, lo_cost, lo_idle) = match &self.below {
             Some((m, r)) => (f64::from(*m), r.summary.warm_hit_rate, r.summary.cost_usd, r.summary.idle_instance_hours),
-            None => (f64::from(n.saturating_sub(1)), 0.0, 0.0, 0.0),
+            None => (0.0, 0.0, 0.0, 0.0),
         };
         let span = hi.warm_hit_rate - lo_hit;
         let f = if span > 0.0 { ((hit_rate - lo_hit) / span).clamp(0.0, 1.0) } else { 1.0 };
