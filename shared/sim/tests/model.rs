@@ -367,6 +367,37 @@ async fn an_attach_made_first_by_another_caller_is_refused_as_already_in_a_group
     cloud.set_faults(Faults { at_call: Some((1, FaultKind::AttachedFirst(None))), ..Faults::default() });
     let read = invoke("signup", cloud.instance_membership(&id)).await.unwrap();
     assert!(matches!(&read, Err(e) if e.is_retryable()), "{read:?}");
+
+    // An attach throttled out never went through, so the other caller's attach does not
+    // carry to the next attach this invocation makes.
+    let (cloud, _) = fixture::cloud_with_pool(1);
+    let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
+    cloud.detach_by_hand(POOL_GROUP, &id);
+    for name in ["group-a", "group-b"] {
+        let spec = UserGroupSpec {
+            name: name.into(),
+            launch_template: cfg.launch_template.clone(),
+            subnets: cfg.subnets.clone(),
+            tags: Vec::new(),
+        };
+        cloud.create_user_group(&spec).await.unwrap();
+    }
+    cloud.set_faults(Faults {
+        at_call: Some((0, FaultKind::AttachedFirst(Some("group-b")))),
+        throttle_rate: 1.0,
+        ..Faults::default()
+    });
+    let throttled = invoke("signup", async {
+        let first = cloud.attach_instance("group-a", &id).await;
+        cloud.set_faults(Faults::default());
+        (first, cloud.attach_instance("group-a", &id).await)
+    })
+    .await
+    .unwrap();
+    assert!(matches!(&throttled.0, Err(CloudError::Throttled { .. })), "{throttled:?}");
+    assert!(throttled.1.is_ok(), "{throttled:?}");
+    let snap = cloud.snapshot();
+    assert_eq!((snap.groups["group-a"].clone(), snap.groups["group-b"].len()), (vec![id], 0));
 }
 
 /// `ListCommandInvocations`: 50 a page (`MaxResults`), a call a page, filtered by

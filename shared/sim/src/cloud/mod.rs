@@ -230,11 +230,14 @@ impl SimCloud {
             (w.record.call_points.len() as u64 - 1, w.faults.clone())
         };
         let here = [faults.at_call, faults.then_at_call].into_iter().flatten().find(|(at, _)| *at == index);
+        // Another caller's attach lands first only if this call itself goes through: set
+        // once the throttle loop below has let it pass, so it cannot carry to a later call.
+        let mut attached_first = None;
         if let Some((_, kind)) = here {
             let point = CallPoint { function: inv.function.to_owned(), op: op.to_owned(), nth };
             self.world().record.fired.push((index, point, kind));
             match kind {
-                FaultKind::AttachedFirst(into) if op == "AttachInstances" => inv.attach_first(into),
+                FaultKind::AttachedFirst(into) if op == "AttachInstances" => attached_first = Some(into),
                 FaultKind::Retryable | FaultKind::AttachedFirst(_) => {
                     return Err(CloudError::Throttled { operation: op.to_owned() });
                 }
@@ -257,6 +260,9 @@ impl SimCloud {
             };
             let ms = delay.as_millis() as u64;
             tokio::time::sleep(Duration::from_millis(self.draw_ms((ms / 2, ms)))).await;
+        }
+        if let Some(into) = attached_first {
+            inv.attach_first(into);
         }
         if self.chance(faults.crash_rate) {
             tracing::debug!(function = inv.function, op, "injected crash: the invocation dies after this call");
