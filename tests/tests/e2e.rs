@@ -777,6 +777,43 @@ async fn an_instance_attached_elsewhere_before_the_move_attaches_it_is_given_up(
     assert!(!logs.contains("message failed"), "served in the same invocation:\n{logs}");
 }
 
+/// The claimed instance is back in the pool when the move attaches it (AWS answers an
+/// attach of an instance still finishing its detach the same way): the refusal names the
+/// pool, so the claim is kept and the retry of the message resumes the move, detaching
+/// it again. The user is served on the instance it claimed, not on another one.
+#[tokio::test(start_paused = true)]
+async fn an_instance_back_in_the_pool_when_the_move_attaches_it_is_moved_on_the_retry() {
+    use warmpool_sim::{FaultKind, Faults};
+    let model = CloudModel { stale_read_ms: (1_000, 1_000), detach_s: (3.0, 3.0), ..CloudModel::default() };
+    let (attach, claimed) = the_signups_attach(&model).await;
+
+    let (captured, _guard) = capture_logs();
+    let pool_group = warmpool_sim::fixture::POOL_GROUP;
+    let faults = Faults { at_call: Some((attach, FaultKind::AttachedFirst(Some(pool_group)))), ..Faults::default() };
+    let p = Platform::start(PlatformOptions { model, pool: 3, faults, ..PlatformOptions::default() });
+    assert_eq!(p.config().pool_group, pool_group);
+    let all = vec!["u-0001".to_owned()];
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_eq!(p.cloud().fired_faults().len(), 1, "the attach into the pool came first");
+    assert!(
+        p.cloud()
+            .timeline()
+            .iter()
+            .any(|e| e.text.contains(&format!("into {pool_group} by another caller, first, took effect"))),
+        "the instance was back in the pool"
+    );
+    let report = assert_invariants(&p, &all);
+    let user = &report.users[0];
+    assert_eq!((user.state.as_str(), user.path.as_str()), ("ready", "warm"), "{user:?}");
+    assert_eq!(user.instance_id.as_deref(), Some(claimed.as_str()), "served on the instance it claimed");
+    // The claim is kept through the retry: released once (when the user is served), not
+    // given up mid-move and taken again.
+    assert_eq!(p.snapshot().calls["DeleteParameters"], 1, "the claim was kept");
+    let logs = captured.text();
+    assert!(logs.contains("the move resumes on the retry"), "the refusal kept the claim:\n{logs}");
+}
+
 /// Status events of another document (any Run Command in the account that reaches the
 /// function, though the template's rules filter by document too), even one naming the
 /// user's current command id, are not this function's: ignored, the user untouched.
@@ -874,6 +911,7 @@ async fn a_launch_failure_event_for_a_user_holding_its_host_is_ignored() {
 /// ready on its first attempt.
 #[tokio::test(start_paused = true)]
 async fn the_sweep_gives_a_retried_cold_launch_its_grace() {
+    let (captured, _guard) = capture_logs();
     let p = Platform::start(PlatformOptions {
         pool: 1,
         drop_events: 1.0,
@@ -891,4 +929,9 @@ async fn the_sweep_gives_a_retried_cold_launch_its_grace() {
     assert_eq!((r.state, r.attempt, r.path), (UserState::Ready, 1, Path::Cold), "{r:?}");
     let failed = p.cloud().timeline().iter().filter(|e| e.text.contains("launch failed")).count();
     assert!(failed >= 3, "the first launches failed ({failed})");
+    // The sweep did see the user stalled (past its 30 s), and the re-drive it queued
+    // left the launch alone.
+    let logs = captured.text();
+    assert!(logs.contains("reconcile queued a stalled user's re-drive"), "the sweep saw the stall:\n{logs}");
+    assert!(!logs.contains("cold launch failing"), "the launch was given its grace:\n{logs}");
 }
