@@ -248,6 +248,22 @@ pub struct InvocationPage {
     pub next_token: Option<String>,
 }
 
+impl InvocationPage {
+    /// The token to ask for the next page with, none after the last page. A page that
+    /// hands back the token it was asked with would be read again forever (the SDK's
+    /// own paginators stop on it too): an error instead, so a listing cannot spin a
+    /// function to its timeout.
+    pub fn next(&self, asked_with: Option<&str>) -> Result<Option<String>, CloudError> {
+        match (&self.next_token, asked_with) {
+            (Some(next), Some(asked)) if next == asked => Err(CloudError::Invalid {
+                operation: "ListCommandInvocations".into(),
+                message: format!("the page asked for with NextToken {asked} gave the same token back; stopped listing"),
+            }),
+            (next, _) => Ok(next.clone()),
+        }
+    }
+}
+
 /// One command invocation as `ListCommandInvocations` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvocationSummary {
@@ -289,9 +305,9 @@ pub trait RunCommand: Send + Sync {
             let mut listed = Vec::new();
             let mut next_token = None;
             loop {
-                let page = self.list_invocations_page(query, next_token).await?;
+                let page = self.list_invocations_page(query, next_token.clone()).await?;
+                next_token = page.next(next_token.as_deref())?;
                 listed.extend(page.invocations);
-                next_token = page.next_token;
                 if next_token.is_none() {
                     return Ok(listed);
                 }
@@ -486,5 +502,23 @@ pub trait Cloud:
         user_id: &str,
     ) -> impl Future<Output = Result<Option<Claimed>, FlowError>> + Send {
         crate::flow::acquire::rendezvous_claim(self, cfg, user_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_stops_at_its_last_page_and_on_a_token_handed_back() {
+        let page = |token: Option<&str>| InvocationPage { invocations: Vec::new(), next_token: token.map(Into::into) };
+        assert_eq!(page(None).next(Some("a")).ok(), Some(None), "the last page");
+        assert_eq!(page(Some("b")).next(None).ok(), Some(Some("b".to_owned())), "the first page");
+        assert_eq!(page(Some("b")).next(Some("a")).ok(), Some(Some("b".to_owned())));
+        let again = page(Some("a")).next(Some("a"));
+        assert!(
+            matches!(&again, Err(CloudError::Invalid { message, .. }) if message.contains("same token")),
+            "{again:?}"
+        );
     }
 }

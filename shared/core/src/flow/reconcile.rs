@@ -171,8 +171,9 @@ async fn redrive_ended_inits<C: Cloud>(
     let mut seen = BTreeSet::new();
     let mut next_token = None;
     loop {
-        let page = match cloud.list_invocations_page(query, next_token).await {
-            Ok(page) => page,
+        let listed = cloud.list_invocations_page(query, next_token.clone()).await;
+        let (page, next) = match listed.and_then(|page| page.next(next_token.as_deref()).map(|next| (page, next))) {
+            Ok(read) => read,
             Err(e) => {
                 warn!(error = %e, "could not list user-init invocations; re-driving the rest instead");
                 report.errors += 1;
@@ -190,7 +191,7 @@ async fn redrive_ended_inits<C: Cloud>(
             }
         }
         send_redrives(cloud, cfg, &redrives, report).await;
-        next_token = page.next_token;
+        next_token = next;
         if next_token.is_none() {
             break;
         }
