@@ -426,7 +426,7 @@ async fn move_instance<C: Cloud>(
                 Some(m) if m.group == user_group => {
                     info!(
                         user_id,
-                        instance_id, message, "attach refused: an earlier run attached the instance already"
+                        instance_id, aws_message = %message, "attach refused: an earlier run attached the instance already"
                     );
                     Ok(Move::WasAttached)
                 }
@@ -435,7 +435,7 @@ async fn move_instance<C: Cloud>(
                     m.group, m.state
                 ))),
                 Some(m) => {
-                    warn!(user_id, instance_id, group = %m.group, message, "claimed instance was taken into another group");
+                    warn!(user_id, instance_id, group = %m.group, aws_message = %message, "claimed instance was taken into another group");
                     lose(cloud, instance_id).await
                 }
                 None => Err(FlowError::NotYet(format!(
@@ -446,18 +446,18 @@ async fn move_instance<C: Cloud>(
         Err(CloudError::MaxSizeExceeded { message, .. }) => {
             // The user's group already has its host (a concurrent duplicate run): hand
             // this healthy instance back instead of leaving it outside every group.
-            warn!(user_id, instance_id, message, "user group is full; returning instance");
+            warn!(user_id, instance_id, aws_message = %message, "user group is full; returning instance");
             return_to_pool(cloud, cfg, instance_id).await?;
             Ok(Move::Lost)
         }
         Err(CloudError::Invalid { message, .. }) => {
             // Terminated under us, or refused for a reason we cannot fix. It is out of the
             // pool already: hand it back (if it still runs) so nothing is left outside.
-            warn!(user_id, instance_id, message, "claimed instance cannot be attached; handing it back");
+            warn!(user_id, instance_id, aws_message = %message, "claimed instance cannot be attached; handing it back");
             match return_to_pool(cloud, cfg, instance_id).await {
                 Ok(()) => {}
                 Err(FlowError::Cloud(CloudError::Invalid { message, .. })) => {
-                    info!(instance_id, message, "the instance no longer runs");
+                    info!(instance_id, aws_message = %message, "the instance no longer runs");
                     cloud.release(instance_id).await?;
                 }
                 Err(e) => return Err(e),
@@ -550,7 +550,7 @@ pub async fn return_to_pool<C: Cloud>(cloud: &C, cfg: &Config, instance_id: &str
 pub async fn retire<C: Cloud>(cloud: &C, instance_id: &str) -> Result<(), FlowError> {
     let result = match cloud.terminate_instance(instance_id, true).await {
         Err(CloudError::BelowMinSize { group, message }) => {
-            info!(instance_id, group, message, "group at its MinSize; terminating without the decrement");
+            info!(instance_id, group, aws_message = %message, "group at its MinSize; terminating without the decrement");
             cloud.terminate_instance(instance_id, false).await
         }
         other => other,
