@@ -364,10 +364,15 @@ fn single_seed(
 fn violations_of(seeds: &[SeedRuns]) -> Vec<(String, String)> {
     let mut violations = Vec::new();
     for s in seeds {
-        let best = s.search.as_ref().and_then(|x| x.best.as_ref()).map(|(_, r)| &r.summary);
-        for summary in std::iter::once(&s.main.summary).chain(best) {
+        let main = &s.main.summary;
+        violations.extend(main.violations.iter().map(|v| (format!("{} (seed {})", main.policy, s.seed), v.clone())));
+        // Every static run the search made, not only the two the comparison keeps.
+        if let Some(search) = &s.search {
             violations.extend(
-                summary.violations.iter().map(|v| (format!("{} (seed {})", summary.policy, s.seed), v.clone())),
+                search
+                    .violations
+                    .iter()
+                    .map(|(n, v)| (format!("{} (seed {})", PoolPolicy::Static(*n).label(), s.seed), v.clone())),
             );
         }
     }

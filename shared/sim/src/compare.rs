@@ -18,6 +18,9 @@ pub struct StaticSearch {
     pub below: Option<(u32, SimRun)>,
     /// Every size tried, with its warm-hit rate.
     pub tried: Vec<(u32, f64)>,
+    /// The invariant violations of every run the search made (not only the two it
+    /// keeps), each with its size: a static pool breaks the same invariants as any other.
+    pub violations: Vec<(u32, String)>,
 }
 
 /// Finds the smallest static pool size whose run reaches `target` warm hits on the same
@@ -30,11 +33,13 @@ pub fn smallest_static(
     progress: &ProgressBar,
 ) -> Result<StaticSearch, SimulateError> {
     let mut tried = Vec::new();
+    let mut violations = Vec::new();
     let mut runs: BTreeMap<u32, SimRun> = BTreeMap::new();
     let mut attempt = |n: u32, tried: &mut Vec<(u32, f64)>| -> Result<bool, SimulateError> {
         let run = simulate::run(&SimulateOptions { policy: PoolPolicy::Static(n), ..opts.clone() }, progress)?;
         let ok = run.summary.warm_hit_rate >= target;
         tried.push((n, run.summary.warm_hit_rate));
+        violations.extend(run.summary.violations.iter().map(|v| (n, v.clone())));
         runs.insert(n, run);
         Ok(ok)
     };
@@ -47,7 +52,7 @@ pub fn smallest_static(
         }
         if hi >= max {
             let below = runs.remove(&hi).map(|r| (hi, r));
-            return Ok(StaticSearch { best: None, below, tried });
+            return Ok(StaticSearch { best: None, below, tried, violations });
         }
         lo = hi;
         hi = (hi * 2).min(max);
@@ -63,7 +68,7 @@ pub fn smallest_static(
     }
     let best = runs.remove(&hi).map(|r| (hi, r));
     let below = runs.remove(&lo).map(|r| (lo, r));
-    Ok(StaticSearch { best, below, tried })
+    Ok(StaticSearch { best, below, tried, violations })
 }
 
 /// A static pool at exactly a given warm-hit rate: linear between the largest size that
@@ -168,6 +173,7 @@ mod tests {
             best: Some((20, run_with(0.99, 10.0))),
             below: Some((19, run_with(0.97, 9.0))),
             tried: Vec::new(),
+            violations: Vec::new(),
         };
         let at = search.at(0.985).unwrap();
         assert!((at.size - 19.75).abs() < 1e-9, "{at:?}");
@@ -176,10 +182,15 @@ mod tests {
         // At the reaching size's own rate: that size.
         assert!((search.at(0.99).unwrap().size - 20.0).abs() < 1e-9);
         // With no size below tried (the first size reached it), from an empty pool.
-        let first = StaticSearch { best: Some((1, run_with(0.5, 2.0))), below: None, tried: Vec::new() };
+        let first = StaticSearch {
+            best: Some((1, run_with(0.5, 2.0))),
+            below: None,
+            tried: Vec::new(),
+            violations: Vec::new(),
+        };
         let half = first.at(0.25).unwrap();
         assert!((half.size - 0.5).abs() < 1e-9 && (half.cost_usd - 1.0).abs() < 1e-9, "{half:?}");
-        assert_eq!(StaticSearch { best: None, below: None, tried: Vec::new() }.at(0.9), None);
+        assert_eq!(StaticSearch { best: None, below: None, tried: Vec::new(), violations: Vec::new() }.at(0.9), None);
     }
 
     #[test]
