@@ -80,7 +80,7 @@ fn seeds_and_the_equal_rate_comparison_are_reported_per_run_and_over_the_seeds()
     let over = &report["over_seeds"];
     assert_eq!(over["target"].as_f64(), Some(0.9));
     assert!(over["warm_hit_rate"]["mean"].as_f64().is_some() && over["share_reaching_target"].as_f64().is_some());
-    // A single seed's report keeps its named runs as well.
+    // Named runs (`adaptive`, `static`) are a single seed's report's; several seeds list theirs in `runs`.
     assert!(report.get("adaptive").is_none(), "named runs are for one seed");
 }
 

@@ -5,8 +5,8 @@
 //! - on a steady Poisson stream the adaptive pool settles near the Erlang B size
 //!   the pool-sizer computes, and serves its target.
 //!
-//! The full diurnal comparison with the smallest static pool runs in `make test`
-//! (`simulate-check`) as the README shows it.
+//! The full diurnal comparison with the static pool at the adaptive pool's warm-hit rate
+//! runs in `make test` (`simulate-check`) as the README shows it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
