@@ -814,6 +814,58 @@ async fn an_instance_back_in_the_pool_when_the_move_attaches_it_is_moved_on_the_
     assert!(logs.contains("the move resumes on the retry"), "the refusal kept the claim:\n{logs}");
 }
 
+/// A failover's host has its SSM agent down when the signup attaches it, so its init is
+/// left to lifecycle, whose launch event waits for the agent. The record still names the
+/// failed attempt's command (on the first host): having waited, lifecycle reads the
+/// record again and sends the init, because that command is another host's, not this
+/// one's. The user is ready on the second host without waiting for the sweep.
+#[tokio::test(start_paused = true)]
+async fn a_failovers_host_whose_agent_comes_back_is_initialised_by_its_launch_event() {
+    let model = CloudModel { user_init_s: 1.0, ..CloudModel::default() };
+    let p = Platform::start(PlatformOptions { model, pool: 2, ..PlatformOptions::default() });
+    let pool_group = p.config().pool_group.clone();
+    let all = users(1);
+    let group = p.config().user_group(&all[0]);
+    p.cloud().fail_next_inits(1);
+    p.signup(&all[0]);
+    // The first host is in the user's group: every agent left in the pool goes down.
+    let first = loop {
+        if let Some(host) = p.snapshot().groups.get(&group).and_then(|g| g.first().cloned()) {
+            break host;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let down: Vec<String> = p.snapshot().groups[&pool_group].clone();
+    assert!(!down.is_empty());
+    for id in &down {
+        p.cloud().set_agent_online(id, false);
+    }
+    // The failover attaches one of them; its agent is back 10 s later.
+    let second = loop {
+        if let Some(host) = p.snapshot().groups.get(&group).and_then(|g| g.iter().find(|h| **h != first).cloned()) {
+            break host;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(down.contains(&second), "the failover took a pool instance whose agent is down");
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    for id in &down {
+        p.cloud().set_agent_online(id, true);
+    }
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!((r.state, r.attempt, r.instance.as_deref()), (UserState::Ready, 2, Some(second.as_str())), "{r:?}");
+    // The signup's send to the second host was refused (its agent down), and lifecycle's
+    // went: the sweep's re-drive (the reconcile function) sent nothing.
+    let senders: Vec<String> =
+        p.cloud().call_log().into_iter().filter(|(_, op)| op == "SendCommand").map(|(f, _)| f).collect();
+    assert_eq!(senders.iter().filter(|f| *f == "signup").count(), 2, "{senders:?}");
+    assert!(!senders.iter().any(|f| f == "reconcile"), "not left to the sweep: {senders:?}");
+    let inits = p.cloud().sent_commands();
+    let to_second = inits.iter().filter(|c| c.document == p.config().user_init_document && c.instance_id == second);
+    assert_eq!(to_second.count(), 1, "one init on the second host");
+}
+
 /// Status events of another document (any Run Command in the account that reaches the
 /// function, though the template's rules filter by document too), even one naming the
 /// user's current command id, are not this function's: ignored, the user untouched.
