@@ -956,6 +956,61 @@ async fn a_launch_failure_event_for_a_user_holding_its_host_is_ignored() {
     assert_eq!((r.state, r.attempt, r.instance.as_deref()), (UserState::Ready, 1, Some(host.as_str())));
 }
 
+/// A failover of a failing cold launch that died right after stopping the group (desired
+/// capacity 0, the first step of ending the attempt) leaves an `initializing` user whose
+/// group asks for nothing and holds nothing. A `Launch Unsuccessful` event for it (a late
+/// or repeated one) does not end the attempt a second time: the user is not waiting for
+/// a launch. The sweep finds the user without an instance and acquires again, under the
+/// same attempt, and the user is served.
+#[tokio::test(start_paused = true)]
+async fn a_launch_failure_event_after_the_group_stopped_launching_is_left_to_the_sweep() {
+    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+    use lambda_runtime::{Context, LambdaEvent};
+    use serde_json::Value;
+    use warmpool_core::ports::AutoScaling;
+    let p = Platform::start(PlatformOptions {
+        pool: 1,
+        drop_events: 1.0,
+        reconcile_every_s: 30,
+        ..PlatformOptions::default()
+    });
+    claim_the_whole_pool(&p);
+    // Auto Scaling tries every 10 s: about 70 s of failed launches.
+    p.cloud().fail_next_launches(7);
+    let all = users(1);
+    let group = p.config().user_group(&all[0]);
+    p.signup(&all[0]);
+    while p
+        .snapshot()
+        .tags
+        .get(&group)
+        .and_then(UserRecord::from_tags)
+        .is_none_or(|r| r.state != UserState::Initializing)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Past the launch grace, the failover stops the group, and dies.
+    tokio::time::sleep(std::time::Duration::from_secs(65)).await;
+    p.cloud().set_desired_capacity(&group, 0).await.unwrap();
+    // The event comes later than the group's description shows the change.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../events/lifecycle/user-launch-unsuccessful.json")).unwrap();
+    v["detail"]["AutoScalingGroupName"] = group.clone().into();
+    let e = LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default());
+    let cfg = p.config_of(warmpool_core::Function::Lifecycle).clone();
+    let outcome =
+        format!("{:?}", warmpool_sim::invoke("lifecycle", warmpool_lifecycle::handler(p.cloud(), &cfg, e)).await);
+    assert!(outcome.contains("not waiting for a launch"), "{outcome}");
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!((r.state, r.attempt), (UserState::Initializing, 1), "the attempt is not ended twice: {r:?}");
+
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!((r.state, r.attempt, r.path), (UserState::Ready, 1, Path::Cold), "{r:?}");
+}
+
 /// A cold launch that Auto Scaling is still retrying (its first launches failed) is
 /// given its grace by the sweep too, even when the sweep's stall is shorter than the
 /// grace: every event lost, the sweep every 10 s with a 30 s stall sees the user with
