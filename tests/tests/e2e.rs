@@ -1011,6 +1011,48 @@ async fn a_launch_failure_event_after_the_group_stopped_launching_is_left_to_the
     assert_eq!((r.state, r.attempt, r.path), (UserState::Ready, 1, Path::Cold), "{r:?}");
 }
 
+/// While a user is `claiming` (here a failover has just begun, the record moved and the
+/// old host still in the group), a launch event for an instance in its group that is not
+/// the claimed one (one Auto Scaling launched to replace the old host) is ignored: the
+/// run claiming for the user decides its host, and an init recorded now would clobber
+/// the claim. Nothing is sent and the record is untouched.
+#[tokio::test(start_paused = true)]
+async fn a_launch_event_while_the_user_is_claiming_is_left_to_the_claim() {
+    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+    use lambda_runtime::{Context, LambdaEvent};
+    use serde_json::Value;
+    use warmpool_core::domain::tag;
+    use warmpool_core::ports::AutoScaling;
+    let p = Platform::start(PlatformOptions { pool: 1, ..PlatformOptions::default() });
+    let all = users(1);
+    let group = p.config().user_group(&all[0]);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    // A failover begins: the record says claiming, attempt 2.
+    p.cloud()
+        .tag_group(&group, &[(tag::STATE.to_owned(), "claiming".to_owned()), (tag::ATTEMPT.to_owned(), "2".to_owned())])
+        .await
+        .unwrap();
+    let replacement = p.cloud().attach_foreign_instance(&group);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let before = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!(before.state, UserState::Claiming);
+    let sends = || p.cloud().call_log().iter().filter(|(_, op)| op == "SendCommand").count();
+    let sent = sends();
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../events/lifecycle/user-launch-successful.json")).unwrap();
+    v["detail"]["AutoScalingGroupName"] = group.clone().into();
+    v["detail"]["EC2InstanceId"] = replacement.clone().into();
+    let e = LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default());
+    let cfg = p.config_of(warmpool_core::Function::Lifecycle).clone();
+    let outcome =
+        format!("{:?}", warmpool_sim::invoke("lifecycle", warmpool_lifecycle::handler(p.cloud(), &cfg, e)).await);
+    assert!(outcome.contains("a claim in flight"), "{outcome}");
+    assert_eq!(sends(), sent, "no init sent");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(record(&p, &p.snapshot(), &all[0]), before, "the record is untouched");
+}
+
 /// A cold launch that Auto Scaling is still retrying (its first launches failed) is
 /// given its grace by the sweep too, even when the sweep's stall is shorter than the
 /// grace: every event lost, the sweep every 10 s with a 30 s stall sees the user with

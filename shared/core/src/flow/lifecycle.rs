@@ -195,16 +195,22 @@ pub(crate) async fn init_loaded<C: Cloud>(
     }
     match record.state {
         UserState::Failed => return Ok(LifecycleOutcome::Ignored { reason: "user has failed" }),
-        UserState::Claiming if record.claimed.as_deref() == Some(instance_id) => {
-            // A pool instance on its way to the user: the move (signup's acquire) sends
-            // its init, and its retry if it dies first.
-            return Ok(LifecycleOutcome::Ignored { reason: "a move in flight sends this instance's init" });
+        UserState::Claiming => {
+            // The run claiming for the user owns its group until the record says
+            // `initializing`: a pool instance on its way to the user gets its init from
+            // the move (signup's acquire, or its retry); a cold launch is asked for only
+            // after the record moves; and any other instance (the previous attempt's,
+            // which the failover retires, or one Auto Scaling launched to replace it)
+            // must not take the user's init now, or its record would clobber the claim.
+            // Once the record is `initializing`, the sweep initialises a live host that
+            // has none.
+            return Ok(LifecycleOutcome::Ignored { reason: "a claim in flight decides this user's host" });
         }
         UserState::Ready if record.instance.as_deref() == Some(instance_id) => {
             return Ok(LifecycleOutcome::Ignored { reason: "user is already ready on this instance" });
         }
         UserState::Ready => record = replacement(cloud, group, record, instance_id).await?,
-        UserState::Claiming | UserState::Initializing => {}
+        UserState::Initializing => {}
     }
     if record.command_instance.as_deref() == Some(instance_id) && record.command_id.is_some() {
         return Ok(LifecycleOutcome::Ignored { reason: "init already sent to this instance" });
