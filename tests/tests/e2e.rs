@@ -1053,6 +1053,44 @@ async fn a_launch_event_while_the_user_is_claiming_is_left_to_the_claim() {
     assert_eq!(record(&p, &p.snapshot(), &all[0]), before, "the record is untouched");
 }
 
+/// The instance a user's cold launch brought up is locked by another user (a claim left
+/// on it by a run gone wrong): lifecycle does not take that lock for the user's own, and
+/// sends no init; the event fails with an error naming the holder, for an operator.
+#[tokio::test(start_paused = true)]
+async fn an_instance_locked_by_another_user_is_not_initialised() {
+    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+    use lambda_runtime::{Context, LambdaEvent};
+    use serde_json::Value;
+    let p = Platform::start(PlatformOptions { pool: 1, drop_events: 1.0, ..PlatformOptions::default() });
+    claim_the_whole_pool(&p);
+    let all = users(1);
+    let group = p.config().user_group(&all[0]);
+    p.signup(&all[0]);
+    let host = loop {
+        if let Some(host) = p.snapshot().groups.get(&group).and_then(|g| g.first().cloned()) {
+            break host;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    p.cloud().put_claim(&host, "u-someone-else");
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../events/lifecycle/user-launch-successful.json")).unwrap();
+    v["detail"]["AutoScalingGroupName"] = group.clone().into();
+    v["detail"]["EC2InstanceId"] = host.clone().into();
+    let e = LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default());
+    let cfg = p.config_of(warmpool_core::Function::Lifecycle).clone();
+    let outcome =
+        format!("{:?}", warmpool_sim::invoke("lifecycle", warmpool_lifecycle::handler(p.cloud(), &cfg, e)).await);
+    assert!(outcome.contains("Err") && outcome.contains("locked by u-someone-else"), "{outcome}");
+    assert!(!p.cloud().call_log().iter().any(|(_, op)| op == "SendCommand"), "no init sent");
+    assert_eq!(
+        p.snapshot().claims.get(&host).map(|(owner, _)| owner.as_str()),
+        Some("u-someone-else"),
+        "the lock is not taken over"
+    );
+}
+
 /// A cold launch that Auto Scaling is still retrying (its first launches failed) is
 /// given its grace by the sweep too, even when the sweep's stall is shorter than the
 /// grace: every event lost, the sweep every 10 s with a 30 s stall sees the user with
