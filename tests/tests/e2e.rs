@@ -1091,6 +1091,45 @@ async fn an_instance_locked_by_another_user_is_not_initialised() {
     );
 }
 
+/// Lifecycle sends a cold host's init and dies before recording it; the init succeeds
+/// meanwhile (its status event is ignored: the record names no command). Lambda's retry
+/// of the launch event takes the stale lock over, finds the init in SSM's history and
+/// records it, but does not apply its outcome: lifecycle may not send the ready message
+/// or fail over. The outcome is the sweep's (or the re-drive's), and the user is ready
+/// on its first attempt.
+#[tokio::test(start_paused = true)]
+async fn lifecycle_records_an_ended_init_it_finds_but_leaves_its_outcome_to_the_sweep() {
+    use warmpool_sim::{FaultKind, Faults};
+    // A cold init runs the preparation and the user's part: 20 s in all, done before the
+    // launch event's retry a minute later.
+    let model = CloudModel { prep_s: 10.0, user_init_s: 10.0, ..CloudModel::default() };
+    let send = {
+        let clean = Platform::start(PlatformOptions { model: model.clone(), pool: 1, ..PlatformOptions::default() });
+        claim_the_whole_pool(&clean);
+        let all = users(1);
+        clean.signup(&all[0]);
+        assert!(clean.run_until_settled(&all, DEADLINE_S).await);
+        let points = clean.cloud().call_log();
+        points.iter().position(|(f, op)| f == "lifecycle" && op == "SendCommand").unwrap() as u64
+    };
+    let faults = Faults { at_call: Some((send, FaultKind::CrashAfter)), ..Faults::default() };
+    let p = Platform::start(PlatformOptions { model, pool: 1, faults, ..PlatformOptions::default() });
+    claim_the_whole_pool(&p);
+    let all = users(1);
+    p.signup(&all[0]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let fired = p.cloud().fired_faults();
+    assert_eq!(fired.len(), 1);
+    assert_eq!((fired[0].1.function.as_str(), fired[0].1.op.as_str()), ("lifecycle", "SendCommand"));
+    let log = p.cloud().call_log();
+    assert_eq!(log.iter().filter(|(_, op)| op == "SendCommand").count(), 1, "one init: the retry found it");
+    let ready_by: Vec<&str> = log.iter().filter(|(_, op)| op == "SendMessage").map(|(f, _)| f.as_str()).collect();
+    assert!(!ready_by.is_empty() && !ready_by.contains(&"lifecycle"), "the outcome is not lifecycle's: {ready_by:?}");
+    assert_invariants(&p, &all);
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!((r.state, r.attempt, r.path), (UserState::Ready, 1, Path::Cold), "{r:?}");
+}
+
 /// A cold launch that Auto Scaling is still retrying (its first launches failed) is
 /// given its grace by the sweep too, even when the sweep's stall is shorter than the
 /// grace: every event lost, the sweep every 10 s with a 30 s stall sees the user with
