@@ -1130,6 +1130,39 @@ async fn lifecycle_records_an_ended_init_it_finds_but_leaves_its_outcome_to_the_
     assert_eq!((r.state, r.attempt, r.path), (UserState::Ready, 1, Path::Cold), "{r:?}");
 }
 
+/// Lifecycle takes a cold host's init lock and its `SendCommand` is refused: the agent
+/// went away between the look and the send. It waits for the agent again, which comes
+/// back 25 s later, past the 10 s in which a lock's holder may still send (after that,
+/// another run may take the lock over once it is 30 s old). So it sends nothing and
+/// fails; a later run (the sweep's re-drive, or Lambda's retry of the event) takes the
+/// stale lock over, asks SSM (nothing was sent) and sends the one init.
+#[tokio::test(start_paused = true)]
+async fn a_lock_holder_does_not_send_past_its_window() {
+    let (captured, _guard) = capture_logs();
+    let p = Platform::start(PlatformOptions { pool: 1, ..PlatformOptions::default() });
+    claim_the_whole_pool(&p);
+    let all = users(1);
+    let group = p.config().user_group(&all[0]);
+    p.signup(&all[0]);
+    // The moment lifecycle takes the lock (its first PutParameter), the agent goes away.
+    let lock_taken = || p.cloud().call_log().iter().any(|(f, op)| f == "lifecycle" && op == "PutParameter");
+    while !lock_taken() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let host = p.snapshot().groups[&group][0].clone();
+    p.cloud().set_agent_online(&host, false);
+    tokio::time::sleep(std::time::Duration::from_secs(25)).await;
+    p.cloud().set_agent_online(&host, true);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let log = p.cloud().call_log();
+    let sends: Vec<&str> = log.iter().filter(|(_, op)| op == "SendCommand").map(|(f, _)| f.as_str()).collect();
+    assert_eq!((sends.len(), sends[0]), (2, "lifecycle"), "one refused, one sent by a later run: {sends:?}");
+    let logs = captured.text();
+    assert!(logs.contains("SendCommand says the agent is not ready"), "the send was refused:\n{logs}");
+    assert!(logs.contains("past its lock's send window"), "the holder gave up at its window:\n{logs}");
+    assert_invariants(&p, &all);
+}
+
 /// A cold launch that Auto Scaling is still retrying (its first launches failed) is
 /// given its grace by the sweep too, even when the sweep's stall is shorter than the
 /// grace: every event lost, the sweep every 10 s with a 30 s stall sees the user with
