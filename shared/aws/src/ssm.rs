@@ -86,10 +86,10 @@ impl RunCommand for AwsCloud {
         let filter = |key: CommandFilterKey, value: String| {
             CommandFilter::builder().key(key).value(value).build().map_err(|e| invalid(e.to_string()))
         };
-        let mut filters = vec![
-            filter(CommandFilterKey::DocumentName, document.to_owned())?,
-            filter(CommandFilterKey::InvokedAfter, date("InvokedAfter", query.after_ms)?)?,
-        ];
+        let mut filters = vec![filter(CommandFilterKey::DocumentName, document.to_owned())?];
+        if let Some(after_ms) = query.after_ms {
+            filters.push(filter(CommandFilterKey::InvokedAfter, date("InvokedAfter", after_ms)?)?);
+        }
         if let Some(before_ms) = query.before_ms {
             filters.push(filter(CommandFilterKey::InvokedBefore, date("InvokedBefore", before_ms)?)?);
         }

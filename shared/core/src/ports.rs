@@ -212,8 +212,9 @@ pub struct CommandRequest {
 pub struct InvocationQuery<'a> {
     /// `DocumentName`.
     pub document: &'a str,
-    /// `InvokedAfter`: sent at or after this time.
-    pub after_ms: u64,
+    /// `InvokedAfter`, when given: sent at or after this time. Without it, SSM's whole
+    /// history (it keeps command history for 30 days).
+    pub after_ms: Option<u64>,
     /// `InvokedBefore`, when given: sent before this time.
     pub before_ms: Option<u64>,
     /// The `InstanceId` parameter, when given.
@@ -224,7 +225,13 @@ impl<'a> InvocationQuery<'a> {
     /// The invocations of `document` sent since `after_ms`, on every instance.
     #[must_use]
     pub fn since(document: &'a str, after_ms: u64) -> Self {
-        Self { document, after_ms, before_ms: None, instance_id: None }
+        Self { document, after_ms: Some(after_ms), before_ms: None, instance_id: None }
+    }
+
+    /// Every invocation of `document` SSM still keeps (30 days), on every instance.
+    #[must_use]
+    pub fn all(document: &'a str) -> Self {
+        Self { document, after_ms: None, before_ms: None, instance_id: None }
     }
 
     /// Only those sent before `before_ms`.

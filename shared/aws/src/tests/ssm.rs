@@ -197,3 +197,36 @@ async fn user_init_statuses_are_listed_by_document_and_time_window_on_every_page
     assert_eq!(listed, vec![summary("c-1", "Success"), summary("c-2", "InProgress")]);
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
 }
+
+/// An instance's whole history: the instance id given, no time filter (SSM keeps 30 days).
+#[tokio::test]
+async fn an_instances_whole_init_history_is_listed_without_a_time_filter() {
+    use aws_sdk_ssm::operation::list_command_invocations::ListCommandInvocationsOutput;
+    use aws_sdk_ssm::types::{CommandFilterKey, CommandInvocation};
+    let rule = mock!(aws_sdk_ssm::Client::list_command_invocations)
+        .match_requests(|r| {
+            let keys: Vec<&CommandFilterKey> = r.filters().iter().map(|f| f.key()).collect();
+            keys == [&CommandFilterKey::DocumentName] && r.instance_id() == Some("i-1")
+        })
+        .then_output(|| {
+            ListCommandInvocationsOutput::builder()
+                .command_invocations(
+                    CommandInvocation::builder()
+                        .command_id("c-1")
+                        .instance_id("i-1")
+                        .status(CommandInvocationStatus::Failed)
+                        .build(),
+                )
+                .build()
+        });
+    let cloud = AwsCloud::from_clients(
+        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
+        mock_client!(aws_sdk_ssm, RuleMode::Sequential, &[&rule]),
+        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
+        &config(),
+    );
+    let listed = cloud.list_invocations(InvocationQuery::all("init").on("i-1")).await.expect("listed");
+    assert_eq!(listed.iter().map(|i| i.command_id.as_str()).collect::<Vec<_>>(), ["c-1"]);
+    assert_eq!(rule.num_calls(), 1);
+}

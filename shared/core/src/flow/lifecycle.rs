@@ -327,16 +327,14 @@ pub(crate) async fn lock_init<C: Cloud>(
 /// The user-init an earlier run sent to `instance_id` (and died before recording), if
 /// SSM lists one: an instance serves one user for one attempt, so any user-init it ran
 /// is this one. One `ListCommandInvocations` for the instance over SSM's whole history
-/// (30 days): a handful of invocations, one page, and no dependence on when the record
-/// was last written (a re-drive marks it before it calls here).
+/// (30 days; no `InvokedAfter`): a handful of invocations, one page, and no dependence on
+/// when the record was last written (a re-drive marks it before it calls here).
 pub(crate) async fn init_sent_earlier<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     instance_id: &str,
 ) -> Result<Option<InvocationSummary>, FlowError> {
-    const SSM_HISTORY_MS: u64 = 30 * 24 * 3600 * 1000;
-    let since = cloud.now_ms().saturating_sub(SSM_HISTORY_MS);
-    let listed = cloud.list_invocations(InvocationQuery::since(&cfg.user_init_document, since).on(instance_id)).await?;
+    let listed = cloud.list_invocations(InvocationQuery::all(&cfg.user_init_document).on(instance_id)).await?;
     Ok(listed.into_iter().find(|i| i.instance_id == instance_id))
 }
 

@@ -247,7 +247,7 @@ impl RunCommand for SimCloud {
             .filter(|(id, c)| {
                 next_token.as_ref().is_none_or(|after| *id > after)
                     && c.document == query.document
-                    && c.sent_ms >= query.after_ms
+                    && query.after_ms.is_none_or(|after| c.sent_ms >= after)
                     && query.before_ms.is_none_or(|before| c.sent_ms < before)
                     && query.instance_id.is_none_or(|i| c.instance == i)
             })
