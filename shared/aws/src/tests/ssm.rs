@@ -205,7 +205,7 @@ async fn an_instances_whole_init_history_is_listed_without_a_time_filter() {
     use aws_sdk_ssm::types::{CommandFilterKey, CommandInvocation};
     let rule = mock!(aws_sdk_ssm::Client::list_command_invocations)
         .match_requests(|r| {
-            let keys: Vec<&CommandFilterKey> = r.filters().iter().map(|f| f.key()).collect();
+            let keys: Vec<&CommandFilterKey> = r.filters().iter().map(aws_sdk_ssm::types::CommandFilter::key).collect();
             keys == [&CommandFilterKey::DocumentName] && r.instance_id() == Some("i-1")
         })
         .then_output(|| {
