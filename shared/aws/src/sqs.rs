@@ -33,6 +33,7 @@ impl WorkQueues for AwsCloud {
                         .message_body(&m.body)
                         .set_message_group_id(m.group_id.clone())
                         .set_message_deduplication_id(m.dedup_id.clone())
+                        .set_delay_seconds((m.delay_s > 0).then(|| i32::try_from(m.delay_s).unwrap_or(i32::MAX)))
                         .build()
                         .map_err(|e| invalid(e.to_string()))
                 })

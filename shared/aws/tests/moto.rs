@@ -306,6 +306,7 @@ async fn moto_resume_messages_reach_the_signup_queue_in_batches_and_a_received_o
             group_id: Some(format!("u-{i}")),
             dedup_id: Some(format!("resume-u-{i}-1")),
             body: format!("{{\"kind\":\"resume\",\"user_id\":\"u-{i}\"}}"),
+            delay_s: 0,
         })
         .collect();
     // Twelve: two SendMessageBatch calls.
@@ -368,6 +369,7 @@ async fn moto_redrives_reach_the_standard_queue_and_the_sweep_lists_only_unfinis
             group_id: None,
             dedup_id: None,
             body: RedriveMessage::user_body(&Id::parse("user", u).unwrap()),
+            delay_s: 0,
         })
         .collect();
     env.cloud.send_batch(&url, &messages).await.unwrap();

@@ -445,6 +445,9 @@ pub struct QueuedMessage {
     /// queue; `None` for a standard queue (which has no deduplication).
     pub dedup_id: Option<String>,
     pub body: String,
+    /// `DelaySeconds` (0 to 900): the message is not delivered before. Standard queues
+    /// only: SQS refuses a per-message delay on a FIFO queue.
+    pub delay_s: u32,
 }
 
 /// The queues the functions consume (the signup queue, the re-drive queue), as their

@@ -59,6 +59,11 @@ impl SimQueue {
 
     /// `SendMessage`; returns the message id.
     pub fn send(&mut self, body: String, group_id: Option<String>, now_ms: u64) -> String {
+        self.send_delayed(body, group_id, now_ms, 0)
+    }
+
+    /// `SendMessage` with `DelaySeconds` (as milliseconds): not received before then.
+    pub fn send_delayed(&mut self, body: String, group_id: Option<String>, now_ms: u64, delay_ms: u64) -> String {
         self.next_id += 1;
         let id = format!("msg-{:06}", self.next_id);
         let group_id = if self.fifo { group_id } else { None };
@@ -76,7 +81,7 @@ impl SimQueue {
             group_id,
             sent_at_ms: now_ms,
             receive_count: 0,
-            visible_at_ms: now_ms,
+            visible_at_ms: now_ms + delay_ms,
             receipt: 0,
         });
         id

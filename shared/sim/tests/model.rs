@@ -214,8 +214,9 @@ async fn tags_lag_only_when_the_model_says_so() {
 async fn queues_refuse_messages_of_the_wrong_kind_and_unknown_urls() {
     use warmpool_core::ports::{QueuedMessage, WorkQueues};
     let (cloud, cfg) = fixture::cloud_with_pool(0);
-    let standard = QueuedMessage { group_id: None, dedup_id: None, body: "{}".into() };
-    let fifo = QueuedMessage { group_id: Some("u-1".into()), dedup_id: Some("d-1".into()), body: "{}".into() };
+    let standard = QueuedMessage { group_id: None, dedup_id: None, body: "{}".into(), delay_s: 0 };
+    let fifo =
+        QueuedMessage { group_id: Some("u-1".into()), dedup_id: Some("d-1".into()), body: "{}".into(), delay_s: 0 };
     for (url, bad) in [(&cfg.signup_queue_url, &standard), (&cfg.redrive_queue_url, &fifo)] {
         let err = cloud.send_batch(url, std::slice::from_ref(bad)).await.unwrap_err();
         assert!(matches!(err, CloudError::Invalid { .. }), "{url}: {err:?}");
@@ -228,6 +229,27 @@ async fn queues_refuse_messages_of_the_wrong_kind_and_unknown_urls() {
     assert!(matches!(err, CloudError::NotFound { .. }), "{err:?}");
     let err = cloud.retry_after("https://sqs.us-east-1.amazonaws.com/1/nope", "r", 5).await.unwrap_err();
     assert!(matches!(err, CloudError::NotFound { .. }), "{err:?}");
+}
+
+/// SQS message timers: `DelaySeconds` (0 to 900) keeps a standard queue's message from
+/// being received until it has passed; a FIFO queue refuses a per-message delay.
+#[tokio::test(start_paused = true)]
+async fn a_delayed_message_is_received_only_after_its_delay() {
+    use warmpool_core::ports::{QueuedMessage, WorkQueues};
+    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    let delayed = |delay_s| QueuedMessage { group_id: None, dedup_id: None, body: "{}".into(), delay_s };
+    let fifo =
+        QueuedMessage { group_id: Some("u-1".into()), dedup_id: Some("d-1".into()), body: "{}".into(), delay_s: 5 };
+    for (url, bad) in [(&cfg.signup_queue_url, fifo), (&cfg.redrive_queue_url, delayed(901))] {
+        let err = cloud.send_batch(url, std::slice::from_ref(&bad)).await.unwrap_err();
+        assert!(matches!(&err, CloudError::Invalid { message, .. } if message.contains("DelaySeconds")), "{err:?}");
+    }
+    cloud.send_batch(&cfg.redrive_queue_url, &[delayed(20)]).await.unwrap();
+    assert!(cloud.receive_from(warmpool_sim::REDRIVE_QUEUE, 10).is_empty(), "not before its delay");
+    tokio::time::sleep(Duration::from_millis(19_500)).await;
+    assert!(cloud.receive_from(warmpool_sim::REDRIVE_QUEUE, 10).is_empty(), "not before its delay");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(cloud.receive_from(warmpool_sim::REDRIVE_QUEUE, 10).len(), 1, "received once it has passed");
 }
 
 /// Auto Scaling: a launch that EC2 refuses (capacity, a quota, no free address) is a

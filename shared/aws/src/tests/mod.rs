@@ -428,6 +428,11 @@ async fn redrives_go_to_a_standard_queue_without_group_or_deduplication_ids() {
             r.queue_url() == Some("https://sqs.us-east-1.amazonaws.com/1/redrive")
                 && r.entries().len() == 2
                 && r.entries().iter().all(|e| e.message_group_id().is_none() && e.message_deduplication_id().is_none())
+                && r.entries()
+                    .iter()
+                    .map(aws_sdk_sqs::types::SendMessageBatchRequestEntry::delay_seconds)
+                    .collect::<Vec<_>>()
+                    == [None, Some(15)]
         })
         .then_output(|| {
             SendMessageBatchOutput::builder()
@@ -437,12 +442,14 @@ async fn redrives_go_to_a_standard_queue_without_group_or_deduplication_ids() {
                 .unwrap()
         });
     let cloud = sqs_cloud(&[&sent]);
-    let message = |user: &str| QueuedMessage {
+    let message = |user: &str, delay_s| QueuedMessage {
         group_id: None,
         dedup_id: None,
         body: format!("{{\"kind\":\"redrive\",\"user_id\":\"{user}\"}}"),
+        delay_s,
     };
     let url = config().redrive_queue_url;
-    assert_eq!(cloud.send_batch(&url, &[message("u-1"), message("u-2")]).await, Ok(()));
+    // A delayed one (a user waiting for the pool looks again) carries DelaySeconds.
+    assert_eq!(cloud.send_batch(&url, &[message("u-1", 0), message("u-2", 15)]).await, Ok(()));
     assert_eq!(sent.num_calls(), 1);
 }

@@ -259,6 +259,7 @@ async fn send_redrives<C: Cloud>(
                     group_id: None,
                     dedup_id: None,
                     body: RedriveMessage::user_body(&user_id),
+                    delay_s: 0,
                 });
                 sent.push(record.user_id.clone());
             }

@@ -112,6 +112,7 @@ async fn dead_letter<C: Cloud>(
         group_id: Some(r.group_id.clone().unwrap_or_else(|| "rejected".to_owned())),
         dedup_id: Some(r.message_id.chars().filter(char::is_ascii_alphanumeric).take(128).collect()),
         body: r.body.clone(),
+        delay_s: 0,
     };
     match cloud.send_batch(&cfg.signup_dlq_url, std::slice::from_ref(&message)).await {
         Ok(()) => {
@@ -219,7 +220,7 @@ async fn handle<C: Cloud>(
 pub(crate) fn resume_message(user_id: &Id, attempt: u32, dedup_id: String) -> Result<QueuedMessage, FlowError> {
     let body = serde_json::to_string(&SignupMessage::Resume { user_id: user_id.clone(), attempt: Some(attempt) })
         .map_err(|e| FlowError::InvalidInput(format!("resume message cannot be encoded: {e}")))?;
-    Ok(QueuedMessage { group_id: Some(user_id.as_str().to_owned()), dedup_id: Some(dedup_id), body })
+    Ok(QueuedMessage { group_id: Some(user_id.as_str().to_owned()), dedup_id: Some(dedup_id), body, delay_s: 0 })
 }
 
 /// Resumes a user stalled while claiming (sent by the reconcile sweep, a failover, or a

@@ -153,6 +153,14 @@ impl WorkQueues for SimCloud {
                     message: format!("queue {queue_url} {wanted} MessageGroupId and MessageDeduplicationId: {bad:?}"),
                 });
             }
+            // SQS: DelaySeconds is 0 to 900, and per message only on a standard queue
+            // (SQS Developer Guide, "Amazon SQS message timers").
+            if let Some(bad) = chunk.iter().find(|m| m.delay_s > 900 || (q.is_fifo() && m.delay_s > 0)) {
+                return Err(CloudError::Invalid {
+                    operation: "SendMessageBatch".into(),
+                    message: format!("InvalidParameterValue: DelaySeconds {} on queue {queue_url}", bad.delay_s),
+                });
+            }
             let mut sent = Vec::new();
             for m in chunk {
                 if let (Some(group), Some(dedup)) = (&m.group_id, &m.dedup_id) {
@@ -160,8 +168,8 @@ impl WorkQueues for SimCloud {
                         sent.push(format!("{queue} message for {group}"));
                     }
                 } else {
-                    q.send(m.body.clone(), None, now);
-                    sent.push(format!("{queue} message {}", m.body));
+                    q.send_delayed(m.body.clone(), None, now, u64::from(m.delay_s) * 1000);
+                    sent.push(format!("{queue} message {} (delay {} s)", m.body, m.delay_s));
                 }
             }
             for text in sent {
