@@ -521,11 +521,16 @@ pub fn render_text(workload: &str, runs: &[(String, RunSummary)], verdict: Optio
     let secs = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{s:.1} s"));
     let rows: Vec<Row> = vec![
         ("claim strategy", Box::new(|s| s.claim_strategy.clone())),
-        ("warm-hit rate", Box::new(|s| format!("{:.4}", s.warm_hit_rate))),
+        ("warm-hit rate (at the first look)", Box::new(|s| format!("{:.4}", s.warm_hit_rate))),
+        (
+            "waited for the pool / served warm",
+            Box::new(|s| format!("{:.4} / {:.4}", s.waited_rate, s.waited_served_warm_rate)),
+        ),
         ("ready / failed / unfinished", Box::new(|s| format!("{} / {} / {}", s.ready, s.failed, s.unfinished))),
         ("failovers", Box::new(|s| s.failovers.to_string())),
         ("time to ready, warm p50 / p90 / p99", Box::new(move |s| triple(&s.time_to_ready.warm, secs))),
         ("time to ready, cold p50 / p90 / p99", Box::new(move |s| triple(&s.time_to_ready.cold, secs))),
+        ("time to ready, waited p50 / p90 / p99", Box::new(move |s| triple(&s.time_to_ready.waited, secs))),
         ("time to ready, all p50 / p90 / p99", Box::new(move |s| triple(&s.time_to_ready.all, secs))),
         ("pool cost (US dollars)", Box::new(|s| format!("{:.2}", s.cost_usd))),
         ("idle instance-hours (pool cost)", Box::new(|s| format!("{:.1}", s.idle_instance_hours))),

@@ -30,6 +30,12 @@ fn record(p: &Platform, snap: &Snapshot, user: &str) -> UserRecord {
     UserRecord::from_tags(tags).expect("user group carries a record")
 }
 
+/// `POOL_WAIT_S=0`: a miss takes the cold path at once, for tests of the cold path
+/// itself (waiting for the pool first is tested on its own).
+fn cold_at_once() -> (String, String) {
+    ("POOL_WAIT_S".into(), "0".into())
+}
+
 /// Somebody else holds a claim on every pool instance (the pool cannot serve); returns them.
 fn claim_the_whole_pool(p: &Platform) -> Vec<String> {
     let pool: Vec<String> = p.snapshot().groups[&p.config().pool_group].clone();
@@ -84,7 +90,12 @@ fn assert_invariants(p: &Platform, users: &[String]) -> Report {
 
 #[tokio::test(start_paused = true)]
 async fn twenty_five_concurrent_signups_on_a_pool_of_ten() {
-    let p = Platform::start(PlatformOptions { pool: 10, seed: 11, ..PlatformOptions::default() });
+    let p = Platform::start(PlatformOptions {
+        pool: 10,
+        seed: 11,
+        overrides: vec![cold_at_once()],
+        ..PlatformOptions::default()
+    });
     let all = users(25);
     for u in &all {
         p.signup(u);
@@ -164,7 +175,7 @@ async fn failures_past_the_warm_attempts_go_cold_and_past_max_attempts_fail_with
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_pool_takes_the_cold_path() {
-    let p = Platform::start(PlatformOptions { pool: 0, ..PlatformOptions::default() });
+    let p = Platform::start(PlatformOptions { pool: 0, overrides: vec![cold_at_once()], ..PlatformOptions::default() });
     let all = users(2);
     for u in &all {
         p.signup(u);
@@ -181,6 +192,55 @@ async fn an_empty_pool_takes_the_cold_path() {
     assert_eq!(snap.calls["SetDesiredCapacity"], 2);
 }
 
+/// Two users, five seconds apart, on a pool of one (and the default wait for the pool),
+/// settled: the second finds the pool empty.
+async fn two_users_on_a_pool_of_one(model: CloudModel) -> (Platform, Vec<String>, Report) {
+    let p = Platform::start(PlatformOptions { model, pool: 1, ..PlatformOptions::default() });
+    let all = users(2);
+    p.signup(&all[0]);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    p.signup(&all[1]);
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    let report = assert_invariants(&p, &all);
+    (p, all, report)
+}
+
+/// A signup that finds no pool instance to claim waits for one (`POOL_WAIT_S`, 240 s by
+/// default) instead of launching cold, looking again every 15 s through a delayed
+/// re-drive. With refills ready in about a minute and a half, the second of two users on
+/// a pool of one is served warm from the first user's refill, within its wait.
+#[tokio::test(start_paused = true)]
+async fn a_miss_waits_for_the_pool_and_is_served_warm() {
+    let (p, all, report) = two_users_on_a_pool_of_one(CloudModel { prep_s: 60.0, ..CloudModel::default() }).await;
+    for u in &report.users {
+        assert_eq!((u.state.as_str(), u.path.as_str(), u.attempts), ("ready", "warm", 1), "{u:?}");
+    }
+    let waited = report.users[1].ready_after_s.unwrap();
+    assert!((30.0..240.0).contains(&waited), "served from a refill within its wait: {waited} s");
+    let r = record(&p, &p.snapshot(), &all[1]);
+    assert_eq!(r.waiting.map(|(attempt, _)| attempt), Some(1), "the record says it waited");
+    assert!(record(&p, &p.snapshot(), &all[0]).waiting.is_none(), "the first user did not wait");
+    let log = p.cloud().call_log();
+    let asked = log.iter().filter(|(f, op)| f == "signup" && op == "SetDesiredCapacity").count();
+    assert_eq!(asked, 0, "no cold launch asked for, and the pool left to its own refills");
+    let looks = log.iter().filter(|(f, op)| f == "signup" && op == "SendMessageBatch").count();
+    assert!(looks >= 2, "it looked again through delayed re-drives: {looks}");
+}
+
+/// A miss whose wait runs out with no pool instance to claim (refills take ten minutes
+/// here) takes the cold path, on the same attempt, after the wait.
+#[tokio::test(start_paused = true)]
+async fn a_miss_whose_wait_runs_out_launches_cold() {
+    let (p, all, report) = two_users_on_a_pool_of_one(CloudModel::default()).await;
+    let u = &report.users[1];
+    assert_eq!((u.state.as_str(), u.path.as_str(), u.attempts), ("ready", "cold", 1), "{u:?}");
+    let t = u.ready_after_s.unwrap();
+    assert!((240.0 + 420.0..240.0 + 900.0).contains(&t), "the wait, then a cold launch: {t} s");
+    let log = p.cloud().call_log();
+    let asked = log.iter().filter(|(f, op)| f == "signup" && op == "SetDesiredCapacity").count();
+    assert_eq!(asked, 1, "the user's cold launch, after the wait");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_late_agent_is_retried_then_the_user_becomes_ready() {
     // The agent registers 5 minutes after boot; one lifecycle invocation waits at most
@@ -190,7 +250,7 @@ async fn a_late_agent_is_retried_then_the_user_becomes_ready() {
         pool: 0,
         model,
         async_retry_delays_s: vec![60, 120],
-        overrides: vec![("AGENT_WAIT_S".into(), "60".into())],
+        overrides: vec![cold_at_once(), ("AGENT_WAIT_S".into(), "60".into())],
         ..PlatformOptions::default()
     });
     let all = users(1);
@@ -215,7 +275,7 @@ async fn an_event_that_fails_every_retry_reaches_reconcile_through_the_on_failur
     let p = Platform::start(PlatformOptions {
         pool: 0,
         model: CloudModel { agent_delay_s: 200.0, ..CloudModel::default() },
-        overrides: vec![("AGENT_WAIT_S".into(), "0".into())],
+        overrides: vec![cold_at_once(), ("AGENT_WAIT_S".into(), "0".into())],
         reconcile_every_s: 0,
         ..PlatformOptions::default()
     });
@@ -270,7 +330,7 @@ async fn with_every_event_lost_the_sweep_queues_a_redrive_per_user_and_they_fini
 /// used no pool instance), and the user is ready.
 #[tokio::test(start_paused = true)]
 async fn a_cold_launch_that_keeps_failing_fails_over_to_the_pool() {
-    let p = Platform::start(PlatformOptions { pool: 2, ..PlatformOptions::default() });
+    let p = Platform::start(PlatformOptions { pool: 2, overrides: vec![cold_at_once()], ..PlatformOptions::default() });
     let pool = claim_the_whole_pool(&p);
     p.cloud().fail_next_launches(1_000);
     let all = users(1);
@@ -430,7 +490,7 @@ async fn a_late_launch_event_finds_the_init_the_sweep_sent() {
 async fn a_failed_cold_attempt_fails_over_to_the_pool_within_one_warm_attempt() {
     let p = Platform::start(PlatformOptions {
         pool: 2,
-        overrides: vec![("WARM_ATTEMPTS".into(), "1".into()), ("MAX_ATTEMPTS".into(), "3".into())],
+        overrides: vec![cold_at_once(), ("WARM_ATTEMPTS".into(), "1".into()), ("MAX_ATTEMPTS".into(), "3".into())],
         ..PlatformOptions::default()
     });
     // Every pool instance is someone else's at first: the first attempt runs cold.
@@ -1073,7 +1133,7 @@ async fn an_instance_locked_by_another_user_is_not_initialised() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     p.cloud().put_claim(&host, "u-someone-else");
-    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    tokio::time::sleep(std::time::Duration::from_mins(1)).await;
     let mut v: Value =
         serde_json::from_str(include_str!("../../events/lifecycle/user-launch-successful.json")).unwrap();
     v["detail"]["AutoScalingGroupName"] = group.clone().into();
@@ -1104,7 +1164,12 @@ async fn lifecycle_records_an_ended_init_it_finds_but_leaves_its_outcome_to_the_
     // launch event's retry a minute later.
     let model = CloudModel { prep_s: 10.0, user_init_s: 10.0, ..CloudModel::default() };
     let send = {
-        let clean = Platform::start(PlatformOptions { model: model.clone(), pool: 1, ..PlatformOptions::default() });
+        let clean = Platform::start(PlatformOptions {
+            model: model.clone(),
+            pool: 1,
+            overrides: vec![cold_at_once()],
+            ..PlatformOptions::default()
+        });
         claim_the_whole_pool(&clean);
         let all = users(1);
         clean.signup(&all[0]);
@@ -1113,7 +1178,13 @@ async fn lifecycle_records_an_ended_init_it_finds_but_leaves_its_outcome_to_the_
         points.iter().position(|(f, op)| f == "lifecycle" && op == "SendCommand").unwrap() as u64
     };
     let faults = Faults { at_call: Some((send, FaultKind::CrashAfter)), ..Faults::default() };
-    let p = Platform::start(PlatformOptions { model, pool: 1, faults, ..PlatformOptions::default() });
+    let p = Platform::start(PlatformOptions {
+        model,
+        pool: 1,
+        faults,
+        overrides: vec![cold_at_once()],
+        ..PlatformOptions::default()
+    });
     claim_the_whole_pool(&p);
     let all = users(1);
     p.signup(&all[0]);
@@ -1139,7 +1210,7 @@ async fn lifecycle_records_an_ended_init_it_finds_but_leaves_its_outcome_to_the_
 #[tokio::test(start_paused = true)]
 async fn a_lock_holder_does_not_send_past_its_window() {
     let (captured, _guard) = capture_logs();
-    let p = Platform::start(PlatformOptions { pool: 1, ..PlatformOptions::default() });
+    let p = Platform::start(PlatformOptions { pool: 1, overrides: vec![cold_at_once()], ..PlatformOptions::default() });
     claim_the_whole_pool(&p);
     let all = users(1);
     let group = p.config().user_group(&all[0]);
@@ -1175,7 +1246,7 @@ async fn the_sweep_gives_a_retried_cold_launch_its_grace() {
         pool: 1,
         drop_events: 1.0,
         reconcile_every_s: 10,
-        overrides: vec![("RECONCILE_STALL_S".into(), "30".into())],
+        overrides: vec![cold_at_once(), ("RECONCILE_STALL_S".into(), "30".into())],
         ..PlatformOptions::default()
     });
     claim_the_whole_pool(&p);

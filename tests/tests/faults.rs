@@ -30,18 +30,26 @@ enum Scenario {
     Warm,
     /// The first init fails: failover to a second pool instance.
     Failover,
-    /// An empty pool: the cold path.
+    /// An empty pool, no wait for it (`POOL_WAIT_S=0`): the cold path.
     Cold,
+    /// The pool's one instance replaced as the user signs up: the user waits for the
+    /// replacement (prepared in about a minute here), looking again through delayed
+    /// re-drives, and is served from the pool.
+    Wait,
 }
 
 fn options(scenario: Scenario, faults: Faults) -> PlatformOptions {
+    let (pool, wait_s, model) = match scenario {
+        Scenario::Warm => (2, None, CloudModel::default()),
+        Scenario::Failover => (3, None, CloudModel::default()),
+        Scenario::Cold => (0, Some("0"), CloudModel::default()),
+        Scenario::Wait => (1, Some("300"), CloudModel { prep_s: 20.0, ..CloudModel::default() }),
+    };
     PlatformOptions {
-        pool: match scenario {
-            Scenario::Warm => 2,
-            Scenario::Failover => 3,
-            Scenario::Cold => 0,
-        },
+        pool,
         faults,
+        model,
+        overrides: wait_s.map(|s| ("POOL_WAIT_S".to_owned(), s.to_owned())).into_iter().collect(),
         ..PlatformOptions::default()
     }
 }
@@ -64,9 +72,22 @@ fn settle(
     deadline_s: u64,
     after: std::time::Duration,
 ) -> (Platform, Settled) {
+    settle_after(opts, |_| {}, failed_inits, users, deadline_s, after)
+}
+
+/// [`settle`], with `before` run on the platform before the signups.
+fn settle_after(
+    opts: PlatformOptions,
+    before: impl Fn(&Platform),
+    failed_inits: u32,
+    users: &[String],
+    deadline_s: u64,
+    after: std::time::Duration,
+) -> (Platform, Settled) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async {
         let p = Platform::start(opts);
+        before(&p);
         p.cloud().fail_next_inits(failed_inits);
         for u in users {
             p.signup(u);
@@ -82,7 +103,16 @@ fn settle(
 /// pool-prep, CONTINUE) so that those calls are part of the matrix too.
 fn run(scenario: Scenario, faults: Faults, users: &[String]) -> (Platform, Settled) {
     let failed_inits = u32::from(matches!(scenario, Scenario::Failover));
-    settle(options(scenario, faults), failed_inits, users, DEADLINE_S, std::time::Duration::from_mins(20))
+    // Wait: the pool's one instance fails its health check as the user signs up, so the
+    // user finds nothing to claim while Auto Scaling's replacement prepares.
+    let before = |p: &Platform| {
+        if matches!(scenario, Scenario::Wait) {
+            for id in p.snapshot().groups[&p.config().pool_group].clone() {
+                p.cloud().fail_health_check(&id);
+            }
+        }
+    };
+    settle_after(options(scenario, faults), before, failed_inits, users, DEADLINE_S, std::time::Duration::from_mins(20))
 }
 
 /// Checks every invariant; returns a description of what broke.
@@ -261,7 +291,7 @@ fn recovery_pass(scenario: Scenario) -> usize {
 
 #[test]
 fn crash_point_matrix_recovery() {
-    for scenario in [Scenario::Warm, Scenario::Failover, Scenario::Cold] {
+    for scenario in [Scenario::Warm, Scenario::Failover, Scenario::Cold, Scenario::Wait] {
         recovery_pass(scenario);
     }
 }
@@ -279,6 +309,16 @@ fn crash_point_matrix_failover() {
 #[test]
 fn crash_point_matrix_cold() {
     matrix(Scenario::Cold);
+}
+
+#[test]
+fn crash_point_matrix_wait() {
+    // The clean run does wait, and is served from the pool.
+    let users = one_user();
+    let (clean, _) = run(Scenario::Wait, Faults::default(), &users);
+    let r = UserRecord::from_tags(&clean.snapshot().tags[&clean.config().user_group(&users[0])]).unwrap();
+    assert_eq!((r.path, r.waiting.map(|(a, _)| a)), (warmpool_core::domain::Path::Warm, Some(1)), "{r:?}");
+    matrix(Scenario::Wait);
 }
 
 #[test]
@@ -661,7 +701,9 @@ fn a_resumed_cold_attempt_stays_cold_when_the_pool_refills() {
     let users = one_user();
     let claimed_pool = |p: &Platform| p.snapshot().groups[&p.config().pool_group].clone();
     let start = |faults: Faults| {
-        let p = Platform::start(PlatformOptions { pool: 2, faults, ..PlatformOptions::default() });
+        // Cold at once (no wait for the pool): the cold path is what this tests.
+        let overrides = vec![("POOL_WAIT_S".to_owned(), "0".to_owned())];
+        let p = Platform::start(PlatformOptions { pool: 2, faults, overrides, ..PlatformOptions::default() });
         for id in claimed_pool(&p) {
             p.cloud().put_claim(&id, "someone-else");
         }

@@ -166,7 +166,8 @@ const LAUNCH_FAILED: &str = include_str!("../../../events/lifecycle/user-launch-
 /// the attempt ends with EC2's reason and the next claim goes to the signup function.
 #[tokio::test(start_paused = true)]
 async fn a_failed_cold_launch_is_given_a_minute_then_fails_over() {
-    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    let (cloud, mut cfg) = fixture::cloud_with_pool(0);
+    cfg.pool_wait_s = 0; // cold at once: no pool to wait for
     cloud.fail_next_launches(1_000);
     let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
     warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
@@ -217,7 +218,8 @@ async fn two_invocations_waiting_for_one_agent_send_one_init() {
 /// The host runs one init; the other retry leaves it to the winner.
 #[tokio::test(start_paused = true)]
 async fn two_retries_taking_over_one_stale_init_lock_send_one_init() {
-    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    let (cloud, mut cfg) = fixture::cloud_with_pool(0);
+    cfg.pool_wait_s = 0; // cold at once: no pool to wait for
     let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
     warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
     assert_eq!(cloud.snapshot().tags[GROUP]["warmpool:path"], "cold");

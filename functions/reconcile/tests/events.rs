@@ -152,7 +152,8 @@ async fn a_failed_launch_event_of_a_replaced_host_is_re_driven() {
 /// sent, and the host would run user-init twice.
 #[tokio::test(start_paused = true)]
 async fn housekeeping_keeps_the_init_lock_of_a_cold_users_fresh_instance() {
-    let (cloud, cfg) = fixture::cloud_with_pool(0);
+    let (cloud, mut cfg) = fixture::cloud_with_pool(0);
+    cfg.pool_wait_s = 0; // cold at once: no pool to wait for
     let sqs: SqsEvent = serde_json::from_str(SIGNUP).unwrap();
     warmpool_signup::handler(&cloud, &cfg, LambdaEvent::new(sqs, Context::default())).await.unwrap();
     let instance = loop {

@@ -309,6 +309,9 @@ pub mod tag {
     /// When a step last wrote the record: the reconcile sweep's measure of a stall.
     pub const UPDATED_AT: &str = "warmpool:updated-at";
     pub const REASON: &str = "warmpool:reason";
+    /// `<attempt>:<ms>`: since when this attempt has waited for a pool instance (none to
+    /// claim at its first look).
+    pub const WAITING: &str = "warmpool:waiting";
 }
 
 /// The per-user record, read from and written to the tags of the user's group.
@@ -336,6 +339,8 @@ pub struct UserRecord {
     pub reason: Option<String>,
     /// The host the current one replaced (see [`tag::REPLACED`]).
     pub replaced: Option<String>,
+    /// The attempt that waited for the pool, and since when (see [`tag::WAITING`]).
+    pub waiting: Option<(u32, u64)>,
 }
 
 impl UserRecord {
@@ -358,7 +363,14 @@ impl UserRecord {
             updated_at_ms: requested_at_ms,
             reason: None,
             replaced: None,
+            waiting: None,
         }
+    }
+
+    /// Since when this attempt has waited for a pool instance, if it has.
+    #[must_use]
+    pub fn waiting_since(&self) -> Option<u64> {
+        self.waiting.filter(|(attempt, _)| *attempt == self.attempt).map(|(_, since)| since)
     }
 
     /// Whether this attempt may be served from the pool: pool instances used so far
@@ -404,6 +416,10 @@ impl UserRecord {
             updated_at_ms: get(tag::UPDATED_AT).and_then(|v| v.parse().ok()).unwrap_or_default(),
             reason: get(tag::REASON),
             replaced: get(tag::REPLACED),
+            waiting: get(tag::WAITING).and_then(|v| {
+                let (attempt, since) = v.split_once(':')?;
+                Some((attempt.parse().ok()?, since.parse().ok()?))
+            }),
         })
     }
 
@@ -428,6 +444,7 @@ impl UserRecord {
             (tag::UPDATED_AT.into(), self.updated_at_ms.to_string()),
             (tag::REASON.into(), opt(&self.reason)),
             (tag::REPLACED.into(), opt(&self.replaced)),
+            (tag::WAITING.into(), self.waiting.map(|(a, t)| format!("{a}:{t}")).unwrap_or_default()),
         ]
     }
 }
@@ -494,8 +511,17 @@ mod tests {
         r.command_id = Some("00000001-0000-4000-8000-00009e3779b1".into());
         r.path = Path::Cold;
         r.attempt = 3;
+        r.waiting = Some((3, 1_000));
         let tags: BTreeMap<_, _> = r.to_tags().into_iter().collect();
-        assert_eq!(UserRecord::from_tags(&tags), Some(r));
+        assert_eq!(tags[tag::WAITING], "3:1000");
+        assert_eq!(UserRecord::from_tags(&tags), Some(r.clone()));
+        // A wait counts for its own attempt only; an unreadable one is no wait.
+        assert_eq!(r.waiting_since(), Some(1_000));
+        r.attempt = 4;
+        assert_eq!(r.waiting_since(), None);
+        let mut garbled = tags.clone();
+        garbled.insert(tag::WAITING.to_owned(), "3-1000".to_owned());
+        assert_eq!(UserRecord::from_tags(&garbled).and_then(|r| r.waiting), None);
         assert_eq!(UserRecord::from_tags(&BTreeMap::new()), None);
         // What comes back from AWS is parsed as strictly as what came in.
         let hostile = [

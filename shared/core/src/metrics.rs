@@ -38,6 +38,8 @@ pub enum Metric {
     FailedGroupRemoved,
     /// A new user's signup was refused: the stack holds `MAX_USERS` users.
     UserLimitReached,
+    /// A signup found no pool instance to claim and began waiting for one (`POOL_WAIT_S`).
+    PoolWait,
 }
 
 impl Metric {
@@ -58,6 +60,7 @@ impl Metric {
             Self::HostReplaced => ("HostReplaced", 1.0, "Count", vec![]),
             Self::FailedGroupRemoved => ("FailedGroupsRemoved", 1.0, "Count", vec![]),
             Self::UserLimitReached => ("UserLimitReached", 1.0, "Count", vec![]),
+            Self::PoolWait => ("PoolWaits", 1.0, "Count", vec![]),
         }
     }
 

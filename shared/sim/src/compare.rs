@@ -149,6 +149,8 @@ mod tests {
             failed: 0,
             unfinished: 0,
             warm_hit_rate: hit,
+            waited_rate: 0.0,
+            waited_served_warm_rate: 0.0,
             failovers: 0,
             time_to_ready: TimeToReady::default(),
             idle_instance_hours: cost / Pricing::default().running_usd_per_hour(),

@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::platform::{Platform, PlatformOptions};
 use crate::report::{Report, percentile};
 use crate::{ClaimStrategy, CloudModel};
+use warmpool_core::domain::UserRecord;
 
 /// A problem with the simulator's input.
 #[derive(Debug, Error, PartialEq)]
@@ -279,8 +280,12 @@ impl Percentiles {
 /// Time to ready by path.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct TimeToReady {
+    /// Served from the pool (at once, or after waiting for it).
     pub warm: Percentiles,
     pub cold: Percentiles,
+    /// The users who found no pool instance and waited for one (`POOL_WAIT_S`), served
+    /// warm or, past the wait, cold.
+    pub waited: Percentiles,
     pub all: Percentiles,
 }
 
@@ -293,8 +298,13 @@ pub struct RunSummary {
     pub ready: usize,
     pub failed: usize,
     pub unfinished: usize,
-    /// Signups served from the pool, over all signups.
+    /// Signups that found a pool instance at their first look, over all signups: what the
+    /// pool itself delivered, and what the pool-sizer's target means.
     pub warm_hit_rate: f64,
+    /// Signups that found none and waited for the pool (`POOL_WAIT_S`), over all signups...
+    pub waited_rate: f64,
+    /// ...and those of them a pool instance served within the wait.
+    pub waited_served_warm_rate: f64,
     pub failovers: u32,
     pub time_to_ready: TimeToReady,
     /// Pool instances (booting, preparing or waiting) integrated over the workload's
@@ -336,7 +346,10 @@ pub struct PoolSample {
 pub struct UserPoint {
     pub signup_s: f64,
     pub ready_after_s: Option<f64>,
+    /// Served from the pool (ground truth: where its host was launched).
     pub warm: bool,
+    /// Found no pool instance and waited for one (the record's `waiting` tag).
+    pub waited: bool,
 }
 
 /// A whole run.
@@ -458,11 +471,18 @@ fn summarize(
             signup_s: *t,
             ready_after_s: if u.state == "ready" { u.ready_after_s } else { None },
             warm: u.state == "ready" && u.path == "warm",
+            waited: snap
+                .tags
+                .get(&platform.config().user_group(&u.user_id))
+                .and_then(UserRecord::from_tags)
+                .is_some_and(|r| r.waiting.is_some()),
         })
         .collect();
-    let times = |warm: Option<bool>| -> Vec<f64> {
-        points.iter().filter(|p| warm.is_none_or(|w| p.warm == w)).filter_map(|p| p.ready_after_s).collect()
+    let times = |keep: &dyn Fn(&UserPoint) -> bool| -> Vec<f64> {
+        points.iter().filter(|p| keep(p)).filter_map(|p| p.ready_after_s).collect()
     };
+    let share =
+        |keep: &dyn Fn(&UserPoint) -> bool| points.iter().filter(|p| keep(p)).count() as f64 / users.len() as f64;
     let signups = users.len();
     let s = &report.summary;
     let detach = platform.cloud().detach_stats(pool_group);
@@ -476,12 +496,15 @@ fn summarize(
         ready: s.ready,
         failed: s.failed,
         unfinished: s.not_finished,
-        warm_hit_rate: s.warm as f64 / signups as f64,
+        warm_hit_rate: share(&|p| p.warm && !p.waited),
+        waited_rate: share(&|p| p.waited),
+        waited_served_warm_rate: share(&|p| p.waited && p.warm),
         failovers: s.failovers,
         time_to_ready: TimeToReady {
-            warm: Percentiles::of(times(Some(true))),
-            cold: Percentiles::of(times(Some(false))),
-            all: Percentiles::of(times(None)),
+            warm: Percentiles::of(times(&|p| p.warm)),
+            cold: Percentiles::of(times(&|p| !p.warm)),
+            waited: Percentiles::of(times(&|p| p.waited)),
+            all: Percentiles::of(times(&|_| true)),
         },
         idle_instance_hours: live_seconds / 3600.0,
         preparing_instance_hours: (live_seconds - ready_seconds) / 3600.0,

@@ -98,6 +98,8 @@ pub struct Config {
     pub reconcile_stall_s: u32,
     /// `FAILED_RETENTION_H`: 0 keeps failed users' groups.
     pub failed_retention_h: u32,
+    /// `POOL_WAIT_S`: how long a miss waits for the pool before the cold path; 0: not at all.
+    pub pool_wait_s: u32,
     /// `MAX_USERS`: 0 for no cap of our own.
     pub max_users: u32,
     /// The pool-sizer's settings.
@@ -235,6 +237,7 @@ impl Config {
             agent_wait_s: r.count("AGENT_WAIT_S")?,
             reconcile_stall_s: r.count("RECONCILE_STALL_S")?,
             failed_retention_h: r.count("FAILED_RETENTION_H")?,
+            pool_wait_s: r.count("POOL_WAIT_S")?,
             max_users: r.count("MAX_USERS")?,
             sizer,
         })

@@ -166,9 +166,9 @@ pub const VARIABLES: &[Variable] = &[
     required(
         "REDRIVE_QUEUE_URL",
         "set it to the re-drive queue's URL",
-        "where the reconcile sweep sends a re-drive for each stalled user past claiming (the reconcile \
-         function consumes it, with Lambda's failed events)",
-        &[Reconcile],
+        "where the reconcile sweep sends a re-drive for each stalled user past claiming, and a user waiting \
+         for the pool its next look (the reconcile function consumes it, with Lambda's failed events)",
+        &[Signup, Reconcile],
     ),
     var(
         "REDRIVE_RETRY_S",
@@ -216,6 +216,14 @@ pub const VARIABLES: &[Variable] = &[
         count(0, 240),
         "how long one invocation waits for the SSM agent before handing the event back for a platform retry",
         &[Lifecycle, Reconcile],
+    ),
+    var(
+        "POOL_WAIT_S",
+        "240",
+        count(0, 3_600),
+        "a signup that finds no pool instance to claim waits this long for one (the pool's refills are under \
+         way; it looks again every 15 s) before it launches cold; 0 launches cold at once",
+        &[Signup, Reconcile],
     ),
     var(
         "RECONCILE_STALL_S",

@@ -5,6 +5,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::lifecycle::{InitLock, init_sent_earlier, lock_init, record_earlier_init, record_init, user_init_request};
+use super::pool_wait::wait_for_pool;
 use super::{describe_pool, rendezvous_score, write_tags};
 use crate::Config;
 use crate::domain::{Path, UserRecord, UserState, tag};
@@ -33,6 +34,10 @@ pub enum Acquired {
     Cold,
     /// The group already had its instance (a resumed or duplicated run).
     AlreadyAttached { instance_id: String },
+    /// No pool instance to claim: the user waits for one (`POOL_WAIT_S`, see
+    /// [`super::pool_wait`]), and looks again when a delayed re-drive brings it back; the
+    /// cold path after `until_ms`.
+    Waiting { until_ms: u64 },
 }
 
 /// Gives the user (whose record is in `Claiming`) an instance, and moves the record to
@@ -99,6 +104,9 @@ pub async fn acquire<C: Cloud>(
             {
                 return finish_warm(cloud, cfg, group, record, &instance_id, Attach::Now).await;
             }
+        }
+        if let Some(until_ms) = wait_for_pool(cloud, cfg, group, record).await? {
+            return Ok(Acquired::Waiting { until_ms });
         }
         info!(user_id, attempt = record.attempt, "pool cannot serve; taking the cold path");
     } else {

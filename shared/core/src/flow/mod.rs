@@ -8,6 +8,7 @@ pub mod acquire;
 pub mod command_status;
 pub mod lifecycle;
 pub mod outside;
+pub mod pool_wait;
 pub mod reconcile;
 mod repair;
 pub mod retention;

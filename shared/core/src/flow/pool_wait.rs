@@ -1,0 +1,63 @@
+//! A signup that finds no pool instance to claim waits for one (`POOL_WAIT_S`) before
+//! it launches cold.
+
+use tracing::info;
+
+use super::write_tags;
+use crate::Config;
+use crate::domain::{Id, RedriveMessage, UserRecord, tag};
+use crate::error::FlowError;
+use crate::metrics::Metric;
+use crate::ports::{Cloud, Group, QueuedMessage};
+
+/// How often a user waiting for the pool looks again (s): the delay of the re-drive that
+/// brings it back. A pool instance that turns ready waits at most this long for it (a new
+/// signup may take it first); each look costs a re-drive, a resume and a claim.
+pub const POOL_WAIT_POLL_S: u32 = 15;
+
+/// A miss waits for the pool, within `POOL_WAIT_S` of its first look, instead of
+/// launching cold: every claim detaches without a decrement, so the pool is refilling
+/// already, and a refill some minutes into its preparation beats a cold launch that starts
+/// from nothing. The first look records since when; each look brings the user back
+/// [`POOL_WAIT_POLL_S`] later, through a delayed re-drive (the signup queue is FIFO, which
+/// takes no per-message delay), and its record write makes that look's `resume` new to
+/// the signup queue's deduplication. The pool is not raised for a waiting user: a raise
+/// and its record cannot be written at once, so a death between them would leave the
+/// pool off its size for good where nothing resizes it; the pool-sizer answers a burst
+/// from the signups it sees. `None`: waiting is off, or over, and the cold path is next.
+pub(crate) async fn wait_for_pool<C: Cloud>(
+    cloud: &C,
+    cfg: &Config,
+    group: &Group,
+    record: &UserRecord,
+) -> Result<Option<u64>, FlowError> {
+    let user_id = record.user_id.as_str();
+    let wait_ms = u64::from(cfg.pool_wait_s) * 1000;
+    if wait_ms == 0 {
+        return Ok(None);
+    }
+    let now = cloud.now_ms();
+    let since = record.waiting_since().unwrap_or(now);
+    let until_ms = since + wait_ms;
+    if now >= until_ms {
+        info!(user_id, attempt = record.attempt, waited_s = (now - since) / 1000, "no pool instance came in time");
+        return Ok(None);
+    }
+    // The previous attempt's instance is retired by now (step 1 above, or the listing
+    // showed it leaving, which a read never shows early): the record stops naming it, so
+    // the looks to come do not retire it again on a listing that lags.
+    let tags = [(tag::WAITING, format!("{}:{since}", record.attempt)), (tag::INSTANCE, String::new())];
+    write_tags(cloud, &group.name, &tags).await?;
+    if since == now {
+        cloud.record(Metric::PoolWait);
+    }
+    let look = QueuedMessage {
+        group_id: None,
+        dedup_id: None,
+        body: RedriveMessage::user_body(&Id::parse("user id tag", user_id)?),
+        delay_s: POOL_WAIT_POLL_S,
+    };
+    cloud.send_batch(&cfg.redrive_queue_url, std::slice::from_ref(&look)).await?;
+    info!(user_id, attempt = record.attempt, until_ms, "no pool instance to claim; waiting for one");
+    Ok(Some(until_ms))
+}
