@@ -122,6 +122,8 @@ MUTANTS_ARGS ?=
 mutants:
 	mkdir -p target
 	cargo mutants $(FILES) --profile mutants --test-package warmpool-core --test-package warmpool-tests \
+		--test-package warmpool-signup --test-package warmpool-lifecycle --test-package warmpool-command-status \
+		--test-package warmpool-reconcile --test-package warmpool-pool-sizer \
 		--timeout 300 --output target/mutation $(MUTANTS_ARGS)
 	$(PYTHON) scripts/mutants_score.py target/mutation/mutants.out
 
