@@ -193,9 +193,11 @@ async fn an_empty_pool_takes_the_cold_path() {
 }
 
 /// Two users, five seconds apart, on a pool of one (and the default wait for the pool),
-/// settled: the second finds the pool empty.
-async fn two_users_on_a_pool_of_one(model: CloudModel) -> (Platform, Vec<String>, Report) {
-    let p = Platform::start(PlatformOptions { model, pool: 1, ..PlatformOptions::default() });
+/// settled: the second finds the pool empty, and the first user's refill in flight.
+async fn two_users_on_a_pool_of_one(model: CloudModel, refill_s: u32) -> (Platform, Vec<String>, Report) {
+    // The refill time the wait assumes, with no pool launch completed yet to measure.
+    let overrides = vec![("SIZER_DEFAULT_REFILL_S".to_owned(), refill_s.to_string())];
+    let p = Platform::start(PlatformOptions { model, pool: 1, overrides, ..PlatformOptions::default() });
     let all = users(2);
     p.signup(&all[0]);
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -211,7 +213,7 @@ async fn two_users_on_a_pool_of_one(model: CloudModel) -> (Platform, Vec<String>
 /// a pool of one is served warm from the first user's refill, within its wait.
 #[tokio::test(start_paused = true)]
 async fn a_miss_waits_for_the_pool_and_is_served_warm() {
-    let (p, all, report) = two_users_on_a_pool_of_one(CloudModel { prep_s: 60.0, ..CloudModel::default() }).await;
+    let (p, all, report) = two_users_on_a_pool_of_one(CloudModel { prep_s: 60.0, ..CloudModel::default() }, 90).await;
     for u in &report.users {
         assert_eq!((u.state.as_str(), u.path.as_str(), u.attempts), ("ready", "warm", 1), "{u:?}");
     }
@@ -227,11 +229,11 @@ async fn a_miss_waits_for_the_pool_and_is_served_warm() {
     assert!(looks >= 2, "it looked again through delayed re-drives: {looks}");
 }
 
-/// A miss whose wait runs out with no pool instance to claim (refills take ten minutes
-/// here) takes the cold path, on the same attempt, after the wait.
+/// A miss whose wait runs out with no pool instance to claim (the refill was expected in
+/// 100 s and takes ten minutes) takes the cold path, on the same attempt, after the wait.
 #[tokio::test(start_paused = true)]
 async fn a_miss_whose_wait_runs_out_launches_cold() {
-    let (p, all, report) = two_users_on_a_pool_of_one(CloudModel::default()).await;
+    let (p, _, report) = two_users_on_a_pool_of_one(CloudModel::default(), 100).await;
     let u = &report.users[1];
     assert_eq!((u.state.as_str(), u.path.as_str(), u.attempts), ("ready", "cold", 1), "{u:?}");
     let t = u.ready_after_s.unwrap();
@@ -239,6 +241,22 @@ async fn a_miss_whose_wait_runs_out_launches_cold() {
     let log = p.cloud().call_log();
     let asked = log.iter().filter(|(f, op)| f == "signup" && op == "SetDesiredCapacity").count();
     assert_eq!(asked, 1, "the user's cold launch, after the wait");
+}
+
+/// A miss with no refill due within the wait (a refill takes ten minutes, and the only
+/// one in flight began seconds ago) does not wait: it launches cold at once.
+#[tokio::test(start_paused = true)]
+async fn a_miss_with_no_refill_due_in_time_launches_cold_at_once() {
+    let (p, _, report) = two_users_on_a_pool_of_one(CloudModel::default(), 600).await;
+    let u = &report.users[1];
+    assert_eq!((u.state.as_str(), u.path.as_str(), u.attempts), ("ready", "cold", 1), "{u:?}");
+    let t = u.ready_after_s.unwrap();
+    assert!((420.0..900.0).contains(&t), "a cold launch with no wait before it: {t} s");
+    let r = record(&p, &p.snapshot(), &u.user_id);
+    assert!(r.waiting.is_none(), "it never waited: {r:?}");
+    let asked =
+        p.cloud().call_log().iter().filter(|(f, op)| f == "signup" && op == "DescribeScalingActivities").count();
+    assert_eq!(asked, 1, "it asked when the pool's refill is due");
 }
 
 #[tokio::test(start_paused = true)]

@@ -49,7 +49,12 @@ fn options(scenario: Scenario, faults: Faults) -> PlatformOptions {
         pool,
         faults,
         model,
-        overrides: wait_s.map(|s| ("POOL_WAIT_S".to_owned(), s.to_owned())).into_iter().collect(),
+        overrides: wait_s
+            .map(|s| ("POOL_WAIT_S".to_owned(), s.to_owned()))
+            .into_iter()
+            // The refill the wait expects: a minute (the pool prepares in about that here).
+            .chain(matches!(scenario, Scenario::Wait).then(|| ("SIZER_DEFAULT_REFILL_S".to_owned(), "60".to_owned())))
+            .collect(),
         ..PlatformOptions::default()
     }
 }

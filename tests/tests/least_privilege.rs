@@ -203,6 +203,24 @@ fn used_calls() -> Seen {
         false,
     ));
     merge(give_up_calls());
+    // The pool's one instance replaced as a user signs up: the user waits for the
+    // replacement (due in a minute and a half here), looking again through delayed
+    // re-drives.
+    merge(record(
+        PlatformOptions {
+            pool: 1,
+            model: CloudModel { prep_s: 60.0, ..CloudModel::default() },
+            overrides: vec![("SIZER_DEFAULT_REFILL_S".to_owned(), "90".to_owned())],
+            ..PlatformOptions::default()
+        },
+        |p| {
+            for id in p.snapshot().groups[&p.config().pool_group].clone() {
+                p.cloud().fail_health_check(&id);
+            }
+        },
+        &["u-1"],
+        false,
+    ));
     // Every event delivered twice, on the cold path: of the two launch events' runs, the
     // second finds the instance's init lock taken and reads it.
     merge(record(

@@ -224,7 +224,8 @@ async fn a_pool_member_not_from_our_launch_template_is_never_given_to_a_user() {
 
 /// Every pool instance held by someone else: each lost try costs one call (only the
 /// first reads who holds it), and the second look, with more candidates left than it
-/// tries, lists the claims once instead of trying them one by one; then the user waits for the pool.
+/// tries, lists the claims once instead of trying them one by one; then the cold path (no
+/// refill is in flight to wait for).
 /// Every call is a chance for the invocation to die, so a claim that cannot win is cheap.
 #[tokio::test(start_paused = true)]
 async fn a_claim_that_cannot_win_costs_few_calls() {
@@ -234,7 +235,7 @@ async fn a_claim_that_cannot_win_costs_few_calls() {
     }
     warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap();
     let snap = cloud.snapshot();
-    assert!(!snap.tags[GROUP]["warmpool:waiting"].is_empty(), "the pool could not serve: the user waits for it");
+    assert_eq!(snap.tags[GROUP]["warmpool:path"], "cold", "no refill in flight to wait for");
     let calls = |op: &str| snap.calls.get(op).copied().unwrap_or(0);
     assert_eq!(
         (calls("PutParameter"), calls("GetParameter"), calls("GetParametersByPath")),
@@ -302,7 +303,7 @@ async fn a_new_user_beyond_max_users_is_dead_lettered_with_the_reason() {
 }
 
 /// A pool member Auto Scaling has marked `Unhealthy` (still `InService`, not yet replaced)
-/// is never claimed: the first user gets the healthy one, the next waits for the pool, and the
+/// is never claimed: the first user gets the healthy one, the next goes cold, and the
 /// unhealthy one stays where it is, unclaimed.
 #[tokio::test(start_paused = true)]
 async fn an_unhealthy_pool_member_is_never_claimed() {
@@ -317,7 +318,7 @@ async fn an_unhealthy_pool_member_is_never_claimed() {
     let response = warmpool_signup::handler(&cloud, &cfg, event(&second)).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     let snap = cloud.snapshot();
-    assert!(!snap.tags["warmpool-user-u-1002"]["warmpool:waiting"].is_empty(), "nothing healthy left to claim");
+    assert_eq!(snap.tags["warmpool-user-u-1002"]["warmpool:path"], "cold", "nothing healthy left to claim");
     assert!(snap.groups[fixture::POOL_GROUP].contains(&pool[0]), "the unhealthy member stays in the pool");
     assert!(!snap.claims.contains_key(&pool[0]), "and is never claimed");
 }

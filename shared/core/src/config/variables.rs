@@ -285,8 +285,8 @@ pub const VARIABLES: &[Variable] = &[
         "SIZER_DEFAULT_REFILL_S",
         "600",
         count(1, 86_400),
-        "pool-sizer: refill time assumed before any pool launch is observed",
-        &[PoolSizer],
+        "pool-sizer: refill time assumed before any pool launch is observed (signup's wait for the pool assumes it too)",
+        &[Signup, Reconcile, PoolSizer],
     ),
     var(
         "SIZER_SCALE_IN_DELAY_S",

@@ -3,7 +3,8 @@
 
 use tracing::info;
 
-use super::write_tags;
+use super::sizer::refill_time;
+use super::{describe_pool, write_tags};
 use crate::Config;
 use crate::domain::{Id, RedriveMessage, UserRecord, tag};
 use crate::error::FlowError;
@@ -21,7 +22,8 @@ pub const POOL_WAIT_POLL_S: u32 = 15;
 /// from nothing. The first look records since when; each look brings the user back
 /// [`POOL_WAIT_POLL_S`] later, through a delayed re-drive (the signup queue is FIFO, which
 /// takes no per-message delay), and its record write makes that look's `resume` new to
-/// the signup queue's deduplication. The pool is not raised for a waiting user: a raise
+/// the signup queue's deduplication. A first look waits only when a pool launch in flight
+/// is due within the wait ([`refill_due`]). The pool is not raised for a waiting user: a raise
 /// and its record cannot be written at once, so a death between them would leave the
 /// pool off its size for good where nothing resizes it; the pool-sizer answers a burst
 /// from the signups it sees. `None`: waiting is off, or over, and the cold path is next.
@@ -43,6 +45,12 @@ pub(crate) async fn wait_for_pool<C: Cloud>(
         info!(user_id, attempt = record.attempt, waited_s = (now - since) / 1000, "no pool instance came in time");
         return Ok(None);
     }
+    if since == now && !refill_due(cloud, cfg, user_id, until_ms).await? {
+        // A burst started every refill at once, ten minutes from ready: waiting would
+        // only add the wait to the cold launch that follows it.
+        info!(user_id, attempt = record.attempt, "no refill in flight is due within the wait; taking the cold path");
+        return Ok(None);
+    }
     // The previous attempt's instance is retired by now (step 1 above, or the listing
     // showed it leaving, which a read never shows early): the record stops naming it, so
     // the looks to come do not retire it again on a listing that lags.
@@ -60,4 +68,22 @@ pub(crate) async fn wait_for_pool<C: Cloud>(
     cloud.send_batch(&cfg.redrive_queue_url, std::slice::from_ref(&look)).await?;
     info!(user_id, attempt = record.attempt, until_ms, "no pool instance to claim; waiting for one");
     Ok(Some(until_ms))
+}
+
+/// Whether a pool refill is expected to be ready by `until_ms`: a launch in progress (the
+/// pool's scaling activities) that started a refill time before, or one the pool owes
+/// and has not started yet (fewer live members than its desired capacity: a detach just
+/// done), which starts about now. The refill time is the pool-sizer's estimate from the
+/// launches that completed.
+async fn refill_due<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str, until_ms: u64) -> Result<bool, FlowError> {
+    let now = cloud.now_ms();
+    let launches = cloud.recent_launches(&cfg.pool_group).await?;
+    let (seconds, _) = refill_time(&launches, now, f64::from(cfg.sizer.default_refill_s));
+    let takes_ms = (seconds * 1000.0) as u64;
+    if launches.iter().filter(|l| l.ended_ms.is_none()).any(|l| l.started_ms.saturating_add(takes_ms) <= until_ms) {
+        return Ok(true);
+    }
+    let pool = describe_pool(cloud, cfg, user_id).await?;
+    let live = pool.members.iter().filter(|m| m.live()).count();
+    Ok(live < pool.desired_capacity as usize && now.saturating_add(takes_ms) <= until_ms)
 }
