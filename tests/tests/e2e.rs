@@ -227,6 +227,8 @@ async fn a_miss_waits_for_the_pool_and_is_served_warm() {
     assert_eq!(asked, 0, "no cold launch asked for, and the pool left to its own refills");
     let looks = log.iter().filter(|(f, op)| f == "signup" && op == "SendMessageBatch").count();
     assert!(looks >= 2, "it looked again through delayed re-drives: {looks}");
+    // Each look was the signup's own: the sweep never found the waiting user stalled.
+    assert_eq!(report.users[1].breakdown.as_ref().map(|b| b.sweep_s), Some(0.0), "{:?}", report.users[1]);
 }
 
 /// A miss whose wait runs out with no pool instance to claim (the refill was expected in
@@ -238,9 +240,13 @@ async fn a_miss_whose_wait_runs_out_launches_cold() {
     assert_eq!((u.state.as_str(), u.path.as_str(), u.attempts), ("ready", "cold", 1), "{u:?}");
     let t = u.ready_after_s.unwrap();
     assert!((240.0 + 420.0..240.0 + 900.0).contains(&t), "the wait, then a cold launch: {t} s");
+    let r = record(&p, &p.snapshot(), &u.user_id);
+    assert_eq!(r.waiting.map(|(attempt, _)| attempt), Some(1), "it did wait: {r:?}");
     let log = p.cloud().call_log();
     let asked = log.iter().filter(|(f, op)| f == "signup" && op == "SetDesiredCapacity").count();
     assert_eq!(asked, 1, "the user's cold launch, after the wait");
+    let looks = log.iter().filter(|(f, op)| f == "signup" && op == "SendMessageBatch").count();
+    assert!(looks >= 240 / 15 - 1, "it looked again for the whole wait: {looks} looks");
 }
 
 /// A miss with no refill due within the wait (a refill takes ten minutes, and the only

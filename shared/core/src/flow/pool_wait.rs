@@ -9,7 +9,7 @@ use crate::Config;
 use crate::domain::{Id, RedriveMessage, UserRecord, tag};
 use crate::error::FlowError;
 use crate::metrics::Metric;
-use crate::ports::{Cloud, Group, QueuedMessage};
+use crate::ports::{Cloud, Group, Launch, QueuedMessage};
 
 /// How often a user waiting for the pool looks again (s): the delay of the re-drive that
 /// brings it back. A pool instance that turns ready waits at most this long for it (a new
@@ -39,8 +39,9 @@ pub(crate) async fn wait_for_pool<C: Cloud>(
         return Ok(None);
     }
     let now = cloud.now_ms();
-    let since = record.waiting_since().unwrap_or(now);
-    let until_ms = since + wait_ms;
+    // A start read back from the record is no later than now (a tag can say anything).
+    let since = record.waiting_since().map_or(now, |s| s.min(now));
+    let until_ms = since.saturating_add(wait_ms);
     if now >= until_ms {
         info!(user_id, attempt = record.attempt, waited_s = (now - since) / 1000, "no pool instance came in time");
         return Ok(None);
@@ -52,9 +53,15 @@ pub(crate) async fn wait_for_pool<C: Cloud>(
         return Ok(None);
     }
     // The previous attempt's instance is retired by now (step 1 above, or the listing
-    // showed it leaving, which a read never shows early): the record stops naming it, so
-    // the looks to come do not retire it again on a listing that lags.
-    let tags = [(tag::WAITING, format!("{}:{since}", record.attempt)), (tag::INSTANCE, String::new())];
+    // showed it leaving, which a read never shows early), and every claim this run made
+    // was attached (and returned) or lost and released: the record stops naming either,
+    // so the looks to come neither retire an instance again on a listing that lags nor
+    // resume a move of an instance another user may hold by then.
+    let tags = [
+        (tag::WAITING, format!("{}:{since}", record.attempt)),
+        (tag::INSTANCE, String::new()),
+        (tag::CLAIMED, String::new()),
+    ];
     write_tags(cloud, &group.name, &tags).await?;
     if since == now {
         cloud.record(Metric::PoolWait);
@@ -63,7 +70,8 @@ pub(crate) async fn wait_for_pool<C: Cloud>(
         group_id: None,
         dedup_id: None,
         body: RedriveMessage::user_body(&Id::parse("user id tag", user_id)?),
-        delay_s: POOL_WAIT_POLL_S,
+        // The last look comes at the deadline, not up to a poll after it.
+        delay_s: POOL_WAIT_POLL_S.min(u32::try_from(until_ms.saturating_sub(now).div_ceil(1000)).unwrap_or(u32::MAX)),
     };
     cloud.send_batch(&cfg.redrive_queue_url, std::slice::from_ref(&look)).await?;
     info!(user_id, attempt = record.attempt, until_ms, "no pool instance to claim; waiting for one");
@@ -80,10 +88,40 @@ async fn refill_due<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str, until_ms: 
     let launches = cloud.recent_launches(&cfg.pool_group).await?;
     let (seconds, _) = refill_time(&launches, now, f64::from(cfg.sizer.default_refill_s));
     let takes_ms = (seconds * 1000.0) as u64;
-    if launches.iter().filter(|l| l.ended_ms.is_none()).any(|l| l.started_ms.saturating_add(takes_ms) <= until_ms) {
+    if launch_due(&launches, takes_ms, now, until_ms) {
         return Ok(true);
     }
     let pool = describe_pool(cloud, cfg, user_id).await?;
     let live = pool.members.iter().filter(|m| m.live()).count();
     Ok(live < pool.desired_capacity as usize && now.saturating_add(takes_ms) <= until_ms)
+}
+
+/// Whether one of `launches` is in flight and expected by `until_ms`, a launch taking
+/// `takes_ms`. One in flight for twice that is stuck (in the hook until its timeout, say)
+/// and not counted on; a late one may end any moment.
+fn launch_due(launches: &[Launch], takes_ms: u64, now: u64, until_ms: u64) -> bool {
+    launches.iter().any(|l| {
+        let stuck = now.saturating_sub(l.started_ms) > takes_ms.saturating_mul(2);
+        l.ended_ms.is_none() && !stuck && l.started_ms.saturating_add(takes_ms).max(now) <= until_ms
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_launch_is_due_when_in_flight_expected_in_time_and_not_stuck() {
+        let at =
+            |started_ms: u64, ended_ms: Option<u64>| Launch { started_ms, ended_ms, succeeded: ended_ms.is_some() };
+        // A refill takes 600 s; now is 1000 s; the wait ends at 1240 s.
+        let due = |l: Launch| launch_due(&[l], 600_000, 1_000_000, 1_240_000);
+        assert!(due(at(500_000, None)), "started 500 s ago: ready in 100 s");
+        assert!(!due(at(900_000, None)), "started 100 s ago: ready in 500 s, after the wait");
+        assert!(due(at(300_000, None)), "late by 100 s: may end any moment");
+        assert!(due(at(0, None)), "in flight for 1000 s, under twice 600 s: late");
+        assert!(!launch_due(&[at(0, None)], 600_000, 1_300_000, 1_540_000), "in flight for 1300 s: stuck");
+        assert!(!due(at(500_000, Some(990_000))), "ended already");
+        assert!(!launch_due(&[], 600_000, 1_000_000, 1_240_000));
+    }
 }
