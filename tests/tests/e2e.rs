@@ -36,6 +36,22 @@ fn cold_at_once() -> (String, String) {
     ("POOL_WAIT_S".into(), "0".into())
 }
 
+/// Delivers one of the `events/lifecycle/` samples (`json`) to the lifecycle function, for
+/// `group` and, when given, `instance`; returns the outcome as text.
+async fn deliver_lifecycle(p: &Platform, json: &str, group: &str, instance: Option<&str>) -> String {
+    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+    use lambda_runtime::{Context, LambdaEvent};
+    use serde_json::Value;
+    let mut v: Value = serde_json::from_str(json).unwrap();
+    v["detail"]["AutoScalingGroupName"] = group.into();
+    if let Some(instance) = instance {
+        v["detail"]["EC2InstanceId"] = instance.into();
+    }
+    let e = LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default());
+    let cfg = p.config_of(warmpool_core::Function::Lifecycle).clone();
+    format!("{:?}", warmpool_sim::invoke("lifecycle", warmpool_lifecycle::handler(p.cloud(), &cfg, e)).await)
+}
+
 /// Somebody else holds a claim on every pool instance (the pool cannot serve); returns them.
 fn claim_the_whole_pool(p: &Platform) -> Vec<String> {
     let pool: Vec<String> = p.snapshot().groups[&p.config().pool_group].clone();
@@ -1002,9 +1018,6 @@ async fn status_events_of_another_document_are_ignored() {
 /// attempt is not ended and the host stays.
 #[tokio::test(start_paused = true)]
 async fn a_launch_failure_event_for_a_user_holding_its_host_is_ignored() {
-    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-    use lambda_runtime::{Context, LambdaEvent};
-    use serde_json::Value;
     // The init runs ten minutes (within its timeout): the user is `initializing` on its
     // host meanwhile.
     let model = CloudModel { user_init_s: 600.0, ..CloudModel::default() };
@@ -1017,14 +1030,8 @@ async fn a_launch_failure_event_for_a_user_holding_its_host_is_ignored() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let host = record(&p, &p.snapshot(), &all[0]).instance.unwrap();
-    let deliver = || async {
-        let mut v: Value =
-            serde_json::from_str(include_str!("../../events/lifecycle/user-launch-unsuccessful.json")).unwrap();
-        v["detail"]["AutoScalingGroupName"] = group.clone().into();
-        let e = LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default());
-        let cfg = p.config_of(warmpool_core::Function::Lifecycle).clone();
-        format!("{:?}", warmpool_sim::invoke("lifecycle", warmpool_lifecycle::handler(p.cloud(), &cfg, e)).await)
-    };
+    let deliver =
+        || deliver_lifecycle(&p, include_str!("../../events/lifecycle/user-launch-unsuccessful.json"), &group, None);
     tokio::time::sleep(std::time::Duration::from_mins(2)).await;
     let outcome = deliver().await;
     assert!(outcome.contains("not waiting for a launch"), "{outcome}");
@@ -1048,9 +1055,6 @@ async fn a_launch_failure_event_for_a_user_holding_its_host_is_ignored() {
 /// same attempt, and the user is served.
 #[tokio::test(start_paused = true)]
 async fn a_launch_failure_event_after_the_group_stopped_launching_is_left_to_the_sweep() {
-    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-    use lambda_runtime::{Context, LambdaEvent};
-    use serde_json::Value;
     use warmpool_core::ports::AutoScaling;
     let p = Platform::start(PlatformOptions {
         pool: 1,
@@ -1078,13 +1082,8 @@ async fn a_launch_failure_event_after_the_group_stopped_launching_is_left_to_the
     p.cloud().set_desired_capacity(&group, 0).await.unwrap();
     // The event comes later than the group's description shows the change.
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    let mut v: Value =
-        serde_json::from_str(include_str!("../../events/lifecycle/user-launch-unsuccessful.json")).unwrap();
-    v["detail"]["AutoScalingGroupName"] = group.clone().into();
-    let e = LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default());
-    let cfg = p.config_of(warmpool_core::Function::Lifecycle).clone();
     let outcome =
-        format!("{:?}", warmpool_sim::invoke("lifecycle", warmpool_lifecycle::handler(p.cloud(), &cfg, e)).await);
+        deliver_lifecycle(&p, include_str!("../../events/lifecycle/user-launch-unsuccessful.json"), &group, None).await;
     assert!(outcome.contains("not waiting for a launch"), "{outcome}");
     let r = record(&p, &p.snapshot(), &all[0]);
     assert_eq!((r.state, r.attempt), (UserState::Initializing, 1), "the attempt is not ended twice: {r:?}");
@@ -1102,9 +1101,6 @@ async fn a_launch_failure_event_after_the_group_stopped_launching_is_left_to_the
 /// the claim. Nothing is sent and the record is untouched.
 #[tokio::test(start_paused = true)]
 async fn a_launch_event_while_the_user_is_claiming_is_left_to_the_claim() {
-    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-    use lambda_runtime::{Context, LambdaEvent};
-    use serde_json::Value;
     use warmpool_core::domain::tag;
     use warmpool_core::ports::AutoScaling;
     let p = Platform::start(PlatformOptions { pool: 1, ..PlatformOptions::default() });
@@ -1123,14 +1119,13 @@ async fn a_launch_event_while_the_user_is_claiming_is_left_to_the_claim() {
     assert_eq!(before.state, UserState::Claiming);
     let sends = || p.cloud().call_log().iter().filter(|(_, op)| op == "SendCommand").count();
     let sent = sends();
-    let mut v: Value =
-        serde_json::from_str(include_str!("../../events/lifecycle/user-launch-successful.json")).unwrap();
-    v["detail"]["AutoScalingGroupName"] = group.clone().into();
-    v["detail"]["EC2InstanceId"] = replacement.clone().into();
-    let e = LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default());
-    let cfg = p.config_of(warmpool_core::Function::Lifecycle).clone();
-    let outcome =
-        format!("{:?}", warmpool_sim::invoke("lifecycle", warmpool_lifecycle::handler(p.cloud(), &cfg, e)).await);
+    let outcome = deliver_lifecycle(
+        &p,
+        include_str!("../../events/lifecycle/user-launch-successful.json"),
+        &group,
+        Some(&replacement),
+    )
+    .await;
     assert!(outcome.contains("a claim in flight"), "{outcome}");
     assert_eq!(sends(), sent, "no init sent");
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -1142,9 +1137,6 @@ async fn a_launch_event_while_the_user_is_claiming_is_left_to_the_claim() {
 /// sends no init; the event fails with an error naming the holder, for an operator.
 #[tokio::test(start_paused = true)]
 async fn an_instance_locked_by_another_user_is_not_initialised() {
-    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-    use lambda_runtime::{Context, LambdaEvent};
-    use serde_json::Value;
     let p = Platform::start(PlatformOptions { pool: 1, drop_events: 1.0, ..PlatformOptions::default() });
     claim_the_whole_pool(&p);
     let all = users(1);
@@ -1158,14 +1150,9 @@ async fn an_instance_locked_by_another_user_is_not_initialised() {
     };
     p.cloud().put_claim(&host, "u-someone-else");
     tokio::time::sleep(std::time::Duration::from_mins(1)).await;
-    let mut v: Value =
-        serde_json::from_str(include_str!("../../events/lifecycle/user-launch-successful.json")).unwrap();
-    v["detail"]["AutoScalingGroupName"] = group.clone().into();
-    v["detail"]["EC2InstanceId"] = host.clone().into();
-    let e = LambdaEvent::new(serde_json::from_value::<EventBridgeEvent<Value>>(v).unwrap(), Context::default());
-    let cfg = p.config_of(warmpool_core::Function::Lifecycle).clone();
     let outcome =
-        format!("{:?}", warmpool_sim::invoke("lifecycle", warmpool_lifecycle::handler(p.cloud(), &cfg, e)).await);
+        deliver_lifecycle(&p, include_str!("../../events/lifecycle/user-launch-successful.json"), &group, Some(&host))
+            .await;
     assert!(outcome.contains("Err") && outcome.contains("locked by u-someone-else"), "{outcome}");
     assert!(!p.cloud().call_log().iter().any(|(_, op)| op == "SendCommand"), "no init sent");
     assert_eq!(

@@ -356,13 +356,9 @@ async fn a_lost_response_leaves_the_effect_and_answers_a_retryable_error() {
     assert!(cloud.fired_faults().is_empty());
 }
 
-/// `AttachedFirst`: another caller's attach of the same instance lands just before the
-/// call, which then meets what it left (AWS refuses an attach of an instance already in
-/// a group); on any other call it is a plain retryable error.
-#[tokio::test(start_paused = true)]
-async fn an_attach_made_first_by_another_caller_is_refused_as_already_in_a_group() {
-    use warmpool_core::ports::{AutoScaling, UserGroupSpec};
-    use warmpool_sim::{FaultKind, Faults, invoke};
+/// A cloud whose one pool instance is out of every group, beside two empty user groups,
+/// `group-a` and `group-b`; returns it and the instance.
+async fn outside_with_two_groups() -> (warmpool_sim::SimCloud, String) {
     let (cloud, cfg) = fixture::cloud_with_pool(1);
     let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
     cloud.detach_by_hand(POOL_GROUP, &id);
@@ -375,6 +371,16 @@ async fn an_attach_made_first_by_another_caller_is_refused_as_already_in_a_group
         };
         cloud.create_user_group(&spec).await.unwrap();
     }
+    (cloud, id)
+}
+
+/// `AttachedFirst`: another caller's attach of the same instance lands just before the
+/// call, which then meets what it left (AWS refuses an attach of an instance already in
+/// a group); on any other call it is a plain retryable error.
+#[tokio::test(start_paused = true)]
+async fn an_attach_made_first_by_another_caller_is_refused_as_already_in_a_group() {
+    use warmpool_sim::{FaultKind, Faults, invoke};
+    let (cloud, id) = outside_with_two_groups().await;
     cloud.set_faults(Faults { at_call: Some((0, FaultKind::AttachedFirst(Some("group-b")))), ..Faults::default() });
     let answer = invoke("signup", cloud.attach_instance("group-a", &id)).await.unwrap();
     assert!(
@@ -392,18 +398,7 @@ async fn an_attach_made_first_by_another_caller_is_refused_as_already_in_a_group
 
     // An attach throttled out never went through, so the other caller's attach does not
     // carry to the next attach this invocation makes.
-    let (cloud, _) = fixture::cloud_with_pool(1);
-    let id = cloud.snapshot().groups[POOL_GROUP][0].clone();
-    cloud.detach_by_hand(POOL_GROUP, &id);
-    for name in ["group-a", "group-b"] {
-        let spec = UserGroupSpec {
-            name: name.into(),
-            launch_template: cfg.launch_template.clone(),
-            subnets: cfg.subnets.clone(),
-            tags: Vec::new(),
-        };
-        cloud.create_user_group(&spec).await.unwrap();
-    }
+    let (cloud, id) = outside_with_two_groups().await;
     cloud.set_faults(Faults {
         at_call: Some((0, FaultKind::AttachedFirst(Some("group-b")))),
         throttle_rate: 1.0,

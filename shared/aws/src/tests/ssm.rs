@@ -219,14 +219,7 @@ async fn an_instances_whole_init_history_is_listed_without_a_time_filter() {
                 )
                 .build()
         });
-    let cloud = AwsCloud::from_clients(
-        mock_client!(aws_sdk_autoscaling, RuleMode::MatchAny, &[]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &[]),
-        mock_client!(aws_sdk_ssm, RuleMode::Sequential, &[&rule]),
-        mock_client!(aws_sdk_sqs, RuleMode::MatchAny, &[]),
-        &config(),
-    );
-    let listed = cloud.list_invocations(InvocationQuery::all("init").on("i-1")).await.expect("listed");
+    let listed = ssm_cloud(&[&rule]).list_invocations(InvocationQuery::all("init").on("i-1")).await.expect("listed");
     assert_eq!(listed.iter().map(|i| i.command_id.as_str()).collect::<Vec<_>>(), ["c-1"]);
     assert_eq!(rule.num_calls(), 1);
 }
