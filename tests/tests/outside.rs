@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use warmpool_core::flow::outside::{ABANDONED_MOVE_MS, sweep_outside};
 use warmpool_sim::demo::{self, DemoOptions};
 use warmpool_sim::platform::{Platform, PlatformOptions};
 
@@ -76,4 +77,26 @@ fn with_half_of_all_calls_crashing_nothing_is_left_outside_a_group() {
         assert!(run.report.cloud.outside.is_empty(), "seed {seed}: outside {:?}", run.report.cloud.outside);
         assert!(run.report.cloud.in_two_groups.is_empty(), "seed {seed}");
     }
+}
+
+/// An instance outside every group whose claim is younger than [`ABANDONED_MOVE_MS`] is
+/// its owner's, mid-move; once the claim is that old the move counts as abandoned (an
+/// owner that keeps dying in it) and the instance is terminated, claim or not.
+#[test]
+fn a_move_claimed_longer_than_the_abandoned_limit_is_ended_by_the_sweep() {
+    runtime().block_on(async {
+        let (cloud, cfg) = warmpool_sim::fixture::cloud_with_pool(2);
+        // Past the stall threshold, so only the claim's age decides.
+        tokio::time::sleep(Duration::from_secs(u64::from(cfg.reconcile_stall_s) + 60)).await;
+        let orphan = cloud.snapshot().groups[&cfg.pool_group][0].clone();
+        cloud.put_claim(&orphan, "someone");
+        cloud.detach_by_hand(&cfg.pool_group, &orphan);
+        tokio::time::sleep(Duration::from_mins(1)).await;
+        let young = sweep_outside(&cloud, &cfg).await.unwrap();
+        assert_eq!((young.found, young.terminated.len()), (1, 0), "{young:?}");
+        tokio::time::sleep(Duration::from_millis(ABANDONED_MOVE_MS)).await;
+        let old = sweep_outside(&cloud, &cfg).await.unwrap();
+        assert_eq!((old.found, &old.terminated), (1, &vec![orphan.clone()]), "{old:?}");
+        assert!(cloud.snapshot().terminated.contains(&orphan));
+    });
 }

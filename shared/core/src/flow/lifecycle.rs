@@ -480,9 +480,10 @@ async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> 
     }
     // EventBridge delivers at least once: a repeated lifecycle action finds the
     // pool-prep the first one sent (once SSM lists it, a second or so after the send)
-    // and leaves it to finish, instead of preparing the instance twice.
-    let since = cloud.now_ms().saturating_sub(u64::from(cfg.prep_timeout_s) * 1000 + 3_600_000);
-    let sent = cloud.list_invocations(InvocationQuery::since(&cfg.pool_prep_document, since).on(instance_id)).await?;
+    // and leaves it to finish, instead of preparing the instance twice. The instance's
+    // whole history is asked for (an instance id is never reused, and SSM keeps 30 days):
+    // a window would only add arithmetic that can be wrong.
+    let sent = cloud.list_invocations(InvocationQuery::all(&cfg.pool_prep_document).on(instance_id)).await?;
     if let Some(prep) = sent.iter().find(|i| CommandOutcome::from_status(&i.status) != CommandOutcome::Failure) {
         info!(instance_id, command_id = %prep.command_id, status = %prep.status, "pool-prep already sent");
         return Ok(LifecycleOutcome::Ignored { reason: "pool-prep already sent for this instance" });
