@@ -34,6 +34,10 @@ pub struct SimulateArgs {
     /// Signups of the burst workload.
     #[arg(long, default_value_t = 100)]
     pub users: u32,
+    /// Hours after the burst over which the pool is costed: its refills, and an adaptive
+    /// pool's way back down.
+    #[arg(long, default_value_t = 2.0)]
+    pub cooldown_hours: f64,
     /// `static:N` (a fixed pool of N) or `adaptive:TARGET` (the pool-sizer function,
     /// every minute, aiming at that share of warm hits).
     #[arg(long, default_value = "adaptive:0.99")]
@@ -114,15 +118,15 @@ fn options(args: &SimulateArgs) -> Result<SimulateOptions, String> {
     let workload = match args.trace.as_str() {
         "poisson" => Workload::Poisson { per_hour: args.rate, hours: args.hours },
         "diurnal" => Workload::Diurnal { peak_per_hour: args.peak, hours: args.hours },
-        "burst" => Workload::Burst { users: args.users },
+        "burst" => Workload::Burst { users: args.users, cooldown_s: args.cooldown_hours * 3600.0 },
         path => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| SimulateError::Io { path: path.to_owned(), message: e.to_string() }.to_string())?;
             Workload::parse_csv(path, &text).map_err(|e| e.to_string())?
         }
     };
-    if !(args.rate > 0.0 && args.peak > 0.0 && args.hours > 0.0) {
-        return Err("--rate, --peak and --hours must be above zero".into());
+    if !(args.rate > 0.0 && args.peak > 0.0 && args.hours > 0.0 && args.cooldown_hours > 0.0) {
+        return Err("--rate, --peak, --hours and --cooldown-hours must be above zero".into());
     }
     let policy = PoolPolicy::parse(&args.pool).map_err(|e| e.to_string())?;
     let claim = ClaimStrategy::parse(&args.claim)
@@ -235,11 +239,6 @@ pub fn main(args: &SimulateArgs) -> ExitCode {
 }
 
 fn execute(args: &SimulateArgs, opts: &SimulateOptions) -> Result<ExitCode, String> {
-    if args.compare_static && matches!(opts.workload, Workload::Burst { .. }) {
-        return Err("--compare-static compares what pools cost over a workload's duration, and a burst has none: \
-                    use --trace poisson, diurnal or a CSV trace"
-            .into());
-    }
     let target = match opts.policy {
         PoolPolicy::Adaptive(t) => Some(t),
         PoolPolicy::Static(_) => None,

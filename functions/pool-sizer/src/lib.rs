@@ -48,31 +48,63 @@ mod tests {
         LambdaEvent::new(event, Context::default())
     }
 
+    /// A user group whose record says `user` signed up at `requested_at_ms`.
+    async fn signed_up(cloud: &SimCloud, cfg: &Config, user: &str, requested_at_ms: u64) {
+        let user = Id::parse("user_id", user).unwrap();
+        let spec = UserGroupSpec {
+            name: cfg.user_group(user.as_str()),
+            launch_template: cfg.launch_template.clone(),
+            subnets: cfg.subnets.clone(),
+            tags: UserRecord::new(&user, &user, requested_at_ms).to_tags(),
+        };
+        cloud.create_user_group(&spec).await.unwrap();
+    }
+
+    /// Past the model's stale reads: every group created so far is listed.
+    async fn settle(cloud: &SimCloud) {
+        tokio::time::sleep(std::time::Duration::from_millis(cloud.model().stale_read_ms.1 + 1)).await;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_idle_pool_shrinks_to_the_minimum_and_a_busy_one_grows() {
         let (cloud, cfg) = fixture::cloud_with_pool(10);
-        // No signups ever: the pool shrinks to SIZER_MIN_SIZE (1).
+        // No signups ever: no evidence of a rate, the pool keeps its size.
+        let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
+        assert_eq!((out.previous, out.desired), (10, 10));
+        // One signup, a day ago: the pool shrinks to SIZER_MIN_SIZE (1).
+        signed_up(&cloud, &cfg, "old", cloud.now_ms().saturating_sub(86_400_000)).await;
+        settle(&cloud).await;
         let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
         assert_eq!((out.previous, out.desired), (10, 1));
         assert_eq!(cloud.group_size(&cfg.pool_group).unwrap().desired, 1);
         // Sixty users signed up in the last ten minutes: six a minute, a ten-minute
-        // refill by default, so λT ≈ 40 or more and the pool is clamped at 25.
+        // refill by default, so λT ≈ 40 or more and the pool is clamped at the group's
+        // MaxSize (30 here) less one.
         for i in 0..60 {
-            let user = Id::parse("user_id", &format!("u{i}")).unwrap();
-            let record = UserRecord::new(&user, &user, cloud.now_ms() - i * 10_000);
-            let spec = UserGroupSpec {
-                name: cfg.user_group(user.as_str()),
-                launch_template: cfg.launch_template.clone(),
-                subnets: cfg.subnets.clone(),
-                tags: record.to_tags(),
-            };
-            cloud.create_user_group(&spec).await.unwrap();
+            signed_up(&cloud, &cfg, &format!("u{i}"), cloud.now_ms() - i * 10_000).await;
         }
         // The groups were created over minutes, not just now: every one is visible.
-        tokio::time::sleep(std::time::Duration::from_millis(cloud.model().stale_read_ms.1 + 1)).await;
+        settle(&cloud).await;
         let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
-        assert_eq!(out.desired, 25, "{out:?}");
+        assert!(out.computed > 29, "{out:?}");
+        assert_eq!(out.desired, 29, "{out:?}");
         assert!(out.rate_per_s * 60.0 > 4.0, "{out:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_young_history_grows_the_pool_but_does_not_shrink_it() {
+        let (cloud, cfg) = fixture::cloud_with_pool(10);
+        // One signup a minute ago: a rate of a few an hour at most, a pool of a few.
+        signed_up(&cloud, &cfg, "u1", cloud.now_ms() - 60_000).await;
+        settle(&cloud).await;
+        let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
+        assert!(out.computed < 10, "the estimate alone would shrink the pool: {out:?}");
+        assert_eq!((out.previous, out.desired), (10, 10), "{out:?}");
+        // Once the history is as old as the slow kernel, the estimate is evidence.
+        tokio::time::sleep(std::time::Duration::from_secs(u64::from(cfg.sizer.smoothing_s))).await;
+        let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
+        assert!(out.desired < 10, "{out:?}");
+        assert_eq!(cloud.group_size(&cfg.pool_group).unwrap().desired, out.desired);
     }
 
     #[tokio::test(start_paused = true)]

@@ -44,8 +44,9 @@ pub enum Workload {
     Diurnal { peak_per_hour: f64, hours: f64 },
     /// Signup times read from a CSV file (seconds from the start, first column).
     Trace { times_s: Vec<f64> },
-    /// `users` signups at the same instant.
-    Burst { users: u32 },
+    /// `users` signups at the same instant, and a cool-down of `cooldown_s` after it over
+    /// which the pool is costed (its refills, and an adaptive pool's way back down).
+    Burst { users: u32, cooldown_s: f64 },
 }
 
 /// The diurnal day's peak over its trough.
@@ -95,7 +96,7 @@ impl Workload {
                 t.sort_by(f64::total_cmp);
                 t
             }
-            Self::Burst { users } => vec![0.0; *users as usize],
+            Self::Burst { users, .. } => vec![0.0; *users as usize],
         }
     }
 
@@ -104,7 +105,8 @@ impl Workload {
     pub fn duration_s(&self, arrivals: &[f64]) -> f64 {
         match self {
             Self::Poisson { hours, .. } | Self::Diurnal { hours, .. } => hours * 3600.0,
-            Self::Trace { .. } | Self::Burst { .. } => arrivals.last().copied().unwrap_or(0.0),
+            Self::Trace { .. } => arrivals.last().copied().unwrap_or(0.0),
+            Self::Burst { cooldown_s, .. } => *cooldown_s,
         }
     }
 
@@ -118,7 +120,9 @@ impl Workload {
                 peak_per_hour / DIURNAL_PEAK_TO_TROUGH
             ),
             Self::Trace { times_s } => format!("trace of {} signups", times_s.len()),
-            Self::Burst { users } => format!("burst of {users} signups at once"),
+            Self::Burst { users, cooldown_s } => {
+                format!("burst of {users} signups at once, costed over {:.1} h", cooldown_s / 3600.0)
+            }
         }
     }
 
@@ -528,7 +532,8 @@ mod tests {
 
     #[test]
     fn a_workload_of_more_users_than_the_group_quota_is_refused_up_front() {
-        let opts = SimulateOptions { workload: Workload::Burst { users: 600 }, ..SimulateOptions::default() };
+        let opts =
+            SimulateOptions { workload: Workload::Burst { users: 600, cooldown_s: 0.0 }, ..SimulateOptions::default() };
         let err = run(&opts, &ProgressBar::hidden()).err();
         assert!(matches!(err, Some(SimulateError::GroupQuota { users: 600, quota: 500, needed: 601 })), "{err:?}");
     }

@@ -370,6 +370,6 @@ mod tests {
         }
         let table = markdown_table();
         assert_eq!(table.lines().count(), VARIABLES.len() + 2);
-        assert!(table.contains("| `SIZER_MAX_SIZE` | `25` | 1–10000 | pool-sizer |"), "{table}");
+        assert!(table.contains("| `SIZER_MAX_SIZE` | `50` | 1–10000 | pool-sizer |"), "{table}");
     }
 }

@@ -222,8 +222,8 @@ pub const VARIABLES: &[Variable] = &[
         "240",
         count(0, 3_600),
         "a signup that finds no pool instance to claim waits this long for one (the pool's refills are under \
-         way; it looks again every 15 s) before it launches cold; 0 launches cold at once",
-        &[Signup, Reconcile],
+         way; it looks again every 15 s) before it launches cold; 0 launches cold at once (the pool-sizer sizes for misses that wait)",
+        &[Signup, Reconcile, PoolSizer],
     ),
     var(
         "RECONCILE_STALL_S",
@@ -262,7 +262,7 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var(
         "SIZER_MAX_SIZE",
-        "25",
+        "50",
         count(1, 10_000),
         "pool-sizer: nor above this (nor above the pool's `MaxSize` − 1); below `SIZER_MIN_SIZE` it wins",
         &[PoolSizer],

@@ -15,12 +15,19 @@
 //! misses also start a refill, an M/G/∞ queue; for this pool it overstates misses and
 //! sized it an instance or two too large at 99%: λT = 20 needs 30, not 32.)
 //!
-//! - λ: from the `requested-at` tags of the user groups, with two exponential kernels:
-//!   a slow one (`SIZER_SMOOTHING_S`) for a steady estimate and a fast one
-//!   (`SIZER_FAST_S`) so a rising rate is seen within minutes. The larger one is used.
-//!   When the fast one is above the slow one the rate is rising, and the pool is sized
-//!   for the rate expected over the coming refill (the trend, projected forward): what a
-//!   raise buys arrives only a refill time later.
+//! - λ: from the `requested-at` tags of the user groups, with three exponential kernels
+//!   (long: 8 × `SIZER_SMOOTHING_S`; slow: `SIZER_SMOOTHING_S`; fast: `SIZER_FAST_S`).
+//!   The estimate is the long kernel, moved toward each shorter one only by as much of
+//!   their difference as Poisson noise cannot explain: on steady traffic it holds the
+//!   long kernel's precision (a pool that follows chance clumps has its instances ready
+//!   after the clump and costs more than a fixed one for fewer warm hits), and a real
+//!   change of rate moves it within minutes. When the fast kernel leads the slow one
+//!   beyond the noise the rate is rising, and the pool is sized for the rate expected
+//!   over the coming refill (the trend, projected forward): what a raise buys arrives
+//!   only a refill time later.
+//! - Misses that wait for the pool (`POOL_WAIT_S` above 0) take a refill in flight, so
+//!   the pool is sized with Erlang C, the delay system's share, instead of B.
+//! - A history younger than `SIZER_SMOOTHING_S` grows the pool but does not shrink it.
 //! - Shrinking waits: the pool is sized for the largest recommendation of the last
 //!   `SIZER_SCALE_IN_DELAY_S` (each recomputed from the signups known then), so a lull
 //!   of a few minutes does not terminate refills that the next clump of signups needs.
@@ -69,11 +76,26 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     let launches = cloud.recent_launches(&cfg.pool_group).await?;
     let (refill_s, launches_seen) = refill_time(&launches, now, f64::from(cfg.sizer.default_refill_s));
     let rate_per_s = forecast_rate(&arrivals, now, refill_s, &cfg.sizer);
+    let waits = cfg.pool_wait_s > 0;
     let computed = (0..=u64::from(cfg.sizer.scale_in_delay_s) / 60)
         .map(|k| now.saturating_sub(k * 60_000))
-        .map(|t| pool_size_for(forecast_rate(&arrivals, t, refill_s, &cfg.sizer) * refill_s, cfg.sizer.target_hit_rate))
+        .map(|t| {
+            pool_size_for(
+                forecast_rate(&arrivals, t, refill_s, &cfg.sizer) * refill_s,
+                cfg.sizer.target_hit_rate,
+                waits,
+            )
+        })
         .max()
         .unwrap_or(1);
+    // A history younger than the slow kernel is no evidence of a low rate: until the
+    // first signup seen is that old, the pool grows on the estimate but does not shrink
+    // (a pool of 10 once shrank to 4 on its first signups and the next ones went cold).
+    // No signup at all is no evidence either: a deployment's pool starts at its
+    // `MinSize`, and stays there until signups show a rate.
+    let young =
+        arrivals.iter().min().is_none_or(|first| now.saturating_sub(*first) < u64::from(cfg.sizer.smoothing_s) * 1000);
+    let wanted = if young { computed.max(pool.desired_capacity) } else { computed };
     if cfg.sizer.max_size < cfg.sizer.min_size {
         tracing::warn!(
             min = cfg.sizer.min_size,
@@ -87,7 +109,7 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     // to hand an instance back.
     let lower = cfg.sizer.min_size.max(pool.min_size);
     let upper = cfg.sizer.max_size.min(pool.max_size.saturating_sub(1)).max(pool.min_size);
-    let desired = if pool.max_size == 0 { 0 } else { computed.clamp(lower.min(upper), upper) };
+    let desired = if pool.max_size == 0 { 0 } else { wanted.clamp(lower.min(upper), upper) };
     let decision =
         SizerDecision { rate_per_s, refill_s, launches_seen, computed, previous: pool.desired_capacity, desired };
     cloud.record(Metric::SignupRate(rate_per_s));
@@ -107,29 +129,50 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     Ok(decision)
 }
 
-/// Signups per second at `now`: the larger of a slow and a fast exponentially weighted
-/// estimate over the signup times (ms). Each is `Σ exp(-age/τ) / τ`, which equals the
-/// rate for a steady stream and forgets old signups smoothly; no state is kept.
+/// How many standard deviations a shorter kernel must stand off a longer one before the
+/// difference counts as a change of rate (see [`kernels`]).
+pub const CHANGE_Z: f64 = 2.5;
+
+/// How many standard deviations the fast kernel's lead over the slow one must exceed
+/// before the excess is projected forward as a rise (see [`forecast_rate`]).
+pub const RISE_Z: f64 = 1.5;
+
+/// Signups per second at `now`: the longest kernel estimate consistent with the shorter
+/// ones (see [`kernels`]). No state is kept.
 #[must_use]
 pub fn signup_rate(arrivals_ms: &[u64], now_ms: u64, cfg: &SizerConfig) -> f64 {
-    let (slow, fast) = kernels(arrivals_ms, now_ms, cfg);
-    slow.max(fast)
+    kernels(arrivals_ms, now_ms, cfg).0
 }
 
 /// The mean signup rate expected over the next refill (`refill_s`) from `now`. A
-/// kernel lags a steadily rising rate by its time constant, so the gap between the fast
-/// and the slow estimate measures the slope; projected to the middle of the coming
-/// refill. A falling rate is not projected (the pool shrinks on the plain estimate).
+/// kernel lags a steadily rising rate by its time constant, so the fast estimate's lead
+/// over the slow one measures the slope; projected to the middle of the coming refill.
+/// Only the lead beyond [`RISE_Z`] standard deviations of its Poisson noise counts
+/// (firmly: see [`kernels`]). A falling rate is not projected.
 #[must_use]
 pub fn forecast_rate(arrivals_ms: &[u64], now_ms: u64, refill_s: f64, cfg: &SizerConfig) -> f64 {
-    let (slow, fast) = kernels(arrivals_ms, now_ms, cfg);
+    let (rate, lead) = kernels(arrivals_ms, now_ms, cfg);
     let lag_gap_s = f64::from(cfg.smoothing_s) - f64::from(cfg.fast_s);
-    let slope = if lag_gap_s > 0.0 { ((fast - slow) / lag_gap_s).max(0.0) } else { 0.0 };
-    slow.max(fast) + slope * (f64::from(cfg.fast_s) + refill_s / 2.0)
+    let slope = if lag_gap_s > 0.0 { lead / lag_gap_s } else { 0.0 };
+    rate + slope * (f64::from(cfg.fast_s) + refill_s / 2.0)
 }
 
-/// (slow, fast) kernel estimates at `now_ms` (signups per second).
+/// The rate estimate at `now_ms` (signups per second), and the fast kernel's lead over
+/// the slow one beyond the noise (0 when within it).
+///
+/// Three exponential kernels `Σ e^(-age/τ)/τ` (long: 8 × `SIZER_SMOOTHING_S`; slow;
+/// fast), each normalised by the share of its weight the observed history covers (the
+/// first signup seen starts it), so a young history is not read as a low rate. The
+/// estimate is the long kernel, moved toward the slow one by their difference firmly
+/// thresholded against Poisson noise ([`CHANGE_Z`] standard deviations), then toward the
+/// fast one likewise: the longest memory the recent signups are consistent with. On
+/// steady traffic it keeps the long kernel's precision; a real change of rate moves it
+/// within a short kernel's time. For a Poisson stream of rate λ, kernels of time
+/// constants `a` and `b` differ by a variance of `λ·(1/(2a) + 1/(2b) − 2/(a+b))`.
 fn kernels(arrivals_ms: &[u64], now_ms: u64, cfg: &SizerConfig) -> (f64, f64) {
+    let first = arrivals_ms.iter().filter(|t| **t <= now_ms).min().copied().unwrap_or(now_ms);
+    let tau_f = f64::from(cfg.fast_s);
+    let span_s = ((now_ms - first) as f64 / 1000.0).max(tau_f);
     let kernel = |tau_s: f64| -> f64 {
         let weight: f64 = arrivals_ms
             .iter()
@@ -138,9 +181,33 @@ fn kernels(arrivals_ms: &[u64], now_ms: u64, cfg: &SizerConfig) -> (f64, f64) {
             .filter(|age| *age < 10.0 * tau_s)
             .map(|age| (-age / tau_s).exp())
             .sum();
-        weight / tau_s
+        weight / tau_s / (1.0 - (-span_s / tau_s).exp())
     };
-    (kernel(f64::from(cfg.smoothing_s)), kernel(f64::from(cfg.fast_s)))
+    // One standard deviation of the difference of two kernels under a steady rate.
+    let noise = |a: f64, b: f64, rate: f64| (rate.max(0.0) * (0.5 / a + 0.5 / b - 2.0 / (a + b))).max(0.0).sqrt();
+    let tau_s = f64::from(cfg.smoothing_s);
+    let tau_l = 8.0 * tau_s;
+    let (long, slow, fast) = (kernel(tau_l), kernel(tau_s), kernel(tau_f));
+    // Under "no change" both kernels estimate the same λ, best known from the longer.
+    // Firm thresholding (Gao and Bruce): a difference within the band is noise and
+    // ignored, one beyond twice the band is a change and taken whole, and in between
+    // the share taken grows from none to all, so the estimate never jumps.
+    let firm = |d: f64, band: f64| {
+        let a = d.abs();
+        if a <= band {
+            0.0
+        } else if a >= 2.0 * band {
+            d
+        } else {
+            d.signum() * 2.0 * (a - band)
+        }
+    };
+    let step = firm(slow - long, CHANGE_Z * noise(tau_l, tau_s, long));
+    // The fast kernel is held against the memory the estimate now has.
+    let (mut rate, tau) = if step == 0.0 { (long, tau_l) } else { (long + step, tau_s) };
+    rate += firm(fast - rate, CHANGE_Z * noise(tau, tau_f, rate));
+    let lead = firm(fast - slow, RISE_Z * noise(tau_s, tau_f, slow)).max(0.0);
+    (rate.max(0.0), lead)
 }
 
 /// Mean launch-to-`InService` time (s) of the successful launches, and how many there
@@ -180,19 +247,46 @@ fn erlang_b_by_size(load: f64) -> impl Iterator<Item = f64> {
     .map(|(_, b)| b)
 }
 
-/// The smallest `n` with `B(n, mean) ≤ 1 − target`: the pool size that serves `target`
-/// of signups when they arrive at a rate that keeps `mean` refills in flight in a pool
-/// that never runs dry (λT).
+/// Erlang C, `C(n, load)`: the share of arrivals that find all `n` servers busy in a
+/// system whose arrivals wait for a server instead of leaving, `n·B / (n − load·(1 − B))`
+/// with `B = B(n, load)`; 1 when the load is `n` or more (the queue never empties).
 #[must_use]
-pub fn pool_size_for(mean: f64, target: f64) -> u32 {
+pub fn erlang_c(n: u32, load: f64) -> f64 {
+    let b = erlang_b(n, load);
+    let n = f64::from(n);
+    let room = n - load * (1.0 - b);
+    if load >= n || room <= 0.0 { 1.0 } else { (n * b / room).min(1.0) }
+}
+
+/// The smallest pool that serves `target` of signups at their first look, when they
+/// arrive at a rate that keeps `mean` refills in flight (λT).
+///
+/// Misses that go cold take nothing: the pool is a loss system and the share of
+/// signups that find it empty is Erlang B. Misses that wait (`waits`: `POOL_WAIT_S` above
+/// 0) take the next refill to finish, so the places stay busy longer and the pool is a
+/// delay system: Erlang C. A miss that gives up after `POOL_WAIT_S` takes nothing, so the
+/// truth lies between the two; C, the larger, is the one that keeps the target (with
+/// Erlang B the simulated steady pool served 0.977 warm at the first look for a target of
+/// 0.99).
+#[must_use]
+pub fn pool_size_for(mean: f64, target: f64, waits: bool) -> u32 {
     let miss = (1.0 - target).clamp(0.0, 1.0);
     if !mean.is_finite() || mean <= 0.0 {
         // No signups expected: nobody is turned away, and one instance covers the first.
         return 1;
     }
     // B falls with n, to 0 in floating point soon after n passes the load, so the walk
-    // ends for any target (one of 1 ends where B underflows).
-    let n = erlang_b_by_size(mean).position(|b| b <= miss).map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    // ends for any target (one of 1 ends where B underflows); C follows B down once n
+    // is past the load.
+    let n = erlang_b_by_size(mean)
+        .enumerate()
+        .map(|(n, b)| {
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
+            let share = if waits { erlang_c(n, mean) } else { b };
+            (n, share)
+        })
+        .find(|(_, share)| *share <= miss)
+        .map_or(u32::MAX, |(n, _)| n);
     n.max(1)
 }
 
@@ -243,7 +337,7 @@ mod tests {
     fn pool_size_is_the_smallest_n_meeting_the_target() {
         for mean in [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 19.0, 40.0, 300.0] {
             for target in [0.5, 0.9, 0.99, 0.999] {
-                let n = pool_size_for(mean, target);
+                let n = pool_size_for(mean, target, false);
                 assert!(erlang_b(n, mean) <= 1.0 - target + 1e-12, "mean {mean} target {target}: n {n} too small");
                 assert!(
                     n == 1 || erlang_b(n - 1, mean) > 1.0 - target,
@@ -252,14 +346,93 @@ mod tests {
             }
         }
         // λT = 20 at 99%: 30 (the Poisson tail asked for 32); λT = 10: 18 (it asked 19).
-        assert_eq!(pool_size_for(20.0, 0.99), 30);
-        assert_eq!(pool_size_for(10.0, 0.99), 18);
-        assert_eq!(pool_size_for(0.0, 0.99), 1);
+        assert_eq!(pool_size_for(20.0, 0.99, false), 30);
+        assert_eq!(pool_size_for(10.0, 0.99, false), 18);
+        assert_eq!(pool_size_for(0.0, 0.99, false), 1);
         // Heavy load: a loss system turns away at least 1 − n/load, so n stays just under
         // the load at 99%, and the walk still ends at a target of 1.
-        let big = pool_size_for(10_000.0, 0.99);
+        let big = pool_size_for(10_000.0, 0.99, false);
         assert!((9_960..=9_980).contains(&big), "{big}");
-        assert!(pool_size_for(2.0, 1.0) > 2);
+        assert!(pool_size_for(2.0, 1.0, false) > 2);
+    }
+
+    #[test]
+    fn erlang_c_is_the_delay_systems_share_and_sizes_the_waiting_pool() {
+        // C from its definition: (a^n/n! · n/(n−a)) / (Σ_{k<n} a^k/k! + a^n/n! · n/(n−a)).
+        let by_definition = |n: u32, a: f64| {
+            let terms: Vec<f64> = (0..=n)
+                .scan(1.0, |t, k| {
+                    if k > 0 {
+                        *t *= a / f64::from(k);
+                    }
+                    Some(*t)
+                })
+                .collect();
+            let top = terms[n as usize] * f64::from(n) / (f64::from(n) - a);
+            top / (terms[..n as usize].iter().sum::<f64>() + top)
+        };
+        for a in [0.5_f64, 2.0, 4.87, 9.4, 20.0] {
+            for n in (a.ceil() as u32 + 1)..60 {
+                let (c, d) = (erlang_c(n, a), by_definition(n, a));
+                assert!((c - d).abs() <= 1e-9 * d.max(1e-300), "C({n}, {a}): {c} vs {d}");
+                assert!(c >= erlang_b(n, a), "C({n}, {a}) below B");
+            }
+        }
+        // A published value: C(10, 8) ≈ 0.409; a load at or above n never clears.
+        assert!((erlang_c(10, 8.0) - 0.409).abs() < 1e-3, "{}", erlang_c(10, 8.0));
+        assert!((erlang_c(5, 5.0) - 1.0).abs() < 1e-15 && (erlang_c(5, 7.0) - 1.0).abs() < 1e-15);
+        // Misses that wait need the larger pool: λT = 9.4 at 99% is 17 going cold, 18 waiting.
+        assert_eq!((pool_size_for(9.4, 0.99, false), pool_size_for(9.4, 0.99, true)), (17, 18));
+        for mean in [0.5, 4.87, 20.0, 300.0] {
+            let n = pool_size_for(mean, 0.99, true);
+            assert!(erlang_c(n, mean) <= 0.01 && erlang_c(n - 1, mean) > 0.01, "mean {mean}: {n}");
+        }
+    }
+
+    #[test]
+    fn a_steady_stream_keeps_the_long_kernel_and_a_step_moves_it() {
+        let cfg = SizerConfig { fast_s: 900, ..sizer() };
+        // One signup a minute for twelve hours, by a fixed pseudo-random (Poisson) draw.
+        let mut state = 9_u64;
+        let mut uniform = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) as f64 + 0.5) / (1_u64 << 53) as f64
+        };
+        let mut t = 0.0_f64;
+        let mut arrivals = Vec::new();
+        while t < 12.0 * 3_600_000.0 {
+            t += -uniform().ln() * 60_000.0;
+            arrivals.push(t as u64);
+        }
+        let per_min = |arrivals: &[u64], now: u64| signup_rate(arrivals, now, &cfg) * 60.0;
+        // The 15-minute kernel by itself, as the sizer once followed it.
+        let fast_kernel = |now: u64| -> f64 {
+            arrivals.iter().filter(|t| **t <= now).map(|t| (-((now - t) as f64) / 900_000.0).exp()).sum::<f64>() / 15.0
+        };
+        // Mean absolute error over six hours, every quarter of an hour.
+        let (mut spread, mut fast_spread) = (0.0_f64, 0.0_f64);
+        for quarter in 24..48 {
+            let now = quarter * 900_000;
+            spread += (per_min(&arrivals, now) - 1.0).abs() / 24.0;
+            fast_spread += (fast_kernel(now) - 1.0).abs() / 24.0;
+        }
+        println!("steady 1/min: estimate off by {spread:.3}/min on average, the 15-minute kernel by {fast_spread:.3}");
+        // The 15-minute kernel wanders by a fifth on average; the estimate by half that or less.
+        assert!(spread < 0.08 && fast_spread > 2.0 * spread, "estimate ±{spread:.3}, fast kernel ±{fast_spread:.3}");
+        // Then three a minute: within twenty minutes the estimate is well above one.
+        let step: Vec<u64> = (0..60).map(|i| 12 * 3_600_000 + i * 20_000).collect();
+        let stepped = [arrivals.as_slice(), &step].concat();
+        let after = per_min(&stepped, 12 * 3_600_000 + 20 * 60_000);
+        assert!(after > 1.8, "a tripled rate reads as {after:.2}/min after 20 minutes");
+    }
+
+    #[test]
+    fn a_young_history_is_not_read_as_a_low_rate() {
+        // Ten signups in the first ten minutes: the kernels' weight is normalised by the
+        // history seen, so the estimate is about one a minute, not a tenth of that.
+        let arrivals: Vec<u64> = (0..10).map(|i| i * 60_000).collect();
+        let rate = signup_rate(&arrivals, 600_000, &sizer()) * 60.0;
+        assert!((0.6..1.6).contains(&rate), "{rate:.3}/min");
     }
 
     #[test]
@@ -281,7 +454,8 @@ mod tests {
         let rate = signup_rate(&arrivals, now, &sizer());
         // 30 signups in the last two minutes: the fast kernel sees about 30·e^(-1/5)/300 s.
         assert!(rate * 60.0 > 4.0, "{}", rate * 60.0);
-        assert!(signup_rate(&arrivals, now, &SizerConfig { fast_s: 1800, ..sizer() }) * 60.0 < 1.1);
+        let without_fast = signup_rate(&arrivals, now, &SizerConfig { fast_s: 1800, ..sizer() });
+        assert!(without_fast < rate / 2.0, "{} vs {}", without_fast * 60.0, rate * 60.0);
     }
 
     #[test]
