@@ -285,10 +285,22 @@ async fn moto_empty_pool_takes_the_cold_path_and_delete_tears_down() {
 
 #[tokio::test]
 async fn moto_pool_sizer_reads_activities_and_sets_the_pool_size() {
+    use warmpool_core::domain::UserRecord;
+    use warmpool_core::ports::{Clock, UserGroupSpec};
     let e = env("sizer", 2).await;
     // moto answers DescribeScalingActivities with no activities (the parsing of real
     // ones is covered with aws-smithy-mocks): the default refill time applies.
     assert_eq!(e.cloud.recent_launches(&e.cfg.pool_group).await.unwrap(), Vec::new());
+    // With no signup at all the pool-sizer keeps the pool: one user, a day ago, is a
+    // history old enough to shrink it on.
+    let old = Id::parse("user_id", "sizer-old").unwrap();
+    let spec = UserGroupSpec {
+        name: e.cfg.user_group(old.as_str()),
+        launch_template: e.cfg.launch_template.clone(),
+        subnets: e.cfg.subnets.clone(),
+        tags: UserRecord::new(&old, &old, e.cloud.now_ms().saturating_sub(86_400_000)).to_tags(),
+    };
+    e.cloud.create_user_group(&spec).await.unwrap();
     let d = warmpool_core::flow::sizer::size_pool(&e.cloud, &e.cfg).await.unwrap();
     assert_eq!((d.previous, d.desired, d.launches_seen), (2, e.cfg.sizer.min_size, 0));
     assert!((d.refill_s - f64::from(e.cfg.sizer.default_refill_s)).abs() < f64::EPSILON);
