@@ -91,8 +91,9 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     // A history younger than the slow kernel is no evidence of a low rate: until the
     // first signup seen is that old, the pool grows on the estimate but does not shrink
     // (a pool of 10 once shrank to 4 on its first signups and the next ones went cold).
-    // No signup at all is no evidence either: a deployment's pool starts at its
-    // `MinSize`, and stays there until signups show a rate.
+    // No signup at all is no evidence either: the pool keeps its size (a deployment's
+    // starts at its `MinSize`). Youth is judged by the oldest user group still listed,
+    // so deleted users shorten it.
     let young =
         arrivals.iter().min().is_none_or(|first| now.saturating_sub(*first) < u64::from(cfg.sizer.smoothing_s) * 1000);
     let wanted = if young { computed.max(pool.desired_capacity) } else { computed };
@@ -191,7 +192,8 @@ fn kernels(arrivals_ms: &[u64], now_ms: u64, cfg: &SizerConfig) -> (f64, f64) {
     // Under "no change" both kernels estimate the same λ, best known from the longer.
     // Firm thresholding (Gao and Bruce): a difference within the band is noise and
     // ignored, one beyond twice the band is a change and taken whole, and in between
-    // the share taken grows from none to all, so the estimate never jumps.
+    // the share taken grows from none to all. (Once the slow kernel is taken, the fast
+    // one is held to its narrower band, so the estimate can still move in a step.)
     let firm = |d: f64, band: f64| {
         let a = d.abs();
         if a <= band {
@@ -252,7 +254,11 @@ fn erlang_b_by_size(load: f64) -> impl Iterator<Item = f64> {
 /// with `B = B(n, load)`; 1 when the load is `n` or more (the queue never empties).
 #[must_use]
 pub fn erlang_c(n: u32, load: f64) -> f64 {
-    let b = erlang_b(n, load);
+    erlang_c_from_b(n, load, erlang_b(n, load))
+}
+
+/// `C(n, load)` from `b = B(n, load)` already in hand.
+fn erlang_c_from_b(n: u32, load: f64, b: f64) -> f64 {
     let n = f64::from(n);
     let room = n - load * (1.0 - b);
     if load >= n || room <= 0.0 { 1.0 } else { (n * b / room).min(1.0) }
@@ -282,7 +288,7 @@ pub fn pool_size_for(mean: f64, target: f64, waits: bool) -> u32 {
         .enumerate()
         .map(|(n, b)| {
             let n = u32::try_from(n).unwrap_or(u32::MAX);
-            let share = if waits { erlang_c(n, mean) } else { b };
+            let share = if waits { erlang_c_from_b(n, mean, b) } else { b };
             (n, share)
         })
         .find(|(_, share)| *share <= miss)
