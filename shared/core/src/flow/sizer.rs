@@ -75,17 +75,15 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
         users.iter().filter_map(|g| UserRecord::from_tags(&g.tags)).map(|r| r.requested_at_ms).collect();
     let launches = cloud.recent_launches(&cfg.pool_group).await?;
     let (refill_s, launches_seen) = refill_time(&launches, now, f64::from(cfg.sizer.default_refill_s));
-    let rate_per_s = forecast_rate(&arrivals, now, refill_s, &cfg.sizer);
+    // The forecast now and at each minute of the scale-in window (now first).
+    let forecasts: Vec<f64> = (0..=u64::from(cfg.sizer.scale_in_delay_s) / 60)
+        .map(|k| forecast_rate(&arrivals, now.saturating_sub(k * 60_000), refill_s, &cfg.sizer))
+        .collect();
+    let rate_per_s = forecasts.first().copied().unwrap_or(0.0);
     let waits = cfg.pool_wait_s > 0;
-    let computed = (0..=u64::from(cfg.sizer.scale_in_delay_s) / 60)
-        .map(|k| now.saturating_sub(k * 60_000))
-        .map(|t| {
-            pool_size_for(
-                forecast_rate(&arrivals, t, refill_s, &cfg.sizer) * refill_s,
-                cfg.sizer.target_hit_rate,
-                waits,
-            )
-        })
+    let computed = forecasts
+        .iter()
+        .map(|rate| pool_size_for(rate * refill_s, cfg.sizer.target_hit_rate, waits))
         .max()
         .unwrap_or(1);
     // A history younger than the slow kernel is no evidence of a low rate: until the
