@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use warmpool_core::WarmTier;
 use warmpool_sim::ClaimStrategy;
 use warmpool_sim::compare::{self, Spread, StaticSearch};
 use warmpool_sim::simulate::{self, PoolPolicy, Pricing, RunSummary, SimRun, SimulateError, SimulateOptions, Workload};
@@ -72,6 +73,14 @@ pub struct SimulateArgs {
     /// The adaptive pool's size at the start.
     #[arg(long, default_value_t = 10)]
     pub initial_pool: u32,
+    /// The adaptive pool's second tier: `none`, or an Auto Scaling warm pool of
+    /// prepared instances kept `stopped` (or `hibernated`), paying for their volumes
+    /// only, which the running pool refills from (the template's `PoolWarmTier`).
+    #[arg(long, default_value = "none")]
+    pub warm_tier: String,
+    /// Prepared, stopped instances in the warm tier at the start.
+    #[arg(long, default_value_t = 10)]
+    pub initial_warm: u32,
     /// The adaptive pool's lower bound.
     #[arg(long, default_value_t = 1)]
     pub min_pool: u32,
@@ -129,6 +138,11 @@ fn options(args: &SimulateArgs) -> Result<SimulateOptions, String> {
         return Err("--rate, --peak, --hours and --cooldown-hours must be above zero".into());
     }
     let policy = PoolPolicy::parse(&args.pool).map_err(|e| e.to_string())?;
+    let warm_tier = WarmTier::parse(&args.warm_tier)
+        .ok_or_else(|| format!("--warm-tier {:?}: expected none, stopped or hibernated", args.warm_tier))?;
+    if warm_tier != WarmTier::None && !matches!(policy, PoolPolicy::Adaptive(_)) {
+        return Err("--warm-tier needs an adaptive pool (the pool-sizer sizes both tiers)".into());
+    }
     let claim = ClaimStrategy::parse(&args.claim)
         .ok_or_else(|| format!("--claim {:?}: expected rendezvous or first-healthy", args.claim))?;
     if ![args.instance_price, args.volume_price, args.volume_gb].iter().all(|v| v.is_finite() && *v >= 0.0) {
@@ -147,6 +161,8 @@ fn options(args: &SimulateArgs) -> Result<SimulateOptions, String> {
         claim,
         seed: args.run.seed,
         initial_pool: args.initial_pool,
+        warm_tier,
+        initial_warm: args.initial_warm,
         min_pool: args.min_pool,
         max_pool: args.max_pool,
         model: args.model.model(),
@@ -537,6 +553,7 @@ pub fn render_text(workload: &str, runs: &[(String, RunSummary)], verdict: Optio
             "  of which preparing / ready",
             Box::new(|s| format!("{:.1} / {:.1}", s.preparing_instance_hours, s.ready_instance_hours)),
         ),
+        ("stopped instance-hours (warm tier)", Box::new(|s| format!("{:.1}", s.stopped_instance_hours))),
         ("pool size, mean / max", Box::new(|s| format!("{:.1} / {}", s.mean_pool_size, s.max_pool_size))),
         ("AWS calls per signup", Box::new(|s| format!("{:.1}", s.calls_per_signup_total))),
         (

@@ -33,5 +33,20 @@ pub fn function_statements(template: &Value, function: &Value) -> Vec<Value> {
     policies
         .into_iter()
         .flat_map(|statements| statements.as_sequence().expect("inline statements only").iter().cloned())
+        .map(|statement| conditional_statement(&statement).unwrap_or(statement))
         .collect()
+}
+
+/// A statement granted under a condition only (`!If [Condition, Statement, !Ref
+/// AWS::NoValue]`, such as the warm tier's): the statement, which some deployments get
+/// (the checks read the union of every configuration's grants). `None` for a plain one.
+fn conditional_statement(statement: &Value) -> Option<Value> {
+    let Value::Tagged(tagged) = statement else { return None };
+    if tagged.tag != "!If" {
+        return None;
+    }
+    let args = tagged.value.as_sequence().expect("!If [Condition, Statement, !Ref AWS::NoValue]");
+    let no_value = matches!(&args[2], Value::Tagged(t) if t.tag == "!Ref" && t.value.as_str() == Some("AWS::NoValue"));
+    assert!(args.len() == 3 && no_value, "a conditional statement is !If [Condition, Statement, !Ref AWS::NoValue]");
+    Some(args[1].clone())
 }

@@ -259,13 +259,7 @@ fn used_calls() -> Seen {
     let began = index_of(&no_retries, 1, "command-status", "CreateOrUpdateTags", 0);
     let faults = Faults { at_call: Some((began, FaultKind::CrashAfter)), ..Faults::default() };
     merge(record(PlatformOptions { faults, ..no_retries }, |p| p.cloud().fail_next_inits(1), &["u-1"], false));
-    // The pool-sizer resizes the pool while users sign up and the pool refills.
-    merge(record(
-        PlatformOptions { pool: 3, pool_sizer_every_s: 60, ..PlatformOptions::default() },
-        |_| {},
-        &["u-1", "u-2", "u-3", "u-4"],
-        false,
-    ));
+    merge(pool_sizer_calls());
     for calls in recovery_calls() {
         merge(calls);
     }
@@ -287,6 +281,36 @@ fn used_calls() -> Seen {
     ));
     merge(resume_calls(&warm));
     used
+}
+
+/// The pool-sizer resizes the pool while users sign up and the pool refills; then with a
+/// stopped warm tier: the pool-sizer sizes both tiers, the pool refills from the warm
+/// tier (lifecycle completes the hook of a started instance; one whose agent never comes
+/// back is looked up, still in the pool) and the warm tier refills itself through
+/// pool-prep.
+fn pool_sizer_calls() -> Seen {
+    let mut seen = record(
+        PlatformOptions { pool: 3, pool_sizer_every_s: 60, ..PlatformOptions::default() },
+        |_| {},
+        &["u-1", "u-2", "u-3", "u-4"],
+        false,
+    );
+    seen.merge(record(
+        PlatformOptions {
+            pool: 2,
+            warm_pool: 2,
+            pool_sizer_every_s: 60,
+            overrides: vec![("POOL_WARM_TIER".into(), "stopped".into())],
+            ..PlatformOptions::default()
+        },
+        |p| {
+            let parked = p.snapshot().warm[&p.config().pool_group][0].0.clone();
+            p.cloud().break_agent(&parked);
+        },
+        &["u-1", "u-2", "u-3"],
+        false,
+    ));
+    seen
 }
 
 /// Cold from the start, then giving up after the attempts; the failed user's group is

@@ -13,6 +13,44 @@ use warmpool_core::config::SizerConfig;
 use warmpool_core::flow::sizer::{forecast_rate, pool_size_for, signup_rate};
 use warmpool_sim::fixture;
 
+/// A value of the template as a stack deployed with every parameter at its default
+/// sees it: a string, a `!Ref` to a parameter, or an `!If` on a condition of those.
+fn with_defaults(t: &Value, v: &Value) -> String {
+    let Value::Tagged(tagged) = v else {
+        return v.as_str().map_or_else(|| panic!("{v:?}"), str::to_owned);
+    };
+    match tagged.tag.to_string().as_str() {
+        "!Ref" => {
+            let param = tagged.value.as_str().unwrap();
+            match &t["Parameters"][param]["Default"] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => panic!("{param} default {other:?}"),
+            }
+        }
+        "!If" => {
+            let args = tagged.value.as_sequence().unwrap();
+            let branch = if condition(t, &t["Conditions"][args[0].as_str().unwrap()]) { &args[1] } else { &args[2] };
+            with_defaults(t, branch)
+        }
+        other => panic!("{other} {v:?}"),
+    }
+}
+
+/// A condition of the template, at the parameters' defaults.
+fn condition(t: &Value, c: &Value) -> bool {
+    let Value::Tagged(tagged) = c else { panic!("{c:?}") };
+    let args = || tagged.value.as_sequence().unwrap();
+    match tagged.tag.to_string().as_str() {
+        "!Equals" => with_defaults(t, &args()[0]) == with_defaults(t, &args()[1]),
+        "!Not" => !condition(t, &args()[0]),
+        "!And" => args().iter().all(|a| condition(t, a)),
+        "!Or" => args().iter().any(|a| condition(t, a)),
+        "!Condition" => condition(t, &t["Conditions"][tagged.value.as_str().unwrap()]),
+        other => panic!("{other} {c:?}"),
+    }
+}
+
 /// The pool-sizer's settings as deployed.
 fn deployed() -> SizerConfig {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
@@ -20,20 +58,7 @@ fn deployed() -> SizerConfig {
     let env = t["Resources"]["PoolSizerFunction"]["Properties"]["Environment"]["Variables"].as_mapping().unwrap();
     let mut overrides: Vec<(&str, String)> = Vec::new();
     for (k, v) in env {
-        let value = match v {
-            Value::String(s) => s.clone(),
-            // !Ref Parameter: its default.
-            Value::Tagged(tagged) if tagged.tag == "!Ref" => {
-                let param = tagged.value.as_str().unwrap();
-                match &t["Parameters"][param]["Default"] {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    other => panic!("{param} default {other:?}"),
-                }
-            }
-            other => panic!("{k:?}: {other:?}"),
-        };
-        overrides.push((k.as_str().unwrap(), value));
+        overrides.push((k.as_str().unwrap(), with_defaults(&t, v)));
     }
     fixture::function_config(Function::PoolSizer, &["subnet-a".to_owned()], &overrides).sizer
 }

@@ -12,6 +12,8 @@ use warmpool_sim::{SimCloud, fixture};
 
 const USER_LAUNCH: &str = include_str!("../../../events/lifecycle/user-launch-successful.json");
 const POOL_ACTION: &str = include_str!("../../../events/lifecycle/pool-lifecycle-action.json");
+const FROM_WARM_POOL: &str = include_str!("../../../events/lifecycle/pool-from-warm-pool.json");
+const INTO_WARM_POOL: &str = include_str!("../../../events/lifecycle/pool-into-warm-pool.json");
 const UNRELATED: &str = include_str!("../../../events/lifecycle/unrelated-asg.json");
 const SIGNUP: &str = include_str!("../../../events/signup/valid.json");
 const GROUP: &str = "warmpool-user-u-1001";
@@ -101,6 +103,47 @@ async fn a_repeated_pool_lifecycle_action_does_not_prepare_the_instance_twice() 
     assert_eq!(again, LifecycleOutcome::Ignored { reason: "pool-prep already sent for this instance" });
     let preps = cloud.sent_commands().iter().filter(|c| c.document == fixture::POOL_PREP_DOCUMENT).count();
     assert_eq!(preps, 1, "pool-prep sent once");
+}
+
+/// A signup on a pool of one with a stopped warm tier of one: the claim's detach makes the
+/// pool start its parked instance, which waits in the hook (`Pending:Wait`). Returns it.
+async fn started_from_the_warm_pool(cloud: &SimCloud, cfg: &Config) -> String {
+    cloud.create_warm_pool(fixture::POOL_GROUP, "Stopped", 1);
+    let parked = cloud.snapshot().warm[fixture::POOL_GROUP][0].0.clone();
+    signed_up(cloud, cfg).await;
+    // The detach, the group's next scaling pass, and the hook's entry.
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    assert!(cloud.snapshot().groups[fixture::POOL_GROUP].contains(&parked), "started into the pool");
+    parked
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_warmed_instance_leaving_the_warm_pool_is_put_in_service_once_its_agent_is_back() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let started = started_from_the_warm_pool(&cloud, &cfg).await;
+    let first = warmpool_lifecycle::handler(&cloud, &cfg, event(FROM_WARM_POOL, &started)).await.unwrap();
+    assert_eq!(first, LifecycleOutcome::WarmStarted);
+    assert_eq!(cloud.snapshot().in_service[fixture::POOL_GROUP], 1, "in service again, from the warm tier");
+    let timeline = cloud.timeline();
+    let at = |what: &str| {
+        let entry = timeline.iter().find(|e| e.text.contains(&started) && e.text.contains(what));
+        entry.unwrap_or_else(|| panic!("no {what:?} for {started}: {timeline:?}")).at_ms
+    };
+    assert!(at("SSM agent online") <= at("is InService"), "in service before its agent was back: {timeline:?}");
+    // Not prepared again: its preparation is on its volume.
+    assert!(!cloud.sent_commands().iter().any(|c| c.document == fixture::POOL_PREP_DOCUMENT));
+    // EventBridge delivers the action again: the hook is completed already.
+    let again = warmpool_lifecycle::handler(&cloud, &cfg, event(FROM_WARM_POOL, &started)).await.unwrap();
+    assert_eq!(again, LifecycleOutcome::Ignored { reason: "lifecycle action already completed" });
+    assert_eq!(cloud.snapshot().calls.get("CompleteLifecycleAction"), Some(&2), "one completion, one refused");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_entering_the_warm_pool_is_prepared_like_a_new_pool_member() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let pool_instance = cloud.snapshot().groups[fixture::POOL_GROUP][0].clone();
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, event(INTO_WARM_POOL, &pool_instance)).await.unwrap();
+    assert!(matches!(out, LifecycleOutcome::PrepSent { .. }), "{out:?}");
 }
 
 #[tokio::test(start_paused = true)]

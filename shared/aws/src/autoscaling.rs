@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_autoscaling::primitives::DateTime;
 use aws_sdk_autoscaling::types::{
     Activity, AutoScalingGroup, Filter, LaunchTemplateSpecification, LifecycleState, ScalingActivityStatusCode, Tag,
+    WarmPoolState,
 };
 
 use super::AwsCloud;
@@ -12,7 +13,8 @@ use super::errors::{Subject, classify};
 use warmpool_core::domain::UserState;
 use warmpool_core::error::CloudError;
 use warmpool_core::ports::{
-    AutoScaling, Group, Launch, LifecycleResult, Member, MemberState, Membership, UserGroupSpec,
+    AutoScaling, Group, Launch, LaunchKind, LifecycleResult, Member, MemberState, Membership, UserGroupSpec,
+    WarmInstance, WarmPool, WarmPoolSize,
 };
 
 fn group_subject(group: &str) -> Subject<'_> {
@@ -64,7 +66,8 @@ fn to_group(g: &AutoScalingGroup) -> Group {
 }
 
 /// A launch activity's description: "Launching a new EC2 instance: i-0123…" (a failed
-/// launch reads "Launching a new EC2 instance.  Status Reason: …").
+/// launch reads "Launching a new EC2 instance.  Status Reason: …"); with a warm pool,
+/// "Launching a new EC2 instance into warm pool: i-…" and "… from warm pool: i-…".
 const LAUNCH_DESCRIPTION: &str = "Launching a new EC2 instance";
 
 fn to_launch(a: &Activity) -> Option<Launch> {
@@ -73,6 +76,7 @@ fn to_launch(a: &Activity) -> Option<Launch> {
     }
     let millis = |t: Option<&DateTime>| t.and_then(|t| t.to_millis().ok()).and_then(|ms| u64::try_from(ms).ok());
     Some(Launch {
+        kind: LaunchKind::from_description(a.description().unwrap_or_default()),
         started_ms: millis(a.start_time())?,
         ended_ms: millis(a.end_time()),
         succeeded: a.status_code() == Some(&ScalingActivityStatusCode::Successful),
@@ -272,6 +276,51 @@ impl AutoScaling for AwsCloud {
             .send()
             .await
             .map_err(|e| classify("CompleteLifecycleAction", member_subject(group, instance_id), &e))?;
+        Ok(())
+    }
+
+    async fn describe_warm_pool(&self, group: &str) -> Result<Option<WarmPool>, CloudError> {
+        // The SDK's paginator follows NextToken (50 instances a page, DescribeWarmPool's
+        // largest).
+        let mut pages = self
+            .autoscaling
+            .describe_warm_pool()
+            .auto_scaling_group_name(group)
+            .max_records(50)
+            .into_paginator()
+            .send();
+        let mut pool: Option<WarmPool> = None;
+        let mut instances = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("DescribeWarmPool", group_subject(group), &e))?;
+            if let Some(c) = page.warm_pool_configuration() {
+                pool.get_or_insert(WarmPool {
+                    min_size: count(c.min_size()),
+                    max_group_prepared_capacity: c.max_group_prepared_capacity().and_then(|n| u32::try_from(n).ok()),
+                    instances: Vec::new(),
+                });
+            }
+            instances.extend(page.instances().iter().filter_map(|i| {
+                Some(WarmInstance {
+                    instance_id: i.instance_id()?.to_owned(),
+                    state: i.lifecycle_state().map(LifecycleState::as_str).unwrap_or_default().to_owned(),
+                })
+            }));
+        }
+        Ok(pool.map(|p| WarmPool { instances, ..p }))
+    }
+
+    async fn put_warm_pool(&self, group: &str, pool_state: &str, size: WarmPoolSize) -> Result<(), CloudError> {
+        let clamp = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        self.autoscaling
+            .put_warm_pool()
+            .auto_scaling_group_name(group)
+            .pool_state(WarmPoolState::from(pool_state))
+            .min_size(clamp(size.min_size))
+            .max_group_prepared_capacity(clamp(size.max_group_prepared_capacity))
+            .send()
+            .await
+            .map_err(|e| classify("PutWarmPool", group_subject(group), &e))?;
         Ok(())
     }
 }

@@ -308,6 +308,43 @@ async fn moto_pool_sizer_reads_activities_and_sets_the_pool_size() {
     assert_eq!(pool.desired_capacity, e.cfg.sizer.min_size);
 }
 
+/// The warm tier on the wire: `DescribeWarmPool` on a group without one is `None`;
+/// the pool-sizer, configured for a stopped tier, sizes it with `PutWarmPool` (both
+/// `MinSize` and `MaxGroupPreparedCapacity`, the state kept), reads it back, and does not
+/// write it again when nothing changed. (moto keeps the configuration but no warm
+/// instances: the tier's lifecycle is the in-memory cloud's, `tests/tests/warm_tier.rs`.)
+#[tokio::test]
+async fn moto_pool_sizer_sizes_the_warm_tier() {
+    use warmpool_core::ports::{Clock, WarmPoolSize};
+    let mut e = env("warmtier", 2).await;
+    assert_eq!(e.cloud.describe_warm_pool(&e.cfg.pool_group).await.unwrap(), None, "no warm pool yet");
+    // As the template creates it: stopped, empty.
+    e.cloud
+        .put_warm_pool(&e.cfg.pool_group, "Stopped", WarmPoolSize { min_size: 0, max_group_prepared_capacity: 0 })
+        .await
+        .unwrap();
+    e.cfg.sizer.warm_tier = warmpool_core::WarmTier::Stopped;
+    // A steady minute-by-minute history over the last two hours: old enough to size on.
+    let now = e.cloud.now_ms();
+    for i in 0..120_u64 {
+        let id = Id::parse("user_id", &format!("wt-{i}")).unwrap();
+        let spec = warmpool_core::ports::UserGroupSpec {
+            name: e.cfg.user_group(id.as_str()),
+            launch_template: e.cfg.launch_template.clone(),
+            subnets: e.cfg.subnets.clone(),
+            tags: warmpool_core::domain::UserRecord::new(&id, &id, now - (i + 1) * 60_000).to_tags(),
+        };
+        e.cloud.create_user_group(&spec).await.unwrap();
+    }
+    let d = warmpool_core::flow::sizer::size_pool(&e.cloud, &e.cfg).await.unwrap();
+    let warm = d.warm.clone().expect("the warm tier was sized");
+    assert!(warm.size > d.desired, "warm tier {} against running pool {}", warm.size, d.desired);
+    let pool = e.cloud.describe_warm_pool(&e.cfg.pool_group).await.unwrap().expect("the warm pool exists");
+    assert_eq!((pool.min_size, pool.max_group_prepared_capacity), (warm.size, Some(warm.size)));
+    let again = warmpool_core::flow::sizer::size_pool(&e.cloud, &e.cfg).await.unwrap();
+    assert_eq!(again.warm.map(|w| (w.previous, w.size)), Some((warm.size, warm.size)), "unchanged on a second run");
+}
+
 #[tokio::test]
 async fn moto_resume_messages_reach_the_signup_queue_in_batches_and_a_received_one_comes_back_sooner() {
     use warmpool_core::ports::{QueuedMessage, WorkQueues};

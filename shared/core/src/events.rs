@@ -18,6 +18,9 @@ pub const LAUNCH_LIFECYCLE_ACTION: &str = "EC2 Instance-launch Lifecycle Action"
 pub const COMMAND_INVOCATION_STATUS: &str = "EC2 Command Invocation Status-change Notification";
 pub const COMMAND_STATUS: &str = "EC2 Command Status-change Notification";
 pub const LAUNCHING_TRANSITION: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
+/// `Origin` / `Destination` of a lifecycle action of a group with a warm pool (the
+/// other values are `EC2` and `AutoScalingGroup`).
+pub const WARM_POOL: &str = "WarmPool";
 
 /// Detail of `EC2 Instance Launch Successful` (also sent for `AttachInstances`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -58,6 +61,21 @@ pub struct LifecycleAction {
     #[serde(rename = "EC2InstanceId")]
     pub ec2_instance_id: String,
     pub lifecycle_transition: String,
+    /// `EC2` (a new instance) or `WarmPool` (a warmed instance leaving the warm pool).
+    #[serde(default)]
+    pub origin: String,
+    /// `AutoScalingGroup` or `WarmPool` (a new instance entering the warm pool).
+    #[serde(default)]
+    pub destination: String,
+}
+
+impl LifecycleAction {
+    /// A warmed instance on its way from the warm pool into the group: prepared when it
+    /// entered the warm pool, started again now.
+    #[must_use]
+    pub fn leaves_warm_pool(&self) -> bool {
+        self.origin == WARM_POOL
+    }
 }
 
 /// Detail of `EC2 Command Invocation Status-change Notification` (one instance).

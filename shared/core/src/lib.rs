@@ -21,5 +21,5 @@ pub mod metrics;
 pub mod ports;
 pub mod retry;
 
-pub use config::{Config, Function, SizerConfig};
+pub use config::{Config, Function, SizerConfig, WarmTier};
 pub use error::{CloudError, FlowError};

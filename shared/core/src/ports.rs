@@ -13,6 +13,10 @@ use crate::error::{CloudError, FlowError};
 use crate::flow::acquire::Claimed;
 use crate::metrics::Metric;
 
+mod scaling;
+
+pub use self::scaling::{LaunchKind, WarmInstance, WarmPool, WarmPoolSize};
+
 /// Lifecycle state of an instance inside an Auto Scaling group, as AWS reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberState {
@@ -26,7 +30,11 @@ pub enum MemberState {
     /// `Detaching`: `DetachInstances` returned, but the instance is still listed in the
     /// group (seconds, sometimes tens of seconds) and cannot be attached elsewhere yet.
     Detaching,
-    /// Other transitional states (`EnteringStandby`, `Warmed:*`, ...).
+    /// In the group's warm pool (`Warmed:Pending`, `Warmed:Pending:Wait`,
+    /// `Warmed:Stopped`, ...): `DescribeAutoScalingInstances` reports these, the group's
+    /// own instance list does not. Never claimable; on its way in, not out.
+    Warmed,
+    /// Other transitional states (`EnteringStandby`, ...).
     Other,
 }
 
@@ -40,7 +48,8 @@ impl MemberState {
             "InService" => Self::InService,
             "Standby" => Self::Standby,
             "Detaching" => Self::Detaching,
-            s if s.starts_with("Terminat") => Self::Terminating,
+            s if s.starts_with("Terminat") || s.starts_with("Warmed:Terminat") => Self::Terminating,
+            s if s.starts_with("Warmed:") => Self::Warmed,
             _ => Self::Other,
         }
     }
@@ -102,6 +111,8 @@ pub struct Group {
 /// One instance launch of a group, from its scaling activities.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
+    /// Which way the instance went.
+    pub kind: LaunchKind,
     /// When Auto Scaling started the launch (ms since the epoch).
     pub started_ms: u64,
     /// When the activity ended: the instance went `InService`, after any launch hook.
@@ -192,6 +203,17 @@ pub trait AutoScaling: Send + Sync {
         hook: &str,
         instance_id: &str,
         result: LifecycleResult,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `DescribeWarmPool` (all pages of 50 instances); `None` when the group has no warm
+    /// pool.
+    fn describe_warm_pool(&self, group: &str) -> impl Future<Output = Result<Option<WarmPool>, CloudError>> + Send;
+    /// `PutWarmPool` on a group that has one, keeping its `PoolState` (`pool_state`, as
+    /// the template set it: `PutWarmPool` resets what it is not given).
+    fn put_warm_pool(
+        &self,
+        group: &str,
+        pool_state: &str,
+        size: WarmPoolSize,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 

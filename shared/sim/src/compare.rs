@@ -156,6 +156,7 @@ mod tests {
             idle_instance_hours: cost / Pricing::default().running_usd_per_hour(),
             preparing_instance_hours: 0.0,
             ready_instance_hours: 0.0,
+            stopped_instance_hours: 0.0,
             cost_usd: cost,
             mean_pool_size: 0.0,
             max_pool_size: 0,

@@ -21,6 +21,7 @@ pub mod first_healthy;
 mod invocation;
 mod model;
 pub mod platform;
+mod pricing;
 mod queue;
 pub mod report;
 mod rules;

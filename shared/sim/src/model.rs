@@ -75,6 +75,14 @@ pub struct CloudModel {
     /// The pool's launch lifecycle hook heartbeat timeout (s), after which its default
     /// result (ABANDON) applies.
     pub hook_timeout_s: u64,
+    /// From starting a stopped warm pool instance to EC2 `running` (s). AWS reports a
+    /// warmed instance in service some 30–90 s after the start; the SSM agent registers
+    /// again `agent_delay_s` after it runs, and the pool's hook waits for it.
+    pub start_s: (f64, f64),
+    /// From the warm pool's hook completing to the instance `stopped` (s): EC2 stops an
+    /// instance in tens of seconds (the model's assumption; AWS publishes no figure). The
+    /// instance is billed as running until then.
+    pub stop_s: (f64, f64),
 }
 
 impl Default for CloudModel {
@@ -102,6 +110,8 @@ impl Default for CloudModel {
             stale_tags: true,
             shutdown_s: 30.0,
             hook_timeout_s: 1_800,
+            start_s: (20.0, 60.0),
+            stop_s: (20.0, 60.0),
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct PlatformOptions {
     pub pool: u32,
     /// The pool group's `MaxSize` (default: twice the pool plus ten).
     pub pool_max: Option<u32>,
+    /// Prepared, stopped instances in the warm pool (`POOL_WARM_TIER` set) at the start.
+    pub warm_pool: u32,
     /// The signup queue's visibility timeout (s).
     pub visibility_timeout_s: u64,
     /// Receives before a signup message goes to the dead-letter queue.
@@ -74,6 +76,7 @@ impl Default for PlatformOptions {
             seed: 1,
             pool: 10,
             pool_max: None,
+            warm_pool: 0,
             // As template.yaml's signup queue (a test holds them together).
             visibility_timeout_s: 90,
             max_receive_count: 10,
@@ -122,6 +125,9 @@ impl Platform {
             Function::ALL.into_iter().map(|f| (f, fixture::function_config(f, &cloud.subnets(), &overrides))).collect(),
         );
         cloud.create_pool(&cfg.pool_group, &cfg.pool_hook, opts.pool, opts.pool_max.unwrap_or(opts.pool * 2 + 10));
+        if let Some(pool_state) = cfg.sizer.warm_tier.pool_state() {
+            cloud.create_warm_pool(&cfg.pool_group, pool_state, opts.warm_pool);
+        }
         cloud.set_faults(opts.faults.clone());
         cloud.set_claim_strategy(opts.claim_strategy);
         cloud.set_claims_path(&cfg.claim_prefix);

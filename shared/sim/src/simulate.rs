@@ -12,8 +12,10 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::platform::{Platform, PlatformOptions};
+pub use crate::pricing::Pricing;
 use crate::report::{Report, percentile};
 use crate::{ClaimStrategy, CloudModel};
+use warmpool_core::WarmTier;
 use warmpool_core::domain::UserRecord;
 
 /// A problem with the simulator's input.
@@ -187,6 +189,10 @@ pub struct SimulateOptions {
     pub seed: u64,
     /// The adaptive pool's size at the start (the static pool starts at its size).
     pub initial_pool: u32,
+    /// The pool's second tier (`POOL_WARM_TIER`); adaptive pools only.
+    pub warm_tier: WarmTier,
+    /// Prepared, stopped instances in the warm tier at the start.
+    pub initial_warm: u32,
     /// The adaptive pool's bounds.
     pub min_pool: u32,
     pub max_pool: u32,
@@ -202,43 +208,6 @@ pub struct SimulateOptions {
     pub pricing: Pricing,
 }
 
-/// What a pool instance costs, in US dollars. The defaults are AWS's published
-/// on-demand prices in us-east-1 for the template's default instance type and the root
-/// volume it boots with: set them for another Region or type.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Pricing {
-    /// A running instance, per hour (t3.small, Linux: $0.0208; aws.amazon.com/ec2/pricing/on-demand).
-    pub instance_usd_per_hour: f64,
-    /// Its EBS volume, per GB-month (gp3: $0.08; aws.amazon.com/ebs/pricing), paid
-    /// running or stopped.
-    pub volume_usd_per_gb_month: f64,
-    /// The volume's size (GB): the Amazon Linux 2023 AMI's 8 GB root volume.
-    pub volume_gb: f64,
-}
-
-impl Default for Pricing {
-    fn default() -> Self {
-        Self { instance_usd_per_hour: 0.0208, volume_usd_per_gb_month: 0.08, volume_gb: 8.0 }
-    }
-}
-
-impl Pricing {
-    /// Hours in AWS's billing month (EBS prices are per GB-month of 730 hours).
-    const HOURS_PER_MONTH: f64 = 730.0;
-
-    /// What a running instance costs an hour, its volume included.
-    #[must_use]
-    pub fn running_usd_per_hour(&self) -> f64 {
-        self.instance_usd_per_hour + self.volume_usd_per_hour()
-    }
-
-    /// What an instance's volume costs an hour (all a stopped instance pays).
-    #[must_use]
-    pub fn volume_usd_per_hour(&self) -> f64 {
-        self.volume_usd_per_gb_month * self.volume_gb / Self::HOURS_PER_MONTH
-    }
-}
-
 impl Default for SimulateOptions {
     fn default() -> Self {
         Self {
@@ -247,6 +216,8 @@ impl Default for SimulateOptions {
             claim: ClaimStrategy::Rendezvous,
             seed: 1,
             initial_pool: 10,
+            warm_tier: WarmTier::None,
+            initial_warm: 10,
             min_pool: 1,
             max_pool: 200,
             model: CloudModel::default(),
@@ -318,6 +289,10 @@ pub struct RunSummary {
     pub preparing_instance_hours: f64,
     /// ...and the part spent ready (`InService`, claimable).
     pub ready_instance_hours: f64,
+    /// Warm tier instances stopped (prepared and parked) over the workload's duration:
+    /// they pay for their volumes only. (Those preparing or stopping run, and count in
+    /// `idle_instance_hours`.)
+    pub stopped_instance_hours: f64,
     /// What the pool cost over the workload's duration (US dollars, at `pricing`).
     pub cost_usd: f64,
     pub mean_pool_size: f64,
@@ -343,6 +318,10 @@ pub struct PoolSample {
     /// Every instance of the pool that is not leaving.
     pub live: u32,
     pub desired: u32,
+    /// Warm tier instances running (preparing or stopping)...
+    pub warm_running: u32,
+    /// ...and stopped, prepared.
+    pub warm_stopped: u32,
 }
 
 /// One user's outcome, for the plot.
@@ -392,8 +371,13 @@ async fn run_async(opts: &SimulateOptions, arrivals: &[f64], progress: &Progress
         ("SIZER_MIN_SIZE".to_owned(), opts.min_pool.to_string()),
         ("SIZER_MAX_SIZE".to_owned(), opts.max_pool.max(opts.min_pool).to_string()),
     ];
+    let mut warm_pool = 0;
     if let PoolPolicy::Adaptive(target) = opts.policy {
         overrides.push(("SIZER_TARGET_HIT_RATE".to_owned(), target.to_string()));
+        if let Some(state) = opts.warm_tier.pool_state() {
+            overrides.push(("POOL_WARM_TIER".to_owned(), state.to_ascii_lowercase()));
+            warm_pool = opts.initial_warm;
+        }
     }
     overrides.extend(opts.set.iter().cloned());
     let platform = Platform::start(PlatformOptions {
@@ -401,6 +385,7 @@ async fn run_async(opts: &SimulateOptions, arrivals: &[f64], progress: &Progress
         seed: opts.seed,
         pool,
         pool_max: Some(max),
+        warm_pool,
         pool_sizer_every_s: sizer_every_s,
         overrides,
         claim_strategy: opts.claim,
@@ -424,17 +409,26 @@ async fn run_async(opts: &SimulateOptions, arrivals: &[f64], progress: &Progress
     let mut samples = Vec::new();
     let mut live_seconds = 0.0;
     let mut ready_seconds = 0.0;
+    let mut stopped_seconds = 0.0;
     progress.reset();
     progress.set_length(duration_s.max(1.0) as u64);
     progress.set_message(format!("{} ({})", opts.policy.label(), opts.claim.as_str()));
     let mut t = 0.0;
     loop {
         if let Some(g) = platform.cloud().group_size(&pool_group) {
-            samples.push(PoolSample { t_s: t, ready: g.in_service, live: g.live, desired: g.desired });
+            samples.push(PoolSample {
+                t_s: t,
+                ready: g.in_service,
+                live: g.live,
+                desired: g.desired,
+                warm_running: g.warm_running,
+                warm_stopped: g.warm_stopped,
+            });
             if t < duration_s {
                 let span = (every as f64).min(duration_s - t);
-                live_seconds += f64::from(g.live) * span;
+                live_seconds += f64::from(g.live + g.warm_running) * span;
                 ready_seconds += f64::from(g.in_service.min(g.live)) * span;
+                stopped_seconds += f64::from(g.warm_stopped) * span;
             }
         }
         progress.set_position(t as u64);
@@ -450,7 +444,17 @@ async fn run_async(opts: &SimulateOptions, arrivals: &[f64], progress: &Progress
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
     progress.finish_and_clear();
-    summarize(opts, &platform, arrivals, &users, samples, (live_seconds, ready_seconds), duration_s)
+    let seconds = PoolSeconds { live: live_seconds, ready: ready_seconds, stopped: stopped_seconds };
+    summarize(opts, &platform, arrivals, &users, samples, seconds, duration_s)
+}
+
+/// Pool instance-seconds over the workload: running (the pool's members not leaving and
+/// the warm tier's running instances), ready among them, and stopped in the warm tier.
+#[derive(Clone, Copy)]
+struct PoolSeconds {
+    live: f64,
+    ready: f64,
+    stopped: f64,
 }
 
 /// Reads the run's outcome from the cloud's ground truth.
@@ -460,9 +464,10 @@ fn summarize(
     arrivals: &[f64],
     users: &[String],
     samples: Vec<PoolSample>,
-    (live_seconds, ready_seconds): (f64, f64),
+    seconds: PoolSeconds,
     duration_s: f64,
 ) -> SimRun {
+    let PoolSeconds { live: live_seconds, ready: ready_seconds, stopped: stopped_seconds } = seconds;
     let pool_group = &platform.config().pool_group;
     let simulated_s = platform.cloud().elapsed_ms() as f64 / 1000.0;
     let snap = platform.snapshot();
@@ -494,7 +499,12 @@ fn summarize(
     let calls_per_signup: BTreeMap<String, f64> =
         snap.calls.iter().map(|(op, n)| (op.clone(), *n as f64 / signups as f64)).collect();
     let summary = RunSummary {
-        policy: opts.policy.label(),
+        policy: match opts.warm_tier.pool_state() {
+            Some(state) if matches!(opts.policy, PoolPolicy::Adaptive(_)) => {
+                format!("{}+{}", opts.policy.label(), state.to_ascii_lowercase())
+            }
+            _ => opts.policy.label(),
+        },
         claim_strategy: opts.claim.as_str().to_owned(),
         signups,
         ready: s.ready,
@@ -513,7 +523,9 @@ fn summarize(
         idle_instance_hours: live_seconds / 3600.0,
         preparing_instance_hours: (live_seconds - ready_seconds) / 3600.0,
         ready_instance_hours: ready_seconds / 3600.0,
-        cost_usd: live_seconds / 3600.0 * opts.pricing.running_usd_per_hour(),
+        stopped_instance_hours: stopped_seconds / 3600.0,
+        cost_usd: live_seconds / 3600.0 * opts.pricing.running_usd_per_hour()
+            + stopped_seconds / 3600.0 * opts.pricing.volume_usd_per_hour(),
         mean_pool_size: if duration_s > 0.0 { live_seconds / duration_s } else { 0.0 },
         max_pool_size: samples.iter().map(|s| s.live).max().unwrap_or(0),
         calls_per_signup_total: calls_per_signup.values().sum(),

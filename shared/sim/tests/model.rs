@@ -461,3 +461,54 @@ async fn command_invocations_are_listed_a_page_of_50_a_call_within_the_time_filt
     let other = InvocationQuery::since(&cfg.user_init_document, start);
     assert!(cloud.list_invocations(other).await.unwrap().is_empty());
 }
+
+/// The user guide's warm pool: the warm pool holds `max(MinSize, MaxGroupPreparedCapacity
+/// − desired capacity)` (equal values: an absolute size); its instances are not in the
+/// group's own list but `DescribeAutoScalingInstances` shows them `Warmed:*`; a stopped
+/// one's agent is offline; `DescribeWarmPool` on a group without one says so; a start
+/// out of it is a launch activity "from warm pool", a launch into it one "into warm pool".
+#[tokio::test(start_paused = true)]
+async fn a_warm_pool_holds_its_size_outside_the_groups_list_and_starts_before_it_launches() {
+    use warmpool_core::ports::{Instances, LaunchKind, RunCommand, WarmPoolSize};
+    let (cloud, _cfg) = fixture::cloud_with_pool(1);
+    assert_eq!(cloud.describe_warm_pool(POOL_GROUP).await.unwrap(), None, "no warm pool yet");
+    let err = cloud
+        .put_warm_pool(POOL_GROUP, "Frozen", WarmPoolSize { min_size: 1, max_group_prepared_capacity: 1 })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("PoolState"), "{err}");
+    cloud.create_warm_pool(POOL_GROUP, "Stopped", 2);
+    let parked: Vec<String> = cloud.snapshot().warm[POOL_GROUP].iter().map(|(id, _)| id.clone()).collect();
+    let group = cloud.describe_group(POOL_GROUP).await.unwrap().unwrap();
+    assert!(group.members.iter().all(|m| !parked.contains(&m.instance_id)), "not in the group's own list");
+    let membership = cloud.instance_membership(&parked[0]).await.unwrap().unwrap();
+    assert_eq!(membership, Membership { group: POOL_GROUP.into(), state: MemberState::Warmed });
+    assert!(!cloud.agent_online(&parked[0]).await.unwrap(), "a stopped instance's agent is offline");
+    assert!(cloud.instances_outside_groups(fixture::LAUNCH_TEMPLATE).await.unwrap().is_empty(), "in its group");
+    // MaxGroupPreparedCapacity 3 less the desired 1 is 2, above MinSize 1: two stay.
+    cloud
+        .put_warm_pool(POOL_GROUP, "Stopped", WarmPoolSize { min_size: 1, max_group_prepared_capacity: 3 })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(cloud.describe_warm_pool(POOL_GROUP).await.unwrap().unwrap().instances.len(), 2);
+    // The group short of one starts a parked instance, not a new one.
+    cloud.set_desired_capacity(POOL_GROUP, 2).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let launches = cloud.recent_launches(POOL_GROUP).await.unwrap();
+    assert_eq!(launches.iter().filter(|l| l.kind == LaunchKind::FromWarmPool).count(), 1, "{launches:?}");
+    assert_eq!(launches.iter().filter(|l| l.kind == LaunchKind::New).count(), 0, "{launches:?}");
+    // Desired 2 of MaxGroupPreparedCapacity 3 leaves 1, MinSize 1: the warm pool needs no
+    // refill. Raising MinSize to 3 launches two into it.
+    assert_eq!(launches.iter().filter(|l| l.kind == LaunchKind::IntoWarmPool).count(), 0, "{launches:?}");
+    cloud
+        .put_warm_pool(POOL_GROUP, "Stopped", WarmPoolSize { min_size: 3, max_group_prepared_capacity: 3 })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let launches = cloud.recent_launches(POOL_GROUP).await.unwrap();
+    assert_eq!(launches.iter().filter(|l| l.kind == LaunchKind::IntoWarmPool).count(), 2, "{launches:?}");
+    let warm = cloud.describe_warm_pool(POOL_GROUP).await.unwrap().unwrap();
+    assert_eq!((warm.min_size, warm.max_group_prepared_capacity, warm.instances.len()), (3, Some(3), 3));
+    assert!(warm.instances.iter().any(|i| i.state.starts_with("Warmed:Pending")), "{warm:?}");
+}

@@ -15,7 +15,7 @@ use super::AwsCloud;
 use warmpool_core::Config;
 use warmpool_core::domain::UserState;
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{AutoScaling, Launch, LifecycleResult, Notifier, QueuedMessage, WorkQueues};
+use warmpool_core::ports::{AutoScaling, Launch, LaunchKind, LifecycleResult, Notifier, QueuedMessage, WorkQueues};
 
 mod ssm;
 
@@ -261,6 +261,18 @@ async fn recent_launches_keeps_launch_activities_with_their_times() {
                     Some(905),
                     ScalingActivityStatusCode::Failed,
                 ))
+                .activities(activity(
+                    "Launching a new EC2 instance from warm pool: i-0000000000000000d",
+                    800,
+                    Some(890),
+                    ScalingActivityStatusCode::Successful,
+                ))
+                .activities(activity(
+                    "Launching a new EC2 instance into warm pool: i-0000000000000000e",
+                    100,
+                    Some(700),
+                    ScalingActivityStatusCode::Successful,
+                ))
                 .build()
         });
     let cloud = asg_cloud(&[&rule]);
@@ -268,9 +280,11 @@ async fn recent_launches_keeps_launch_activities_with_their_times() {
     assert_eq!(
         launches,
         vec![
-            Launch { started_ms: 2_000_000, ended_ms: None, succeeded: false },
-            Launch { started_ms: 1_000_000, ended_ms: Some(1_600_000), succeeded: true },
-            Launch { started_ms: 900_000, ended_ms: Some(905_000), succeeded: false },
+            Launch { kind: LaunchKind::New, started_ms: 2_000_000, ended_ms: None, succeeded: false },
+            Launch { kind: LaunchKind::New, started_ms: 1_000_000, ended_ms: Some(1_600_000), succeeded: true },
+            Launch { kind: LaunchKind::New, started_ms: 900_000, ended_ms: Some(905_000), succeeded: false },
+            Launch { kind: LaunchKind::FromWarmPool, started_ms: 800_000, ended_ms: Some(890_000), succeeded: true },
+            Launch { kind: LaunchKind::IntoWarmPool, started_ms: 100_000, ended_ms: Some(700_000), succeeded: true },
         ]
     );
     assert_eq!(rule.num_calls(), 1);
@@ -452,4 +466,85 @@ async fn redrives_go_to_a_standard_queue_without_group_or_deduplication_ids() {
     // A delayed one (a user waiting for the pool looks again) carries DelaySeconds.
     assert_eq!(cloud.send_batch(&url, &[message("u-1", 0), message("u-2", 15)]).await, Ok(()));
     assert_eq!(sent.num_calls(), 1);
+}
+
+/// `DescribeWarmPool` follows `NextToken` (50 instances a page) and keeps each
+/// instance's `Warmed:*` state; a group without a warm pool answers no configuration.
+#[tokio::test]
+async fn describe_warm_pool_pages_through_its_instances() {
+    use aws_sdk_autoscaling::operation::describe_warm_pool::DescribeWarmPoolOutput;
+    use aws_sdk_autoscaling::types::{Instance, LifecycleState, WarmPoolConfiguration, WarmPoolState};
+    let instance = |id: &str, state: LifecycleState| {
+        Instance::builder()
+            .instance_id(id)
+            .lifecycle_state(state)
+            .availability_zone("us-east-1a")
+            .health_status("Healthy")
+            .protected_from_scale_in(false)
+            .build()
+    };
+    let config = || {
+        WarmPoolConfiguration::builder()
+            .min_size(3)
+            .max_group_prepared_capacity(3)
+            .pool_state(WarmPoolState::Stopped)
+            .build()
+    };
+    let first = mock!(aws_sdk_autoscaling::Client::describe_warm_pool)
+        .match_requests(|r| r.auto_scaling_group_name() == Some("pool") && r.next_token().is_none())
+        .then_output(move || {
+            DescribeWarmPoolOutput::builder()
+                .warm_pool_configuration(config())
+                .instances(instance("i-1", LifecycleState::WarmedStopped))
+                .instances(instance("i-2", LifecycleState::WarmedPendingWait))
+                .next_token("t")
+                .build()
+        });
+    let second = mock!(aws_sdk_autoscaling::Client::describe_warm_pool)
+        .match_requests(|r| r.next_token() == Some("t"))
+        .then_output(move || {
+            DescribeWarmPoolOutput::builder()
+                .warm_pool_configuration(config())
+                .instances(instance("i-3", LifecycleState::WarmedStopped))
+                .build()
+        });
+    let pool = asg_cloud(&[&first, &second]).describe_warm_pool("pool").await.unwrap().unwrap();
+    assert_eq!((pool.min_size, pool.max_group_prepared_capacity), (3, Some(3)));
+    let states: Vec<(&str, &str, bool)> =
+        pool.instances.iter().map(|i| (i.instance_id.as_str(), i.state.as_str(), i.ready())).collect();
+    assert_eq!(
+        states,
+        [("i-1", "Warmed:Stopped", true), ("i-2", "Warmed:Pending:Wait", false), ("i-3", "Warmed:Stopped", true)]
+    );
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    let none = mock!(aws_sdk_autoscaling::Client::describe_warm_pool)
+        .then_output(|| DescribeWarmPoolOutput::builder().build());
+    assert_eq!(asg_cloud(&[&none]).describe_warm_pool("pool").await, Ok(None));
+}
+
+/// `PutWarmPool` sends both sizes and keeps the pool state it is given (the call resets
+/// what it is not given); a refusal maps like any other Auto Scaling call's.
+#[tokio::test]
+async fn put_warm_pool_sends_both_sizes_and_the_state() {
+    use aws_sdk_autoscaling::operation::put_warm_pool::PutWarmPoolOutput;
+    use aws_sdk_autoscaling::types::WarmPoolState;
+    use warmpool_core::ports::WarmPoolSize;
+    let put = mock!(aws_sdk_autoscaling::Client::put_warm_pool)
+        .match_requests(|r| {
+            r.auto_scaling_group_name() == Some("pool")
+                && r.min_size() == Some(7)
+                && r.max_group_prepared_capacity() == Some(7)
+                && r.pool_state() == Some(&WarmPoolState::Hibernated)
+        })
+        .then_output(|| PutWarmPoolOutput::builder().build());
+    let size = WarmPoolSize { min_size: 7, max_group_prepared_capacity: 7 };
+    assert_eq!(asg_cloud(&[&put]).put_warm_pool("pool", "Hibernated", size).await, Ok(()));
+    assert_eq!(put.num_calls(), 1);
+    let throttled = mock!(aws_sdk_autoscaling::Client::put_warm_pool)
+        .sequence()
+        .http_status(400, Some(query_error("Throttling", "Rate exceeded")))
+        .repeatedly()
+        .build();
+    let err = asg_cloud(&[&throttled]).put_warm_pool("pool", "Stopped", size).await.unwrap_err();
+    assert!(matches!(err, CloudError::Throttled { .. }), "{err:?}");
 }

@@ -45,6 +45,48 @@ pub struct SizerConfig {
     /// `SIZER_SCALE_IN_DELAY_S`: the pool shrinks only to the largest size recommended
     /// over this past window.
     pub scale_in_delay_s: u32,
+    /// `POOL_WARM_TIER`: the pool group's warm pool, if it has one.
+    pub warm_tier: WarmTier,
+    /// `SIZER_DEFAULT_START_S`: the time from the warm tier to in service, assumed before
+    /// any such start has been observed.
+    pub default_start_s: u32,
+}
+
+/// The pool group's second tier: an EC2 Auto Scaling warm pool, whose instances wait
+/// prepared and stopped (or hibernated) and refill the running pool when it scales out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarmTier {
+    /// No warm pool: the running pool refills by launching and preparing.
+    #[default]
+    None,
+    /// `PoolState: Stopped`.
+    Stopped,
+    /// `PoolState: Hibernated` (the launch template must configure hibernation).
+    Hibernated,
+}
+
+impl WarmTier {
+    /// Parses `POOL_WARM_TIER`'s words.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "stopped" => Some(Self::Stopped),
+            "hibernated" => Some(Self::Hibernated),
+            _ => None,
+        }
+    }
+
+    /// The warm pool's `PoolState`, if there is a warm pool.
+    #[must_use]
+    pub fn pool_state(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Stopped => Some("Stopped"),
+            Self::Hibernated => Some("Hibernated"),
+        }
+    }
 }
 
 /// Everything the functions need to know about their deployment. A function's own
@@ -164,6 +206,18 @@ impl<L: Fn(&str) -> Option<String>> Reader<'_, L> {
         })
     }
 
+    fn word<T>(&self, name: &'static str, parse: impl Fn(&str) -> Option<T>) -> Result<T, ConfigError> {
+        let Kind::OneOf(words) = Self::spec(name)?.kind else {
+            return Err(ConfigError::Invalid { name, value: String::new(), expected: "a one-of variable".into() });
+        };
+        let raw = self.raw(name)?;
+        parse(&raw).ok_or(ConfigError::Invalid {
+            name,
+            value: raw,
+            expected: format!("expected one of {}", words.join(", ")),
+        })
+    }
+
     fn share(&self, name: &'static str) -> Result<f64, ConfigError> {
         let raw = self.raw(name)?;
         raw.parse::<f64>().ok().filter(|t| *t > 0.0 && *t < 1.0).ok_or(ConfigError::Invalid {
@@ -212,6 +266,8 @@ impl Config {
             fast_s: r.count("SIZER_FAST_S")?,
             default_refill_s: r.count("SIZER_DEFAULT_REFILL_S")?,
             scale_in_delay_s: r.count("SIZER_SCALE_IN_DELAY_S")?,
+            warm_tier: r.word("POOL_WARM_TIER", WarmTier::parse)?,
+            default_start_s: r.count("SIZER_DEFAULT_START_S")?,
         };
         Ok(Self {
             pool_group: r.text("POOL_ASG_NAME")?,

@@ -43,6 +43,8 @@ pub enum Kind {
     Count { min: u32, max: u32 },
     /// A share strictly between 0 and 1.
     Share,
+    /// One of a fixed set of words.
+    OneOf(&'static [&'static str]),
 }
 
 /// One configuration variable.
@@ -289,6 +291,23 @@ pub const VARIABLES: &[Variable] = &[
         &[Signup, Reconcile, PoolSizer],
     ),
     var(
+        "POOL_WARM_TIER",
+        "none",
+        Kind::OneOf(&["none", "stopped", "hibernated"]),
+        "the pool group's second tier, an Auto Scaling warm pool of prepared instances kept stopped (or \
+         hibernated), paying only for their volumes, from which the running pool refills in a minute or two; \
+         the pool-sizer sizes both tiers (set by the template's PoolWarmTier)",
+        &[Signup, Reconcile, PoolSizer],
+    ),
+    var(
+        "SIZER_DEFAULT_START_S",
+        "120",
+        count(1, 3_600),
+        "pool-sizer, with a warm tier: the time a stopped instance takes to start and be in service in the \
+         running pool, assumed before any such start is observed (signup's wait for the pool assumes it too)",
+        &[Signup, Reconcile, PoolSizer],
+    ),
+    var(
         "SIZER_SCALE_IN_DELAY_S",
         "600",
         count(0, 86_400),
@@ -320,6 +339,7 @@ pub fn markdown_table() -> String {
             Kind::List => "comma-separated".to_owned(),
             Kind::Count { min, max } => format!("{min}–{max}"),
             Kind::Share => "0–1, exclusive".to_owned(),
+            Kind::OneOf(words) => words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", "),
         };
         let by = if v.used_by.len() == Function::ALL.len() {
             "all".to_owned()

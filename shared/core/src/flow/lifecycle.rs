@@ -4,8 +4,10 @@
 //!   wait for the agent, send user-init with the user's values as typed parameters. For a
 //!   ready user, a launch that is not the recorded host is Auto Scaling replacing it: the
 //!   new, blank host is initialised the same way (cold), and the record names the old one.
-//! - `EC2 Instance-launch Lifecycle Action` for the pool: wait for the agent, send
-//!   pool-prep; command-status completes the hook.
+//! - `EC2 Instance-launch Lifecycle Action` for the pool (see [`super::pool_hook`]): wait
+//!   for the agent, send pool-prep; command-status completes the hook. An instance
+//!   leaving the warm pool was prepared on its way in: once its agent is back, the hook
+//!   is completed at once.
 //! - `EC2 Instance Launch Unsuccessful` for a user group: Auto Scaling tries again on its
 //!   own; an attempt that still has no instance [`LAUNCH_GRACE_MS`] after it began is
 //!   failed over (the pool, if the user may, or a cold attempt; `failed` with EC2's
@@ -20,9 +22,7 @@ use super::command_status::{self, StatusOutcome, ThenAcquire, failover};
 use super::{load_user, load_user_showing, wait_for_agent, write_tags};
 use crate::domain::{Id, Path, UserRecord, UserState, tag};
 use crate::error::{CloudError, FlowError};
-use crate::events::{
-    AsgEvent, CommandOutcome, LAUNCHING_TRANSITION, LaunchSuccessful, LaunchUnsuccessful, LifecycleAction,
-};
+use crate::events::{AsgEvent, CommandOutcome, LaunchSuccessful, LaunchUnsuccessful};
 use crate::metrics::Metric;
 use crate::ports::{ClaimOutcome, Cloud, CommandRequest, Group, InvocationQuery, InvocationSummary, Member, init_lock};
 use crate::{Config, retry};
@@ -37,6 +37,9 @@ pub enum LifecycleOutcome {
     PrepSent {
         command_id: String,
     },
+    /// A prepared instance started out of the warm pool: its agent is back, the hook
+    /// was completed (CONTINUE).
+    WarmStarted,
     /// An attempt whose launches kept failing was ended: what came next.
     LaunchFailed {
         next: StatusOutcome,
@@ -128,7 +131,7 @@ pub async fn handle_event<C: Cloud>(cloud: &C, cfg: &Config, event: &AsgEvent) -
         }
         AsgEvent::LaunchLifecycleAction(e) => {
             let span = info_span!("pool_lifecycle_action", group = %e.auto_scaling_group_name, instance_id = %e.ec2_instance_id);
-            pool_launch(cloud, cfg, e).instrument(span).await
+            super::pool_hook::pool_launch(cloud, cfg, e).instrument(span).await
         }
         AsgEvent::Other(detail_type) => {
             info!(detail_type, "ignoring Auto Scaling event of another type");
@@ -446,66 +449,11 @@ async fn replacement<C: Cloud>(
     Ok(record)
 }
 
-async fn pool_launch<C: Cloud>(cloud: &C, cfg: &Config, e: &LifecycleAction) -> Result<LifecycleOutcome, FlowError> {
-    if e.auto_scaling_group_name != cfg.pool_group {
-        return Ok(LifecycleOutcome::Ignored { reason: "lifecycle action of a group other than the pool" });
-    }
-    if e.lifecycle_transition != LAUNCHING_TRANSITION {
-        return Ok(LifecycleOutcome::Ignored { reason: "not a launch transition" });
-    }
-    if e.lifecycle_hook_name != cfg.pool_hook {
-        // Another hook on the pool (an operator's own) is not ours to act on: only our
-        // hook's actions start pool-prep, whose outcome completes our hook.
-        return Ok(LifecycleOutcome::Ignored { reason: "lifecycle action of another hook" });
-    }
-    let instance_id = e.ec2_instance_id.as_str();
-    match wait_for_agent(cloud, cfg, instance_id).await {
-        Ok(_) => {}
-        Err(FlowError::NotYet(message)) => {
-            // A pool that scaled in, or a hook that timed out, takes the instance away
-            // while we wait: then there is nothing to prepare and nothing to retry.
-            let waiting = cloud
-                .describe_group(&cfg.pool_group)
-                .await?
-                .is_some_and(|g| g.members.iter().any(|m| m.instance_id == instance_id && m.live()));
-            if !waiting {
-                info!(instance_id, "instance left the pool before its SSM agent came online");
-                return Ok(LifecycleOutcome::Ignored {
-                    reason: "the instance left the pool before its agent came online",
-                });
-            }
-            return Err(FlowError::NotYet(message));
-        }
-        Err(e) => return Err(e),
-    }
-    // EventBridge delivers at least once: a repeated lifecycle action finds the
-    // pool-prep the first one sent (once SSM lists it, a second or so after the send)
-    // and leaves it to finish, instead of preparing the instance twice. The instance's
-    // whole history is asked for (an instance id is never reused, and SSM keeps 30 days):
-    // a window would only add arithmetic that can be wrong.
-    let sent = cloud.list_invocations(InvocationQuery::all(&cfg.pool_prep_document).on(instance_id)).await?;
-    if let Some(prep) = sent.iter().find(|i| CommandOutcome::from_status(&i.status) != CommandOutcome::Failure) {
-        info!(instance_id, command_id = %prep.command_id, status = %prep.status, "pool-prep already sent");
-        return Ok(LifecycleOutcome::Ignored { reason: "pool-prep already sent for this instance" });
-    }
-    let request = CommandRequest {
-        document: cfg.pool_prep_document.clone(),
-        instance_id: instance_id.to_owned(),
-        parameters: BTreeMap::from([("executionTimeout".to_owned(), vec![cfg.prep_timeout_s.to_string()])]),
-        delivery_timeout_s: cfg.delivery_timeout_s,
-        comment: "warmpool pool-prep".to_owned(),
-    };
-    // Pool-prep takes no lock (its own checks keep it to one): no send window.
-    let command_id = send_with_agent_retry(cloud, cfg, &request, u64::MAX).await?;
-    info!(instance_id, command_id, "pool-prep sent");
-    Ok(LifecycleOutcome::PrepSent { command_id })
-}
-
 /// `SendCommand`, treating `InvalidInstanceId` right after the agent looked online
 /// (registration still propagating) as one more reason to wait: tried again on the
 /// [`retry::command_resend`] schedule, each time once the agent looks online again, but
 /// never started after `start_by_ms` (an init lock's send window).
-async fn send_with_agent_retry<C: Cloud>(
+pub(crate) async fn send_with_agent_retry<C: Cloud>(
     cloud: &C,
     cfg: &Config,
     request: &CommandRequest,

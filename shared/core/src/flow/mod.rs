@@ -8,12 +8,14 @@ pub mod acquire;
 pub mod command_status;
 pub mod lifecycle;
 pub mod outside;
+mod pool_hook;
 pub mod pool_wait;
 pub mod reconcile;
 mod repair;
 pub mod retention;
 pub mod signup;
 pub mod sizer;
+pub mod warm_tier;
 
 use crate::Config;
 use crate::domain::{Id, UserRecord, tag};

@@ -6,10 +6,11 @@ use tracing::info;
 use super::sizer::refill_time;
 use super::{describe_pool, write_tags};
 use crate::Config;
+use crate::config::WarmTier;
 use crate::domain::{Id, RedriveMessage, UserRecord, tag};
 use crate::error::FlowError;
 use crate::metrics::Metric;
-use crate::ports::{Cloud, Group, Launch, QueuedMessage};
+use crate::ports::{Cloud, Group, Launch, LaunchKind, QueuedMessage};
 
 /// How often a user waiting for the pool looks again (s): the delay of the re-drive that
 /// brings it back. A pool instance that turns ready waits at most this long for it (a new
@@ -83,14 +84,22 @@ pub(crate) async fn wait_for_pool<C: Cloud>(
 /// and has not started yet (fewer live members than its desired capacity: a detach just
 /// done), which starts about now. The refill time is the pool-sizer's estimate from the
 /// launches that completed.
+///
+/// With a warm tier, a start out of it counts as such a launch, with the starts' own
+/// mean time; a launch into the warm pool does not (it refills the warm pool, not the
+/// running one), and the refill the pool owes is expected in a start's time.
 async fn refill_due<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str, until_ms: u64) -> Result<bool, FlowError> {
     let now = cloud.now_ms();
     let launches = cloud.recent_launches(&cfg.pool_group).await?;
-    let (seconds, _) = refill_time(&launches, now, f64::from(cfg.sizer.default_refill_s));
-    let takes_ms = (seconds * 1000.0) as u64;
-    if launch_due(&launches, takes_ms, now, until_ms) {
+    let of = |kind: LaunchKind| launches.iter().filter(|l| l.kind == kind).cloned().collect::<Vec<_>>();
+    let (new, started) = (of(LaunchKind::New), of(LaunchKind::FromWarmPool));
+    let mean_ms = |list: &[Launch], default_s: u32| (refill_time(list, now, f64::from(default_s)).0 * 1000.0) as u64;
+    let new_ms = mean_ms(&new, cfg.sizer.default_refill_s);
+    let start_ms = mean_ms(&started, cfg.sizer.default_start_s);
+    if launch_due(&new, new_ms, now, until_ms) || launch_due(&started, start_ms, now, until_ms) {
         return Ok(true);
     }
+    let takes_ms = if cfg.sizer.warm_tier == WarmTier::None { new_ms } else { start_ms };
     let pool = describe_pool(cloud, cfg, user_id).await?;
     let live = pool.members.iter().filter(|m| m.live()).count();
     Ok(live < pool.desired_capacity as usize && now.saturating_add(takes_ms) <= until_ms)
@@ -112,8 +121,12 @@ mod tests {
 
     #[test]
     fn a_launch_is_due_when_in_flight_expected_in_time_and_not_stuck() {
-        let at =
-            |started_ms: u64, ended_ms: Option<u64>| Launch { started_ms, ended_ms, succeeded: ended_ms.is_some() };
+        let at = |started_ms: u64, ended_ms: Option<u64>| Launch {
+            kind: LaunchKind::New,
+            started_ms,
+            ended_ms,
+            succeeded: ended_ms.is_some(),
+        };
         // A refill takes 600 s; now is 1000 s; the wait ends at 1240 s.
         let due = |l: Launch| launch_due(&[l], 600_000, 1_000_000, 1_240_000);
         assert!(due(at(500_000, None)), "started 500 s ago: ready in 100 s");

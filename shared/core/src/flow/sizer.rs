@@ -43,10 +43,11 @@
 use tracing::info;
 
 use super::describe_pool;
+use crate::config::WarmTier;
 use crate::domain::UserRecord;
 use crate::error::FlowError;
 use crate::metrics::Metric;
-use crate::ports::{Cloud, Launch};
+use crate::ports::{Cloud, Launch, LaunchKind};
 use crate::{Config, SizerConfig};
 
 /// What one run decided (the function's response).
@@ -54,9 +55,10 @@ use crate::{Config, SizerConfig};
 pub struct SizerDecision {
     /// Estimated signups per second.
     pub rate_per_s: f64,
-    /// Estimated refill time (s).
+    /// Estimated refill time of the running pool (s): launch and preparation, or with a
+    /// warm tier, the start out of it.
     pub refill_s: f64,
-    /// Completed launches the refill estimate rests on.
+    /// Completed launches (or starts) the refill estimate rests on.
     pub launches_seen: usize,
     /// The unclamped pool size for the target.
     pub computed: u32,
@@ -64,9 +66,12 @@ pub struct SizerDecision {
     pub previous: u32,
     /// The desired capacity after this run.
     pub desired: u32,
+    /// The warm tier's sizing, when the pool has one (`POOL_WARM_TIER`).
+    pub warm: Option<super::warm_tier::WarmTierDecision>,
 }
 
-/// One run: estimate, decide, and set the pool's desired capacity if it changes.
+/// One run: estimate, decide, and set the pool's desired capacity if it changes (and
+/// its warm tier's size, if it has one).
 pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecision, FlowError> {
     let now = cloud.now_ms();
     let pool = describe_pool(cloud, cfg, "").await?;
@@ -74,18 +79,16 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     let arrivals: Vec<u64> =
         users.iter().filter_map(|g| UserRecord::from_tags(&g.tags)).map(|r| r.requested_at_ms).collect();
     let launches = cloud.recent_launches(&cfg.pool_group).await?;
-    let (refill_s, launches_seen) = refill_time(&launches, now, f64::from(cfg.sizer.default_refill_s));
-    // The forecast now and at each minute of the scale-in window (now first).
-    let forecasts: Vec<f64> = (0..=u64::from(cfg.sizer.scale_in_delay_s) / 60)
-        .map(|k| forecast_rate(&arrivals, now.saturating_sub(k * 60_000), refill_s, &cfg.sizer))
-        .collect();
-    let rate_per_s = forecasts.first().copied().unwrap_or(0.0);
+    // Preparing a new instance (into the group or into its warm pool) takes the launch
+    // and pool-prep; starting a warmed one takes its start and the agent's return.
+    let (new, started): (Vec<Launch>, Vec<Launch>) =
+        launches.into_iter().partition(|l| l.kind != LaunchKind::FromWarmPool);
+    let (prep_s, preps_seen) = refill_time(&new, now, f64::from(cfg.sizer.default_refill_s));
+    let tiered = cfg.sizer.warm_tier != WarmTier::None;
+    let (refill_s, launches_seen) =
+        if tiered { refill_time(&started, now, f64::from(cfg.sizer.default_start_s)) } else { (prep_s, preps_seen) };
     let waits = cfg.pool_wait_s > 0;
-    let computed = forecasts
-        .iter()
-        .map(|rate| pool_size_for(rate * refill_s, cfg.sizer.target_hit_rate, waits))
-        .max()
-        .unwrap_or(1);
+    let (rate_per_s, computed) = recommend(&arrivals, now, refill_s, waits, &cfg.sizer);
     // A history younger than the slow kernel is no evidence of a low rate: until the
     // first signup seen is that old, the pool grows on the estimate but does not shrink
     // (a pool of 10 once shrank to 4 on its first signups and the next ones went cold).
@@ -109,8 +112,6 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     let lower = cfg.sizer.min_size.max(pool.min_size);
     let upper = cfg.sizer.max_size.min(pool.max_size.saturating_sub(1)).max(pool.min_size);
     let desired = if pool.max_size == 0 { 0 } else { wanted.clamp(lower.min(upper), upper) };
-    let decision =
-        SizerDecision { rate_per_s, refill_s, launches_seen, computed, previous: pool.desired_capacity, desired };
     cloud.record(Metric::SignupRate(rate_per_s));
     cloud.record(Metric::RefillSeconds(refill_s));
     cloud.record(Metric::PoolTarget(desired));
@@ -125,7 +126,26 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
             "pool resized"
         );
     }
-    Ok(decision)
+    let warm = if tiered {
+        let stock = super::warm_tier::Stock { arrivals: &arrivals, now_ms: now, prep_s, preps_seen, young };
+        super::warm_tier::size_warm_tier(cloud, cfg, &stock, pool.max_size).await?
+    } else {
+        None
+    };
+    Ok(SizerDecision { rate_per_s, refill_s, launches_seen, computed, previous: pool.desired_capacity, desired, warm })
+}
+
+/// The rate now and the size recommended for a stock refilled in `refill_s`: the
+/// largest of the sizes forecast now and at each minute of the scale-in window, each
+/// from the signups known then (the forecasts are computed once each).
+pub(crate) fn recommend(arrivals: &[u64], now: u64, refill_s: f64, waits: bool, sizer: &SizerConfig) -> (f64, u32) {
+    let forecasts: Vec<f64> = (0..=u64::from(sizer.scale_in_delay_s) / 60)
+        .map(|k| forecast_rate(arrivals, now.saturating_sub(k * 60_000), refill_s, sizer))
+        .collect();
+    let rate_per_s = forecasts.first().copied().unwrap_or(0.0);
+    let computed =
+        forecasts.iter().map(|rate| pool_size_for(rate * refill_s, sizer.target_hit_rate, waits)).max().unwrap_or(1);
+    (rate_per_s, computed)
 }
 
 /// How many standard deviations a shorter kernel must stand off a longer one before the
@@ -307,6 +327,8 @@ mod tests {
             fast_s: 300,
             default_refill_s: 600,
             scale_in_delay_s: 900,
+            warm_tier: WarmTier::None,
+            default_start_s: 120,
         }
     }
 
@@ -464,7 +486,12 @@ mod tests {
 
     #[test]
     fn refill_time_is_the_mean_launch_raised_by_a_slow_one_in_flight() {
-        let l = |start: u64, end: Option<u64>, ok: bool| Launch { started_ms: start, ended_ms: end, succeeded: ok };
+        let l = |start: u64, end: Option<u64>, ok: bool| Launch {
+            kind: LaunchKind::New,
+            started_ms: start,
+            ended_ms: end,
+            succeeded: ok,
+        };
         let launches = [l(0, Some(500_000), true), l(0, Some(700_000), true), l(0, Some(1_000), false)];
         assert_eq!(refill_time(&launches, 800_000, 600.0), (600.0, 2));
         let with_slow = [launches.as_slice(), &[l(100_000, None, false)]].concat();

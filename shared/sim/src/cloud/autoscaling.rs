@@ -8,12 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use warmpool_core::domain::{UserState, tag};
 use warmpool_core::error::CloudError;
 use warmpool_core::ports::{
-    AutoScaling, Clock, Group, Launch, LifecycleResult, Member, MemberState, Membership, UserGroupSpec,
+    AutoScaling, Clock, Group, Launch, LifecycleResult, Member, MemberState, Membership, UserGroupSpec, WarmPool,
+    WarmPoolSize,
 };
 
 use super::access::{Access, group_arn, launch_from_template};
 use super::ec2::Ec2State;
 use super::inspect::DetachStats;
+use super::warm::{WarmPoolState, WarmState};
 use super::{SimCloud, World, validation};
 use crate::invocation::Invocation;
 use crate::waits::Wait;
@@ -44,6 +46,8 @@ pub(super) struct AsgState {
     /// Instance id to lifecycle state, in launch/attach order.
     pub(super) members: Vec<(String, MemberState)>,
     pub(super) hook: Option<Hook>,
+    /// Its warm pool, if it has one (see `warm`).
+    pub(super) warm: Option<WarmPoolState>,
 }
 
 impl AsgState {
@@ -208,6 +212,7 @@ impl AutoScaling for SimCloud {
                         launch_template: spec.launch_template.clone(),
                         members: Vec::new(),
                         hook: None,
+                        warm: None,
                     },
                 );
                 self.note(&mut w, format!("{} created", spec.name));
@@ -529,6 +534,18 @@ impl AutoScaling for SimCloud {
                     return Err(CloudError::NoActiveLifecycleAction { instance_id: instance_id.to_owned() });
                 }
                 w.asg.pending_actions.remove(instance_id);
+                let entering_warm_pool =
+                    w.asg.groups.get(group).and_then(|g| g.warm.as_ref()).is_some_and(|wp| {
+                        wp.members.iter().any(|(m, s)| m == instance_id && *s == WarmState::PendingWait)
+                    });
+                if entering_warm_pool {
+                    drop(w);
+                    match result {
+                        LifecycleResult::Continue => self.park(instance_id.to_owned()),
+                        LifecycleResult::Abandon => self.begin_terminate(instance_id, "lifecycle action ABANDON"),
+                    }
+                    return Ok(());
+                }
                 if result == LifecycleResult::Continue {
                     if let Some(s) = w.asg.groups.get_mut(group).and_then(|g| g.member_mut(instance_id)) {
                         *s = MemberState::InService;
@@ -549,5 +566,13 @@ impl AutoScaling for SimCloud {
         }
         .await;
         self.answer("CompleteLifecycleAction", result)
+    }
+
+    async fn describe_warm_pool(&self, group: &str) -> Result<Option<WarmPool>, CloudError> {
+        self.describe_warm_pool_call(group).await
+    }
+
+    async fn put_warm_pool(&self, group: &str, pool_state: &str, size: WarmPoolSize) -> Result<(), CloudError> {
+        self.put_warm_pool_call(group, pool_state, size).await
     }
 }

@@ -8,7 +8,8 @@ use warmpool_core::ports::{Clock, MemberState};
 
 use super::autoscaling::{AsgState, Hook};
 use super::ec2::{Ec2State, Instance};
-use super::{ClaimStrategy, SimCloud};
+use super::warm::{WarmPoolState, WarmState};
+use super::{ClaimStrategy, SimCloud, World};
 use crate::invocation::Faults;
 
 impl SimCloud {
@@ -18,27 +19,9 @@ impl SimCloud {
     pub fn create_pool(&self, name: &str, hook: &str, size: u32, max: u32) {
         let mut w = self.world();
         let subnets: Vec<String> = w.ec2.subnet_azs.keys().cloned().collect();
-        let mut members = Vec::new();
-        for i in 0..size {
-            let subnet = subnets[i as usize % subnets.len()].clone();
-            let az = w.ec2.subnet_azs[&subnet].clone();
-            let id = w.ec2.next_id();
-            w.ec2.instances.insert(
-                id.clone(),
-                Instance {
-                    subnet,
-                    az,
-                    launch_template: crate::fixture::LAUNCH_TEMPLATE.to_owned(),
-                    launched_ms: self.now_ms(),
-                    launched_in: name.to_owned(),
-                    state: Ec2State::Running,
-                    group: Some(name.to_owned()),
-                    agent_online: true,
-                    prepared: true,
-                },
-            );
-            members.push((id, MemberState::InService));
-        }
+        let members = (0..size)
+            .map(|i| (self.prepared_instance(&mut w, name, &subnets, i, Ec2State::Running), MemberState::InService))
+            .collect();
         w.asg.groups.insert(
             name.to_owned(),
             AsgState {
@@ -50,11 +33,71 @@ impl SimCloud {
                 launch_template: crate::fixture::LAUNCH_TEMPLATE.to_owned(),
                 members,
                 hook: Some(Hook { name: hook.to_owned() }),
+                warm: None,
             },
         );
         self.note(&mut w, format!("pool {name} starts with {size} prepared instances"));
         drop(w);
         self.start_scaling(name.to_owned());
+    }
+
+    /// A prepared instance of `group` (the `i`-th, in its subnets by turn), running with
+    /// its agent online or stopped with it offline, as a pool that has been up a while
+    /// holds them.
+    fn prepared_instance(&self, w: &mut World, group: &str, subnets: &[String], i: u32, state: Ec2State) -> String {
+        let subnet = subnets[i as usize % subnets.len()].clone();
+        let az = w.ec2.subnet_azs[&subnet].clone();
+        let id = w.ec2.next_id();
+        let instance = Instance {
+            subnet,
+            az,
+            launch_template: crate::fixture::LAUNCH_TEMPLATE.to_owned(),
+            launched_ms: self.now_ms(),
+            launched_in: group.to_owned(),
+            state,
+            group: Some(group.to_owned()),
+            agent_online: state == Ec2State::Running,
+            prepared: true,
+        };
+        w.ec2.instances.insert(id.clone(), instance);
+        id
+    }
+
+    /// Gives the pool group a warm pool (`PoolState` `pool_state`, `MinSize` and
+    /// `MaxGroupPreparedCapacity` both `size`, as the template and the pool-sizer set it)
+    /// holding `size` prepared, stopped instances, as a warm pool that has been up for a
+    /// while.
+    pub fn create_warm_pool(&self, group: &str, pool_state: &str, size: u32) {
+        self.create_warm_pool_holding(group, pool_state, size, size);
+    }
+
+    /// [`Self::create_warm_pool`] of `size`, holding only `parked` prepared instances
+    /// at the start (the group's next scaling pass launches the rest into it).
+    pub fn create_warm_pool_holding(&self, group: &str, pool_state: &str, size: u32, parked: u32) {
+        let mut w = self.world();
+        let Some(subnets) = w.asg.groups.get(group).map(|g| g.subnets.clone()) else { return };
+        let members = (0..parked)
+            .map(|i| (self.prepared_instance(&mut w, group, &subnets, i, Ec2State::Stopped), WarmState::Parked))
+            .collect();
+        if let Some(g) = w.asg.groups.get_mut(group) {
+            let mut wp = WarmPoolState::new(pool_state, size, Some(size));
+            wp.members = members;
+            g.warm = Some(wp);
+        }
+        self.note(
+            &mut w,
+            format!("{group} gets a warm pool of {size}, holding {parked} prepared, {pool_state} instances"),
+        );
+    }
+
+    /// The SSM agent of `instance_id` goes offline and never registers again, whatever
+    /// restarts the instance (a broken agent, or an instance that lost its role).
+    pub fn break_agent(&self, instance_id: &str) {
+        let mut w = self.world();
+        w.ec2.broken_agents.insert(instance_id.to_owned());
+        if let Some(i) = w.ec2.instances.get_mut(instance_id) {
+            i.agent_online = false;
+        }
     }
 
     /// Makes the agent of `instance_id` go offline (a crashed or stopped agent).

@@ -1,7 +1,7 @@
 //! EC2 instances: launch to `running` (boot time), the SSM agent registering after its
 //! delay, and termination (shutdown time), in subnets of three Availability Zones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::json;
@@ -11,11 +11,14 @@ use warmpool_core::ports::{Instances, MemberState, OutsideInstance};
 
 use super::SimCloud;
 use super::access::Access;
+use super::warm::WarmState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Ec2State {
     Pending,
     Running,
+    /// Stopped in a warm pool (stopping counts as running: EC2 bills it so).
+    Stopped,
     ShuttingDown,
     Terminated,
 }
@@ -44,6 +47,8 @@ pub(super) struct Ec2 {
     /// Subnet id to its Availability Zone.
     pub(super) subnet_azs: BTreeMap<String, String>,
     pub(super) next_instance: u64,
+    /// Instances whose SSM agent never registers again (a test's knob).
+    pub(super) broken_agents: BTreeSet<String>,
 }
 
 impl Ec2 {
@@ -56,6 +61,7 @@ impl Ec2 {
                 .map(|(s, a)| (s.to_owned(), a.to_owned()))
                 .collect(),
             next_instance: 0x0a1b_2c3d_0000_0000 ^ (seed.wrapping_mul(0x9e37_79b9) & 0xffff_0000),
+            broken_agents: BTreeSet::new(),
         }
     }
 
@@ -67,24 +73,40 @@ impl Ec2 {
 }
 
 impl SimCloud {
-    /// Boots a launched instance: the launch hook (if any) takes it to `Pending:Wait`
-    /// at once; EC2 reaches `running` after the boot time; the agent registers after
-    /// its delay. Without a hook the group puts it `InService` once running.
-    pub(super) fn boot(&self, id: String) {
+    /// Boots a launched instance (or, `from_warm_pool`, starts a stopped one the group
+    /// took from its warm pool): the launch hook (if any) takes it to `Pending:Wait` (or
+    /// `Warmed:Pending:Wait`, for one launched into the warm pool) at once; EC2 reaches
+    /// `running` after the boot (or start) time; the agent registers after its delay.
+    /// Without a hook the group puts it `InService` once running (or, in the warm pool,
+    /// stops and parks it).
+    pub(super) fn boot(&self, id: String, from_warm_pool: bool) {
         let cloud = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(cloud.draw_ms(cloud.inner.model.hook_entry_ms))).await;
-            let hooked = {
+            let (hooked, into_warm_pool) = {
                 let mut w = cloud.world();
                 let Some(group) = w.ec2.instances.get(&id).and_then(|i| i.group.clone()) else {
                     return;
                 };
+                let into_warm_pool = w
+                    .asg
+                    .groups
+                    .get(&group)
+                    .and_then(|g| g.warm.as_ref())
+                    .is_some_and(|wp| wp.members.iter().any(|(m, _)| m == &id));
                 let hook = w.asg.groups.get(&group).and_then(|g| g.hook.clone());
                 if let Some(hook) = hook {
-                    if let Some(s) = w.asg.groups.get_mut(&group).and_then(|g| g.member_mut(&id)) {
+                    let g = w.asg.groups.get_mut(&group);
+                    if into_warm_pool {
+                        if let Some(s) = g.and_then(|g| g.warm.as_mut()).and_then(|wp| wp.member_mut(&id)) {
+                            *s = WarmState::PendingWait;
+                        }
+                    } else if let Some(s) = g.and_then(|g| g.member_mut(&id)) {
                         *s = MemberState::PendingWait;
                     }
                     w.asg.pending_actions.insert(id.clone(), (group.clone(), hook.name.clone()));
+                    let origin = if from_warm_pool { events::WARM_POOL } else { "EC2" };
+                    let destination = if into_warm_pool { events::WARM_POOL } else { "AutoScalingGroup" };
                     drop(w);
                     cloud.emit(
                         events::SOURCE_AUTOSCALING,
@@ -95,17 +117,18 @@ impl SimCloud {
                             "LifecycleHookName": hook.name,
                             "EC2InstanceId": id,
                             "LifecycleTransition": events::LAUNCHING_TRANSITION,
-                            "Origin": "EC2",
-                            "Destination": "AutoScalingGroup",
+                            "Origin": origin,
+                            "Destination": destination,
                         }),
                     );
                     cloud.hook_timeout(id.clone());
-                    true
+                    (true, into_warm_pool)
                 } else {
-                    false
+                    (false, into_warm_pool)
                 }
             };
-            tokio::time::sleep(cloud.draw_s(cloud.inner.model.boot_s)).await;
+            let up_s = if from_warm_pool { cloud.inner.model.start_s } else { cloud.inner.model.boot_s };
+            tokio::time::sleep(cloud.draw_s(up_s)).await;
             let in_service_group = {
                 let mut w = cloud.world();
                 let Some(inst) = w.ec2.instances.get_mut(&id) else { return };
@@ -116,6 +139,10 @@ impl SimCloud {
                 let group = inst.group.clone();
                 if hooked {
                     None
+                } else if into_warm_pool {
+                    drop(w);
+                    cloud.park(id.clone());
+                    return;
                 } else {
                     let group = group.filter(|g| {
                         w.asg
@@ -141,8 +168,10 @@ impl SimCloud {
             }
             tokio::time::sleep(Duration::from_secs_f64(cloud.inner.model.agent_delay_s.max(0.0))).await;
             let mut w = cloud.world();
+            let broken = w.ec2.broken_agents.contains(&id);
             if let Some(inst) = w.ec2.instances.get_mut(&id)
                 && inst.state == Ec2State::Running
+                && !broken
             {
                 inst.agent_online = true;
                 cloud.note(&mut w, format!("{id} SSM agent online"));
@@ -164,8 +193,12 @@ impl SimCloud {
                 inst.agent_online = false;
                 inst.group.clone()
             };
-            if let Some(s) = group.as_ref().and_then(|g| w.asg.groups.get_mut(g)).and_then(|g| g.member_mut(id)) {
-                *s = MemberState::Terminating;
+            if let Some(g) = group.as_ref().and_then(|g| w.asg.groups.get_mut(g)) {
+                if let Some(s) = g.member_mut(id) {
+                    *s = MemberState::Terminating;
+                } else if let Some(s) = g.warm.as_mut().and_then(|wp| wp.member_mut(id)) {
+                    *s = WarmState::Terminating;
+                }
             }
             w.asg.pending_actions.remove(id);
             self.end_launch(&mut w, id, false);
@@ -182,6 +215,9 @@ impl SimCloud {
             });
             if let Some(g) = group.and_then(|g| w.asg.groups.get_mut(&g)) {
                 g.members.retain(|(m, _)| m != &id);
+                if let Some(wp) = g.warm.as_mut() {
+                    wp.members.retain(|(m, _)| m != &id);
+                }
             }
         });
     }

@@ -27,6 +27,9 @@ pub struct Snapshot {
     pub groups: BTreeMap<String, Vec<String>>,
     /// Group name to the number of its `InService` members.
     pub in_service: BTreeMap<String, usize>,
+    /// Group name to its warm pool's instances and their `Warmed:*` states (groups with
+    /// a warm pool only).
+    pub warm: BTreeMap<String, Vec<(String, String)>>,
     /// Group name to its tags.
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
     /// Instances terminated (or shutting down).
@@ -72,6 +75,10 @@ pub struct GroupSize {
     pub live: u32,
     pub in_service: u32,
     pub desired: u32,
+    /// Warm pool instances running (on their way in: booting, in pool-prep, stopping).
+    pub warm_running: u32,
+    /// Warm pool instances stopped (prepared and parked), paying for their volume only.
+    pub warm_stopped: u32,
 }
 
 /// `DetachInstances` calls that reached a group, and how many detached.
@@ -218,6 +225,7 @@ impl SimCloud {
         Snapshot {
             groups,
             in_service,
+            warm: warm_pools(&w),
             tags,
             terminated,
             outside,
@@ -307,10 +315,20 @@ impl SimCloud {
     pub fn group_size(&self, name: &str) -> Option<GroupSize> {
         let w = self.world();
         let g = w.asg.groups.get(name)?;
+        let warm = |states: &[Ec2State]| {
+            g.warm.as_ref().map_or(0, |wp| {
+                wp.members
+                    .iter()
+                    .filter(|(id, _)| w.ec2.instances.get(id).is_some_and(|i| states.contains(&i.state)))
+                    .count() as u32
+            })
+        };
         Some(GroupSize {
             live: g.live() as u32,
             in_service: g.members.iter().filter(|(_, s)| *s == MemberState::InService).count() as u32,
             desired: g.desired,
+            warm_running: warm(&[Ec2State::Pending, Ec2State::Running]),
+            warm_stopped: warm(&[Ec2State::Stopped]),
         })
     }
 
@@ -325,4 +343,16 @@ impl SimCloud {
     pub fn detach_stats(&self, group: &str) -> DetachStats {
         self.world().asg.detaches.get(group).copied().unwrap_or_default()
     }
+}
+
+/// Each group's warm pool: its instances and their `Warmed:*` states.
+fn warm_pools(w: &super::World) -> BTreeMap<String, Vec<(String, String)>> {
+    w.asg
+        .groups
+        .iter()
+        .filter_map(|(name, g)| {
+            let wp = g.warm.as_ref()?;
+            Some((name.clone(), wp.members.iter().map(|(id, s)| (id.clone(), wp.state_name(*s))).collect()))
+        })
+        .collect()
 }

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use warmpool_core::ports::{Clock, MemberState, Membership};
 
 use super::autoscaling::AsgState;
+use super::warm::WarmState;
 use super::{SimCloud, World};
 
 /// The state from before one mutation, and when the mutation becomes visible.
@@ -64,12 +65,13 @@ fn seen_before<'p, T>(pendings: &'p Pendings<T>, key: &str, now: u64) -> Option<
 /// Where Auto Scaling has `instance_id` now: its group and its state there.
 pub(super) fn true_membership(w: &World, instance_id: &str) -> Option<Membership> {
     let group = w.ec2.instances.get(instance_id)?.group.clone()?;
-    let state = w
-        .asg
-        .groups
-        .get(&group)
-        .and_then(|g| g.members.iter().find(|(m, _)| m == instance_id))
-        .map_or(MemberState::Terminating, |(_, s)| *s);
+    let g = w.asg.groups.get(&group);
+    let in_warm_pool = g.and_then(|g| g.warm.as_ref()).and_then(|wp| wp.members.iter().find(|(m, _)| m == instance_id));
+    let state = match (g.and_then(|g| g.members.iter().find(|(m, _)| m == instance_id)), in_warm_pool) {
+        (Some((_, s)), _) => *s,
+        (None, Some((_, WarmState::Terminating)) | None) => MemberState::Terminating,
+        (None, Some(_)) => MemberState::Warmed,
+    };
     Some(Membership { group, state })
 }
 

@@ -29,6 +29,7 @@ mod parameters;
 mod scaling;
 mod sqs;
 mod ssm;
+mod warm;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -289,6 +290,7 @@ const MUTATING: &[&str] = &[
     "CreateOrUpdateTags",
     "DeleteAutoScalingGroup",
     "CompleteLifecycleAction",
+    "PutWarmPool",
     "TerminateInstances",
     "PutParameter",
     "DeleteParameters",

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use warmpool_core::events;
-use warmpool_core::ports::{Clock, Launch, MemberState};
+use warmpool_core::ports::{Clock, Launch, LaunchKind, MemberState};
 
 use super::autoscaling::{ACTIVITIES_KEPT, LaunchActivity};
 use super::bus::format_time;
 use super::ec2::{Ec2State, Instance};
+use super::warm::WarmState;
 use super::{SimCloud, World};
 
 /// Why a launch fails, in EC2's words (as Auto Scaling reports them in the failed
@@ -26,13 +27,13 @@ const LAUNCH_FAILURES: [&str; 3] = [
 ];
 
 impl SimCloud {
-    pub(super) fn begin_launch(&self, w: &mut World, group: &str, instance_id: &str) {
+    pub(super) fn begin_launch(&self, w: &mut World, group: &str, instance_id: &str, kind: LaunchKind) {
         let started_ms = self.now_ms();
         w.asg.launching.insert(instance_id.to_owned(), group.to_owned());
         let list = w.asg.activities.entry(group.to_owned()).or_default();
         list.push(LaunchActivity {
             instance_id: instance_id.to_owned(),
-            launch: Launch { started_ms, ended_ms: None, succeeded: false },
+            launch: Launch { kind, started_ms, ended_ms: None, succeeded: false },
         });
         if list.len() > ACTIVITIES_KEPT {
             list.drain(..list.len() - ACTIVITIES_KEPT);
@@ -66,8 +67,11 @@ impl SimCloud {
         });
     }
 
+    /// One pass: the group first, from its warm pool if it has one (a parked instance
+    /// is started before a new one is launched), then the warm pool's own size.
     pub(super) fn scale_once(&self, group: &str) -> bool {
         let mut launches = Vec::new();
+        let mut starts = Vec::new();
         let mut failures = Vec::new();
         let mut excess = Vec::new();
         {
@@ -79,23 +83,34 @@ impl SimCloud {
             let desired = g.desired;
             if live < desired {
                 for _ in live..desired {
-                    let forced = w.asg.forced_launch_failures > 0;
-                    if forced || self.chance(self.inner.model.launch_failure_rate) {
-                        w.asg.forced_launch_failures = w.asg.forced_launch_failures.saturating_sub(1);
-                        failures.push(self.fail_launch(&mut w, group));
+                    if let Some(id) = self.take_warmed(&mut w, group) {
+                        starts.push(id);
                         continue;
                     }
-                    let id = self.launch_into(&mut w, group);
-                    launches.push(id);
+                    match self.try_launch(&mut w, group, false) {
+                        Ok(id) => launches.push(id),
+                        Err(message) => failures.push(message),
+                    }
                 }
             } else if live > desired {
                 let live_ids: Vec<String> =
                     g.members.iter().filter(|(_, s)| !s.leaving()).map(|(id, _)| id.clone()).collect();
                 excess.extend(live_ids.into_iter().rev().take((live - desired) as usize));
             }
+            let (short, warm_excess) = Self::warm_shortfall(&w, group);
+            for _ in 0..short {
+                match self.try_launch(&mut w, group, true) {
+                    Ok(id) => launches.push(id),
+                    Err(message) => failures.push(message),
+                }
+            }
+            excess.extend(warm_excess);
         }
         for id in launches {
-            self.boot(id);
+            self.boot(id, false);
+        }
+        for id in starts {
+            self.boot(id, true);
         }
         for message in failures {
             self.emit(
@@ -120,6 +135,17 @@ impl SimCloud {
         true
     }
 
+    /// A launch attempt (into the group, or into its warm pool): the new instance's id,
+    /// or the message of a launch that failed (at the model's rate, or forced by a test).
+    fn try_launch(&self, w: &mut World, group: &str, into_warm_pool: bool) -> Result<String, &'static str> {
+        let forced = w.asg.forced_launch_failures > 0;
+        if forced || self.chance(self.inner.model.launch_failure_rate) {
+            w.asg.forced_launch_failures = w.asg.forced_launch_failures.saturating_sub(1);
+            return Err(self.fail_launch(w, group));
+        }
+        Ok(self.launch_into(w, group, into_warm_pool))
+    }
+
     /// A launch attempt that fails: a failed launch activity (no instance), and its
     /// message. The group tries again on its next pass.
     fn fail_launch(&self, w: &mut World, group: &str) -> &'static str {
@@ -129,7 +155,7 @@ impl SimCloud {
         let list = w.asg.activities.entry(group.to_owned()).or_default();
         list.push(LaunchActivity {
             instance_id: String::new(),
-            launch: Launch { started_ms: now, ended_ms: Some(now), succeeded: false },
+            launch: Launch { kind: LaunchKind::New, started_ms: now, ended_ms: Some(now), succeeded: false },
         });
         if list.len() > ACTIVITIES_KEPT {
             list.drain(..list.len() - ACTIVITIES_KEPT);
@@ -138,8 +164,9 @@ impl SimCloud {
         message
     }
 
-    /// Records a new `Pending` instance in the group, in its least-used subnet.
-    pub(super) fn launch_into(&self, w: &mut World, group: &str) -> String {
+    /// Records a new `Pending` instance in the group (or `Warmed:Pending` in its warm
+    /// pool), in its least-used subnet.
+    pub(super) fn launch_into(&self, w: &mut World, group: &str, into_warm_pool: bool) -> String {
         let id = w.ec2.next_id();
         let Some(g) = w.asg.groups.get(group) else {
             return id;
@@ -168,11 +195,22 @@ impl SimCloud {
                 prepared: false,
             },
         );
-        if let Some(g) = w.asg.groups.get_mut(group) {
-            g.members.push((id.clone(), MemberState::Pending));
-        }
-        self.begin_launch(w, group, &id);
-        self.note(w, format!("{group} launches {id}"));
+        let kind = match w.asg.groups.get_mut(group) {
+            Some(g) if into_warm_pool => {
+                if let Some(wp) = g.warm.as_mut() {
+                    wp.members.push((id.clone(), WarmState::Pending));
+                }
+                LaunchKind::IntoWarmPool
+            }
+            Some(g) => {
+                g.members.push((id.clone(), MemberState::Pending));
+                LaunchKind::New
+            }
+            None => LaunchKind::New,
+        };
+        self.begin_launch(w, group, &id, kind);
+        let into = if into_warm_pool { " into its warm pool" } else { "" };
+        self.note(w, format!("{group} launches {id}{into}"));
         id
     }
 
