@@ -98,6 +98,11 @@ pub struct SimulateArgs {
     /// Draw the pool and each user's time to ready over time into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Write the run's samples into this CSV file: the pool every sample (time, ready,
+    /// live, desired, the warm tier running and stopped) and then every user (signup
+    /// time, time to ready, warm, waited), for your own analysis.
+    #[arg(long, value_name = "FILE.csv")]
+    pub csv: Option<PathBuf>,
 }
 
 /// The progress bar on stderr, drawn only on a terminal.
@@ -262,8 +267,8 @@ fn execute(args: &SimulateArgs, opts: &SimulateOptions) -> Result<ExitCode, Stri
     if args.compare_static && target.is_none() {
         return Err("--compare-static compares an adaptive pool: use --pool adaptive:T".into());
     }
-    if args.seeds > 1 && (args.compare_claims || args.plot.is_some()) {
-        return Err("--compare-claims and --plot take one seed: leave out --seeds".into());
+    if args.seeds > 1 && (args.compare_claims || args.plot.is_some() || args.csv.is_some()) {
+        return Err("--compare-claims, --plot and --csv take one seed: leave out --seeds".into());
     }
     let bar = progress_bar();
     let seeds = run_seeds(args, opts, &bar)?;
@@ -305,6 +310,9 @@ fn execute(args: &SimulateArgs, opts: &SimulateOptions) -> Result<ExitCode, Stri
     if let Some(path) = &args.plot {
         let title = format!("warmpool simulate: {}, pool {}", opts.workload.describe(), first.main.summary.policy);
         crate::plot::draw(path, &title, &first.main)?;
+    }
+    if let Some(path) = &args.csv {
+        std::fs::write(path, csv(&first.main)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let output = Output {
         workload: opts.workload.describe(),
@@ -511,6 +519,20 @@ fn render_seeds(output: &Output, seeds: &[SeedRuns], verdict: Option<&str>) -> S
     }
     if let Some(v) = verdict {
         let _ = writeln!(out, "\n== {v}");
+    }
+    out
+}
+
+/// The run's pool samples, then its users, as CSV (two tables, each with its header).
+fn csv(run: &SimRun) -> String {
+    let mut out = String::from("t_s,ready,live,desired,warm_running,warm_stopped\n");
+    for s in &run.samples {
+        let _ = writeln!(out, "{},{},{},{},{},{}", s.t_s, s.ready, s.live, s.desired, s.warm_running, s.warm_stopped);
+    }
+    out.push_str("\nsignup_s,ready_after_s,warm,waited\n");
+    for u in &run.users {
+        let ready = u.ready_after_s.map_or_else(String::new, |r| format!("{r:.3}"));
+        let _ = writeln!(out, "{:.3},{ready},{},{}", u.signup_s, u.warm, u.waited);
     }
     out
 }
