@@ -346,10 +346,10 @@ pub fn pool_size_for(mean: f64, target: f64, waits: bool) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sizer() -> SizerConfig {
+    pub(crate) fn sizer() -> SizerConfig {
         SizerConfig {
             target_hit_rate: 0.99,
             min_size: 1,

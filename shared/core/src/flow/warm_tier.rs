@@ -142,18 +142,10 @@ mod tests {
     use crate::config::WarmTier;
     use crate::flow::sizer::pool_size_for;
 
+    /// The deployed settings with a warm tier (the sizer tests' own, otherwise).
     fn sizer() -> SizerConfig {
-        SizerConfig {
-            target_hit_rate: 0.99,
-            min_size: 1,
-            max_size: 200,
-            smoothing_s: 1800,
-            fast_s: 900,
-            default_refill_s: 600,
-            scale_in_delay_s: 600,
-            warm_tier: WarmTier::Stopped,
-            default_start_s: 120,
-        }
+        let base = crate::flow::sizer::tests::sizer();
+        SizerConfig { max_size: 200, fast_s: 900, scale_in_delay_s: 600, warm_tier: WarmTier::Stopped, ..base }
     }
 
     #[test]
