@@ -208,6 +208,31 @@ async fn an_empty_pool_takes_the_cold_path() {
     assert_eq!(snap.calls["SetDesiredCapacity"], 2);
 }
 
+/// A cold user's init runs some eight minutes, far past the sweep's stall threshold
+/// (90 s): while SSM lists it running, the sweep leaves the user alone (a re-drive would
+/// only cost calls, and each call can fail); it re-drives only inits that ended or that
+/// SSM has lost.
+#[tokio::test(start_paused = true)]
+async fn the_sweep_does_not_redrive_a_user_whose_init_is_still_running() {
+    let p = Platform::start(PlatformOptions { pool: 0, overrides: vec![cold_at_once()], ..PlatformOptions::default() });
+    let all = users(1);
+    p.signup(&all[0]);
+    let redrives =
+        || p.cloud().call_log().iter().filter(|(f, op)| f == "reconcile" && op == "SendMessageBatch").count();
+    let init_sent = || p.cloud().sent_commands().iter().any(|c| c.document == p.config().user_init_document);
+    while !init_sent() {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+    let before = redrives();
+    // Six sweeps while the init runs (it needs about eight minutes on a fresh host).
+    tokio::time::sleep(std::time::Duration::from_mins(6)).await;
+    let r = record(&p, &p.snapshot(), &all[0]);
+    assert_eq!(r.state, UserState::Initializing, "still initializing: the window tests the running init");
+    assert_eq!(redrives(), before, "the sweep re-drove a user whose init SSM lists as running");
+    assert!(p.run_until_settled(&all, DEADLINE_S).await);
+    assert_invariants(&p, &all);
+}
+
 /// Two users, five seconds apart, on a pool of one (and the default wait for the pool),
 /// settled: the second finds the pool empty, and the first user's refill in flight.
 async fn two_users_on_a_pool_of_one(model: CloudModel, refill_s: u32) -> (Platform, Vec<String>, Report) {
