@@ -1,4 +1,4 @@
-//! `--plot FILE.svg`: the pool over time and each user's time to ready, drawn with
+//! `--plot FILE.svg`: the pool (and its warm tier) over time and each user's time to ready, drawn with
 //! plotters' SVG backend.
 
 use std::path::Path;
@@ -27,7 +27,13 @@ fn draw_inner(path: &Path, title: &str, run: &SimRun) -> Result<(), Box<dyn std:
         .chain(run.users.iter().map(|u| hours(u.signup_s)))
         .fold(1.0_f64, f64::max);
 
-    let max_pool = run.samples.iter().map(|s| s.live.max(s.desired)).max().unwrap_or(1).max(1);
+    let max_pool = run
+        .samples
+        .iter()
+        .map(|s| s.live.max(s.desired).max(s.warm_running + s.warm_stopped))
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let mut pool = ChartBuilder::on(&top)
         .caption("pool instances", ("sans-serif", 16))
         .margin(10)
@@ -47,6 +53,15 @@ fn draw_inner(path: &Path, title: &str, run: &SimRun) -> Result<(), Box<dyn std:
     pool.draw_series(LineSeries::new(series(|s| s.ready), GREEN.stroke_width(2)))?
         .label("ready to claim")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN.stroke_width(2)));
+    if run.samples.iter().any(|s| s.warm_running + s.warm_stopped > 0) {
+        let stopped = RGBColor(128, 0, 160);
+        pool.draw_series(LineSeries::new(series(|s| s.warm_stopped), stopped.stroke_width(2)))?
+            .label("warm tier: stopped (volume cost only)")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], stopped.stroke_width(2)));
+        pool.draw_series(LineSeries::new(series(|s| s.warm_running), RED.mix(0.6)))?
+            .label("warm tier: preparing or stopping (running)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
+    }
     pool.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
 
     let max_ready = run.users.iter().filter_map(|u| u.ready_after_s).fold(10.0_f64, f64::max);

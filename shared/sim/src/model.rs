@@ -80,8 +80,8 @@ pub struct CloudModel {
     /// again `agent_delay_s` after it runs, and the pool's hook waits for it.
     pub start_s: (f64, f64),
     /// From the warm pool's hook completing to the instance `stopped` (s): EC2 stops an
-    /// instance in tens of seconds (the model's assumption; AWS publishes no figure). The
-    /// instance is billed as running until then.
+    /// instance in tens of seconds (the model's assumption; AWS publishes no figure). EC2
+    /// does not bill the stop (it does bill a hibernation, until it is done).
     pub stop_s: (f64, f64),
 }
 

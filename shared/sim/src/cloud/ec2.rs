@@ -17,7 +17,10 @@ use super::warm::WarmState;
 pub(super) enum Ec2State {
     Pending,
     Running,
-    /// Stopped in a warm pool (stopping counts as running: EC2 bills it so).
+    /// Stopping on its way into a warm pool: EC2 does not bill a stop (it bills a
+    /// hibernation's, until the instance is hibernated).
+    Stopping,
+    /// Stopped (or hibernated) in a warm pool: only its volume is billed.
     Stopped,
     ShuttingDown,
     Terminated,

@@ -75,9 +75,10 @@ pub struct GroupSize {
     pub live: u32,
     pub in_service: u32,
     pub desired: u32,
-    /// Warm pool instances running (on their way in: booting, in pool-prep, stopping).
+    /// Warm pool instances EC2 bills as running (booting, in pool-prep, and a
+    /// hibernation until it is done).
     pub warm_running: u32,
-    /// Warm pool instances stopped (prepared and parked), paying for their volume only.
+    /// Warm pool instances stopping or stopped (prepared and parked): their volumes only.
     pub warm_stopped: u32,
 }
 
@@ -315,6 +316,7 @@ impl SimCloud {
     pub fn group_size(&self, name: &str) -> Option<GroupSize> {
         let w = self.world();
         let g = w.asg.groups.get(name)?;
+        let hibernates = g.warm.as_ref().is_some_and(|wp| wp.pool_state == "Hibernated");
         let warm = |states: &[Ec2State]| {
             g.warm.as_ref().map_or(0, |wp| {
                 wp.members
@@ -327,8 +329,17 @@ impl SimCloud {
             live: g.live() as u32,
             in_service: g.members.iter().filter(|(_, s)| *s == MemberState::InService).count() as u32,
             desired: g.desired,
-            warm_running: warm(&[Ec2State::Pending, Ec2State::Running]),
-            warm_stopped: warm(&[Ec2State::Stopped]),
+            // EC2 bills a stop as stopped, a hibernation as running until it is done.
+            warm_running: warm(if hibernates {
+                &[Ec2State::Pending, Ec2State::Running, Ec2State::Stopping]
+            } else {
+                &[Ec2State::Pending, Ec2State::Running]
+            }),
+            warm_stopped: warm(if hibernates {
+                &[Ec2State::Stopped]
+            } else {
+                &[Ec2State::Stopping, Ec2State::Stopped]
+            }),
         })
     }
 

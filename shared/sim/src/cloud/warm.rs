@@ -140,9 +140,10 @@ impl SimCloud {
             {
                 *s = WarmState::PendingProceed;
             }
-            if let Some(i) = w.ec2.instances.get_mut(&id) {
+            if let Some(i) = w.ec2.instances.get_mut(&id).filter(|i| i.state == Ec2State::Running) {
                 // The agent stops with the instance.
                 i.agent_online = false;
+                i.state = Ec2State::Stopping;
             }
         }
         let cloud = self.clone();
@@ -150,7 +151,7 @@ impl SimCloud {
             tokio::time::sleep(cloud.draw_s(cloud.inner.model.stop_s)).await;
             let mut w = cloud.world();
             let Some(inst) = w.ec2.instances.get_mut(&id) else { return };
-            if inst.state != Ec2State::Running {
+            if inst.state != Ec2State::Stopping {
                 return;
             }
             inst.state = Ec2State::Stopped;
