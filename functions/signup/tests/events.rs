@@ -322,3 +322,27 @@ async fn an_unhealthy_pool_member_is_never_claimed() {
     assert!(snap.groups[fixture::POOL_GROUP].contains(&pool[0]), "the unhealthy member stays in the pool");
     assert!(!snap.claims.contains_key(&pool[0]), "and is never claimed");
 }
+
+/// A resume naming an attempt older than the record's (a failover's resume delivered
+/// late, after the user moved on) is a read that is not stale: it is answered at once
+/// from the record, not retried as if the record lagged.
+#[tokio::test(start_paused = true)]
+async fn a_resume_of_an_earlier_attempt_is_answered_from_the_record() {
+    let (cloud, cfg) = fixture::cloud_with_pool(3);
+    warmpool_signup::handler(&cloud, &cfg, event(VALID)).await.unwrap();
+    let attempt: u32 = cloud.snapshot().tags[GROUP]["warmpool:attempt"].parse().unwrap();
+    let body = format!(r#"{{"kind":"resume","user_id":"u-1001","attempt":{}}}"#, attempt - 1);
+    let late = VALID.replace(
+        r#""{\"kind\":\"signup\",\"user_id\":\"u-1001\",\"signup_id\":\"s-9001\"}""#,
+        &serde_json::to_string(&body).unwrap(),
+    );
+    assert_ne!(late, VALID, "the sample's body was replaced");
+    let before = cloud.snapshot();
+    let calls_before = before.calls.values().sum::<u64>();
+    let response = warmpool_signup::handler(&cloud, &cfg, event(&late)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "retried: {:?}", response.batch_item_failures);
+    let snap = cloud.snapshot();
+    assert_eq!(snap.tags[GROUP]["warmpool:state"], "initializing", "nothing changed");
+    assert_eq!(snap.claims, before.claims, "no claim taken or released");
+    assert!(snap.calls.values().sum::<u64>() - calls_before < 10, "answered from a read or two");
+}
