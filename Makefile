@@ -80,7 +80,9 @@ recovery-check:
 simulate-check:
 	$(CARGO) run -q -p warmpool-cli -- simulate --trace diurnal --pool adaptive:0.99 --compare-static --group-quota 2000 --json \
 		> target/simulate.json
-	$(PYTHON) scripts/check_simulate.py target/simulate.json --target 0.99
+	$(CARGO) run -q -p warmpool-cli -- simulate --trace diurnal --pool adaptive:0.99 --warm-tier stopped --group-quota 2000 \
+		--json > target/simulate-two-tier.json
+	$(PYTHON) scripts/check_simulate.py target/simulate.json --target 0.99 --two-tier target/simulate-two-tier.json
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

@@ -4,7 +4,9 @@
 The adaptive pool reaches the target warm-hit rate, and costs less than the static pool at
 the same warm-hit rate (the static pool found by simulation: the smallest size reaching the
 adaptive pool's rate, the size below it missing it, and the cost between the two by
-interpolation); no run broke an invariant. Exits non-zero with the reasons.
+interpolation); no run broke an invariant. With `--two-tier REPORT` (the same workload and
+seed with `--warm-tier stopped`), the two-tier pool reaches the target too, at least the
+single tier's warm-hit rate, for less than the single tier. Exits non-zero with the reasons.
 """
 import argparse
 import json
@@ -15,6 +17,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("report")
     ap.add_argument("--target", type=float, required=True)
+    ap.add_argument("--two-tier", help="the same run with --warm-tier stopped (--json)")
     args = ap.parse_args()
     with open(args.report, encoding="utf-8") as f:
         report = json.load(f)
@@ -52,9 +55,30 @@ def main() -> int:
     )
     if c["cost_ratio"] >= 1.0:
         problems.append(f"the adaptive pool costs {c['cost_ratio']:.0%} of the static pool at the same rate: not less")
+    if args.two_tier:
+        problems.extend(check_two_tier(args.two_tier, next(r for r in runs if r["role"] == "adaptive"), args.target))
     for p in problems:
         print(f"FAIL: {p}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def check_two_tier(path: str, single: dict, target: float) -> list:
+    """The two-tier run against the single tier's on the same workload and seed."""
+    with open(path, encoding="utf-8") as f:
+        two = next(r for r in json.load(f)["runs"] if r["role"] == "adaptive")
+    print(
+        f"two tiers: warm hits {two['warm_hit_rate']:.4f}, ${two['cost_usd']:.2f} ({two['idle_instance_hours']:.1f} "
+        f"running instance-hours, {two['stopped_instance_hours']:.1f} stopped); one tier: "
+        f"{single['warm_hit_rate']:.4f}, ${single['cost_usd']:.2f}"
+    )
+    problems = []
+    if two["violations"]:
+        problems.append(f"two tiers: invariant violations {two['violations']}")
+    if two["warm_hit_rate"] < max(target, single["warm_hit_rate"]):
+        problems.append(f"two tiers: warm-hit rate {two['warm_hit_rate']:.4f} below the target or the single tier's")
+    if two["cost_usd"] >= single["cost_usd"]:
+        problems.append(f"two tiers cost ${two['cost_usd']:.2f}, not less than one tier's ${single['cost_usd']:.2f}")
+    return problems
 
 
 if __name__ == "__main__":
