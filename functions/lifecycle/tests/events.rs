@@ -288,3 +288,16 @@ async fn two_retries_taking_over_one_stale_init_lock_send_one_init() {
     );
     assert_eq!(cloud.sent_commands().len(), 1, "the host runs one init");
 }
+
+/// EventBridge repeats the action that brought an instance into the warm pool after its
+/// pool-prep completed it and Auto Scaling stopped it: its agent is offline for good
+/// (stopped), and the repeat is answered at once, not retried until it dead-letters.
+#[tokio::test(start_paused = true)]
+async fn a_repeated_action_for_an_instance_parked_in_the_warm_pool_is_ignored() {
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    cloud.create_warm_pool(fixture::POOL_GROUP, "Stopped", 1);
+    let parked = cloud.snapshot().warm[fixture::POOL_GROUP][0].0.clone();
+    let out = warmpool_lifecycle::handler(&cloud, &cfg, event(INTO_WARM_POOL, &parked)).await.unwrap();
+    assert_eq!(out, LifecycleOutcome::Ignored { reason: "the instance is parked in the warm pool already" });
+    assert!(!cloud.sent_commands().iter().any(|c| c.document == fixture::POOL_PREP_DOCUMENT), "not prepared again");
+}

@@ -310,8 +310,9 @@ async fn moto_pool_sizer_reads_activities_and_sets_the_pool_size() {
 
 /// The warm tier on the wire: `DescribeWarmPool` on a group without one is `None`;
 /// the pool-sizer, configured for a stopped tier, sizes it with `PutWarmPool` (both
-/// `MinSize` and `MaxGroupPreparedCapacity`, the state kept), reads it back, and does not
-/// write it again when nothing changed. (moto keeps the configuration but no warm
+/// `MinSize` and `MaxGroupPreparedCapacity`, the state kept), reads it back, and a second
+/// run finds it at its size (the skipped `PutWarmPool` itself is counted on the in-memory
+/// cloud, not here). (moto keeps the configuration but no warm
 /// instances: the tier's lifecycle is the in-memory cloud's, `tests/tests/warm_tier.rs`.)
 #[tokio::test]
 async fn moto_pool_sizer_sizes_the_warm_tier() {

@@ -30,10 +30,13 @@ pub enum MemberState {
     /// `Detaching`: `DetachInstances` returned, but the instance is still listed in the
     /// group (seconds, sometimes tens of seconds) and cannot be attached elsewhere yet.
     Detaching,
-    /// In the group's warm pool (`Warmed:Pending`, `Warmed:Pending:Wait`,
-    /// `Warmed:Stopped`, ...): `DescribeAutoScalingInstances` reports these, the group's
-    /// own instance list does not. Never claimable; on its way in, not out.
+    /// On its way into the group's warm pool (`Warmed:Pending`, `Warmed:Pending:Wait`,
+    /// `Warmed:Pending:Proceed`): `DescribeAutoScalingInstances` reports these, the
+    /// group's own instance list does not. Never claimable; on its way in, not out.
     Warmed,
+    /// Parked in the warm pool, prepared (`Warmed:Stopped`, `Warmed:Hibernated`,
+    /// `Warmed:Running`).
+    WarmedParked,
     /// Other transitional states (`EnteringStandby`, ...).
     Other,
 }
@@ -49,6 +52,7 @@ impl MemberState {
             "Standby" => Self::Standby,
             "Detaching" => Self::Detaching,
             s if s.starts_with("Terminat") || s.starts_with("Warmed:Terminat") => Self::Terminating,
+            "Warmed:Stopped" | "Warmed:Hibernated" | "Warmed:Running" => Self::WarmedParked,
             s if s.starts_with("Warmed:") => Self::Warmed,
             _ => Self::Other,
         }

@@ -482,7 +482,7 @@ async fn a_warm_pool_holds_its_size_outside_the_groups_list_and_starts_before_it
     let group = cloud.describe_group(POOL_GROUP).await.unwrap().unwrap();
     assert!(group.members.iter().all(|m| !parked.contains(&m.instance_id)), "not in the group's own list");
     let membership = cloud.instance_membership(&parked[0]).await.unwrap().unwrap();
-    assert_eq!(membership, Membership { group: POOL_GROUP.into(), state: MemberState::Warmed });
+    assert_eq!(membership, Membership { group: POOL_GROUP.into(), state: MemberState::WarmedParked });
     assert!(!cloud.agent_online(&parked[0]).await.unwrap(), "a stopped instance's agent is offline");
     assert!(cloud.instances_outside_groups(fixture::LAUNCH_TEMPLATE).await.unwrap().is_empty(), "in its group");
     // MaxGroupPreparedCapacity 3 less the desired 1 is 2, above MinSize 1: two stay.
@@ -511,4 +511,33 @@ async fn a_warm_pool_holds_its_size_outside_the_groups_list_and_starts_before_it
     let warm = cloud.describe_warm_pool(POOL_GROUP).await.unwrap().unwrap();
     assert_eq!((warm.min_size, warm.max_group_prepared_capacity, warm.instances.len()), (3, Some(3), 3));
     assert!(warm.instances.iter().any(|i| i.state.starts_with("Warmed:Pending")), "{warm:?}");
+}
+
+/// An instance of a warm pool goes through two lifecycle actions (into the warm pool, out
+/// of it), each with its own heartbeat: the first one's timeout does not end the second.
+#[tokio::test(start_paused = true)]
+async fn the_hook_timeout_of_the_way_in_does_not_end_the_way_out() {
+    use warmpool_core::ports::{LifecycleResult, WarmPoolSize};
+    let model = warmpool_sim::CloudModel { hook_timeout_s: 300, ..warmpool_sim::CloudModel::default() };
+    let (cloud, cfg) = fixture::cloud_with_pool_and_model(1, model);
+    cloud
+        .put_warm_pool(POOL_GROUP, "Stopped", WarmPoolSize { min_size: 1, max_group_prepared_capacity: 1 })
+        .await
+        .unwrap();
+    // The scaling pass launches one into the warm pool; it boots into the hook.
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    let id = cloud.snapshot().warm[POOL_GROUP][0].0.clone();
+    cloud.complete_lifecycle_action(POOL_GROUP, &cfg.pool_hook, &id, LifecycleResult::Continue).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    assert_eq!(cloud.snapshot().warm[POOL_GROUP][0].1, "Warmed:Stopped", "parked");
+    // The pool grows by one: the parked instance starts, into the hook again (left pending).
+    cloud.set_desired_capacity(POOL_GROUP, 2).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(cloud.snapshot().groups[POOL_GROUP].contains(&id), "started into the pool");
+    // Past the first action's timeout (300 s after the launch), within the second's.
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    assert!(!cloud.snapshot().terminated.contains(&id), "the way in's timeout ended the way out");
+    // The second action times out on its own schedule.
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    assert!(cloud.snapshot().terminated.contains(&id), "the way out's own timeout applies");
 }

@@ -50,11 +50,14 @@ pub(crate) async fn pool_launch<C: Cloud>(
             // while we wait: then there is nothing to prepare and nothing to retry.
             // (`DescribeAutoScalingInstances` also lists an instance on its way into the
             // warm pool, which the group's own instance list does not.)
-            let waiting = cloud
-                .instance_membership(instance_id)
-                .await?
-                .is_some_and(|m| m.group == cfg.pool_group && m.state != MemberState::Terminating);
-            if !waiting {
+            let membership = cloud.instance_membership(instance_id).await?.filter(|m| m.group == cfg.pool_group);
+            if membership.as_ref().is_some_and(|m| m.state == MemberState::WarmedParked) {
+                // A repeat of the action that brought it into the warm pool, after its
+                // pool-prep completed it: it is stopped, and its agent with it.
+                info!(instance_id, "instance already prepared and parked in the warm pool");
+                return Ok(LifecycleOutcome::Ignored { reason: "the instance is parked in the warm pool already" });
+            }
+            if membership.is_none_or(|m| m.state.leaving()) {
                 info!(instance_id, "instance left the pool before its SSM agent came online");
                 return Ok(LifecycleOutcome::Ignored {
                     reason: "the instance left the pool before its agent came online",

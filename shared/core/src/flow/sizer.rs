@@ -515,6 +515,19 @@ pub(crate) mod tests {
         assert!(without_fast < rate / 2.0, "{} vs {}", without_fast * 60.0, rate * 60.0);
     }
 
+    /// A doubling of the rate an hour ago: the slow kernel (30 min) has all but taken it
+    /// (1.86 a minute, far beyond its noise against the long kernel), the fast one (15 min)
+    /// fully (1.98), and their difference is within the fast kernel's noise band. The
+    /// estimate is the slow kernel's step taken from the long kernel, not the fast one.
+    #[test]
+    fn a_step_the_slow_kernel_has_taken_is_the_estimate() {
+        let mut arrivals: Vec<u64> = (0..480).map(|m| m * 60_000).collect();
+        arrivals.extend((0..120).map(|k| 480 * 60_000 + k * 30_000));
+        let now = 540 * 60_000;
+        let per_min = signup_rate(&arrivals, now, &SizerConfig { fast_s: 900, ..sizer() }) * 60.0;
+        assert!((1.80..1.92).contains(&per_min), "{per_min} a minute");
+    }
+
     #[test]
     fn a_start_out_of_the_warm_tier_adds_the_groups_reaction() {
         let started = |s: u64, e: u64| Launch {

@@ -64,8 +64,12 @@ impl AsgState {
 #[derive(Debug, Default)]
 pub(super) struct AutoScalingState {
     pub(super) groups: BTreeMap<String, AsgState>,
-    /// Pending launch lifecycle actions: instance id to (group, hook).
-    pub(super) pending_actions: BTreeMap<String, (String, String)>,
+    /// Pending launch lifecycle actions: instance id to (group, hook, token). An instance
+    /// of a warm pool goes through two actions (into the warm pool, out of it); the
+    /// token tells a hook's timeout which one it belongs to.
+    pub(super) pending_actions: BTreeMap<String, (String, String, u64)>,
+    /// The last lifecycle action token handed out.
+    pub(super) last_token: u64,
     /// Launch activities by group, oldest first.
     pub(super) activities: BTreeMap<String, Vec<LaunchActivity>>,
     /// Instance id to the group whose launch activity is still in progress.
@@ -529,7 +533,7 @@ impl AutoScaling for SimCloud {
         let result = async {
             {
                 let mut w = self.world();
-                let matches = w.asg.pending_actions.get(instance_id).is_some_and(|(g, h)| g == group && h == hook);
+                let matches = w.asg.pending_actions.get(instance_id).is_some_and(|(g, h, _)| g == group && h == hook);
                 if !matches {
                     return Err(CloudError::NoActiveLifecycleAction { instance_id: instance_id.to_owned() });
                 }

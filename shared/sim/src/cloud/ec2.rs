@@ -86,50 +86,7 @@ impl SimCloud {
         let cloud = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(cloud.draw_ms(cloud.inner.model.hook_entry_ms))).await;
-            let (hooked, into_warm_pool) = {
-                let mut w = cloud.world();
-                let Some(group) = w.ec2.instances.get(&id).and_then(|i| i.group.clone()) else {
-                    return;
-                };
-                let into_warm_pool = w
-                    .asg
-                    .groups
-                    .get(&group)
-                    .and_then(|g| g.warm.as_ref())
-                    .is_some_and(|wp| wp.members.iter().any(|(m, _)| m == &id));
-                let hook = w.asg.groups.get(&group).and_then(|g| g.hook.clone());
-                if let Some(hook) = hook {
-                    let g = w.asg.groups.get_mut(&group);
-                    if into_warm_pool {
-                        if let Some(s) = g.and_then(|g| g.warm.as_mut()).and_then(|wp| wp.member_mut(&id)) {
-                            *s = WarmState::PendingWait;
-                        }
-                    } else if let Some(s) = g.and_then(|g| g.member_mut(&id)) {
-                        *s = MemberState::PendingWait;
-                    }
-                    w.asg.pending_actions.insert(id.clone(), (group.clone(), hook.name.clone()));
-                    let origin = if from_warm_pool { events::WARM_POOL } else { "EC2" };
-                    let destination = if into_warm_pool { events::WARM_POOL } else { "AutoScalingGroup" };
-                    drop(w);
-                    cloud.emit(
-                        events::SOURCE_AUTOSCALING,
-                        events::LAUNCH_LIFECYCLE_ACTION,
-                        json!({
-                            "LifecycleActionToken": format!("token-{id}"),
-                            "AutoScalingGroupName": group,
-                            "LifecycleHookName": hook.name,
-                            "EC2InstanceId": id,
-                            "LifecycleTransition": events::LAUNCHING_TRANSITION,
-                            "Origin": origin,
-                            "Destination": destination,
-                        }),
-                    );
-                    cloud.hook_timeout(id.clone());
-                    (true, into_warm_pool)
-                } else {
-                    (false, into_warm_pool)
-                }
-            };
+            let Some((hooked, into_warm_pool)) = cloud.enter_hook(&id, from_warm_pool) else { return };
             let up_s = if from_warm_pool { cloud.inner.model.start_s } else { cloud.inner.model.boot_s };
             tokio::time::sleep(cloud.draw_s(up_s)).await;
             let in_service_group = {
@@ -140,7 +97,12 @@ impl SimCloud {
                 }
                 inst.state = Ec2State::Running;
                 let group = inst.group.clone();
-                if hooked {
+                let proceeding =
+                    into_warm_pool
+                        && group.as_ref().and_then(|g| w.asg.groups.get(g)).and_then(|g| g.warm.as_ref()).is_some_and(
+                            |wp| wp.members.iter().any(|(m, s)| m == &id && *s == WarmState::PendingProceed),
+                        );
+                if hooked && !proceeding {
                     None
                 } else if into_warm_pool {
                     drop(w);
@@ -180,6 +142,58 @@ impl SimCloud {
                 cloud.note(&mut w, format!("{id} SSM agent online"));
             }
         });
+    }
+
+    /// A booting instance enters its group's launch hook, if the group has one: its state
+    /// (`Pending:Wait`, or `Warmed:Pending:Wait` on its way into the warm pool), the
+    /// pending action with its own token and heartbeat, and the lifecycle action event
+    /// (origin `WarmPool` for a start out of it, destination `WarmPool` on the way in).
+    /// Whether it is hooked and whether it goes into the warm pool; `None` for an
+    /// instance terminated meanwhile (a scale-in, a warm pool shrinking).
+    fn enter_hook(&self, id: &str, from_warm_pool: bool) -> Option<(bool, bool)> {
+        let mut w = self.world();
+        // Terminated during its hook entry (a scale-in, a warm pool shrinking): no hook.
+        let group = w.ec2.instances.get(id).filter(|i| i.state == Ec2State::Pending).and_then(|i| i.group.clone())?;
+        let into_warm_pool = w
+            .asg
+            .groups
+            .get(&group)
+            .and_then(|g| g.warm.as_ref())
+            .is_some_and(|wp| wp.members.iter().any(|(m, _)| m == id));
+        let hook = w.asg.groups.get(&group).and_then(|g| g.hook.clone());
+        if let Some(hook) = hook {
+            let g = w.asg.groups.get_mut(&group);
+            if into_warm_pool {
+                if let Some(s) = g.and_then(|g| g.warm.as_mut()).and_then(|wp| wp.member_mut(id)) {
+                    *s = WarmState::PendingWait;
+                }
+            } else if let Some(s) = g.and_then(|g| g.member_mut(id)) {
+                *s = MemberState::PendingWait;
+            }
+            w.asg.last_token += 1;
+            let token = w.asg.last_token;
+            w.asg.pending_actions.insert(id.to_owned(), (group.clone(), hook.name.clone(), token));
+            let origin = if from_warm_pool { events::WARM_POOL } else { "EC2" };
+            let destination = if into_warm_pool { events::WARM_POOL } else { "AutoScalingGroup" };
+            drop(w);
+            self.emit(
+                events::SOURCE_AUTOSCALING,
+                events::LAUNCH_LIFECYCLE_ACTION,
+                json!({
+                    "LifecycleActionToken": format!("token-{id}"),
+                    "AutoScalingGroupName": group,
+                    "LifecycleHookName": hook.name,
+                    "EC2InstanceId": id,
+                    "LifecycleTransition": events::LAUNCHING_TRANSITION,
+                    "Origin": origin,
+                    "Destination": destination,
+                }),
+            );
+            self.hook_timeout(id.to_owned(), token);
+            Some((true, into_warm_pool))
+        } else {
+            Some((false, into_warm_pool))
+        }
     }
 
     /// Starts terminating an instance: it leaves service at once and its agent goes

@@ -70,6 +70,7 @@ pub(super) fn true_membership(w: &World, instance_id: &str) -> Option<Membership
     let state = match (g.and_then(|g| g.members.iter().find(|(m, _)| m == instance_id)), in_warm_pool) {
         (Some((_, s)), _) => *s,
         (None, Some((_, WarmState::Terminating)) | None) => MemberState::Terminating,
+        (None, Some((_, WarmState::Parked))) => MemberState::WarmedParked,
         (None, Some(_)) => MemberState::Warmed,
     };
     Some(Membership { group, state })

@@ -230,11 +230,15 @@ impl SimCloud {
 
     /// The hook's heartbeat timeout: an action still pending then gets the default
     /// result, ABANDON, and the instance is terminated (the group replaces it).
-    pub(super) fn hook_timeout(&self, id: String) {
+    pub(super) fn hook_timeout(&self, id: String, token: u64) {
         let cloud = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(cloud.inner.model.hook_timeout_s)).await;
-            let timed_out = cloud.world().asg.pending_actions.remove(&id).is_some();
+            let timed_out = {
+                let mut w = cloud.world();
+                let ours = w.asg.pending_actions.get(&id).is_some_and(|(_, _, t)| *t == token);
+                ours && w.asg.pending_actions.remove(&id).is_some()
+            };
             if timed_out {
                 cloud.begin_terminate(&id, "lifecycle hook timed out (ABANDON)");
             }

@@ -130,7 +130,8 @@ impl SimCloud {
 
     /// After the hook of an instance entering the warm pool completed (CONTINUE), or with
     /// no hook once it runs: Auto Scaling stops it, after EC2's stop time, and it is
-    /// parked; its launch activity ends then.
+    /// parked; its launch activity ends then. One still booting is stopped once it runs
+    /// (`boot` calls this again then).
     pub(super) fn park(&self, id: String) {
         {
             let mut w = self.world();
@@ -140,11 +141,10 @@ impl SimCloud {
             {
                 *s = WarmState::PendingProceed;
             }
-            if let Some(i) = w.ec2.instances.get_mut(&id).filter(|i| i.state == Ec2State::Running) {
-                // The agent stops with the instance.
-                i.agent_online = false;
-                i.state = Ec2State::Stopping;
-            }
+            let Some(i) = w.ec2.instances.get_mut(&id).filter(|i| i.state == Ec2State::Running) else { return };
+            // The agent stops with the instance.
+            i.agent_online = false;
+            i.state = Ec2State::Stopping;
         }
         let cloud = self.clone();
         tokio::spawn(async move {
