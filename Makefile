@@ -112,7 +112,7 @@ bench:
 build:
 	$(CARGO) lambda build --release --arm64
 
-# Mutation testing of the flow (shared/core/src/flow), not in CI: each of its ~520 mutants
+# Mutation testing of the flow (shared/core/src/flow), not in CI: each of its ~670 mutants
 # rebuilds core and the tests that exercise it (the `mutants` profile: no debug info, a
 # little optimisation) and runs them: 5-45 s apiece, about four hours on two cores.
 # FILES narrows it (FILES="-f shared/core/src/flow/outside.rs"); MUTANTS_ARGS adds
