@@ -7,7 +7,7 @@
 //!   ABANDON, which terminates the instance). An instance entering the warm pool is
 //!   stopped by Auto Scaling once the hook completes.
 //! - A warmed instance leaving the warm pool (origin `WarmPool`): it has just been
-//!   started again. Once its agent has registered again (the gate every pool member
+//!   started again. Once SSM shows its agent online (the gate every pool member
 //!   passes), the hook is completed (CONTINUE) and it goes `InService`. It was prepared
 //!   on its way in: an instance enters a warm pool only through the hook (the template
 //!   creates the warm pool after the hook), and one whose pool-prep failed was
