@@ -286,3 +286,31 @@ async fn housekeeping_removes_failed_users_groups_after_their_retention() {
     assert_eq!(report.failed_removed, 1);
     assert!(!cloud.snapshot().groups.contains_key("warmpool-user-u-recent"));
 }
+
+/// A user stalled in `claiming` is sent back to the signup function with a resume; when
+/// the signup queue cannot take it, the sweep says so in its report (and tries again on
+/// the next sweep) instead of reporting a clean run.
+#[tokio::test(start_paused = true)]
+async fn a_resume_the_signup_queue_refuses_is_counted_as_an_error() {
+    use warmpool_core::domain::{Id, UserRecord, UserState};
+    use warmpool_core::ports::{Clock, UserGroupSpec};
+    let (cloud, cfg) = fixture::cloud_with_pool(1);
+    let user = Id::parse("user_id", "u-stalled").unwrap();
+    let mut record = UserRecord::new(&user, &user, cloud.now_ms());
+    record.state = UserState::Claiming;
+    record.updated_at_ms = cloud.now_ms();
+    let spec = UserGroupSpec {
+        name: cfg.user_group(user.as_str()),
+        launch_template: cfg.launch_template.clone(),
+        subnets: cfg.subnets.clone(),
+        tags: record.to_tags(),
+    };
+    cloud.create_user_group(&spec).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(u64::from(cfg.reconcile_stall_s) + 5)).await;
+    let broken = Config { signup_queue_url: "https://sqs.us-east-1.amazonaws.com/1/gone.fifo".into(), ..cfg.clone() };
+    let ReconcileResponse::Sweep(report) = run(&cloud, &broken, SCHEDULED).await else { panic!("not a sweep") };
+    assert_eq!(report.errors, 1, "{report:?}");
+    assert!(report.redriven.is_empty(), "nothing was sent: {report:?}");
+    let ReconcileResponse::Sweep(report) = run(&cloud, &cfg, SCHEDULED).await else { panic!("not a sweep") };
+    assert_eq!((report.errors, report.redriven.len()), (0, 1), "the next sweep sends it: {report:?}");
+}

@@ -243,22 +243,26 @@ fn kernels(arrivals_ms: &[u64], now_ms: u64, cfg: &SizerConfig) -> (f64, f64) {
     // ignored, one beyond twice the band is a change and taken whole, and in between
     // the share taken grows from none to all. (Once the slow kernel is taken, the fast
     // one is held to its narrower band, so the estimate can still move in a step.)
-    let firm = |d: f64, band: f64| {
-        let a = d.abs();
-        if a <= band {
-            0.0
-        } else if a >= 2.0 * band {
-            d
-        } else {
-            d.signum() * 2.0 * (a - band)
-        }
-    };
     let step = firm(slow - long, CHANGE_Z * noise(tau_l, tau_s, long));
     // The fast kernel is held against the memory the estimate now has.
     let (mut rate, tau) = if step == 0.0 { (long, tau_l) } else { (long + step, tau_s) };
     rate += firm(fast - rate, CHANGE_Z * noise(tau, tau_f, rate));
     let lead = firm(fast - slow, RISE_Z * noise(tau_s, tau_f, slow)).max(0.0);
     (rate.max(0.0), lead)
+}
+
+/// Firm thresholding of a difference `d` against a noise `band` (Gao and Bruce): within
+/// the band it is noise (0), beyond twice the band a change taken whole (`d`), and in
+/// between the share taken grows linearly from none to all.
+fn firm(d: f64, band: f64) -> f64 {
+    let a = d.abs();
+    if a <= band {
+        0.0
+    } else if a >= 2.0 * band {
+        d
+    } else {
+        d.signum() * 2.0 * (a - band)
+    }
 }
 
 /// Mean launch-to-`InService` time (s) of the successful launches, and how many there
@@ -526,6 +530,14 @@ pub(crate) mod tests {
         let now = 540 * 60_000;
         let per_min = signup_rate(&arrivals, now, &SizerConfig { fast_s: 900, ..sizer() }) * 60.0;
         assert!((1.80..1.92).contains(&per_min), "{per_min} a minute");
+    }
+
+    #[test]
+    fn firm_thresholding_ignores_noise_takes_a_change_whole_and_blends_between() {
+        assert!(firm(0.9, 1.0).abs() < 1e-12 && firm(-1.0, 1.0).abs() < 1e-12, "within the band: noise");
+        assert!((firm(1.5, 1.0) - 1.0).abs() < 1e-12, "between the band and twice it: from none (at 1) to all (at 2)");
+        assert!((firm(-1.75, 1.0) + 1.5).abs() < 1e-12);
+        assert!((firm(2.0, 1.0) - 2.0).abs() < 1e-12 && (firm(-5.0, 1.0) + 5.0).abs() < 1e-12, "beyond: whole");
     }
 
     #[test]
