@@ -67,14 +67,14 @@ pub(crate) async fn pool_launch<C: Cloud>(
         }
         Err(e) => return Err(e),
     }
+    if e.leaves_warm_pool() {
+        return warm_start(cloud, cfg, instance_id).await;
+    }
     // EventBridge delivers at least once: a repeated lifecycle action finds the
     // pool-prep the first one sent (once SSM lists it, a second or so after the send)
     // and leaves it to finish, instead of preparing the instance twice. The instance's
     // whole history is asked for (an instance id is never reused, and SSM keeps 30 days):
     // a window would only add arithmetic that can be wrong.
-    if e.leaves_warm_pool() {
-        return warm_start(cloud, cfg, instance_id).await;
-    }
     let sent = cloud.list_invocations(InvocationQuery::all(&cfg.pool_prep_document).on(instance_id)).await?;
     // A failed pool-prep ended its own action (ABANDON): only one still running counts.
     if let Some(prep) = sent.iter().find(|i| CommandOutcome::from_status(&i.status) != CommandOutcome::Failure) {

@@ -43,7 +43,6 @@
 use tracing::info;
 
 use super::describe_pool;
-use crate::config::WarmTier;
 use crate::domain::UserRecord;
 use crate::error::FlowError;
 use crate::metrics::Metric;
@@ -84,8 +83,9 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     let (new, started): (Vec<Launch>, Vec<Launch>) =
         launches.into_iter().partition(|l| l.kind != LaunchKind::FromWarmPool);
     let (prep_s, preps_seen) = refill_time(&new, now, f64::from(cfg.sizer.default_refill_s));
-    let tiered = cfg.sizer.warm_tier != WarmTier::None;
-    let (refill_s, launches_seen) = if tiered { start_refill(&started, now, &cfg.sizer) } else { (prep_s, preps_seen) };
+    let pool_state = cfg.sizer.warm_tier.pool_state();
+    let (refill_s, launches_seen) =
+        if pool_state.is_some() { start_refill(&started, now, &cfg.sizer) } else { (prep_s, preps_seen) };
     let waits = cfg.pool_wait_s > 0;
     let (rate_per_s, computed) = recommend(&arrivals, now, refill_s, (cfg.sizer.target_hit_rate, waits), &cfg.sizer);
     // A history younger than the slow kernel is no evidence of a low rate: until the
@@ -125,11 +125,12 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
             "pool resized"
         );
     }
-    let warm = if tiered {
-        let stock = super::warm_tier::Stock { arrivals: &arrivals, now_ms: now, prep_s, preps_seen, young };
-        super::warm_tier::size_warm_tier(cloud, cfg, &stock, pool.max_size).await?
-    } else {
-        None
+    let warm = match pool_state {
+        Some(pool_state) => {
+            let stock = super::warm_tier::Stock { arrivals: &arrivals, now_ms: now, prep_s, preps_seen, young };
+            super::warm_tier::size_warm_tier(cloud, cfg, pool_state, &stock, pool.max_size).await?
+        }
+        None => None,
     };
     Ok(SizerDecision { rate_per_s, refill_s, launches_seen, computed, previous: pool.desired_capacity, desired, warm })
 }
@@ -159,8 +160,13 @@ pub(crate) fn recommend(
     (target, waits): (f64, bool),
     sizer: &SizerConfig,
 ) -> (f64, u32) {
-    let window = (0..=u64::from(sizer.scale_in_delay_s) / 60).map(|k| k * 60_000);
-    recommend_at(arrivals, now, refill_s, (target, waits), sizer, window)
+    recommend_at(arrivals, now, refill_s, (target, waits), sizer, scale_in_window(sizer))
+}
+
+/// How long before now each forecast of the scale-in window is made (ms): now, then
+/// each minute of `SIZER_SCALE_IN_DELAY_S`.
+pub(crate) fn scale_in_window(sizer: &SizerConfig) -> impl Iterator<Item = u64> {
+    (0..=u64::from(sizer.scale_in_delay_s) / 60).map(|k| k * 60_000)
 }
 
 /// [`recommend`] over the forecasts made `ago_ms` before `now` (the first is now's).
@@ -362,7 +368,7 @@ pub(crate) mod tests {
             fast_s: 300,
             default_refill_s: 600,
             scale_in_delay_s: 900,
-            warm_tier: WarmTier::None,
+            warm_tier: crate::WarmTier::None,
             default_start_s: 120,
         }
     }

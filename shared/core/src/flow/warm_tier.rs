@@ -20,7 +20,7 @@
 
 use tracing::{info, warn};
 
-use super::sizer::recommend_at;
+use super::sizer::{recommend_at, scale_in_window};
 use crate::error::FlowError;
 use crate::ports::{Cloud, WarmPoolSize};
 use crate::{Config, SizerConfig};
@@ -72,9 +72,8 @@ pub fn warm_target(target: f64) -> f64 {
 #[must_use]
 pub fn warm_size(arrivals: &[u64], now: u64, prep_s: f64, sizer: &SizerConfig) -> u32 {
     let target = warm_target(sizer.target_hit_rate);
-    let scale_in = (0..=u64::from(sizer.scale_in_delay_s) / 60).map(|k| k * 60_000);
     let hold = (1..=WARM_HOLD_S / 600).map(|k| k * 600_000);
-    recommend_at(arrivals, now, prep_s, (target, false), sizer, scale_in.chain(hold)).1
+    recommend_at(arrivals, now, prep_s, (target, false), sizer, scale_in_window(sizer).chain(hold)).1
 }
 
 /// What the warm tier is sized from: the signups, and the pool's launches into it.
@@ -88,19 +87,18 @@ pub(crate) struct Stock<'a> {
     pub(crate) young: bool,
 }
 
-/// Sizes the warm tier, within the running pool's bounds (`SIZER_MAX_SIZE`; nothing while the pool group's `MaxSize` is 0, drained).
+/// Sizes the warm tier (its `PoolState` is `pool_state`), within the running pool's
+/// bounds (`SIZER_MAX_SIZE`; nothing while the pool group's `MaxSize` is 0, drained).
 /// `None` when the group has no warm pool (the template creates it with the pool; a
 /// pool-sizer configured for one that is missing says so and sizes the running pool
 /// alone).
 pub(crate) async fn size_warm_tier<C: Cloud>(
     cloud: &C,
     cfg: &Config,
+    pool_state: &str,
     stock: &Stock<'_>,
     pool_max_size: u32,
 ) -> Result<Option<WarmTierDecision>, FlowError> {
-    let Some(pool_state) = cfg.sizer.warm_tier.pool_state() else {
-        return Ok(None);
-    };
     let Some(current) = cloud.describe_warm_pool(&cfg.pool_group).await? else {
         warn!(
             pool = %cfg.pool_group,

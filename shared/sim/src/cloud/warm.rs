@@ -79,6 +79,19 @@ impl WarmPoolState {
         self.min_size.max(self.max_prepared.unwrap_or(max).saturating_sub(desired))
     }
 
+    /// What `DescribeWarmPool` says of this warm pool.
+    fn view(&self) -> WarmPool {
+        WarmPool {
+            min_size: self.min_size,
+            max_group_prepared_capacity: self.max_prepared,
+            instances: self
+                .members
+                .iter()
+                .map(|(id, s)| WarmInstance { instance_id: id.clone(), state: self.state_name(*s) })
+                .collect(),
+        }
+    }
+
     pub(super) fn member_mut(&mut self, id: &str) -> Option<&mut WarmState> {
         self.members.iter_mut().find(|(m, _)| m == id).map(|(_, s)| s)
     }
@@ -171,37 +184,17 @@ impl SimCloud {
         });
     }
 
-    /// The warm pool of `group` as a read sees it (`None`: the group has none).
-    fn warm_view(&self, w: &World, group: &str) -> Result<Option<WarmPool>, CloudError> {
-        let Some(g) = self.seen_group(w, group) else {
-            return Err(CloudError::NotFound { resource: group.to_owned() });
-        };
-        Ok(g.warm.as_ref().map(|wp| WarmPool {
-            min_size: wp.min_size,
-            max_group_prepared_capacity: wp.max_prepared,
-            instances: wp
-                .members
-                .iter()
-                .map(|(id, s)| WarmInstance { instance_id: id.clone(), state: wp.state_name(*s) })
-                .collect(),
-        }))
-    }
-
     /// `DescribeWarmPool`.
     pub(super) async fn describe_warm_pool_call(&self, group: &str) -> Result<Option<WarmPool>, CloudError> {
         self.authorize(vec![Access::new("autoscaling:DescribeWarmPool", "*")]);
         self.call("DescribeWarmPool").await?;
         let mut w = self.world();
-        let seen = self.warm_view(&w, group)?;
-        let truth = w
-            .asg
-            .groups
-            .get(group)
-            .and_then(|g| g.warm.clone())
-            .map(|wp| wp.members.iter().map(|(id, s)| (id.clone(), wp.state_name(*s))).collect::<Vec<_>>());
-        let seen_members =
-            seen.as_ref().map(|p| p.instances.iter().map(|i| (i.instance_id.clone(), i.state.clone())).collect());
-        Self::count_stale(&mut w, seen_members != truth);
+        let Some(g) = self.seen_group(&w, group) else {
+            return Err(CloudError::NotFound { resource: group.to_owned() });
+        };
+        let seen = g.warm.as_ref().map(WarmPoolState::view);
+        let truth = w.asg.groups.get(group).and_then(|g| g.warm.as_ref()).map(WarmPoolState::view);
+        Self::count_stale(&mut w, seen != truth);
         Ok(seen)
     }
 
@@ -225,11 +218,12 @@ impl SimCloud {
             }
             let window = self.lag_window();
             self.lag_group(&mut w, group, window);
-            let g = w.asg.groups.get_mut(group).ok_or_else(|| CloudError::NotFound { resource: group.to_owned() })?;
-            let wp = g.warm.get_or_insert_with(|| WarmPoolState::new(pool_state, 0, None));
-            wp.min_size = size.min_size;
-            wp.max_prepared = Some(size.max_group_prepared_capacity);
-            pool_state.clone_into(&mut wp.pool_state);
+            if let Some(g) = w.asg.groups.get_mut(group) {
+                let wp = g.warm.get_or_insert_with(|| WarmPoolState::new(pool_state, 0, None));
+                wp.min_size = size.min_size;
+                wp.max_prepared = Some(size.max_group_prepared_capacity);
+                pool_state.clone_into(&mut wp.pool_state);
+            }
             self.note(
                 &mut w,
                 format!(
