@@ -2,11 +2,12 @@
 #
 #   make test    fmt, clippy, the crate layering, unit + end-to-end tests, moto-backed
 #                adapter tests, the demo's and the simulator's done-criteria, cfn-lint,
-#                checkov, SAM's expansion adds no IAM (scripts/check_expanded_iam.py)
+#                checkov, SAM's expansion adds no IAM (scripts/check_expanded_iam.py), and
+#                the release bootstraps' glibc and architecture (check-artifacts)
 #   make bench   criterion benchmarks (flow CPU per signup, a 10,000-signup burst, cold
 #                start and peak RSS of each release Lambda binary); not run in CI
 #   make demo    the local demo (the whole flow on the in-memory cloud)
-#   make build   release Lambda binaries for arm64 (cargo-lambda; not run in CI)
+#   make build   the five functions' arm64 bootstraps, checked (cargo-lambda; not run in CI)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -18,12 +19,19 @@ CARGO ?= cargo
 # another feature set. The moto tests are built with the rest and run on their own, with
 # the server (`--skip moto_` keeps them out of the unit run).
 TEST_SET := --workspace --all-features
+# Reports go where cargo puts its output (CARGO_TARGET_DIR, a `build.target-dir` in
+# .cargo/config.toml, or ./target), so a shared cache works (`cargo clean` removes them).
+TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+REPORTS := $(TARGET_DIR)/reports
+# The five Lambda functions: their packages are warmpool-NAME, their binaries NAME.
+FUNCTIONS := signup lifecycle command-status reconcile pool-sizer
+FUNCTION_PACKAGES := $(addprefix -p warmpool-,$(FUNCTIONS))
 
-.PHONY: test fmt-check clippy layers bins unit fault-matrix moto-test demo-check recovery-check simulate-check lint-template demo bench build sam-validate mutants clean-venv
+.PHONY: test fmt-check clippy layers bins unit fault-matrix moto-test demo-check recovery-check simulate-check lint-template check-artifacts demo bench build sam-validate mutants clean-venv reports
 
-test: fmt-check clippy layers bins unit fault-matrix moto-test demo-check recovery-check simulate-check lint-template
+test: fmt-check clippy layers bins unit fault-matrix moto-test demo-check recovery-check simulate-check lint-template check-artifacts
 	@echo "make test: all checks passed"
-	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' $(REPORTS)/test.log
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -42,47 +50,50 @@ layers:
 bins:
 	$(CARGO) build --workspace --bins
 
-unit:
-	$(CARGO) test $(TEST_SET) -- --skip crash_point_matrix --skip races_ --skip moto_ 2>&1 | tee target/test.log
+unit: | reports
+	$(CARGO) test $(TEST_SET) -- --skip crash_point_matrix --skip races_ --skip moto_ 2>&1 | tee $(REPORTS)/test.log
 
 # The crash-point matrix and the race runs, with the figures they print (matrix size,
 # detach attempts per claim).
-fault-matrix:
+fault-matrix: | reports
 	$(CARGO) test $(TEST_SET) --test faults -- --show-output crash_point_matrix races_ 2>&1 \
-		| tee -a target/test.log | grep -E "^(test |crash-point matrix|races:|test result)"
+		| tee -a $(REPORTS)/test.log | grep -E "^(test |crash-point matrix|races:|test result)"
 
 # The SDK adapters on the wire: scripts/with-moto.sh starts the project's moto server
 # on a free 127.0.0.1 port, runs the tests, and stops it.
-moto-test: $(VENV)/.installed
-	scripts/with-moto.sh $(VENV) target/moto-state.json \
-		$(CARGO) test $(TEST_SET) --test moto 2>&1 | tee -a target/test.log
+moto-test: $(VENV)/.installed | reports
+	scripts/with-moto.sh $(VENV) $(REPORTS)/moto-state.json \
+		$(CARGO) test $(TEST_SET) --test moto 2>&1 | tee -a $(REPORTS)/test.log
 
 # The issue's done-criterion, run as the README shows it.
-demo-check:
-	$(CARGO) run -q -p warmpool-cli -- demo --users 30 --pool 10 --json > target/demo.json
-	$(PYTHON) scripts/check_demo.py target/demo.json --users 30 --min-warm 10
+demo-check: | reports
+	$(CARGO) run -q -p warmpool-cli -- demo --users 30 --pool 10 --json > $(REPORTS)/demo.json
+	$(PYTHON) scripts/check_demo.py $(REPORTS)/demo.json --users 30 --min-warm 10
 
 # Issue 10's done-criterion: under the standard fault mix, seeds 1 to 10, every user ready
 # or failed with a reason, p95 <= 900 s and max <= 1,800 s of simulated time (the same on
 # every machine), no host sent two inits, nothing outside a group. A second each.
 RECOVERY_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
-recovery-check:
+recovery-check: | reports
 	for s in $(RECOVERY_SEEDS); do \
 		$(CARGO) run -q -p warmpool-cli -- demo --users 200 --pool 50 --crash-rate 0.1 --drop-events 0.1 \
 			--duplicate-events 0.1 --throttle-rate 0.1 --init-failure-rate 0.1 --seed $$s --json \
-			> target/recovery-$$s.json; \
+			> $(REPORTS)/recovery-$$s.json; \
 	done
-	$(PYTHON) scripts/check_recovery.py $(foreach s,$(RECOVERY_SEEDS),target/recovery-$(s).json)
+	$(PYTHON) scripts/check_recovery.py $(foreach s,$(RECOVERY_SEEDS),$(REPORTS)/recovery-$(s).json)
 
 # Issue 5's done-criterion: on the diurnal day the adaptive pool reaches 99% warm hits
 # with fewer idle instance-hours than the smallest static pool that does. A debug
 # build (a few minutes of simulation) is quicker here than a release build from scratch.
-simulate-check:
+simulate-check: | reports
 	$(CARGO) run -q -p warmpool-cli -- simulate --trace diurnal --pool adaptive:0.99 --compare-static --group-quota 2000 --json \
-		> target/simulate.json
+		> $(REPORTS)/simulate.json
 	$(CARGO) run -q -p warmpool-cli -- simulate --trace diurnal --pool adaptive:0.99 --warm-tier stopped --group-quota 2000 \
-		--json > target/simulate-two-tier.json
-	$(PYTHON) scripts/check_simulate.py target/simulate.json --target 0.99 --two-tier target/simulate-two-tier.json
+		--json > $(REPORTS)/simulate-two-tier.json
+	$(PYTHON) scripts/check_simulate.py $(REPORTS)/simulate.json --target 0.99 --two-tier $(REPORTS)/simulate-two-tier.json
+
+reports:
+	@mkdir -p $(REPORTS)
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -107,10 +118,25 @@ demo:
 bench:
 	$(CARGO) bench -p warmpool-cli
 
-# Needs cargo-lambda, the aarch64-unknown-linux-gnu target and gcc-aarch64-linux-gnu;
+# The five functions' arm64 bootstraps, as `sam build` makes them (not the CLI), checked
+# as check-artifacts checks the machine's own. Needs cargo-lambda (PyPI), the
+# aarch64-unknown-linux-gnu target and gcc-aarch64-linux-gnu (aws-lc-sys compiles C);
 # the compiler is plain cargo (Cargo metadata), so zig is not needed.
 build:
-	$(CARGO) lambda build --release --arm64
+	$(CARGO) lambda build --release --arm64 $(FUNCTION_PACKAGES)
+	$(PYTHON) scripts/check_artifacts.py --arch aarch64 $(foreach f,$(FUNCTIONS),$(TARGET_DIR)/lambda/$(f)/bootstrap)
+
+# Lambda's provided.al2023 has glibc 2.34 and this build host may have a newer one: a
+# bootstrap that asks for a newer symbol fails at its first cold start. The functions'
+# release binaries for this machine (the same dependencies, the same glibc question)
+# are checked in CI; the arm64 bootstraps of the last `make build` too, where there are any.
+check-artifacts:
+	$(CARGO) build --release $(FUNCTION_PACKAGES)
+	$(PYTHON) scripts/check_artifacts.py --self-test $(foreach f,$(FUNCTIONS),$(TARGET_DIR)/release/$(f))
+	@if ls $(TARGET_DIR)/lambda/*/bootstrap >/dev/null 2>&1; then \
+		echo "the arm64 bootstraps of the last make build:"; \
+		$(PYTHON) scripts/check_artifacts.py --arch aarch64 $(foreach f,$(FUNCTIONS),$(TARGET_DIR)/lambda/$(f)/bootstrap); \
+	fi
 
 # Mutation testing of the flow (shared/core/src/flow), not in CI: each of its ~670 mutants
 # rebuilds core and the tests that exercise it (the `mutants` profile: no debug info, a
@@ -126,8 +152,8 @@ mutants:
 	cargo mutants $(FILES) --profile mutants --test-package warmpool-core --test-package warmpool-tests \
 		--test-package warmpool-signup --test-package warmpool-lifecycle --test-package warmpool-command-status \
 		--test-package warmpool-reconcile --test-package warmpool-pool-sizer \
-		--timeout 300 --output target/mutation $(MUTANTS_ARGS)
-	$(PYTHON) scripts/mutants_score.py target/mutation/mutants.out
+		--timeout 300 --output $(TARGET_DIR)/mutation $(MUTANTS_ARGS)
+	$(PYTHON) scripts/mutants_score.py $(TARGET_DIR)/mutation/mutants.out
 
 # Optional (not in CI): the SAM CLI's own validation and lint.
 sam-validate:
