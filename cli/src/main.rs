@@ -1,6 +1,8 @@
 //! `warmpool`: the command line. `warmpool demo` runs the whole signup-to-ready flow
 //! through the real Lambda handlers on the in-memory cloud; `warmpool simulate` runs a
 //! workload over simulated hours and reports what users waited and what the pool cost.
+//! `warmpool status`, `signup` and `delete` work on a deployed stack (built with the
+//! `aws` feature: the SDK clients).
 
 use std::process::ExitCode;
 
@@ -26,6 +28,54 @@ enum Command {
     /// hours with a static or adaptive pool; report time to ready, warm hits, the pool's
     /// idle instance-hours and AWS calls per signup.
     Simulate(SimulateArgs),
+    /// A deployed stack at a glance: the pool (instances by lifecycle state, desired, the
+    /// warm tier), users by state with the oldest's age, users stalled past the stall
+    /// threshold, orphans, claims, and the depth of every queue and dead-letter queue.
+    /// Exit status 2 when something needs a look (a dead letter, a stalled user, an
+    /// orphan). Read-only.
+    Status(StatusArgs),
+    /// Put a well-formed signup for USER on the stack's signup queue (the user's
+    /// message group, a deduplication id): safe to repeat. --wait follows the user to
+    /// ready or failed and prints the timeline and the time to ready.
+    Signup(SendArgs),
+    /// Put a delete for USER on the signup queue, naming the user's own signup (read from
+    /// their record unless --signup-id is given): safe to repeat. --wait follows it
+    /// until the user's group is gone.
+    Delete(SendArgs),
+}
+
+/// Which stack, for the commands against a deployment.
+#[derive(Debug, clap::Args)]
+struct StackArgs {
+    /// The CloudFormation stack (`sam deploy`'s stack name): its outputs name the
+    /// pool, the queues and the rest. Credentials and Region come from the usual AWS
+    /// environment and profile.
+    #[arg(long, default_value = "warmpool")]
+    stack: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SendArgs {
+    /// The user id (1 to 64 of A-Z a-z 0-9 - _, starting with a letter or digit).
+    user: String,
+    /// The signup id (a signup: the user id by default; a delete: the user's own).
+    #[arg(long)]
+    signup_id: Option<String>,
+    /// Follow the user until ready or failed (a delete: until its group is gone), for at
+    /// most this many seconds.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1800", value_name = "SECONDS")]
+    wait: Option<u64>,
+    #[command(flatten)]
+    stack: StackArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,6 +135,52 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => run_demo(&args),
         Command::Simulate(args) => simulate_cmd::main(&args),
+        Command::Status(args) => stack_command::status(&args),
+        Command::Signup(args) => stack_command::send(warmpool_core::operator::MessageKind::Signup, &args),
+        Command::Delete(args) => stack_command::send(warmpool_core::operator::MessageKind::Delete, &args),
+    }
+}
+
+#[cfg(feature = "aws")]
+mod stack_command {
+    use std::process::ExitCode;
+
+    use warmpool_cli::operate;
+    use warmpool_core::operator::MessageKind;
+
+    pub fn status(args: &super::StatusArgs) -> ExitCode {
+        operate::run(&args.stack.stack, async |cloud, dep| operate::status(cloud, dep, args.json).await)
+    }
+
+    pub fn send(kind: MessageKind, args: &super::SendArgs) -> ExitCode {
+        operate::run(&args.stack.stack, async |cloud, dep| {
+            operate::send(cloud, dep, kind, &args.user, args.signup_id.as_deref(), args.wait).await
+        })
+    }
+}
+
+/// Built without the SDK clients (the `aws` feature, off by default so the demo and the
+/// simulator build without the AWS SDK): the commands say how to get them.
+#[cfg(not(feature = "aws"))]
+mod stack_command {
+    use std::process::ExitCode;
+
+    use warmpool_core::operator::MessageKind;
+
+    fn unavailable() -> ExitCode {
+        eprintln!(
+            "error: this warmpool was built without AWS access; build it with the `aws` feature: \
+             cargo install --path cli --features aws (or cargo run -p warmpool-cli --features aws -- ...)"
+        );
+        ExitCode::FAILURE
+    }
+
+    pub fn status(_: &super::StatusArgs) -> ExitCode {
+        unavailable()
+    }
+
+    pub fn send(_: MessageKind, _: &super::SendArgs) -> ExitCode {
+        unavailable()
     }
 }
 

@@ -3,9 +3,45 @@
 // Test helpers: a template that does not have the shape they read is a failed test.
 #![allow(clippy::expect_used, clippy::panic)]
 
+use std::path::Path;
+
 use serde_norway::Value;
 
 pub mod iam;
+
+/// The workspace's root directory.
+///
+/// # Panics
+/// Never: the tests crate is one level under the root.
+#[must_use]
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root")
+}
+
+/// `template.yaml`, parsed (short-form intrinsics as tagged values).
+///
+/// # Panics
+/// If it cannot be read or is not YAML.
+#[must_use]
+pub fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml is readable");
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// The template's resources of one type: logical id and resource.
+///
+/// # Panics
+/// If the template has no `Resources` mapping.
+#[must_use]
+pub fn resources_of_type<'t>(t: &'t Value, kind: &str) -> Vec<(String, &'t Value)> {
+    t["Resources"]
+        .as_mapping()
+        .expect("Resources is a mapping")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .filter_map(|(k, r)| Some((k.as_str()?.to_owned(), r)))
+        .collect()
+}
 
 /// The IAM statements a function of `template.yaml` runs with: its explicit role's
 /// inline policies when it names one (`Role: !GetAtt <Role>.Arn`), else its SAM

@@ -185,6 +185,7 @@ async fn failures_past_the_warm_attempts_go_cold_and_past_max_attempts_fail_with
     assert_eq!(r.state, UserState::Failed);
     assert_eq!(r.path, Path::Cold, "the second attempt was cold");
     assert!(r.reason.unwrap().contains("2 attempts"));
+    assert_eq!(snap.metrics["UsersFailed"].0, 1, "the failed-users alarm's metric");
     assert!(snap.groups[&p.config().user_group(&all[0])].is_empty(), "a failed user keeps no instance");
     assert!(ready_messages(&snap).is_empty());
 }
@@ -224,8 +225,19 @@ async fn the_sweep_does_not_redrive_a_user_whose_init_is_still_running() {
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     }
     let before = redrives();
+    let gauge = || p.snapshot().metrics.get("UsersInFlight").copied().unwrap_or_default();
+    let gauge_before = gauge();
     // Six sweeps while the init runs (it needs about eight minutes on a fresh host).
     tokio::time::sleep(std::time::Duration::from_mins(6)).await;
+    // Each sweep counted the users in each in-flight state (claiming, initializing):
+    // none claiming and this one initializing, every time.
+    let gauge_after = gauge();
+    let (samples, users_seen) = (gauge_after.0 - gauge_before.0, gauge_after.1 - gauge_before.1);
+    assert!(samples >= 10 && samples.is_multiple_of(2), "two states a sweep, six sweeps: {samples} samples");
+    assert!(
+        (users_seen - (samples / 2) as f64).abs() < 1e-9,
+        "one user in flight a sweep: {users_seen} over {samples}"
+    );
     let r = record(&p, &p.snapshot(), &all[0]);
     assert_eq!(r.state, UserState::Initializing, "still initializing: the window tests the running init");
     assert_eq!(redrives(), before, "the sweep re-drove a user whose init SSM lists as running");

@@ -7,11 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_norway::Value;
-
-fn template() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use warmpool_tests::{resources_of_type, template};
 
 /// Every string in `v`, at any depth (a short-form intrinsic as `!Tag text`).
 fn all_strings(v: &Value) -> Vec<String> {
@@ -29,16 +25,6 @@ fn all_strings(v: &Value) -> Vec<String> {
         }
         _ => vec![],
     }
-}
-
-fn resources_of_type<'t>(t: &'t Value, kind: &str) -> Vec<(String, &'t Value)> {
-    t["Resources"]
-        .as_mapping()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
-        .map(|(k, r)| (k.as_str().unwrap().to_owned(), r))
-        .collect()
 }
 
 /// What the SSM Agent needs for Run Command, and nothing else: to register and report,

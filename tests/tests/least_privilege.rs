@@ -16,14 +16,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use std::sync::OnceLock;
 
 use serde_norway::Value;
 use warmpool_sim::platform::{Platform, PlatformOptions};
 use warmpool_sim::{Access, CloudModel, FaultKind, Faults};
-use warmpool_tests::iam;
+use warmpool_tests::{iam, template};
 
 /// What the functions did over the scenarios: the operations each called, and what
 /// each call asked IAM for.
@@ -55,11 +54,6 @@ fn with_template_names(mut opts: PlatformOptions) -> PlatformOptions {
         opts.overrides.push(("USER_ASG_PREFIX".into(), format!("{STACK}_user_")));
     }
     opts
-}
-
-fn template() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn strings(v: &Value) -> Vec<String> {

@@ -36,6 +36,9 @@ fn an_unclaimed_instance_outside_every_group_is_terminated_and_the_pool_refills(
         assert!(snap.terminated.contains(&orphan));
         assert_eq!(calls(&p, "reconcile", "TerminateInstances"), 1, "terminated once, by the sweep");
         assert_eq!(snap.in_service[&pool_group], 3, "the pool replaced it");
+        // The operator's alarm: one orphan over every sweep's gauge (a sweep a minute).
+        let (sweeps, orphans) = snap.metrics["Orphans"];
+        assert!((orphans - 1.0).abs() < 1e-9 && sweeps >= 20, "Orphans: {orphans} over {sweeps} sweeps");
     });
 }
 
@@ -52,6 +55,7 @@ fn a_claimed_instance_outside_every_group_is_handed_back_not_terminated_outside(
         let snap = p.snapshot();
         assert!(snap.outside.is_empty(), "still outside: {:?}", snap.outside);
         assert_eq!(calls(&p, "reconcile", "TerminateInstances"), 0, "a claimed instance is the claim repair's");
+        assert!(snap.metrics["Orphans"].1.abs() < 1e-9, "a move in flight is no orphan");
         assert!(calls(&p, "reconcile", "AttachInstances") >= 1, "handed back to the pool");
         assert!(snap.terminated.contains(&orphan), "and retired from there");
         assert_eq!(snap.in_service[&pool_group], 3);

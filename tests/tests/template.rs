@@ -11,15 +11,7 @@ use serde_norway::Value;
 use warmpool_core::events;
 use warmpool_core::flow::reconcile::REDRIVE_AGENT_WAIT_S;
 use warmpool_core::{Function, config};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root")
-}
-
-fn template() -> Value {
-    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
-    serde_norway::from_str(&text).expect("template.yaml is YAML")
-}
+use warmpool_tests::{root, template};
 
 /// The functions of the template: logical id to (binary, resource).
 fn functions(t: &Value) -> BTreeMap<String, (String, Value)> {
@@ -591,4 +583,71 @@ fn queue_consumers_are_bounded_and_every_log_group_has_a_retention() {
     assert_eq!(queue_events, 2, "signup and reconcile consume queues");
     let min = number(&t["Parameters"]["QueueMaxConcurrency"]["MinValue"]);
     assert_eq!(min, Some(2), "Lambda's smallest MaximumConcurrency");
+}
+
+/// Every parameter of the template is in the README's parameter table, and the table
+/// names none the template lacks.
+#[test]
+fn the_readme_documents_every_template_parameter() {
+    let t = template();
+    let params: BTreeSet<String> =
+        t["Parameters"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_owned()).collect();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme.split("\n### Parameters\n").nth(1).expect("README.md has a Parameters section");
+    let table: Vec<&str> =
+        section.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).collect();
+    let documented: BTreeSet<String> = table
+        .iter()
+        .filter_map(|row| row.split('|').nth(1))
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let missing: Vec<&String> = params.difference(&documented).collect();
+    let unknown: Vec<&String> = documented.difference(&params).collect();
+    assert!(missing.is_empty(), "parameters missing from README.md's table: {missing:?}");
+    assert!(unknown.is_empty(), "README.md's table names parameters the template lacks: {unknown:?}");
+}
+
+/// The outputs `warmpool status` and the other operator commands read a deployment from
+/// exist, and each carries what the functions are given for the same variable.
+#[test]
+fn the_operator_commands_outputs_exist_and_match_the_functions_variables() {
+    let t = template();
+    let outputs = t["Outputs"].as_mapping().unwrap();
+    // `!Ref Group` is the group's name: the same value as its `AutoScalingGroupName`.
+    let resolve = |v: &Value| -> String {
+        if let Value::Tagged(tagged) = v
+            && tagged.tag == "!Ref"
+            && let Some(name) = tagged.value.as_str()
+        {
+            let named = &t["Resources"][name]["Properties"]["AutoScalingGroupName"];
+            if !named.is_null() {
+                return format!("{named:?}");
+            }
+        }
+        format!("{v:?}")
+    };
+    let env_value = |var: &str| -> Option<String> {
+        let global = &t["Globals"]["Function"]["Environment"]["Variables"][var];
+        if !global.is_null() {
+            return Some(resolve(global));
+        }
+        functions(&t).values().find_map(|(_, r)| {
+            let v = &r["Properties"]["Environment"]["Variables"][var];
+            (!v.is_null()).then(|| resolve(v))
+        })
+    };
+    for (output, var) in warmpool_core::operator::STACK_OUTPUTS {
+        let value = &outputs.get(*output).unwrap_or_else(|| panic!("template.yaml has no output {output}"))["Value"];
+        assert!(!value.is_null(), "{output} has a Value");
+        if !var.is_empty() {
+            let expected = env_value(var).unwrap_or_else(|| panic!("no function is given {var}"));
+            assert_eq!(resolve(value), expected, "output {output} is not what the functions get as {var}");
+        }
+    }
+    let stall = &t["Parameters"][warmpool_core::operator::STALL_PARAMETER];
+    assert_eq!(stall["Type"].as_str(), Some("Number"), "the stall threshold's parameter");
+    assert_eq!(
+        env_value("RECONCILE_STALL_S"),
+        Some(format!("{:?}", serde_norway::from_str::<Value>("!Ref ReconcileStallSeconds").unwrap()))
+    );
 }

@@ -56,6 +56,19 @@ impl AwsCloud {
         }
     }
 
+    /// The adapter for an operator's commands against a deployment (`warmpool status`,
+    /// ...): the deployment's claim prefix in place of a function's configuration.
+    #[must_use]
+    pub fn for_operator(sdk: &aws_config::SdkConfig, claim_prefix: &str) -> Self {
+        Self {
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            claim_prefix: claim_prefix.trim_end_matches('/').to_owned(),
+        }
+    }
+
     /// Builds the adapter from explicit clients (tests with `aws-smithy-mocks`).
     #[must_use]
     pub fn from_clients(

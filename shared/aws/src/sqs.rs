@@ -2,9 +2,9 @@
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Notifier, QueuedMessage, WorkQueues};
+use warmpool_core::ports::{Notifier, QueueDepth, QueueDepths, QueuedMessage, WorkQueues};
 
 impl WorkQueues for AwsCloud {
     async fn retry_after(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<(), CloudError> {
@@ -68,5 +68,34 @@ impl Notifier for AwsCloud {
             .await
             .map_err(|e| classify("SendMessage", Subject { resource: Some(queue_url), ..Subject::default() }, &e))?;
         Ok(())
+    }
+}
+
+impl QueueDepths for AwsCloud {
+    async fn queue_depth(&self, url: &str) -> Result<QueueDepth, CloudError> {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| classify("GetQueueAttributes", Subject { resource: Some(url), ..Subject::default() }, &e))?;
+        let count = |name: QueueAttributeName| -> Result<u64, CloudError> {
+            match out.attributes().and_then(|a| a.get(&name)) {
+                None => Ok(0),
+                Some(v) => v.parse().map_err(|_| CloudError::Invalid {
+                    operation: "GetQueueAttributes".into(),
+                    message: format!("{name} of {url} is {v:?}, not a count"),
+                }),
+            }
+        };
+        Ok(QueueDepth {
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages)?,
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
+            delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed)?,
+        })
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod flow;
 pub mod metrics;
+pub mod operator;
 pub mod ports;
 pub mod retry;
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::Path;
+use crate::domain::{Path, UserState};
 
 /// Namespace of every warmpool metric.
 pub const NAMESPACE: &str = "warmpool";
@@ -38,6 +38,15 @@ pub enum Metric {
     FailedGroupRemoved,
     /// A new user's signup was refused: the stack holds `MAX_USERS` users.
     UserLimitReached,
+    /// A user was given up on: no attempt succeeded in `MAX_ATTEMPTS`. Counted by the
+    /// run that took the user off its last failed init, so once a user (a run that dies
+    /// between the two tag writes loses the count; the user's tags still say `failed`).
+    UserFailed,
+    /// Users in one in-flight state, counted by each reconcile sweep (a gauge).
+    UsersInFlight { state: UserState, count: u32 },
+    /// Orphans (instances of our launch template in no group, with no live claim) that
+    /// a reconcile sweep found and terminated.
+    Orphans(u32),
     /// A signup found no pool instance to claim and began waiting for one (`POOL_WAIT_S`).
     PoolWait,
 }
@@ -61,20 +70,54 @@ impl Metric {
             Self::FailedGroupRemoved => ("FailedGroupsRemoved", 1.0, "Count", vec![]),
             Self::UserLimitReached => ("UserLimitReached", 1.0, "Count", vec![]),
             Self::PoolWait => ("PoolWaits", 1.0, "Count", vec![]),
+            Self::UserFailed => ("UsersFailed", 1.0, "Count", vec![]),
+            Self::UsersInFlight { state, count } => {
+                ("UsersInFlight", f64::from(*count), "Count", vec![("State", state.as_str())])
+            }
+            Self::Orphans(n) => ("Orphans", f64::from(*n), "Count", vec![]),
         }
     }
 
     /// The EMF document for this metric at `timestamp_ms`.
+    /// One of each kind of metric: what the template's dashboard and alarms may name
+    /// (a test holds them to these names).
+    #[must_use]
+    pub fn every_kind() -> Vec<Self> {
+        vec![
+            Self::TimeToReady { seconds: 1.0, path: Path::Warm },
+            Self::Failover,
+            Self::ClaimConflicts(1),
+            Self::PoolDepth(1),
+            Self::ColdPath,
+            Self::SignupRate(1.0),
+            Self::RefillSeconds(1.0),
+            Self::PoolTarget(1),
+            Self::FailedEvent,
+            Self::GroupQuotaReached,
+            Self::HostReplaced,
+            Self::FailedGroupRemoved,
+            Self::UserLimitReached,
+            Self::PoolWait,
+            Self::UserFailed,
+            Self::UsersInFlight { state: UserState::Claiming, count: 1 },
+            Self::Orphans(1),
+        ]
+    }
+
     #[must_use]
     pub fn to_emf(&self, timestamp_ms: u64) -> Value {
         let (name, value, unit, dims) = self.parts();
+        // A metric with dimensions is published twice: by them, and over them all (the
+        // empty set), so a dashboard or an alarm can read, say, every user's time to
+        // ready as one metric (CloudWatch has no percentile across dimension values).
         let dim_names: Vec<&str> = dims.iter().map(|(k, _)| *k).collect();
+        let dimension_sets = if dim_names.is_empty() { json!([[]]) } else { json!([dim_names, []]) };
         let mut doc = json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
-                    "Dimensions": [dim_names],
+                    "Dimensions": dimension_sets,
                     "Metrics": [{ "Name": name, "Unit": unit }],
                 }],
             },
@@ -91,13 +134,45 @@ impl Metric {
 mod tests {
     use super::*;
 
+    /// The variant's place in [`Metric::every_kind`]; exhaustive, so a new kind of metric
+    /// does not compile until it is given one (and the test below has it listed).
+    fn kind(m: &Metric) -> usize {
+        match m {
+            Metric::TimeToReady { .. } => 0,
+            Metric::Failover => 1,
+            Metric::ClaimConflicts(_) => 2,
+            Metric::PoolDepth(_) => 3,
+            Metric::ColdPath => 4,
+            Metric::SignupRate(_) => 5,
+            Metric::RefillSeconds(_) => 6,
+            Metric::PoolTarget(_) => 7,
+            Metric::FailedEvent => 8,
+            Metric::GroupQuotaReached => 9,
+            Metric::HostReplaced => 10,
+            Metric::FailedGroupRemoved => 11,
+            Metric::UserLimitReached => 12,
+            Metric::PoolWait => 13,
+            Metric::UserFailed => 14,
+            Metric::UsersInFlight { .. } => 15,
+            Metric::Orphans(_) => 16,
+        }
+    }
+
+    #[test]
+    fn every_kind_lists_each_kind_once_with_its_own_name() {
+        let kinds: Vec<usize> = Metric::every_kind().iter().map(kind).collect();
+        assert_eq!(kinds, (0..=16).collect::<Vec<_>>());
+        let names: std::collections::BTreeSet<&str> = Metric::every_kind().iter().map(|m| m.parts().0).collect();
+        assert_eq!(names.len(), kinds.len(), "two kinds share a name: {names:?}");
+    }
+
     #[test]
     fn emf_document_names_its_metric_and_dimensions() {
         let doc = Metric::TimeToReady { seconds: 8.5, path: Path::Warm }.to_emf(1_000);
         assert_eq!(doc["_aws"]["Timestamp"], 1_000);
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "warmpool");
-        assert_eq!(directive["Dimensions"], json!([["Path"]]));
+        assert_eq!(directive["Dimensions"], json!([["Path"], []]), "by path, and over every path");
         assert_eq!(directive["Metrics"][0], json!({"Name": "TimeToReady", "Unit": "Seconds"}));
         assert_eq!(doc["TimeToReady"], 8.5);
         assert_eq!(doc["Path"], "warm");

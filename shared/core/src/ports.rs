@@ -13,8 +13,10 @@ use crate::error::{CloudError, FlowError};
 use crate::flow::acquire::Claimed;
 use crate::metrics::Metric;
 
+mod queues;
 mod scaling;
 
+pub use self::queues::{QueueDepth, QueueDepths};
 pub use self::scaling::{LaunchKind, WarmInstance, WarmPool, WarmPoolSize};
 
 /// Lifecycle state of an instance inside an Auto Scaling group, as AWS reports it.

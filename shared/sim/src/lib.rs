@@ -56,6 +56,10 @@ pub mod fixture {
     pub const SIGNUP_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-signup.fifo";
     pub const REDRIVE_QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-redrive";
     pub const SIGNUP_DLQ_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-signup-dlq.fifo";
+    /// The re-drive queue's and the ready queue's dead-letter queues: the model keeps
+    /// each queue's dead letters with it, and answers their depth by these URLs.
+    pub const REDRIVE_DLQ_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-redrive-dlq";
+    pub const READY_DLQ_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/warmpool-ready-dlq.fifo";
 
     /// The environment a function gets, as `template.yaml` would set it.
     #[must_use]
@@ -77,6 +81,25 @@ pub mod fixture {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// The deployment an operator command sees: the stack outputs of the fixture.
+    #[must_use]
+    pub fn deployment(cfg: &Config) -> warmpool_core::operator::Deployment {
+        warmpool_core::operator::Deployment {
+            stack: "warmpool".into(),
+            pool_group: cfg.pool_group.clone(),
+            user_group_prefix: cfg.user_group_prefix.clone(),
+            launch_template: cfg.launch_template.clone(),
+            claim_prefix: cfg.claim_prefix.clone(),
+            signup_queue_url: cfg.signup_queue_url.clone(),
+            signup_dlq_url: cfg.signup_dlq_url.clone(),
+            redrive_queue_url: cfg.redrive_queue_url.clone(),
+            redrive_dlq_url: REDRIVE_DLQ_URL.into(),
+            ready_queue_url: cfg.ready_queue_url.clone(),
+            ready_dlq_url: READY_DLQ_URL.into(),
+            stall_s: cfg.reconcile_stall_s,
+        }
     }
 
     /// [`Config`] read from [`environment`] with `overrides` applied.

@@ -223,6 +223,15 @@ impl SimQueue {
         self.sent[from..].to_vec()
     }
 
+    /// Messages waiting (visible) and received but not deleted (in flight) at `now_ms`;
+    /// a delayed message counts as in flight (SQS counts it as delayed; the flow sends
+    /// delays only to the re-drive queue, which no operator report splits).
+    #[must_use]
+    pub fn depth(&self, now_ms: u64) -> (u64, u64) {
+        let visible = self.messages.iter().filter(|m| m.visible_at_ms <= now_ms).count() as u64;
+        (visible, self.messages.len() as u64 - visible)
+    }
+
     /// The dead-letter queue.
     #[must_use]
     pub fn dead_letters(&self) -> &[Received] {

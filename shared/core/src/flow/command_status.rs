@@ -277,7 +277,10 @@ pub(crate) async fn failover<C: Cloud>(
     then: ThenAcquire,
 ) -> Result<StatusOutcome, FlowError> {
     let bad_instance = record.instance.clone();
-    if record.state == UserState::Initializing {
+    // This run takes the user off the failed init (others resume it: the init's second
+    // status event, a retry): only it counts a give-up, so one user is counted once.
+    let takes_the_failure = record.state == UserState::Initializing;
+    if takes_the_failure {
         if record.path == Path::Cold {
             record.cold_attempts += 1;
         }
@@ -317,6 +320,9 @@ pub(crate) async fn failover<C: Cloud>(
         )
         .await?;
         warn!(user_id = %record.user_id, reason, "user failed");
+        if takes_the_failure {
+            cloud.record(Metric::UserFailed);
+        }
         return Ok(StatusOutcome::Failed { reason });
     }
     if then == ThenAcquire::ViaSignupQueue {

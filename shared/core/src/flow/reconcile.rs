@@ -98,7 +98,10 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
     // Instances outside every group cost an orphan's hourly price and no user's time:
     // after the users. (An orphan with a live claim is a move in flight, handed on.)
     match sweep_outside(cloud, cfg).await {
-        Ok(outside) => report.outside = outside,
+        Ok(outside) => {
+            cloud.record(Metric::Orphans(u32::try_from(outside.terminated.len()).unwrap_or(u32::MAX)));
+            report.outside = outside;
+        }
         Err(e) => {
             warn!(error = %e, "reconcile could not check for instances outside every group; next sweep tries again");
             report.errors += 1;
@@ -132,12 +135,20 @@ async fn sweep_users<C: Cloud>(
 ) -> Result<(), FlowError> {
     let groups = cloud.list_user_groups(&cfg.user_group_prefix, UserState::IN_FLIGHT).await?;
     let mut stalled = Vec::new();
+    let mut in_flight: BTreeMap<&str, u32> = UserState::IN_FLIGHT.iter().map(|s| (s.as_str(), 0)).collect();
     for group in groups {
         let Some(record) = UserRecord::from_tags(&group.tags) else { continue };
         report.users_checked += 1;
+        if let Some(count) = in_flight.get_mut(record.state.as_str()) {
+            *count += 1;
+        }
         if !record.state.is_final() && now.saturating_sub(record.updated_at_ms) >= stall_ms {
             stalled.push((group, record));
         }
+    }
+    for state in UserState::IN_FLIGHT {
+        let count = in_flight.get(state.as_str()).copied().unwrap_or(0);
+        cloud.record(Metric::UsersInFlight { state: *state, count });
     }
     // The longest-stalled first: a sweep cut short still hands on the users who have
     // waited most.

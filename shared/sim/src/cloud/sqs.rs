@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Clock, Notifier, QueuedMessage, WorkQueues};
+use warmpool_core::ports::{Clock, Notifier, QueueDepth, QueueDepths, QueuedMessage, WorkQueues};
 
 use super::SimCloud;
 use super::access::{Access, queue_arn};
@@ -208,5 +208,39 @@ impl Notifier for SimCloud {
         }
         .await;
         self.answer("SendMessage", result)
+    }
+}
+
+impl QueueDepths for SimCloud {
+    /// `GetQueueAttributes`: a queue's messages waiting and in flight; a dead-letter
+    /// queue's, its source queue's dead letters (and, for the signup DLQ, the rejects the
+    /// signup function sends there).
+    async fn queue_depth(&self, url: &str) -> Result<QueueDepth, CloudError> {
+        use crate::fixture::{READY_DLQ_URL, REDRIVE_DLQ_URL};
+        self.authorize(vec![Access::new("sqs:GetQueueAttributes", queue_arn(url))]);
+        self.call("GetQueueAttributes").await?;
+        let now = self.now_ms();
+        let result = {
+            let w = self.world();
+            let dead_of = |q: &str| w.sqs.queues.get(q).map_or(0, |q| q.dead_letters().len() as u64);
+            match (queue_of(url), url) {
+                (Some(SIGNUP_DLQ), _) => {
+                    let (visible, in_flight) = w.sqs.queues.get(SIGNUP_DLQ).map_or((0, 0), |q| q.depth(now));
+                    Ok(QueueDepth { visible: visible + dead_of(SIGNUP_QUEUE), in_flight, delayed: 0 })
+                }
+                (Some(queue), _) => {
+                    let (visible, in_flight) = w.sqs.queues.get(queue).map_or((0, 0), |q| q.depth(now));
+                    Ok(QueueDepth { visible, in_flight, delayed: 0 })
+                }
+                (None, u) if u == REDRIVE_DLQ_URL => {
+                    Ok(QueueDepth { visible: dead_of(REDRIVE_QUEUE), ..QueueDepth::default() })
+                }
+                (None, u) if u == READY_DLQ_URL => {
+                    Ok(QueueDepth { visible: dead_of(READY_QUEUE), ..QueueDepth::default() })
+                }
+                (None, _) => Err(no_such_queue("GetQueueAttributes", url)),
+            }
+        };
+        self.answer("GetQueueAttributes", result)
     }
 }

@@ -1,0 +1,114 @@
+//! The operator's commands (`warmpool status`, `signup`, `delete`) on the in-memory
+//! cloud, a deployment in motion: what `status` reports is checked against the cloud's
+//! own ground truth, and `signup` and `delete` are safe to repeat. (The same commands run
+//! over the SDK adapters against moto in `shared/aws/tests/moto.rs`, `moto_operator_*`.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+use std::time::Duration;
+
+use warmpool_core::domain::UserRecord;
+use warmpool_core::operator::{self, MessageKind};
+use warmpool_sim::fixture;
+use warmpool_sim::platform::{Platform, PlatformOptions};
+
+const DEADLINE_S: u64 = 1800;
+
+fn user_record(p: &Platform, user: &str) -> UserRecord {
+    let tags = p.snapshot().tags[&p.config().user_group(user)].clone();
+    UserRecord::from_tags(&tags).expect("user group carries a record")
+}
+
+fn user_groups(p: &Platform) -> usize {
+    p.snapshot().groups.keys().filter(|g| g.starts_with(&p.config().user_group_prefix)).count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_reports_the_pool_the_users_the_orphans_and_the_queues_as_the_cloud_holds_them() {
+    let p = Platform::start(PlatformOptions { pool: 3, ..PlatformOptions::default() });
+    let dep = fixture::deployment(p.config());
+    let users: Vec<String> = (1..=2).map(|i| format!("u-{i}")).collect();
+    for u in &users {
+        p.signup(u);
+    }
+    assert!(p.run_until_settled(&users, DEADLINE_S).await);
+    // An instance left outside every group (an orphan), and a malformed signup in the
+    // signup dead-letter queue.
+    let pool_group = p.config().pool_group.clone();
+    let orphan = p.snapshot().groups[&pool_group][0].clone();
+    p.cloud().detach_by_hand(&pool_group, &orphan);
+    p.send_raw(r#"{"kind":"signup","user_id":"bad id!","signup_id":"s-1"}"#, "bad");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let s = operator::status(p.cloud(), &dep).await.unwrap();
+    let snap = p.snapshot();
+    assert_eq!(s.pool.group, pool_group);
+    assert_eq!(s.pool.desired, p.cloud().group_size(&pool_group).unwrap().desired, "desired as the group has it");
+    assert_eq!(s.pool.by_state.values().sum::<u32>() as usize, snap.groups[&pool_group].len());
+    assert_eq!(s.users.total, 2);
+    assert_eq!(s.users.by_state["ready"].0, 2, "{:?}", s.users);
+    assert_eq!(s.users.by_state["failed"].0, 0);
+    assert!(s.stalled.is_empty(), "{:?}", s.stalled);
+    assert_eq!(s.orphans, vec![orphan.clone()], "the instance outside every group, with no claim");
+    let dlq = s.queues.iter().find(|q| q.name == "signup DLQ").unwrap();
+    assert_eq!(dlq.depth.visible, 1, "the malformed signup");
+    assert!(s.needs_attention());
+    let table = s.render();
+    assert!(table.contains(&format!("orphan {orphan}")) && table.contains("<- needs a look"), "{table}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_names_a_user_stalled_past_the_threshold() {
+    let p = Platform::start(PlatformOptions {
+        pool: 0,
+        overrides: vec![("POOL_WAIT_S".into(), "0".into())],
+        ..PlatformOptions::default()
+    });
+    let dep = fixture::deployment(p.config());
+    // A cold user's init runs for minutes: past the stall threshold while SSM lists it
+    // running (the sweep leaves it alone), so status lists it stalled, with its state.
+    p.signup("u-slow");
+    tokio::time::sleep(Duration::from_secs(u64::from(dep.stall_s) + 240)).await;
+    let s = operator::status(p.cloud(), &dep).await.unwrap();
+    let record = user_record(&p, "u-slow");
+    assert!(!record.state.is_final(), "the set-up: the user is still in flight ({:?})", record.state);
+    assert_eq!(s.stalled.len(), 1, "{:?}", s.stalled);
+    assert_eq!(s.stalled[0].user_id, "u-slow");
+    assert_eq!(s.stalled[0].state, record.state.as_str());
+    assert!(s.stalled[0].unchanged_s > u64::from(dep.stall_s));
+}
+
+#[tokio::test(start_paused = true)]
+async fn signup_and_delete_are_well_formed_followed_to_the_end_and_safe_to_repeat() {
+    let p = Platform::start(PlatformOptions { pool: 2, ..PlatformOptions::default() });
+    let dep = fixture::deployment(p.config());
+    let sent = operator::send(p.cloud(), &dep, MessageKind::Signup, "u-op", "s-op").await.unwrap();
+    assert_eq!(sent.group_id.as_deref(), Some("u-op"), "the user's message group");
+    // Sent again at once (an operator's retry): the queue drops the repeat.
+    operator::send(p.cloud(), &dep, MessageKind::Signup, "u-op", "s-op").await.unwrap();
+    let timeline =
+        operator::follow(p.cloud(), &dep, MessageKind::Signup, "u-op", 5, DEADLINE_S).await.unwrap().unwrap();
+    assert_eq!(timeline.state, "ready");
+    assert_eq!(timeline.path, "warm");
+    let t = timeline.time_to_ready_s.unwrap();
+    assert!(t > 0.0 && t < 120.0, "a warm user in well under two minutes: {t}");
+    assert!(timeline.seen.last().unwrap().1.starts_with("ready"), "{:?}", timeline.seen);
+    assert_eq!(user_groups(&p), 1, "one user group for two sends");
+    // A repeat after SQS's deduplication window is a no-op too: the signup function
+    // finds the user ready.
+    tokio::time::sleep(Duration::from_mins(6)).await;
+    operator::send(p.cloud(), &dep, MessageKind::Signup, "u-op", "s-op").await.unwrap();
+    tokio::time::sleep(Duration::from_mins(1)).await;
+    assert_eq!(user_groups(&p), 1, "still one");
+    let record = user_record(&p, "u-op");
+    assert_eq!(record.instance.as_deref(), timeline.instance_id.as_deref(), "same host");
+    assert_eq!((record.state.as_str(), record.attempt), ("ready", 1), "untouched");
+
+    operator::send(p.cloud(), &dep, MessageKind::Delete, "u-op", "s-op").await.unwrap();
+    operator::send(p.cloud(), &dep, MessageKind::Delete, "u-op", "s-op").await.unwrap();
+    let gone = operator::follow(p.cloud(), &dep, MessageKind::Delete, "u-op", 5, DEADLINE_S).await.unwrap();
+    assert!(gone.is_none(), "the user's group is gone");
+    // A bad id never reaches the queue.
+    let err = operator::send(p.cloud(), &dep, MessageKind::Signup, "not valid!", "s-1").await.unwrap_err();
+    assert!(err.to_string().contains("user id"), "{err}");
+}
