@@ -1,8 +1,8 @@
 //! `warmpool`: the command line. `warmpool demo` runs the whole signup-to-ready flow
 //! through the real Lambda handlers on the in-memory cloud; `warmpool simulate` runs a
 //! workload over simulated hours and reports what users waited and what the pool cost.
-//! `warmpool status`, `signup` and `delete` work on a deployed stack (built with the
-//! `aws` feature: the SDK clients).
+//! `warmpool status`, `signup`, `delete`, `drain` and `resume` work on a deployed stack
+//! (built with the `aws` feature: the SDK clients).
 
 use std::process::ExitCode;
 
@@ -42,6 +42,24 @@ enum Command {
     /// their record unless --signup-id is given): safe to repeat. --wait follows it
     /// until the user's group is gone.
     Delete(SendArgs),
+    /// Stop handing out pool instances and bring the pool (both tiers) to zero safely:
+    /// mark the pool group draining (signups go cold, the pool-sizer stands back), wait
+    /// for the moves in flight, then set the sizes to zero. Safe to repeat; the sizes
+    /// before are kept for `warmpool resume`.
+    Drain(DrainArgs),
+    /// Undo a drain: the pool's (and its warm tier's) saved sizes back, the mark removed.
+    /// Safe to repeat (a pool not drained is left alone).
+    Resume(StackArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DrainArgs {
+    /// The longest to wait for the moves in flight before giving up (the pool stays
+    /// marked: run drain again to go on waiting).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    wait: u64,
+    #[command(flatten)]
+    stack: StackArgs,
 }
 
 /// Which stack, for the commands against a deployment.
@@ -138,6 +156,8 @@ fn main() -> ExitCode {
         Command::Status(args) => stack_command::status(&args),
         Command::Signup(args) => stack_command::send(warmpool_core::operator::MessageKind::Signup, &args),
         Command::Delete(args) => stack_command::send(warmpool_core::operator::MessageKind::Delete, &args),
+        Command::Drain(args) => stack_command::drain(&args),
+        Command::Resume(args) => stack_command::resume(&args),
     }
 }
 
@@ -156,6 +176,14 @@ mod stack_command {
         operate::run(&args.stack.stack, async |cloud, dep| {
             operate::send(cloud, dep, kind, &args.user, args.signup_id.as_deref(), args.wait).await
         })
+    }
+
+    pub fn drain(args: &super::DrainArgs) -> ExitCode {
+        operate::run(&args.stack.stack, async |cloud, dep| operate::drain(cloud, dep, args.wait).await)
+    }
+
+    pub fn resume(args: &super::StackArgs) -> ExitCode {
+        operate::run(&args.stack, async |cloud, dep| operate::resume(cloud, dep).await)
     }
 }
 
@@ -180,6 +208,14 @@ mod stack_command {
     }
 
     pub fn send(_: MessageKind, _: &super::SendArgs) -> ExitCode {
+        unavailable()
+    }
+
+    pub fn drain(_: &super::DrainArgs) -> ExitCode {
+        unavailable()
+    }
+
+    pub fn resume(_: &super::StackArgs) -> ExitCode {
         unavailable()
     }
 }

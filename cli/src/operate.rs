@@ -128,6 +128,31 @@ pub async fn send<C: Cloud>(
     }
 }
 
+/// `warmpool drain`: mark, wait for the moves in flight (at most `wait_s`), both tiers to
+/// zero.
+pub async fn drain<C: Cloud>(cloud: &C, dep: &Deployment, wait_s: u64) -> Result<ExitCode, CommandError> {
+    let report = operator::drain(cloud, dep, wait_s, 5).await?;
+    let how = if report.marked_now { "marked draining now" } else { "already marked draining" };
+    println!(
+        "pool {} {how}; waited for {} move(s) in flight; both tiers set to zero. `warmpool resume` restores {}",
+        dep.pool_group,
+        report.moves_waited_for,
+        report.saved.encode()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `warmpool resume`: the saved sizes back, the mark removed.
+pub async fn resume<C: Cloud>(cloud: &C, dep: &Deployment) -> Result<ExitCode, CommandError> {
+    match operator::resume(cloud, dep).await? {
+        Some(saved) => {
+            println!("pool {} resumed at {} (min,max,desired[;warm=min,max])", dep.pool_group, saved.encode());
+        }
+        None => println!("pool {} is not drained: nothing to resume", dep.pool_group),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs a command against `stack`: the SDK configuration, the deployment, the adapter.
 pub fn run<F>(stack: &str, command: F) -> ExitCode
 where

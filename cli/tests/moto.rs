@@ -129,7 +129,11 @@ async fn stack(test: &str, pool: i32) -> (String, aws_config::SdkConfig) {
         outputs.insert(k.to_owned(), serde_json::json!({ "Value": v }));
     }
     let body = serde_json::json!({
-        "Parameters": { "ReconcileStallSeconds": { "Type": "Number", "Default": "120" } },
+        "Parameters": {
+            "ReconcileStallSeconds": { "Type": "Number", "Default": "120" },
+            "PoolSizing": { "Type": "String", "Default": "adaptive" },
+            "PoolWarmTier": { "Type": "String", "Default": "stopped" },
+        },
         "Resources": { "Marker": { "Type": "AWS::SQS::Queue", "Properties": { "QueueName": format!("{id}-marker") } } },
         "Outputs": outputs,
     });
@@ -252,4 +256,52 @@ fn moto_operator_the_status_command_prints_the_table_an_operator_sees() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot describe stack no-such-stack"));
+}
+
+/// The pool's (min, max, desired), its warm pool's (min, max prepared), and its tags.
+async fn pool_of(sdk: &aws_config::SdkConfig, dep: &Deployment) -> ((i32, i32, i32), Option<(i32, i32)>, Vec<String>) {
+    let asg = aws_sdk_autoscaling::Client::new(sdk);
+    let out = asg.describe_auto_scaling_groups().auto_scaling_group_names(&dep.pool_group).send().await.unwrap();
+    let g = &out.auto_scaling_groups()[0];
+    let sizes = (g.min_size().unwrap(), g.max_size().unwrap(), g.desired_capacity().unwrap());
+    let tags = g.tags().iter().filter_map(|t| t.key().map(str::to_owned)).collect();
+    let warm = asg.describe_warm_pool().auto_scaling_group_name(&dep.pool_group).send().await.unwrap();
+    let warm = warm
+        .warm_pool_configuration()
+        .map(|w| (w.min_size().unwrap_or_default(), w.max_group_prepared_capacity().unwrap_or_default()));
+    (sizes, warm, tags)
+}
+
+#[tokio::test]
+async fn moto_operator_drain_and_resume_are_safe_to_repeat() {
+    let (stack, sdk) = stack("drain", 2).await;
+    let dep = operate::deployment(&sdk, &stack).await.unwrap();
+    assert_eq!(dep.warm_pool_state.as_deref(), Some("Stopped"), "from the stack's PoolWarmTier");
+    aws_sdk_autoscaling::Client::new(&sdk)
+        .put_warm_pool()
+        .auto_scaling_group_name(&dep.pool_group)
+        .pool_state(aws_sdk_autoscaling::types::WarmPoolState::Stopped)
+        .min_size(3)
+        .max_group_prepared_capacity(3)
+        .send()
+        .await
+        .unwrap();
+    let cloud = AwsCloud::for_operator(&sdk, &dep.claim_prefix);
+    let before = pool_of(&sdk, &dep).await;
+    assert_eq!((before.0, before.1), ((0, 10, 2), Some((3, 3))));
+    for n in 0..2 {
+        let report = operator::drain(&cloud, &dep, 60, 1).await.unwrap();
+        assert_eq!(report.marked_now, n == 0, "marked by the first drain only");
+        assert_eq!(report.saved.encode(), "0,10,2;warm=3,3", "the sizes before the first drain, kept");
+        let (sizes, warm, tags) = pool_of(&sdk, &dep).await;
+        assert_eq!((sizes, warm), ((0, 0, 0), Some((0, 0))), "both tiers at zero after drain {n}");
+        assert!(tags.iter().any(|t| t == "warmpool:draining"), "{tags:?}");
+    }
+    for n in 0..2 {
+        let resumed = operator::resume(&cloud, &dep).await.unwrap();
+        assert_eq!(resumed.is_some(), n == 0, "the second resume finds nothing to do");
+        let (sizes, warm, tags) = pool_of(&sdk, &dep).await;
+        assert_eq!((sizes, warm), (before.0, before.1), "as before the drain, after resume {n}");
+        assert!(!tags.iter().any(|t| t == "warmpool:draining"), "{tags:?}");
+    }
 }

@@ -112,3 +112,91 @@ async fn signup_and_delete_are_well_formed_followed_to_the_end_and_safe_to_repea
     let err = operator::send(p.cloud(), &dep, MessageKind::Signup, "not valid!", "s-1").await.unwrap_err();
     assert!(err.to_string().contains("user id"), "{err}");
 }
+
+/// The pool's sizes and warm pool size, as the cloud holds them.
+fn pool_sizes(p: &Platform) -> (u32, u32, usize) {
+    let pool_group = p.config().pool_group.clone();
+    let size = p.cloud().group_size(&pool_group).unwrap();
+    let warm = p.snapshot().warm.get(&pool_group).map_or(0, Vec::len);
+    (size.desired, size.live, warm)
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_hands_out_nothing_zeroes_both_tiers_and_resume_brings_them_back() {
+    let p = Platform::start(PlatformOptions {
+        pool: 3,
+        warm_pool: 2,
+        pool_sizer_every_s: 60,
+        overrides: vec![("POOL_WARM_TIER".into(), "stopped".into())],
+        ..PlatformOptions::default()
+    });
+    let dep = fixture::deployment(p.config());
+    p.signup("u-before");
+    assert!(p.run_until_settled(&["u-before".to_owned()], DEADLINE_S).await);
+    assert_eq!(user_record(&p, "u-before").path.as_str(), "warm");
+    let (desired_before, _, warm_before) = pool_sizes(&p);
+    assert!(desired_before >= 1 && warm_before >= 1, "the set-up: two tiers ({desired_before}, {warm_before})");
+
+    let report = operator::drain(p.cloud(), &dep, 300, 5).await.unwrap();
+    assert!(report.marked_now);
+    assert_eq!(report.saved.desired, desired_before);
+    assert!(report.saved.warm.is_some(), "the warm pool's sizes are kept: {:?}", report.saved);
+    tokio::time::sleep(Duration::from_mins(5)).await;
+    let (desired, live, warm) = pool_sizes(&p);
+    assert_eq!((desired, live, warm), (0, 0, 0), "both tiers at zero, and the pool-sizer stood back");
+    // A signup now goes cold at once: no claim, no wait for a refill.
+    p.signup("u-during");
+    assert!(p.run_until_settled(&["u-during".to_owned()], DEADLINE_S).await);
+    let during = user_record(&p, "u-during");
+    assert_eq!((during.state.as_str(), during.path.as_str()), ("ready", "cold"));
+    assert!(during.waiting.is_none(), "nobody waits for a draining pool");
+    // Again: nothing changes, the first drain's sizes are kept.
+    let again = operator::drain(p.cloud(), &dep, 300, 5).await.unwrap();
+    assert!(!again.marked_now);
+    assert_eq!(again.saved, report.saved);
+
+    let resumed = operator::resume(p.cloud(), &dep).await.unwrap();
+    assert_eq!(resumed, Some(report.saved));
+    assert!(!p.snapshot().tags[&p.config().pool_group].contains_key(warmpool_core::domain::tag::DRAINING));
+    tokio::time::sleep(Duration::from_mins(15)).await;
+    let (desired, live, warm) = pool_sizes(&p);
+    assert!(desired >= 1 && live >= 1 && warm >= 1, "refilled: desired {desired}, live {live}, warm {warm}");
+    p.signup("u-after");
+    assert!(p.run_until_settled(&["u-after".to_owned()], DEADLINE_S).await);
+    assert_eq!(user_record(&p, "u-after").path.as_str(), "warm", "served from the pool again");
+    assert_eq!(operator::resume(p.cloud(), &dep).await.unwrap(), None, "a second resume does nothing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_waits_for_a_move_in_flight_before_it_terminates_anything() {
+    let p = Platform::start(PlatformOptions { pool: 2, pool_sizer_every_s: 60, ..PlatformOptions::default() });
+    let dep = fixture::deployment(p.config());
+    let pool_group = p.config().pool_group.clone();
+    let moving = p.snapshot().groups[&pool_group][0].clone();
+    let free = p.snapshot().groups[&pool_group][1].clone();
+    // A signup's claim on a pool instance it is about to detach.
+    p.cloud().put_claim(&moving, "u-moving");
+    let err = operator::drain(p.cloud(), &dep, 30, 5).await.unwrap_err();
+    assert!(
+        matches!(err, operator::OperatorError::MovesInFlight { ref instances, .. } if instances == &vec![moving.clone()]),
+        "{err}"
+    );
+    assert_eq!(pool_sizes(&p).0, 2, "nothing set to zero while the move is in flight");
+    assert!(p.snapshot().tags[&pool_group].contains_key(warmpool_core::domain::tag::DRAINING), "but marked");
+    // Marked, with a claimable instance still in the pool: a signup does not take it.
+    p.signup("u-mid");
+    assert!(p.run_until_settled(&["u-mid".to_owned()], DEADLINE_S).await);
+    let mid = user_record(&p, "u-mid");
+    assert_eq!((mid.state.as_str(), mid.path.as_str()), ("ready", "cold"));
+    assert!(p.snapshot().groups[&pool_group].contains(&free), "the free pool instance was not handed out");
+    // The pool-sizer stands back while marked (with one signup seen it would size the
+    // pool for its rate once the history is old enough: 3 for 99%).
+    tokio::time::sleep(Duration::from_mins(40)).await;
+    assert_eq!(pool_sizes(&p).0, 2, "the pool-sizer left the marked pool alone");
+    // The move ends (its claim released): the drain, run again, finishes.
+    p.cloud().delete_claim(&moving);
+    let report = operator::drain(p.cloud(), &dep, 30, 5).await.unwrap();
+    assert!(!report.marked_now);
+    assert_eq!(report.saved.desired, 2);
+    assert_eq!(pool_sizes(&p).0, 0);
+}

@@ -249,6 +249,34 @@ impl AutoScaling for AwsCloud {
         Ok(())
     }
 
+    async fn untag_group(&self, group: &str, keys: &[&str]) -> Result<(), CloudError> {
+        let tags = keys
+            .iter()
+            .map(|k| Tag::builder().resource_id(group).resource_type("auto-scaling-group").key(*k).build())
+            .collect();
+        self.autoscaling
+            .delete_tags()
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| classify("DeleteTags", group_subject(group), &e))?;
+        Ok(())
+    }
+
+    async fn update_group_sizes(&self, group: &str, min: u32, max: u32, desired: u32) -> Result<(), CloudError> {
+        let clamp = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        self.autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .min_size(clamp(min))
+            .max_size(clamp(max))
+            .desired_capacity(clamp(desired))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateAutoScalingGroup", group_subject(group), &e))?;
+        Ok(())
+    }
+
     async fn delete_group(&self, group: &str) -> Result<(), CloudError> {
         self.autoscaling
             .delete_auto_scaling_group()

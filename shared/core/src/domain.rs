@@ -312,6 +312,10 @@ pub mod tag {
     /// `<attempt>:<ms>`: since when this attempt has waited for a pool instance (none to
     /// claim at its first look).
     pub const WAITING: &str = "warmpool:waiting";
+    /// On the pool group only: `warmpool drain` is under way or done (signups take no
+    /// pool instance, the pool-sizer leaves the pool alone). Its value is the sizes to
+    /// restore on `warmpool resume` (see `operator::drain`).
+    pub const DRAINING: &str = "warmpool:draining";
 }
 
 /// The per-user record, read from and written to the tags of the user's group.

@@ -184,6 +184,17 @@ pub trait AutoScaling: Send + Sync {
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// `CreateOrUpdateTags` on a group (not propagated to instances).
     fn tag_group(&self, group: &str, tags: &[(String, String)]) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `DeleteTags` on a group: the keys given (an operator's resume).
+    fn untag_group(&self, group: &str, keys: &[&str]) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// `UpdateAutoScalingGroup` of `MinSize`, `MaxSize` and `DesiredCapacity` at once (an
+    /// operator's drain and resume; desired must lie within the new bounds).
+    fn update_group_sizes(
+        &self,
+        group: &str,
+        min: u32,
+        max: u32,
+        desired: u32,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// `DeleteAutoScalingGroup` with `ForceDelete`, which terminates its instances.
     fn delete_group(&self, group: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
     /// `DescribeAutoScalingGroups` filtered to groups carrying a warmpool user record

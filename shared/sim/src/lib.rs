@@ -99,6 +99,7 @@ pub mod fixture {
             ready_queue_url: cfg.ready_queue_url.clone(),
             ready_dlq_url: READY_DLQ_URL.into(),
             stall_s: cfg.reconcile_stall_s,
+            warm_pool_state: cfg.sizer.warm_tier.pool_state().map(str::to_owned),
         }
     }
 

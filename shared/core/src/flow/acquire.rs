@@ -274,6 +274,10 @@ async fn try_claim<C: Cloud>(
     let mut lost: Vec<String> = Vec::new();
     for round in 0..CLAIM_LOOKS {
         let pool = describe_pool(cloud, cfg, user_id).await?;
+        if super::draining(&pool) {
+            info!(user_id, "the pool is draining; it hands out no instance");
+            return Ok(None);
+        }
         // Only instances launched from our launch template: one attached to the pool from
         // elsewhere (by hand, or by someone who should not) is never given to a user.
         let ours = |m: &&crate::ports::Member| m.launch_template.as_deref() == Some(cfg.launch_template.as_str());

@@ -100,6 +100,14 @@ pub async fn describe_pool<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str) -> 
     })
 }
 
+/// Whether an operator is draining the pool (`warmpool drain`: the pool group carries
+/// [`tag::DRAINING`](crate::domain::tag::DRAINING)): no instance is handed out, nobody
+/// waits for a refill, and the pool-sizer leaves the pool alone.
+#[must_use]
+pub fn draining(pool: &Group) -> bool {
+    pool.tags.contains_key(tag::DRAINING)
+}
+
 /// Writes some keys of the record (and only those) to the group's tags, with the
 /// time of the write.
 pub(crate) async fn write_tags<C: Cloud>(cloud: &C, group: &str, tags: &[(&str, String)]) -> Result<(), CloudError> {

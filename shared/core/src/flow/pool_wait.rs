@@ -87,9 +87,16 @@ pub(crate) async fn wait_for_pool<C: Cloud>(
 ///
 /// With a warm tier, a start out of it counts as such a launch, with the starts' own
 /// mean time; a launch into the warm pool does not (it refills the warm pool, not the
-/// running one), and the refill the pool owes is expected in a start's time.
+/// running one), and the refill the pool owes is expected in a start's time. None is due
+/// from a draining pool. (A user already waiting when a drain begins looks until its
+/// wait ends, then goes cold: at most `POOL_WAIT_S`.)
 async fn refill_due<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str, until_ms: u64) -> Result<bool, FlowError> {
     let now = cloud.now_ms();
+    let pool = describe_pool(cloud, cfg, user_id).await?;
+    if super::draining(&pool) {
+        // A draining pool hands nothing out, whatever it launches.
+        return Ok(false);
+    }
     let launches = cloud.recent_launches(&cfg.pool_group).await?;
     let of = |kind: LaunchKind| launches.iter().filter(|l| l.kind == kind).cloned().collect::<Vec<_>>();
     let (new, started) = (of(LaunchKind::New), of(LaunchKind::FromWarmPool));
@@ -100,7 +107,6 @@ async fn refill_due<C: Cloud>(cloud: &C, cfg: &Config, user_id: &str, until_ms: 
         return Ok(true);
     }
     let takes_ms = if cfg.sizer.warm_tier == WarmTier::None { new_ms } else { start_ms };
-    let pool = describe_pool(cloud, cfg, user_id).await?;
     let live = pool.members.iter().filter(|m| m.live()).count();
     Ok(live < pool.desired_capacity as usize && now.saturating_add(takes_ms) <= until_ms)
 }

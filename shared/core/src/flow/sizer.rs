@@ -74,6 +74,19 @@ pub struct SizerDecision {
 pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecision, FlowError> {
     let now = cloud.now_ms();
     let pool = describe_pool(cloud, cfg, "").await?;
+    if super::draining(&pool) {
+        // `warmpool drain` owns the sizes until `warmpool resume`.
+        info!(pool = %cfg.pool_group, "the pool is draining; leaving its size alone");
+        return Ok(SizerDecision {
+            rate_per_s: 0.0,
+            refill_s: 0.0,
+            launches_seen: 0,
+            computed: pool.desired_capacity,
+            previous: pool.desired_capacity,
+            desired: pool.desired_capacity,
+            warm: None,
+        });
+    }
     let users = cloud.list_user_groups(&cfg.user_group_prefix, &[]).await?;
     let arrivals: Vec<u64> =
         users.iter().filter_map(|g| UserRecord::from_tags(&g.tags)).map(|r| r.requested_at_ms).collect();

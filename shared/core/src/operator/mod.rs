@@ -5,12 +5,14 @@
 //! The deployment's names come from its CloudFormation outputs ([`Deployment`]); the
 //! operator's own credentials make the calls, so nothing here needs a function's role.
 
+mod drain;
 mod status;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use drain::{DrainReport, ResumeReport, SavedSizes, drain, resume};
 pub use status::{PoolStatus, QueueStatus, StalledUser, Status, UserCounts, status};
 
 use crate::domain::{Id, UserRecord, UserState};
@@ -33,6 +35,9 @@ pub struct Deployment {
     pub ready_dlq_url: String,
     /// `ReconcileStallSeconds`: a user in flight unchanged for longer is stalled.
     pub stall_s: u32,
+    /// The warm pool's `PoolState` (`Stopped`, `Hibernated`) from `PoolWarmTier`, when the
+    /// stack has a warm tier.
+    pub warm_pool_state: Option<String>,
 }
 
 /// The stack outputs a [`Deployment`] is read from, with the function variable each one
@@ -70,6 +75,14 @@ pub enum OperatorError {
         "user {user_id} did not reach ready or failed within {waited_s} s (state {state}); it may still: run `warmpool status`"
     )]
     WaitTimedOut { user_id: String, waited_s: u64, state: String },
+    #[error(
+        "the pool {pool} is marked draining (no new claims), but moves of {instances:?} were still in flight after {waited_s} s; run `warmpool drain` again to go on waiting, or `warmpool status` to see the claims"
+    )]
+    MovesInFlight { pool: String, instances: Vec<String>, waited_s: u64 },
+    #[error(
+        "the pool {pool}'s drain mark is {value:?}, not sizes a drain saved; set the pool's sizes by hand and delete its tag warmpool:draining"
+    )]
+    BadMark { pool: String, value: String },
 }
 
 impl Deployment {
@@ -105,6 +118,12 @@ impl Deployment {
             ready_queue_url: get("ReadyQueueUrl")?,
             ready_dlq_url: get("ReadyDeadLetterQueueUrl")?,
             stall_s,
+            warm_pool_state: parameters
+                .get("PoolWarmTier")
+                .and_then(|v| crate::WarmTier::parse(v))
+                .and_then(crate::WarmTier::pool_state)
+                .filter(|_| parameters.get("PoolSizing").is_none_or(|s| s == "adaptive"))
+                .map(str::to_owned),
         })
     }
 

@@ -475,6 +475,14 @@ impl AutoScaling for SimCloud {
         self.answer("CreateOrUpdateTags", result)
     }
 
+    async fn untag_group(&self, group: &str, keys: &[&str]) -> Result<(), CloudError> {
+        self.untag(group, keys).await
+    }
+
+    async fn update_group_sizes(&self, group: &str, min: u32, max: u32, desired: u32) -> Result<(), CloudError> {
+        self.update_sizes(group, min, max, desired).await
+    }
+
     async fn delete_group(&self, group: &str) -> Result<(), CloudError> {
         self.authorize(vec![self.group_access("autoscaling:DeleteAutoScalingGroup", group)]);
         self.call("DeleteAutoScalingGroup").await?;

@@ -25,6 +25,7 @@ mod documents;
 mod ec2;
 mod inspect;
 mod lag;
+mod operate;
 mod parameters;
 mod scaling;
 mod sqs;
