@@ -1,7 +1,7 @@
 //! `warmpool`: the command line. `warmpool demo` runs the whole signup-to-ready flow
 //! through the real Lambda handlers on the in-memory cloud; `warmpool simulate` runs a
 //! workload over simulated hours and reports what users waited and what the pool cost.
-//! `warmpool status`, `signup`, `delete`, `drain` and `resume` work on a deployed stack
+//! `warmpool status`, `signup`, `delete`, `drain`, `resume` and `replay-dlq` work on a deployed stack
 //! (built with the `aws` feature: the SDK clients).
 
 use std::process::ExitCode;
@@ -50,6 +50,28 @@ enum Command {
     /// Undo a drain: the pool's (and its warm tier's) saved sizes back, the mark removed.
     /// Safe to repeat (a pool not drained is left alone).
     Resume(StackArgs),
+    /// Show what is in the dead-letter queues (signup, re-drive, ready) without taking it;
+    /// with --redrive, after a fix, send each message back to the queue it came from (a
+    /// FIFO message with its own group; safe to repeat).
+    ReplayDlq(ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// Send the messages back to their source queues (default: only show them).
+    #[arg(long)]
+    redrive: bool,
+    /// Only this dead-letter queue: `signup`, `re-drive` or `ready`.
+    #[arg(long, value_parser = ["signup", "re-drive", "ready"])]
+    queue: Option<String>,
+    /// Send back at most this many messages a queue.
+    #[arg(long, default_value_t = 1000)]
+    max: usize,
+    /// Print the messages as JSON (without --redrive).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    stack: StackArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,6 +180,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => stack_command::send(warmpool_core::operator::MessageKind::Delete, &args),
         Command::Drain(args) => stack_command::drain(&args),
         Command::Resume(args) => stack_command::resume(&args),
+        Command::ReplayDlq(args) => stack_command::replay_dlq(&args),
     }
 }
 
@@ -184,6 +207,12 @@ mod stack_command {
 
     pub fn resume(args: &super::StackArgs) -> ExitCode {
         operate::run(&args.stack, async |cloud, dep| operate::resume(cloud, dep).await)
+    }
+
+    pub fn replay_dlq(args: &super::ReplayArgs) -> ExitCode {
+        operate::run(&args.stack.stack, async |cloud, dep| {
+            operate::replay_dlq(cloud, dep, args.queue.as_deref(), args.redrive, args.max, args.json).await
+        })
     }
 }
 
@@ -216,6 +245,10 @@ mod stack_command {
     }
 
     pub fn resume(_: &super::StackArgs) -> ExitCode {
+        unavailable()
+    }
+
+    pub fn replay_dlq(_: &super::ReplayArgs) -> ExitCode {
         unavailable()
     }
 }

@@ -153,6 +153,40 @@ pub async fn resume<C: Cloud>(cloud: &C, dep: &Deployment) -> Result<ExitCode, C
     Ok(ExitCode::SUCCESS)
 }
 
+/// `warmpool replay-dlq`: the dead letters, and with `redrive` each sent back.
+pub async fn replay_dlq<C: Cloud + warmpool_core::ports::QueueMessages>(
+    cloud: &C,
+    dep: &Deployment,
+    only: Option<&str>,
+    redrive: bool,
+    max: usize,
+    json: bool,
+) -> Result<ExitCode, CommandError> {
+    let letters = operator::look(cloud, dep, only).await?;
+    if json && !redrive {
+        println!("{}", serde_json::to_string_pretty(&letters)?);
+    } else {
+        for l in &letters {
+            println!("{} dead-letter queue: {} message(s) shown (at most 10)", l.queue.name, l.messages.len());
+            for m in &l.messages {
+                let body: String = m.body.chars().take(200).collect();
+                println!(
+                    "  {} group {} received {} time(s): {body}",
+                    m.message_id,
+                    m.group_id.as_deref().unwrap_or("-"),
+                    m.receive_count
+                );
+            }
+        }
+    }
+    if redrive {
+        for (queue, moved) in operator::redrive(cloud, dep, only, max).await? {
+            println!("{queue}: {moved} message(s) sent back");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs a command against `stack`: the SDK configuration, the deployment, the adapter.
 pub fn run<F>(stack: &str, command: F) -> ExitCode
 where

@@ -305,3 +305,50 @@ async fn moto_operator_drain_and_resume_are_safe_to_repeat() {
         assert!(!tags.iter().any(|t| t == "warmpool:draining"), "{tags:?}");
     }
 }
+
+#[tokio::test]
+async fn moto_operator_replay_dlq_shows_without_taking_and_redrives_once() {
+    let (stack, sdk) = stack("replay", 0).await;
+    let dep = operate::deployment(&sdk, &stack).await.unwrap();
+    let cloud = AwsCloud::for_operator(&sdk, &dep.claim_prefix);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    for (i, user) in ["u-a", "u-b"].iter().enumerate() {
+        sqs.send_message()
+            .queue_url(&dep.signup_dlq_url)
+            .message_body(format!(r#"{{"kind":"signup","user_id":"{user}","signup_id":"s-{i}"}}"#))
+            .message_group_id(*user)
+            .message_deduplication_id(format!("d-{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    sqs.send_message()
+        .queue_url(&dep.redrive_dlq_url)
+        .message_body(r#"{"kind":"redrive","user_id":"u-c"}"#)
+        .send()
+        .await
+        .unwrap();
+    // Two looks see the same: a look takes nothing.
+    for _ in 0..2 {
+        let letters = operator::look(&cloud, &dep, None).await.unwrap();
+        let counts: Vec<(&str, usize)> = letters.iter().map(|l| (l.queue.name, l.messages.len())).collect();
+        assert_eq!(counts, vec![("signup", 2), ("re-drive", 1), ("ready", 0)]);
+    }
+    let moved = operator::redrive(&cloud, &dep, None, 1000).await.unwrap();
+    assert_eq!(moved, vec![("signup", 2), ("re-drive", 1), ("ready", 0)]);
+    let back = signup_queue_messages(&sdk, &dep).await;
+    let mut groups: Vec<String> =
+        back.iter().map(|m| m.attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId].clone()).collect();
+    groups.sort();
+    assert_eq!(groups, ["u-a", "u-b"], "each back in its own message group");
+    assert!(back.iter().all(|m| SignupMessage::parse(m.body().unwrap()).is_ok()), "bodies unchanged");
+    let redrives =
+        sqs.receive_message().queue_url(&dep.redrive_queue_url).max_number_of_messages(10).send().await.unwrap();
+    assert_eq!(redrives.messages().len(), 1);
+    // Again: the dead-letter queues are empty, nothing more is sent.
+    assert_eq!(
+        operator::redrive(&cloud, &dep, None, 1000).await.unwrap(),
+        vec![("signup", 0), ("re-drive", 0), ("ready", 0)]
+    );
+    assert!(operator::look(&cloud, &dep, Some("signup")).await.unwrap()[0].messages.is_empty());
+}

@@ -2,9 +2,9 @@
 
 use super::AwsCloud;
 use super::errors::{Subject, classify};
-use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 use warmpool_core::error::CloudError;
-use warmpool_core::ports::{Notifier, QueueDepth, QueueDepths, QueuedMessage, WorkQueues};
+use warmpool_core::ports::{Notifier, QueueDepth, QueueDepths, QueueMessage, QueueMessages, QueuedMessage, WorkQueues};
 
 impl WorkQueues for AwsCloud {
     async fn retry_after(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<(), CloudError> {
@@ -97,5 +97,49 @@ impl QueueDepths for AwsCloud {
             in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
             delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed)?,
         })
+    }
+}
+
+impl QueueMessages for AwsCloud {
+    async fn receive(&self, url: &str, max: u32, visibility_s: u32) -> Result<Vec<QueueMessage>, CloudError> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
+            .visibility_timeout(i32::try_from(visibility_s).unwrap_or(i32::MAX))
+            .wait_time_seconds(0)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| classify("ReceiveMessage", Subject { resource: Some(url), ..Subject::default() }, &e))?;
+        Ok(out
+            .messages()
+            .iter()
+            .filter_map(|m| {
+                let attribute = |name: MessageSystemAttributeName| m.attributes().and_then(|a| a.get(&name)).cloned();
+                Some(QueueMessage {
+                    message_id: m.message_id()?.to_owned(),
+                    receipt_handle: m.receipt_handle()?.to_owned(),
+                    body: m.body().unwrap_or_default().to_owned(),
+                    group_id: attribute(MessageSystemAttributeName::MessageGroupId),
+                    receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount)
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0),
+                })
+            })
+            .collect())
+    }
+
+    async fn delete_message(&self, url: &str, receipt_handle: &str) -> Result<(), CloudError> {
+        self.sqs
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(|e| classify("DeleteMessage", Subject { resource: Some(url), ..Subject::default() }, &e))?;
+        Ok(())
     }
 }

@@ -16,7 +16,7 @@ use crate::metrics::Metric;
 mod queues;
 mod scaling;
 
-pub use self::queues::{QueueDepth, QueueDepths};
+pub use self::queues::{QueueDepth, QueueDepths, QueueMessage, QueueMessages};
 pub use self::scaling::{LaunchKind, WarmInstance, WarmPool, WarmPoolSize};
 
 /// Lifecycle state of an instance inside an Auto Scaling group, as AWS reports it.

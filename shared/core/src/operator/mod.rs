@@ -1,10 +1,12 @@
-//! What an operator asks of a deployed stack (`warmpool status`, `signup`, `delete`),
+//! What an operator asks of a deployed stack (`warmpool status`, `signup`, `delete`,
+//! `drain`, `resume`, `replay-dlq`),
 //! through the same ports the functions use: the CLI runs these over the SDK adapters,
 //! the tests over the in-memory cloud and moto.
 //!
 //! The deployment's names come from its CloudFormation outputs ([`Deployment`]); the
 //! operator's own credentials make the calls, so nothing here needs a function's role.
 
+mod dlq;
 mod drain;
 mod status;
 
@@ -12,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use dlq::{DeadLetterQueue, DeadLetters, dead_letter_queues, look, redrive};
 pub use drain::{DrainReport, ResumeReport, SavedSizes, drain, resume};
 pub use status::{PoolStatus, QueueStatus, StalledUser, Status, UserCounts, status};
 
