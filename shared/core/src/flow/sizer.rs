@@ -552,6 +552,13 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_scale_in_window_forecasts_now_and_each_minute_of_the_delay() {
+        let short = SizerConfig { scale_in_delay_s: 150, ..sizer() };
+        assert_eq!(scale_in_window(&short).collect::<Vec<_>>(), [0, 60_000, 120_000], "whole minutes only");
+        assert_eq!(scale_in_window(&sizer()).last(), Some(900_000), "900 s: now and 15 minutes back");
+    }
+
+    #[test]
     fn firm_thresholding_ignores_noise_takes_a_change_whole_and_blends_between() {
         assert!(firm(0.9, 1.0).abs() < 1e-12 && firm(-1.0, 1.0).abs() < 1e-12, "within the band: noise");
         assert!((firm(1.5, 1.0) - 1.0).abs() < 1e-12, "between the band and twice it: from none (at 1) to all (at 2)");
