@@ -11,12 +11,12 @@ For each binary this reads the dynamic symbol table (`objdump -T`, binutils, whi
 machine that links Rust has) and checks:
 
 - the highest `GLIBC_x.y` version it needs is at most --max-glibc (2.34 by default);
-- its architecture (`objdump -f`) is --arch (`x86_64` or `aarch64`; the machine's own by
-  default);
+- its architecture (the ELF header's `e_machine`: the host's objdump cannot name another
+  architecture's) is --arch (`x86_64` or `aarch64`; the machine's own by default);
 - and prints its size and those figures.
 
-With --self-test it first checks that it reads versions and architectures correctly from
-canned `objdump` output, and that it rejects a real binary needing a newer glibc when the
+With --self-test it first checks that it reads versions from canned `objdump` output and
+architectures from crafted ELF headers, and that it rejects a real binary needing a newer glibc when the
 machine can make one (a C program calling `arc4random`, glibc 2.36). Exit status 1 on any
 finding.
 
@@ -33,9 +33,10 @@ import sys
 import tempfile
 
 GLIBC = re.compile(r"\bGLIBC_(\d+)\.(\d+)(?:\.(\d+))?\b")
-# objdump -f: "architecture: i386:x86-64, flags 0x..." or "architecture: aarch64, ..."
-ARCHITECTURE = re.compile(r"architecture:\s*([^,\s]+)")
-ARCH_NAMES = {"i386:x86-64": "x86_64", "aarch64": "aarch64"}
+# ELF e_machine values (System V ABI, "ELF Header"; elf.h: EM_X86_64, EM_AARCH64), in
+# `uname -m` spelling. Read from the header itself: the host's objdump answers "UNKNOWN!"
+# for another architecture's binary (x86_64 binutils on an arm64 bootstrap).
+ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
 
 
 def glibc_versions(dynamic_symbols: str) -> list[tuple[int, ...]]:
@@ -43,10 +44,18 @@ def glibc_versions(dynamic_symbols: str) -> list[tuple[int, ...]]:
     return sorted({tuple(int(p) for p in m.groups() if p is not None) for m in GLIBC.finditer(dynamic_symbols)})
 
 
-def architecture(file_header: str) -> str | None:
-    """The architecture in `objdump -f` output, in `uname -m` spelling."""
-    m = ARCHITECTURE.search(file_header)
-    return ARCH_NAMES.get(m.group(1), m.group(1)) if m else None
+def architecture(header: bytes) -> str | None:
+    """The architecture an ELF header names (its first 20 bytes), in `uname -m` spelling;
+    None for a file that is not ELF."""
+    if len(header) < 20 or header[:4] != b"\x7fELF" or header[5] not in (1, 2):
+        return None
+    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    return ELF_MACHINES.get(machine, f"ELF machine {machine:#x}")
+
+
+def read_header(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(20)
 
 
 def objdump(flag: str, path: str) -> str:
@@ -65,7 +74,7 @@ def check(path: str, arch: str, max_glibc: tuple[int, ...]) -> list[str]:
     if not os.path.isfile(path):
         return [f"{path}: not found (build it first)"]
     findings = []
-    found_arch = architecture(objdump("-f", path))
+    found_arch = architecture(read_header(path))
     if found_arch != arch:
         findings.append(f"{path}: architecture {found_arch}, expected {arch}")
     versions = glibc_versions(objdump("-T", path))
@@ -95,9 +104,16 @@ def self_test(arch: str, max_glibc: tuple[int, ...]) -> list[str]:
 """
     if glibc_versions(canned) != [(2, 2, 5), (2, 3, 4), (2, 33), (2, 34)]:
         failures.append(f"self-test: read {glibc_versions(canned)} from canned objdump -T output")
+    def elf(machine: int, data: int = 1) -> bytes:
+        order = "little" if data == 1 else "big"
+        return b"\x7fELF" + bytes([2, data]) + bytes(12) + machine.to_bytes(2, order)
+
     for header, want in [
-        ("bootstrap:     file format elf64-littleaarch64\narchitecture: aarch64, flags 0x00000150:", "aarch64"),
-        ("signup:     file format elf64-x86-64\narchitecture: i386:x86-64, flags 0x00000150:", "x86_64"),
+        (elf(0xB7), "aarch64"),
+        (elf(0x3E), "x86_64"),
+        (elf(0xB7, data=2), "aarch64"),
+        (elf(0x28), "ELF machine 0x28"),
+        (b"#!/bin/sh\n" + bytes(10), None),
     ]:
         if architecture(header) != want:
             failures.append(f"self-test: read architecture {architecture(header)} from {header!r}, expected {want}")
