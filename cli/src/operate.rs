@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use warmpool_aws::AwsCloud;
+use warmpool_aws::{AwsCloud, sdk_config};
 use warmpool_core::domain::UserRecord;
 use warmpool_core::operator::{self, Deployment, MessageKind, OperatorError};
 use warmpool_core::ports::Cloud;
@@ -24,14 +22,6 @@ pub enum CommandError {
     NoSuchUser { stack: String, user_id: String },
     #[error("cannot encode the report: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-/// The SDK configuration from the environment, with the functions' retry policy.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::adaptive().with_max_attempts(5))
-        .load()
-        .await
 }
 
 /// The deployment `stack` is: its outputs and parameters (`DescribeStacks`).

@@ -6,50 +6,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+#[path = "../../shared/aws/tests/support/mod.rs"]
+mod support;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_autoscaling::config::Credentials;
+use std::collections::BTreeMap;
+
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use support::{moto_state, unique};
 use warmpool_aws::AwsCloud;
 use warmpool_cli::operate;
 use warmpool_core::domain::{Id, SignupMessage, UserRecord, UserState};
 use warmpool_core::operator::{self, Deployment, MessageKind};
 
-#[derive(Debug, serde::Deserialize)]
-struct MotoState {
-    endpoint: String,
-    launch_template_id: String,
-    subnets: Vec<String>,
-}
-
-fn moto_state() -> MotoState {
-    let path = std::env::var("WARMPOOL_MOTO_STATE")
-        .expect("WARMPOOL_MOTO_STATE is not set: run these tests through `make test`, which starts moto");
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("moto state is JSON")
-}
-
-fn unique(test: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-async fn sdk(state: &MotoState) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&state.endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .load()
-        .await
-}
-
 /// A deployment in moto: a pool group of `pool`, one ready user, the six queues, and a
 /// stack whose outputs name them. Returns the stack name and the SQS client.
 async fn stack(test: &str, pool: i32) -> (String, aws_config::SdkConfig) {
     let state = moto_state();
-    let sdk = sdk(&state).await;
+    let sdk = support::sdk(&state).await;
     let (asg, sqs) = (aws_sdk_autoscaling::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
     let id = unique(test);
     let template = || {

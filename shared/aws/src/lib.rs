@@ -23,6 +23,16 @@ use warmpool_core::Config;
 use warmpool_core::metrics::Metric;
 use warmpool_core::ports::{Clock, Cloud, Metrics};
 
+/// The shared SDK configuration from the environment (credentials, Region,
+/// `AWS_ENDPOINT_URL`, ...) with the adaptive retry mode and 5 attempts: the functions'
+/// and the operator's CLI's.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::adaptive().with_max_attempts(5))
+        .load()
+        .await
+}
+
 /// The SDK clients behind the ports, plus the real clock.
 #[derive(Debug, Clone)]
 pub struct AwsCloud {
@@ -37,27 +47,18 @@ impl AwsCloud {
     /// Loads the shared SDK configuration from the environment (adaptive retries) and
     /// builds the clients.
     pub async fn from_env(cfg: &Config) -> Self {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::adaptive().with_max_attempts(5))
-            .load()
-            .await;
-        Self::new(&sdk, cfg)
+        Self::new(&sdk_config().await, cfg)
     }
 
     /// Builds the clients from an already loaded SDK configuration.
     #[must_use]
     pub fn new(sdk: &aws_config::SdkConfig, cfg: &Config) -> Self {
-        Self {
-            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
-            ec2: aws_sdk_ec2::Client::new(sdk),
-            ssm: aws_sdk_ssm::Client::new(sdk),
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            claim_prefix: cfg.claim_prefix.clone(),
-        }
+        Self::for_operator(sdk, &cfg.claim_prefix)
     }
 
     /// The adapter for an operator's commands against a deployment (`warmpool status`,
-    /// ...): the deployment's claim prefix in place of a function's configuration.
+    /// ...): the deployment's claim prefix (no trailing `/`) in place of a function's
+    /// configuration.
     #[must_use]
     pub fn for_operator(sdk: &aws_config::SdkConfig, claim_prefix: &str) -> Self {
         Self {
@@ -65,7 +66,7 @@ impl AwsCloud {
             ec2: aws_sdk_ec2::Client::new(sdk),
             ssm: aws_sdk_ssm::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
-            claim_prefix: claim_prefix.trim_end_matches('/').to_owned(),
+            claim_prefix: claim_prefix.to_owned(),
         }
     }
 

@@ -10,12 +10,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+mod support;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_autoscaling::config::Credentials;
+use std::collections::BTreeMap;
+
 use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
+use support::{moto_state, unique};
 use warmpool_aws::AwsCloud;
 use warmpool_core::Config;
 use warmpool_core::domain::{Id, SignupMessage};
@@ -26,26 +26,6 @@ use warmpool_core::flow::lifecycle::LifecycleOutcome;
 use warmpool_core::flow::signup::{SignupOutcome, handle_message};
 use warmpool_core::flow::{command_status, lifecycle};
 use warmpool_core::ports::{AutoScaling, ClaimOutcome, Claims, RunCommand};
-
-#[derive(Debug, serde::Deserialize)]
-struct MotoState {
-    endpoint: String,
-    launch_template_id: String,
-    subnets: Vec<String>,
-}
-
-fn moto_state() -> MotoState {
-    let path = std::env::var("WARMPOOL_MOTO_STATE")
-        .expect("WARMPOOL_MOTO_STATE is not set: run these tests through `make test`, which starts moto");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read moto state {path}: {e}"));
-    serde_json::from_str(&text).expect("moto state is JSON")
-}
-
-/// A unique name fragment per test run and test.
-fn unique(test: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
 
 struct Env {
     sdk: aws_config::SdkConfig,
@@ -71,12 +51,7 @@ const DOCUMENT: &str = r#"{
 /// and the configuration that names them.
 async fn env(test: &str, pool: i32) -> Env {
     let state = moto_state();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&state.endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .load()
-        .await;
+    let sdk = support::sdk(&state).await;
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);

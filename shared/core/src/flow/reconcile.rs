@@ -135,19 +135,19 @@ async fn sweep_users<C: Cloud>(
 ) -> Result<(), FlowError> {
     let groups = cloud.list_user_groups(&cfg.user_group_prefix, UserState::IN_FLIGHT).await?;
     let mut stalled = Vec::new();
-    let mut in_flight: BTreeMap<&str, u32> = UserState::IN_FLIGHT.iter().map(|s| (s.as_str(), 0)).collect();
+    // Users by in-flight state, in `IN_FLIGHT`'s order.
+    let mut in_flight = vec![0_u32; UserState::IN_FLIGHT.len()];
     for group in groups {
         let Some(record) = UserRecord::from_tags(&group.tags) else { continue };
         report.users_checked += 1;
-        if let Some(count) = in_flight.get_mut(record.state.as_str()) {
-            *count += 1;
+        if let Some(i) = UserState::IN_FLIGHT.iter().position(|s| *s == record.state) {
+            in_flight[i] += 1;
         }
         if !record.state.is_final() && now.saturating_sub(record.updated_at_ms) >= stall_ms {
             stalled.push((group, record));
         }
     }
-    for state in UserState::IN_FLIGHT {
-        let count = in_flight.get(state.as_str()).copied().unwrap_or(0);
+    for (state, count) in UserState::IN_FLIGHT.iter().zip(in_flight) {
         cloud.record(Metric::UsersInFlight { state: *state, count });
     }
     // The longest-stalled first: a sweep cut short still hands on the users who have

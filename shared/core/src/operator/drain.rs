@@ -13,9 +13,8 @@
 
 use serde::Serialize;
 
-use super::{Deployment, OperatorError};
+use super::{Deployment, OperatorError, pool_group};
 use crate::domain::tag;
-use crate::error::FlowError;
 use crate::ports::{Cloud, Group, MemberState, WarmPoolSize};
 
 /// The sizes a drain saved: the pool's, and its warm pool's when it has one.
@@ -48,13 +47,12 @@ impl SavedSizes {
         };
         let numbers = |s: &str| -> Option<Vec<u32>> { s.split(',').map(|n| n.trim().parse().ok()).collect() };
         let [min, max, desired] = numbers(base)?[..] else { return None };
-        let warm = match warm.map(numbers) {
+        let warm = match warm {
             None => None,
-            Some(Some(w)) => match w[..] {
-                [min, max] => Some((min, max)),
-                _ => return None,
-            },
-            Some(None) => return None,
+            Some(w) => {
+                let [min, max] = numbers(w)?[..] else { return None };
+                Some((min, max))
+            }
         };
         Some(Self { min, max, desired, warm })
     }
@@ -73,15 +71,6 @@ pub struct DrainReport {
 
 /// What a resume did: the sizes it restored, or `None` when the pool was not drained.
 pub type ResumeReport = Option<SavedSizes>;
-
-async fn pool<C: Cloud>(cloud: &C, dep: &Deployment) -> Result<Group, OperatorError> {
-    cloud.describe_group(&dep.pool_group).await?.ok_or_else(|| {
-        OperatorError::Flow(FlowError::Inconsistent {
-            user_id: String::new(),
-            message: format!("the pool group {} does not exist: is stack {} deployed?", dep.pool_group, dep.stack),
-        })
-    })
-}
 
 /// Instances of the pool a move may still take: claimed and still in the group, or
 /// being detached from it.
@@ -103,7 +92,7 @@ pub async fn drain<C: Cloud>(
     wait_s: u64,
     poll_s: u64,
 ) -> Result<DrainReport, OperatorError> {
-    let group = pool(cloud, dep).await?;
+    let group = pool_group(cloud, dep).await?;
     let warm = cloud.describe_warm_pool(&dep.pool_group).await?;
     let (saved, marked_now) = if let Some(saved) = group.tags.get(tag::DRAINING).and_then(|v| SavedSizes::decode(v)) {
         (saved, false)
@@ -120,12 +109,13 @@ pub async fn drain<C: Cloud>(
     };
     let started = cloud.now_ms();
     let mut waited_for = 0;
-    loop {
-        let group = pool(cloud, dep).await?;
+    // Read after the mark: a claim made before it shows in this read.
+    let group = loop {
+        let group = pool_group(cloud, dep).await?;
         let moving = moves_in_flight(cloud, &group).await?;
         waited_for = waited_for.max(moving.len());
         if moving.is_empty() {
-            break;
+            break group;
         }
         let waited = cloud.now_ms().saturating_sub(started) / 1000;
         if waited >= wait_s {
@@ -136,7 +126,7 @@ pub async fn drain<C: Cloud>(
             });
         }
         cloud.sleep_ms(poll_s * 1000).await;
-    }
+    };
     if group.min_size != 0 || group.max_size != 0 || group.desired_capacity != 0 {
         cloud.update_group_sizes(&dep.pool_group, 0, 0, 0).await?;
     }
@@ -159,7 +149,7 @@ fn warm_state<'a>(dep: &'a Deployment, warm: Option<&crate::ports::WarmPool>) ->
 /// Resumes a drained pool: the saved sizes back, then the mark removed (so the pool-sizer
 /// and the signups take over from sizes that are already right).
 pub async fn resume<C: Cloud>(cloud: &C, dep: &Deployment) -> Result<ResumeReport, OperatorError> {
-    let group = pool(cloud, dep).await?;
+    let group = pool_group(cloud, dep).await?;
     let Some(mark) = group.tags.get(tag::DRAINING) else { return Ok(None) };
     let saved = SavedSizes::decode(mark)
         .ok_or_else(|| OperatorError::BadMark { pool: dep.pool_group.clone(), value: mark.clone() })?;

@@ -137,6 +137,16 @@ impl Deployment {
     }
 }
 
+/// The deployment's pool group; an error that says so when it does not exist.
+async fn pool_group<C: Cloud>(cloud: &C, dep: &Deployment) -> Result<crate::ports::Group, OperatorError> {
+    cloud.describe_group(&dep.pool_group).await?.ok_or_else(|| {
+        OperatorError::Flow(FlowError::Inconsistent {
+            user_id: String::new(),
+            message: format!("the pool group {} does not exist: is stack {} deployed?", dep.pool_group, dep.stack),
+        })
+    })
+}
+
 /// A signup (or a delete) for the signup queue, as a producer must send it: the user's
 /// message group, and a deduplication id that makes a repeat within SQS's five minutes
 /// a no-op (after that the signup function's own idempotency holds: an existing user is

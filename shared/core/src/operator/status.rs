@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Deployment, OperatorError};
+use super::{Deployment, OperatorError, pool_group};
 use crate::domain::{UserRecord, UserState};
 use crate::ports::{Cloud, MemberState, QueueDepth, QueueDepths};
 
@@ -101,10 +101,7 @@ fn state_name(s: MemberState) -> &'static str {
 /// outside every group, the claims, and the six queues. Read-only.
 pub async fn status<C: Cloud + QueueDepths>(cloud: &C, dep: &Deployment) -> Result<Status, OperatorError> {
     let now = cloud.now_ms();
-    let pool = cloud.describe_group(&dep.pool_group).await?.ok_or_else(|| crate::error::FlowError::Inconsistent {
-        user_id: String::new(),
-        message: format!("the pool group {} does not exist: is stack {} deployed?", dep.pool_group, dep.stack),
-    })?;
+    let pool = pool_group(cloud, dep).await?;
     let mut by_state = BTreeMap::new();
     for m in &pool.members {
         *by_state.entry(state_name(m.state).to_owned()).or_insert(0) += 1;
