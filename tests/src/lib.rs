@@ -9,13 +9,20 @@ use serde_norway::Value;
 
 pub mod iam;
 
-/// The workspace's root directory.
+/// The workspace's root directory: from `CARGO_MANIFEST_DIR` as cargo sets it when it
+/// runs the test (a binary built in another checkout sharing the target directory, and
+/// reused by cargo, would otherwise read that checkout's files), else as compiled in.
 ///
 /// # Panics
 /// Never: the tests crate is one level under the root.
 #[must_use]
 pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root")
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(), std::path::PathBuf::from);
+        manifest.parent().expect("workspace root").to_path_buf()
+    })
 }
 
 /// `template.yaml`, parsed (short-form intrinsics as tagged values).

@@ -211,7 +211,7 @@ fn leaf_pointers(v: &Value, at: &str, out: &mut Vec<String>) {
 /// stays the user's.
 #[test]
 fn sample_events_with_one_hostile_field_reach_the_flow_and_do_no_harm() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let dir = warmpool_tests::root().join("events");
     let mut samples = Vec::new();
     for sub in ["lifecycle", "command-status"] {
         for entry in std::fs::read_dir(dir.join(sub)).unwrap() {

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use serde_norway::Value;
 use warmpool_tests::{resources_of_type, template};
@@ -125,7 +124,7 @@ fn user_group_names_cannot_collide_with_another_stacks_groups() {
     assert_eq!(all_strings(&env["USER_ASG_PREFIX"]), ["!Sub ${AWS::StackName}_user_"]);
     assert_eq!(all_strings(&env["POOL_ASG_NAME"]), ["!Sub ${AWS::StackName}-pool"]);
     // Every reference to user groups in policies, conditions and rules uses the prefix.
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap();
+    let text = std::fs::read_to_string(warmpool_tests::root().join("template.yaml")).unwrap();
     assert!(!text.contains("${AWS::StackName}-user-"), "a user-group reference with the old, ambiguous prefix");
     // The collision the prefix rules out: one stack's user group is never another's
     // group, for any stack names CloudFormation allows and any valid user id.

@@ -13,7 +13,7 @@ use warmpool_core::domain::{RedriveMessage, SignupMessage};
 use warmpool_core::events::{AsgEvent, SsmEvent};
 
 fn files(function: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(function);
+    let dir = warmpool_tests::root().join("events").join(function);
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

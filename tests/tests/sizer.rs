@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-use std::path::Path;
-
 use serde_norway::Value;
 use warmpool_core::Function;
 use warmpool_core::config::SizerConfig;
@@ -53,7 +51,7 @@ fn condition(t: &Value, c: &Value) -> bool {
 
 /// The pool-sizer's settings as deployed.
 fn deployed() -> SizerConfig {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let path = warmpool_tests::root().join("template.yaml");
     let t: Value = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let env = t["Resources"]["PoolSizerFunction"]["Properties"]["Environment"]["Variables"].as_mapping().unwrap();
     let mut overrides: Vec<(&str, String)> = Vec::new();
