@@ -17,7 +17,19 @@ use support::{moto_state, unique};
 use warmpool_aws::AwsCloud;
 use warmpool_cli::operate;
 use warmpool_core::domain::{Id, SignupMessage, UserRecord, UserState};
+use warmpool_core::flow::sizer_record::SizerRecord;
 use warmpool_core::operator::{self, Deployment, MessageKind};
+
+/// A tag of an Auto Scaling group, not propagated to its instances.
+fn group_tag(group: &str, key: &str, value: &str) -> Tag {
+    Tag::builder()
+        .resource_id(group)
+        .resource_type("auto-scaling-group")
+        .key(key)
+        .value(value)
+        .propagate_at_launch(false)
+        .build()
+}
 
 /// A deployment in moto: a pool group of `pool`, one ready user, the six queues, and a
 /// stack whose outputs name them. Returns the stack name and the SQS client.
@@ -61,20 +73,20 @@ async fn stack(test: &str, pool: i32) -> (String, aws_config::SdkConfig) {
     record.state = UserState::Ready;
     record.ready_at_ms = Some(now_ms - 40_000);
     record.updated_at_ms = now_ms - 40_000;
-    let tags: Vec<Tag> = record
-        .to_tags()
-        .into_iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .resource_id(&user_group)
-                .resource_type("auto-scaling-group")
-                .key(k)
-                .value(v)
-                .propagate_at_launch(false)
-                .build()
-        })
-        .collect();
+    let tags: Vec<Tag> = record.to_tags().into_iter().map(|(k, v)| group_tag(&user_group, &k, &v)).collect();
     asg.create_or_update_tags().set_tags(Some(tags)).send().await.unwrap();
+    // The pool-sizer's last decision, as it leaves one on the pool group: 30 s ago.
+    let size = u32::try_from(pool).unwrap();
+    let decision = SizerRecord {
+        at_ms: now_ms - 30_000,
+        rate_per_h: 30.0,
+        refill_s: 570,
+        computed: size,
+        desired: size,
+        warm: None,
+    };
+    let tag = group_tag(&pool_group, warmpool_core::domain::tag::SIZER, &decision.encode());
+    asg.create_or_update_tags().tags(tag).send().await.unwrap();
     let mut urls = BTreeMap::new();
     for (output, name, fifo) in [
         ("SignupQueueUrl", "signup", true),
@@ -143,6 +155,9 @@ async fn moto_operator_status_reads_the_stack_and_reports_pool_users_and_queues(
     assert_eq!(clean.users.total, 1);
     assert_eq!(clean.users.by_state["ready"].0, 1);
     assert!(clean.stalled.is_empty() && clean.claims.is_empty());
+    let sizer = clean.pool.sizer.as_ref().expect("the pool-sizer's decision, from the pool group's tag");
+    assert_eq!((sizer.desired, sizer.refill_s), (2, 570));
+    assert!(!clean.pool.sizer_stale && !clean.pool.draining);
     assert_eq!(clean.queues.len(), 6);
     // (Other tests on the same moto server leave instances of the launch template outside
     // every group: orphans to this stack too, so `needs_attention` is not asserted clean.)
@@ -220,6 +235,10 @@ fn moto_operator_the_status_command_prints_the_table_an_operator_sees() {
     // 0, or 2 when other tests' instances outside every group read as orphans.
     assert!(matches!(out.status.code(), Some(0 | 2)), "exit {:?}: {stderr}", out.status.code());
     assert!(stdout.contains("desired 3") && stdout.contains("ready") && stdout.contains("signup DLQ"), "{stdout}");
+    assert!(
+        stdout.contains("30.0 signups/h, refill 570 s; computed 3, set desired 3"),
+        "the sizer's decision: {stdout}"
+    );
     let missing = std::process::Command::new(env!("CARGO_BIN_EXE_warmpool"))
         .args(["status", "--stack", "no-such-stack"])
         .env("AWS_ENDPOINT_URL", &state.endpoint)

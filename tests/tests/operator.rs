@@ -200,3 +200,99 @@ async fn drain_waits_for_a_move_in_flight_before_it_terminates_anything() {
     assert_eq!(report.saved.desired, 2);
     assert_eq!(pool_sizes(&p).0, 0);
 }
+
+/// The pool-sizer's calls of `op` so far.
+fn sizer_calls(p: &Platform, op: &str) -> usize {
+    p.cloud().call_log().iter().filter(|(f, o)| f == "pool-sizer" && o == op).count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_shows_the_pool_sizers_last_decision_written_on_a_change_or_every_ten_minutes() {
+    use warmpool_core::flow::sizer_record::{RECORD_EVERY_MS, STALE_AFTER_MS, SizerRecord};
+    use warmpool_core::ports::{AutoScaling as _, Clock as _};
+    let p = Platform::start(PlatformOptions { pool: 2, pool_sizer_every_s: 60, ..PlatformOptions::default() });
+    let dep = fixture::deployment(p.config());
+    let users: Vec<String> = (1..=3).map(|i| format!("u-{i}")).collect();
+    for u in &users {
+        p.signup(u);
+    }
+    assert!(p.run_until_settled(&users, DEADLINE_S).await);
+    tokio::time::sleep(Duration::from_mins(3)).await;
+    let s = operator::status(p.cloud(), &dep).await.unwrap();
+    let r = s.pool.sizer.clone().expect("the pool-sizer recorded its decision on the pool group");
+    assert_eq!(r.desired, s.pool.desired, "the record names the size the group has");
+    assert!(s.at_ms - r.at_ms <= RECORD_EVERY_MS, "written within ten minutes: {} ms ago", s.at_ms - r.at_ms);
+    assert!(r.rate_per_h > 0.0 && r.refill_s > 0, "an estimate from three signups: {r:?}");
+    assert!(!s.pool.sizer_stale && !s.needs_attention(), "{}", s.render());
+    assert!(s.render().contains(&format!("set desired {}", r.desired)), "{}", s.render());
+
+    // An hour with no signups: one write a run would be 60; the record is written on a
+    // change (the estimate decays, the pool shrinks) or every ten minutes.
+    let (runs_before, writes_before) =
+        (sizer_calls(&p, "DescribeAutoScalingGroups"), sizer_calls(&p, "CreateOrUpdateTags"));
+    tokio::time::sleep(Duration::from_hours(1)).await;
+    let runs = sizer_calls(&p, "DescribeAutoScalingGroups") - runs_before;
+    let writes = sizer_calls(&p, "CreateOrUpdateTags") - writes_before;
+    assert!(runs >= 59, "the sizer ran each minute: {runs}");
+    assert!((6..=20).contains(&writes), "{writes} record writes in {runs} runs");
+    let s = operator::status(p.cloud(), &dep).await.unwrap();
+    assert_eq!(s.pool.sizer.as_ref().unwrap().desired, s.pool.desired);
+
+    // Drained: the sizer stands back and its record ages, which is no fault.
+    operator::drain(p.cloud(), &dep, 300, 5).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(STALE_AFTER_MS + 120_000)).await;
+    let s = operator::status(p.cloud(), &dep).await.unwrap();
+    assert!(s.pool.draining && !s.pool.sizer_stale && !s.needs_attention(), "{}", s.render());
+    assert!(s.render().contains("draining"), "{}", s.render());
+    // A sizer that stopped (its schedule disabled, its role broken) leaves its record to
+    // age on a pool that is not draining: status says so and asks for a look. Here, a
+    // deployment whose sizer wrote once and never ran again.
+    let stopped = Platform::start(PlatformOptions { pool: 1, ..PlatformOptions::default() });
+    let stopped_dep = fixture::deployment(stopped.config());
+    let last = SizerRecord { at_ms: stopped.cloud().now_ms(), ..s.pool.sizer.clone().unwrap() };
+    stopped
+        .cloud()
+        .tag_group(&stopped.config().pool_group, &[(warmpool_core::domain::tag::SIZER.to_owned(), last.encode())])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(STALE_AFTER_MS - 60_000)).await;
+    let s = operator::status(stopped.cloud(), &stopped_dep).await.unwrap();
+    assert!(!s.pool.sizer_stale, "not yet: {}", s.render());
+    tokio::time::sleep(Duration::from_mins(2)).await;
+    let s = operator::status(stopped.cloud(), &stopped_dep).await.unwrap();
+    assert!(s.pool.sizer_stale && s.needs_attention(), "{}", s.render());
+    assert!(s.render().contains("the pool-sizer has stopped writing"), "{}", s.render());
+}
+
+/// Runs `body` on a fresh paused runtime of its own (a platform's tasks end with it).
+fn on_own_runtime<T>(body: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(body)
+}
+
+#[test]
+fn a_refused_record_write_leaves_the_sizing_done_and_the_next_write_records_it() {
+    use warmpool_sim::{FaultKind, Faults};
+    let opts = PlatformOptions { pool: 2, pool_sizer_every_s: 60, ..PlatformOptions::default() };
+    // Where the sizer's first record write falls, from a run without the fault.
+    let index = on_own_runtime(async {
+        let p = Platform::start(opts.clone());
+        tokio::time::sleep(Duration::from_mins(3)).await;
+        let log = p.cloud().call_log();
+        log.iter().position(|(f, o)| f == "pool-sizer" && o == "CreateOrUpdateTags").expect("the sizer records") as u64
+    });
+    let faults = Faults { at_call: Some((index, FaultKind::Permanent)), ..Faults::default() };
+    on_own_runtime(async {
+        let p = Platform::start(PlatformOptions { faults, ..opts });
+        let dep = fixture::deployment(p.config());
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        let fired = p.cloud().fired_faults();
+        assert_eq!(fired.len(), 1, "the fault fired: {fired:?}");
+        assert_eq!((fired[0].1.function.as_str(), fired[0].1.op.as_str()), ("pool-sizer", "CreateOrUpdateTags"));
+        assert_eq!(p.failed_invocations(), 0, "the run that could not record still succeeded");
+        assert!(!p.snapshot().tags[&p.config().pool_group].contains_key(warmpool_core::domain::tag::SIZER));
+        tokio::time::sleep(Duration::from_mins(2)).await;
+        let s = operator::status(p.cloud(), &dep).await.unwrap();
+        let r = s.pool.sizer.expect("the next run recorded the decision");
+        assert_eq!(r.desired, s.pool.desired);
+    });
+}

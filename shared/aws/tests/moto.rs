@@ -281,6 +281,10 @@ async fn moto_pool_sizer_reads_activities_and_sets_the_pool_size() {
     assert!((d.refill_s - f64::from(e.cfg.sizer.default_refill_s)).abs() < f64::EPSILON);
     let pool = e.cloud.describe_group(&e.cfg.pool_group).await.unwrap().unwrap();
     assert_eq!(pool.desired_capacity, e.cfg.sizer.min_size);
+    // Its decision, on the pool group's tag through CreateOrUpdateTags and read back
+    // from DescribeAutoScalingGroups as `warmpool status` reads it.
+    let kept = warmpool_core::flow::sizer_record::kept(&pool).expect("the decision is recorded on the pool group");
+    assert_eq!(kept, warmpool_core::flow::sizer_record::SizerRecord::of(&d, kept.at_ms));
 }
 
 /// The warm tier on the wire: `DescribeWarmPool` on a group without one is `None`;

@@ -316,6 +316,9 @@ pub mod tag {
     /// pool instance, the pool-sizer leaves the pool alone). Its value is the sizes to
     /// restore on `warmpool resume` (see `operator::drain`).
     pub const DRAINING: &str = "warmpool:draining";
+    /// On the pool group only: the pool-sizer's last decision (see
+    /// `flow::sizer_record`), for `warmpool status`.
+    pub const SIZER: &str = "warmpool:sizer";
 }
 
 /// The per-user record, read from and written to the tags of the user's group.

@@ -6,6 +6,7 @@
 
 pub mod acquire;
 pub mod command_status;
+mod erlang;
 pub mod lifecycle;
 pub mod outside;
 mod pool_hook;
@@ -15,6 +16,7 @@ mod repair;
 pub mod retention;
 pub mod signup;
 pub mod sizer;
+pub mod sizer_record;
 pub mod warm_tier;
 
 use crate::Config;

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Deployment, OperatorError, pool_group};
 use crate::domain::{UserRecord, UserState};
+use crate::flow::sizer_record::{self, SizerRecord};
 use crate::ports::{Cloud, MemberState, QueueDepth, QueueDepths};
 
 /// One look at a deployment.
@@ -32,7 +33,7 @@ pub struct Status {
 }
 
 /// The pool group and its warm tier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PoolStatus {
     pub group: String,
     pub min_size: u32,
@@ -45,6 +46,16 @@ pub struct PoolStatus {
     pub claimable: u32,
     /// The warm tier, when the pool has one: its size and instances by `Warmed:*` state.
     pub warm: Option<WarmStatus>,
+    /// `warmpool drain` has marked the pool: it hands out nothing, and the pool-sizer
+    /// leaves it alone until `warmpool resume`.
+    pub draining: bool,
+    /// The pool-sizer's last decision (its estimate of the signup rate and the refill
+    /// time, and the sizes it set), from the pool group's `warmpool:sizer` tag; `None`
+    /// for a static pool or before the sizer's first run.
+    pub sizer: Option<SizerRecord>,
+    /// The sizer's record is older than it lets one get while running, and the pool is
+    /// not draining: the pool-sizer has stopped (its schedule, its role, its errors).
+    pub sizer_stale: bool,
 }
 
 /// The stopped second tier.
@@ -113,6 +124,9 @@ pub async fn status<C: Cloud + QueueDepths>(cloud: &C, dep: &Deployment) -> Resu
         }
         WarmStatus { min_size: w.min_size, max_prepared: w.max_group_prepared_capacity, by_state }
     });
+    let draining = crate::flow::draining(&pool);
+    let sizer = sizer_record::kept(&pool);
+    let sizer_stale = !draining && sizer.as_ref().is_some_and(|r| r.stale(now));
     let pool_status = PoolStatus {
         group: pool.name.clone(),
         min_size: pool.min_size,
@@ -121,6 +135,9 @@ pub async fn status<C: Cloud + QueueDepths>(cloud: &C, dep: &Deployment) -> Resu
         claimable: u32::try_from(pool.members.iter().filter(|m| m.claimable()).count()).unwrap_or(u32::MAX),
         by_state,
         warm,
+        draining,
+        sizer,
+        sizer_stale,
     };
     let mut users = UserCounts { total: 0, by_state: BTreeMap::new() };
     let mut stalled = Vec::new();
@@ -188,10 +205,12 @@ pub async fn status<C: Cloud + QueueDepths>(cloud: &C, dep: &Deployment) -> Resu
 }
 
 impl Status {
-    /// Whether anything needs an operator: a dead-letter message, a stalled user, an orphan.
+    /// Whether anything needs an operator: a dead-letter message, a stalled user, an
+    /// orphan, a pool-sizer that has stopped.
     #[must_use]
     pub fn needs_attention(&self) -> bool {
-        !self.stalled.is_empty()
+        self.pool.sizer_stale
+            || !self.stalled.is_empty()
             || !self.orphans.is_empty()
             || self.queues.iter().any(|q| q.dead_letter && q.depth.visible + q.depth.in_flight > 0)
     }
@@ -208,6 +227,24 @@ impl Status {
             "pool {}: desired {} (min {}, max {}), {} claimable",
             p.group, p.desired, p.min_size, p.max_size, p.claimable
         );
+        if p.draining {
+            let _ = writeln!(out, "  draining: hands out nothing; `warmpool resume` brings it back");
+        }
+        match &p.sizer {
+            Some(r) => {
+                let ago_s = self.at_ms.saturating_sub(r.at_ms) / 1000;
+                let warm = r.warm.map_or_else(String::new, |w| format!(", warm tier {w}"));
+                let flag = if p.sizer_stale { "  <- needs a look: the pool-sizer has stopped writing" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "  pool-sizer {ago_s} s ago: {:.1} signups/h, refill {} s; computed {}, set desired {}{warm}{flag}",
+                    r.rate_per_h, r.refill_s, r.computed, r.desired
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  pool-sizer: no decision recorded (a static pool, or before its first run)");
+            }
+        }
         for (state, n) in &p.by_state {
             let _ = writeln!(out, "  {state:<24} {n:>5}");
         }
