@@ -73,6 +73,11 @@ pub struct SimulateArgs {
     /// The adaptive pool's size at the start.
     #[arg(long, default_value_t = 10)]
     pub initial_pool: u32,
+    /// Users who finished long ago, present from the start, each with its group and
+    /// host (the account's group quota taken as raised to hold them): what a
+    /// deployment's history costs its scheduled work.
+    #[arg(long, default_value_t = 0)]
+    pub live_users: u32,
     /// The adaptive pool's second tier: `none`, or an Auto Scaling warm pool of
     /// prepared instances kept `stopped` (or `hibernated`), paying for their volumes
     /// only, which the running pool refills from (the template's `PoolWarmTier`).
@@ -172,6 +177,7 @@ fn options(args: &SimulateArgs) -> Result<SimulateOptions, String> {
         max_pool: args.max_pool,
         model: args.model.model(),
         set: args.set.clone(),
+        live_users: args.live_users,
         pricing: Pricing {
             instance_usd_per_hour: args.instance_price,
             volume_usd_per_gb_month: args.volume_price,
@@ -579,6 +585,18 @@ pub fn render_text(workload: &str, runs: &[(String, RunSummary)], verdict: Optio
         ("pool size, mean / max", Box::new(|s| format!("{:.1} / {}", s.mean_pool_size, s.max_pool_size))),
         ("AWS calls per signup", Box::new(|s| format!("{:.1}", s.calls_per_signup_total))),
         (
+            "scheduled calls a minute, mean / peak",
+            Box::new(|s| format!("{:.1} / {}", s.api.scheduled_calls_per_min, s.api.scheduled_peak_calls_per_min)),
+        ),
+        (
+            "peak calls/s: autoscaling / ec2 / ssm",
+            Box::new(|s| by_service(&s.api.peak_calls_per_s, |v| format!("{v:.2}"))),
+        ),
+        (
+            "throttled calls: autoscaling / ec2 / ssm",
+            Box::new(|s| by_service(&s.api.throttled_calls, |v: u64| v.to_string())),
+        ),
+        (
             "detach attempts per claim",
             Box::new(|s| s.detach_attempts_per_claim.map_or("-".into(), |v| format!("{v:.3}"))),
         ),
@@ -602,6 +620,12 @@ pub fn render_text(workload: &str, runs: &[(String, RunSummary)], verdict: Optio
         let _ = writeln!(out, "\n== {v}");
     }
     out
+}
+
+/// The three limited services' figures, `autoscaling / ec2 / ssm`.
+fn by_service<T: Copy + Default>(m: &std::collections::BTreeMap<String, T>, f: impl Fn(T) -> String) -> String {
+    let get = |k: &str| f(m.get(k).copied().unwrap_or_default());
+    format!("{} / {} / {}", get("autoscaling"), get("ec2"), get("ssm"))
 }
 
 fn triple(p: &simulate::Percentiles, secs: impl Fn(Option<f64>) -> String) -> String {

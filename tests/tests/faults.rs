@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use warmpool_core::domain::{ReadyMessage, UserRecord, UserState};
 use warmpool_sim::platform::{Platform, PlatformOptions};
 use warmpool_sim::report::Report;
-use warmpool_sim::{CallPoint, CloudModel, FaultKind, Faults, is_mutating};
+use warmpool_sim::{ApiLimits, CallPoint, CloudModel, FaultKind, Faults, is_mutating};
 
 const DEADLINE_S: u64 = 4 * 3600;
 
@@ -326,6 +326,11 @@ fn crash_point_matrix_wait() {
     matrix(Scenario::Wait);
 }
 
+/// The default model without the account's rate limits.
+fn unlimited() -> CloudModel {
+    CloudModel { api_limits: ApiLimits::UNLIMITED, ..CloudModel::default() }
+}
+
 #[test]
 fn races_two_hundred_signups_on_a_pool_of_fifty_over_many_seeds() {
     let users: Vec<String> = (1..=200).map(|i| format!("u-{i:04}")).collect();
@@ -339,7 +344,10 @@ fn races_two_hundred_signups_on_a_pool_of_fifty_over_many_seeds() {
     });
     println!("races: seeds {base}..{} (WARMPOOL_RACE_SEED={base} replays them)", base + 8);
     for seed in base..base + 8 {
-        let opts = PlatformOptions { pool: 50, seed, ..PlatformOptions::default() };
+        // The claims' race, not the account's rate limits: 200 signups at once make some
+        // 2,400 Auto Scaling calls, minutes of the model's conservative bucket
+        // (`tests/tests/scale.rs` holds the product to the limits).
+        let opts = PlatformOptions { pool: 50, seed, model: unlimited(), ..PlatformOptions::default() };
         let (p, settled) = settle(opts, 0, &users, DEADLINE_S, std::time::Duration::ZERO);
         assert_eq!(violations(&p, &users, settled), Vec::<String>::new(), "seed {seed}");
         let snap = p.snapshot();
@@ -611,7 +619,9 @@ fn an_attach_refused_for_good_hands_the_instance_back_to_the_pool() {
 fn a_sweep_that_dies_in_its_status_listing_has_handed_on_the_pages_before() {
     let users: Vec<String> = (1..=60).map(|i| format!("u-{i:02}")).collect();
     // Every status event lost: each user waits on an init that ended, until a re-drive.
-    let opts = PlatformOptions { pool: 60, drop_events: 1.0, ..PlatformOptions::default() };
+    // The sweep's paging, not the account's rate limits: 60 signups at once are
+    // throttled past the model's conservative Auto Scaling bucket (`tests/tests/scale.rs`).
+    let opts = PlatformOptions { pool: 60, drop_events: 1.0, model: unlimited(), ..PlatformOptions::default() };
     let after = std::time::Duration::from_mins(20);
     let (clean, _) = settle(opts.clone(), 0, &users, DEADLINE_S, after);
     let log = clean.cloud().call_log();

@@ -398,6 +398,7 @@ fn action_of(op: &str) -> String {
         // A batch is authorised as its single-message action.
         "SendMessageBatch" => return "sqs:SendMessage".to_owned(),
         "DescribeInstances" | "TerminateInstances" => "ec2",
+        "GetMetricData" => "cloudwatch",
         _ => "autoscaling",
     };
     format!("{service}:{op}")
@@ -872,7 +873,14 @@ fn statement_violations(at: &str, s: &Value, v: &mut Vec<String>) {
     let describe_only = actions.iter().all(|a| {
         a.split(':')
             .nth(1)
-            .is_some_and(|n| n.starts_with("Describe") || n == "GetCommandInvocation" || n == "ListCommandInvocations")
+            // Reads whose actions have no resource-level permissions (Service
+            // Authorization Reference: `cloudwatch:GetMetricData` takes `*` only).
+            .is_some_and(|n| {
+                n.starts_with("Describe")
+                    || n == "GetCommandInvocation"
+                    || n == "ListCommandInvocations"
+                    || n == "GetMetricData"
+            })
     });
     if resources.iter().any(|r| r == "*") && !describe_only {
         v.push(format!("{at}: Resource * for {actions:?}"));

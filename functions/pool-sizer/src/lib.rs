@@ -33,8 +33,7 @@ pub async fn handler<C: Cloud>(
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use warmpool_core::domain::{Id, UserRecord};
-    use warmpool_core::ports::{AutoScaling, Clock, UserGroupSpec};
+    use warmpool_core::ports::Clock;
     use warmpool_lambda::Context;
     use warmpool_sim::{CloudModel, SimCloud, fixture};
 
@@ -48,21 +47,14 @@ mod tests {
         LambdaEvent::new(event, Context::default())
     }
 
-    /// A user group whose record says `user` signed up at `requested_at_ms`.
-    async fn signed_up(cloud: &SimCloud, cfg: &Config, user: &str, requested_at_ms: u64) {
-        let user = Id::parse("user_id", user).unwrap();
-        let spec = UserGroupSpec {
-            name: cfg.user_group(user.as_str()),
-            launch_template: cfg.launch_template.clone(),
-            subnets: cfg.subnets.clone(),
-            tags: UserRecord::new(&user, &user, requested_at_ms).to_tags(),
-        };
-        cloud.create_user_group(&spec).await.unwrap();
+    /// A signup at `requested_at_ms`, as the signup function's `Signups` metric holds it.
+    fn signed_up(cloud: &SimCloud, cfg: &Config, requested_at_ms: u64) {
+        cloud.record_signups(&cfg.pool_group, [requested_at_ms]);
     }
 
-    /// Past the model's stale reads: every group created so far is listed.
+    /// Past the metric's delay: every signup recorded so far is readable.
     async fn settle(cloud: &SimCloud) {
-        tokio::time::sleep(std::time::Duration::from_millis(cloud.model().stale_read_ms.1 + 1)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(cloud.model().metric_delay_s + 60)).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -71,8 +63,9 @@ mod tests {
         // No signups ever: no evidence of a rate, the pool keeps its size.
         let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
         assert_eq!((out.previous, out.desired), (10, 10));
-        // One signup, a day ago: the pool shrinks to SIZER_MIN_SIZE (1).
-        signed_up(&cloud, &cfg, "old", cloud.now_ms().saturating_sub(86_400_000)).await;
+        // One signup, eleven hours ago (within the twelve hours read): the pool shrinks
+        // to SIZER_MIN_SIZE (1).
+        signed_up(&cloud, &cfg, cloud.now_ms().saturating_sub(11 * 3_600_000));
         settle(&cloud).await;
         let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
         assert_eq!((out.previous, out.desired), (10, 1));
@@ -81,21 +74,22 @@ mod tests {
         // refill by default, so λT ≈ 40 or more and the pool is clamped at the group's
         // MaxSize (30 here) less one.
         for i in 0..60 {
-            signed_up(&cloud, &cfg, &format!("u{i}"), cloud.now_ms() - i * 10_000).await;
+            signed_up(&cloud, &cfg, cloud.now_ms() - i * 10_000);
         }
-        // The groups were created over minutes, not just now: every one is visible.
         settle(&cloud).await;
         let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
         assert!(out.computed > 29, "{out:?}");
         assert_eq!(out.desired, 29, "{out:?}");
-        assert!(out.rate_per_s * 60.0 > 4.0, "{out:?}");
+        // Sixty in ten minutes, read three minutes later (the metric's delay): the
+        // kernels see well over three a minute.
+        assert!(out.rate_per_s * 60.0 > 3.0, "{out:?}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_young_history_grows_the_pool_but_does_not_shrink_it() {
         let (cloud, cfg) = fixture::cloud_with_pool(10);
         // One signup a minute ago: a rate of a few an hour at most, a pool of a few.
-        signed_up(&cloud, &cfg, "u1", cloud.now_ms() - 60_000).await;
+        signed_up(&cloud, &cfg, cloud.now_ms() - 60_000);
         settle(&cloud).await;
         let out = handler(&cloud, &cfg, scheduled()).await.unwrap();
         assert!(out.computed < 10, "the estimate alone would shrink the pool: {out:?}");

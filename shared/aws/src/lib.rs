@@ -1,11 +1,12 @@
-//! warmpool-aws: the core's ports over aws-sdk-autoscaling, aws-sdk-ec2, aws-sdk-ssm and
-//! aws-sdk-sqs.
+//! warmpool-aws: the core's ports over aws-sdk-autoscaling, aws-sdk-ec2, aws-sdk-ssm,
+//! aws-sdk-sqs and aws-sdk-cloudwatch.
 //!
 //! Clients are built once per cold start from `aws_config` (so `AWS_ENDPOINT_URL`
 //! and the usual variables point them anywhere) with the adaptive retry mode, which
 //! backs off on throttling across calls.
 
 mod autoscaling;
+mod cloudwatch;
 mod ec2;
 mod errors;
 mod sqs;
@@ -20,6 +21,7 @@ use aws_config::retry::RetryConfig;
 
 pub use errors::classify;
 use warmpool_core::Config;
+use warmpool_core::error::CloudError;
 use warmpool_core::metrics::Metric;
 use warmpool_core::ports::{Clock, Cloud, Metrics};
 
@@ -40,6 +42,7 @@ pub struct AwsCloud {
     ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
     sqs: aws_sdk_sqs::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     claim_prefix: String,
 }
 
@@ -66,6 +69,7 @@ impl AwsCloud {
             ec2: aws_sdk_ec2::Client::new(sdk),
             ssm: aws_sdk_ssm::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             claim_prefix: claim_prefix.to_owned(),
         }
     }
@@ -79,7 +83,22 @@ impl AwsCloud {
         sqs: aws_sdk_sqs::Client,
         cfg: &Config,
     ) -> Self {
-        Self { autoscaling, ec2, ssm, sqs, claim_prefix: cfg.claim_prefix.clone() }
+        // A CloudWatch client that reaches nothing until a test gives it one
+        // (`with_cloudwatch`).
+        let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
+                .build(),
+        );
+        Self { autoscaling, ec2, ssm, sqs, cloudwatch, claim_prefix: cfg.claim_prefix.clone() }
+    }
+
+    /// The adapter with this CloudWatch client (tests with `aws-smithy-mocks`).
+    #[must_use]
+    pub fn with_cloudwatch(mut self, cloudwatch: aws_sdk_cloudwatch::Client) -> Self {
+        self.cloudwatch = cloudwatch;
+        self
     }
 
     fn claim_name(&self, instance_id: &str) -> String {
@@ -94,6 +113,15 @@ impl Metrics for AwsCloud {
     /// One EMF line on stdout; CloudWatch Logs extracts the metric.
     fn record(&self, metric: Metric) {
         println!("{}", metric.to_emf(self.now_ms()));
+    }
+
+    async fn signups_by_minute(
+        &self,
+        pool_group: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(u64, u32)>, CloudError> {
+        self.signup_minutes(pool_group, from_ms, to_ms).await
     }
 }
 

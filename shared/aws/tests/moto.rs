@@ -258,25 +258,44 @@ async fn moto_empty_pool_takes_the_cold_path_and_delete_tears_down() {
     let _ = &e.asg;
 }
 
+/// The signup history the pool-sizer reads, `(minutes ago, signups)`, from a stubbed
+/// CloudWatch: moto (5.2) speaks only CloudWatch's Query protocol and the SDK speaks
+/// Smithy RPC v2 CBOR to it, so `GetMetricData` itself is tested against stubs
+/// (`src/tests/cloudwatch.rs`); Auto Scaling stays moto's.
+fn signup_history(now_ms: u64, minutes: &[(u64, u32)]) -> aws_sdk_cloudwatch::Client {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    let points: Vec<(i64, f64)> = minutes
+        .iter()
+        .map(|(ago, n)| (i64::try_from((now_ms - ago * 60_000) / 60_000 * 60_000).unwrap(), f64::from(*n)))
+        .collect();
+    let rule = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(move || {
+        GetMetricDataOutput::builder()
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("signups")
+                    .set_timestamps(Some(points.iter().map(|(ms, _)| DateTime::from_millis(*ms)).collect()))
+                    .set_values(Some(points.iter().map(|(_, v)| *v).collect()))
+                    .build(),
+            )
+            .build()
+    });
+    mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, &[&rule])
+}
+
 #[tokio::test]
 async fn moto_pool_sizer_reads_activities_and_sets_the_pool_size() {
-    use warmpool_core::domain::UserRecord;
-    use warmpool_core::ports::{Clock, UserGroupSpec};
+    use warmpool_core::ports::Clock;
     let e = env("sizer", 2).await;
     // moto answers DescribeScalingActivities with no activities (the parsing of real
     // ones is covered with aws-smithy-mocks): the default refill time applies.
     assert_eq!(e.cloud.recent_launches(&e.cfg.pool_group).await.unwrap(), Vec::new());
-    // With no signup at all the pool-sizer keeps the pool: one user, a day ago, is a
-    // history old enough to shrink it on.
-    let old = Id::parse("user_id", "sizer-old").unwrap();
-    let spec = UserGroupSpec {
-        name: e.cfg.user_group(old.as_str()),
-        launch_template: e.cfg.launch_template.clone(),
-        subnets: e.cfg.subnets.clone(),
-        tags: UserRecord::new(&old, &old, e.cloud.now_ms().saturating_sub(86_400_000)).to_tags(),
-    };
-    e.cloud.create_user_group(&spec).await.unwrap();
-    let d = warmpool_core::flow::sizer::size_pool(&e.cloud, &e.cfg).await.unwrap();
+    // With no signup at all the pool-sizer keeps the pool: one signup, eleven hours ago
+    // (within the history it reads), is a history old enough to shrink it on.
+    let cloud = e.cloud.clone().with_cloudwatch(signup_history(e.cloud.now_ms(), &[(660, 1)]));
+    let d = warmpool_core::flow::sizer::size_pool(&cloud, &e.cfg).await.unwrap();
     assert_eq!((d.previous, d.desired, d.launches_seen), (2, e.cfg.sizer.min_size, 0));
     assert!((d.refill_s - f64::from(e.cfg.sizer.default_refill_s)).abs() < f64::EPSILON);
     let pool = e.cloud.describe_group(&e.cfg.pool_group).await.unwrap().unwrap();
@@ -305,17 +324,8 @@ async fn moto_pool_sizer_sizes_the_warm_tier() {
         .unwrap();
     e.cfg.sizer.warm_tier = warmpool_core::WarmTier::Stopped;
     // A steady minute-by-minute history over the last two hours: old enough to size on.
-    let now = e.cloud.now_ms();
-    for i in 0..120_u64 {
-        let id = Id::parse("user_id", &format!("wt-{i}")).unwrap();
-        let spec = warmpool_core::ports::UserGroupSpec {
-            name: e.cfg.user_group(id.as_str()),
-            launch_template: e.cfg.launch_template.clone(),
-            subnets: e.cfg.subnets.clone(),
-            tags: warmpool_core::domain::UserRecord::new(&id, &id, now - (i + 1) * 60_000).to_tags(),
-        };
-        e.cloud.create_user_group(&spec).await.unwrap();
-    }
+    let minutes: Vec<(u64, u32)> = (3..=122).map(|ago| (ago, 1)).collect();
+    e.cloud = e.cloud.clone().with_cloudwatch(signup_history(e.cloud.now_ms(), &minutes));
     let d = warmpool_core::flow::sizer::size_pool(&e.cloud, &e.cfg).await.unwrap();
     let warm = d.warm.clone().expect("the warm tier was sized");
     assert!(warm.size > d.desired, "warm tier {} against running pool {}", warm.size, d.desired);

@@ -8,6 +8,11 @@ use crate::domain::{Path, UserState};
 /// Namespace of every warmpool metric.
 pub const NAMESPACE: &str = "warmpool";
 
+/// The new users' metric ([`Metric::Signup`]) and its dimension, the pool group's name:
+/// one per deployment, so two stacks in a Region count their own.
+pub const SIGNUPS: &str = "Signups";
+pub const POOL_GROUP: &str = "PoolGroup";
+
 /// What the flow measures.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
@@ -49,14 +54,21 @@ pub enum Metric {
     Orphans(u32),
     /// A signup found no pool instance to claim and began waiting for one (`POOL_WAIT_S`).
     PoolWait,
+    /// A new user: the signup that created the user's group (the first signup wins, so
+    /// once a user, unless that signup's answer was lost and its retry found the group).
+    /// By the deployment's pool group: the pool-sizer's signup rate reads it back
+    /// (`GetMetricData`), one call a run whatever the number of users.
+    Signup { pool_group: String },
 }
 
 impl Metric {
     /// Name, value, unit and dimensions.
     #[must_use]
-    pub fn parts(&self) -> (&'static str, f64, &'static str, Vec<(&'static str, &'static str)>) {
+    pub fn parts(&self) -> (&'static str, f64, &'static str, Vec<(&'static str, String)>) {
         match self {
-            Self::TimeToReady { seconds, path } => ("TimeToReady", *seconds, "Seconds", vec![("Path", path.as_str())]),
+            Self::TimeToReady { seconds, path } => {
+                ("TimeToReady", *seconds, "Seconds", vec![("Path", path.as_str().to_owned())])
+            }
             Self::Failover => ("Failovers", 1.0, "Count", vec![]),
             Self::ClaimConflicts(n) => ("ClaimConflicts", f64::from(*n), "Count", vec![]),
             Self::PoolDepth(n) => ("PoolDepth", f64::from(*n), "Count", vec![]),
@@ -72,9 +84,10 @@ impl Metric {
             Self::PoolWait => ("PoolWaits", 1.0, "Count", vec![]),
             Self::UserFailed => ("UsersFailed", 1.0, "Count", vec![]),
             Self::UsersInFlight { state, count } => {
-                ("UsersInFlight", f64::from(*count), "Count", vec![("State", state.as_str())])
+                ("UsersInFlight", f64::from(*count), "Count", vec![("State", state.as_str().to_owned())])
             }
             Self::Orphans(n) => ("Orphans", f64::from(*n), "Count", vec![]),
+            Self::Signup { pool_group } => (SIGNUPS, 1.0, "Count", vec![(POOL_GROUP, pool_group.clone())]),
         }
     }
 
@@ -101,6 +114,7 @@ impl Metric {
             Self::UserFailed,
             Self::UsersInFlight { state: UserState::Claiming, count: 1 },
             Self::Orphans(1),
+            Self::Signup { pool_group: "warmpool-pool".to_owned() },
         ]
     }
 
@@ -155,13 +169,14 @@ mod tests {
             Metric::UserFailed => 14,
             Metric::UsersInFlight { .. } => 15,
             Metric::Orphans(_) => 16,
+            Metric::Signup { .. } => 17,
         }
     }
 
     #[test]
     fn every_kind_lists_each_kind_once_with_its_own_name() {
         let kinds: Vec<usize> = Metric::every_kind().iter().map(kind).collect();
-        assert_eq!(kinds, (0..=16).collect::<Vec<_>>());
+        assert_eq!(kinds, (0..=17).collect::<Vec<_>>());
         let names: std::collections::BTreeSet<&str> = Metric::every_kind().iter().map(|m| m.parts().0).collect();
         assert_eq!(names.len(), kinds.len(), "two kinds share a name: {names:?}");
     }

@@ -527,6 +527,18 @@ pub trait Notifier: Send + Sync {
 /// Where the flow's measurements go (EMF on stdout in Lambda; the simulator keeps them).
 pub trait Metrics: Send + Sync {
     fn record(&self, metric: Metric);
+
+    /// New users by minute, read back from [`Metric::Signup`] of `pool_group`
+    /// (CloudWatch `GetMetricData`, the sum of each minute): `(minute start, count)` for
+    /// the minutes of `from_ms..to_ms` (epoch ms) that had any, oldest first. One call per
+    /// 100,800 minutes, whatever the number of users: the pool-sizer's signup history.
+    /// A minute shows up once CloudWatch has it (a minute or two after its signups).
+    fn signups_by_minute(
+        &self,
+        pool_group: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, u32)>, CloudError>> + Send;
 }
 
 /// Wall-clock time and waiting. Real time in Lambda, simulated time on the in-memory cloud.

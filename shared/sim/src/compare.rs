@@ -165,6 +165,8 @@ mod tests {
             detach_attempts_per_claim: None,
             claim_conflicts_per_claim: None,
             simulated_hours: 0.0,
+            live_users: 0,
+            api: crate::ApiUsage::default(),
             violations: Vec::new(),
         };
         SimRun { summary, samples: Vec::new(), users: Vec::new() }

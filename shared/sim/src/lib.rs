@@ -29,6 +29,7 @@ pub mod simulate;
 mod waits;
 
 pub use cloud::access::{self, Access};
+pub use cloud::rates::{self, ApiLimits, ApiUsage, Bucket, Service};
 pub use cloud::{
     BusEvent, CallPoint, ClaimStrategy, DetachStats, GroupSize, REDRIVE_MAX_RECEIVE, REDRIVE_QUEUE,
     REDRIVE_VISIBILITY_S, SIGNUP_QUEUE, SimCloud, Snapshot, TimelineEntry, format_time, is_mutating, java_pattern,

@@ -83,6 +83,14 @@ pub struct CloudModel {
     /// instance in tens of seconds (the model's assumption; AWS publishes no figure). EC2
     /// does not bill the stop (it does bill a hibernation, until it is done).
     pub stop_s: (f64, f64),
+    /// The account's request-rate limits, a token bucket per service (see
+    /// `cloud::rates` for the figures and their sources).
+    pub api_limits: crate::cloud::rates::ApiLimits,
+    /// From the end of a minute to its sum of an EMF metric readable with
+    /// `GetMetricData` (s). CloudWatch Logs extracts metrics from log events
+    /// asynchronously and publishes no figure; a minute or two is what operators see,
+    /// and the model takes the longer.
+    pub metric_delay_s: u64,
 }
 
 impl Default for CloudModel {
@@ -112,6 +120,8 @@ impl Default for CloudModel {
             hook_timeout_s: 1_800,
             start_s: (20.0, 60.0),
             stop_s: (20.0, 60.0),
+            api_limits: crate::cloud::rates::ApiLimits::default(),
+            metric_delay_s: 120,
         }
     }
 }

@@ -17,6 +17,7 @@ use warmpool_core::domain::UserState;
 use warmpool_core::error::CloudError;
 use warmpool_core::ports::{AutoScaling, Launch, LaunchKind, LifecycleResult, Notifier, QueuedMessage, WorkQueues};
 
+mod cloudwatch;
 mod ssm;
 
 fn config() -> Config {

@@ -79,15 +79,25 @@ pub const REDRIVE_AGENT_WAIT_S: u32 = 20;
 /// Sweeps (minutes since the epoch divisible by this) that also repair stale claims.
 pub const HOUSEKEEPING_EVERY: u64 = 5;
 
-/// One sweep over the instances outside every group and the stalled users (and, every
-/// [`HOUSEKEEPING_EVERY`] minutes, the claims and the failed users past their retention).
+/// Sweeps (minutes since the epoch divisible by this) that also look for instances
+/// outside every group. Listing them reads every running instance of the launch
+/// template, a page per 1,000, so 10,000 users' hosts cost 10 calls a scan: once in 10
+/// minutes that is one call a minute, where every minute it would grow with the users.
+/// An orphan costs its hourly price meanwhile (some ten minutes of a small instance);
+/// a move in flight is the claim repair's, every `HOUSEKEEPING_EVERY` minutes.
+pub const OUTSIDE_EVERY: u64 = 10;
+
+/// One sweep over the stalled users (and, every [`OUTSIDE_EVERY`] minutes, the instances
+/// outside every group; every [`HOUSEKEEPING_EVERY`] minutes, the claims and the failed
+/// users past their retention).
 ///
 /// Every call can be the sweep's last (a timeout, a crash), so the calls go where they
 /// move users, cheapest first, and the messages that hand users on leave as soon as
 /// they are known: the users in flight (a call per 100), `resume` and re-drive messages
 /// for the stalled users that need no status, then the init statuses (a call per 50)
-/// and the re-drives they call for, then the instances outside every group (one call
-/// when there are none), then the claims, then the failed users' groups.
+/// and the re-drives they call for, then the instances outside every group (a call per
+/// 1,000 of the launch template's instances), then the claims, then the failed users'
+/// groups.
 pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport, FlowError> {
     let mut report = ReconcileReport::default();
     let now = cloud.now_ms();
@@ -96,15 +106,19 @@ pub async fn sweep<C: Cloud>(cloud: &C, cfg: &Config) -> Result<ReconcileReport,
     // sweep's, after the rest.
     let users = sweep_users(cloud, cfg, now, stall_ms, &mut report).await;
     // Instances outside every group cost an orphan's hourly price and no user's time:
-    // after the users. (An orphan with a live claim is a move in flight, handed on.)
-    match sweep_outside(cloud, cfg).await {
-        Ok(outside) => {
-            cloud.record(Metric::Orphans(u32::try_from(outside.terminated.len()).unwrap_or(u32::MAX)));
-            report.outside = outside;
-        }
-        Err(e) => {
-            warn!(error = %e, "reconcile could not check for instances outside every group; next sweep tries again");
-            report.errors += 1;
+    // after the users, and every `OUTSIDE_EVERY` minutes only, since EC2 can list them
+    // only among all of the launch template's instances (a call per 1,000, every user's
+    // host included). (An orphan with a live claim is a move in flight, handed on.)
+    if (now / 60_000).is_multiple_of(OUTSIDE_EVERY) {
+        match sweep_outside(cloud, cfg).await {
+            Ok(outside) => {
+                cloud.record(Metric::Orphans(u32::try_from(outside.terminated.len()).unwrap_or(u32::MAX)));
+                report.outside = outside;
+            }
+            Err(e) => {
+                warn!(error = %e, "reconcile could not check for instances outside every group; the next scan tries again");
+                report.errors += 1;
+            }
         }
     }
     // Stale claims cost a call per ten to list: repaired on every fifth sweep, last.

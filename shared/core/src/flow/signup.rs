@@ -293,6 +293,7 @@ async fn signup<C: Cloud>(
     let (group, record) = match cloud.create_user_group(&spec).await {
         Ok(()) => {
             info!(group = %spec.name, "user group created");
+            cloud.record(Metric::Signup { pool_group: cfg.pool_group.clone() });
             // A group created a moment ago is exactly the spec: no need to read it back
             // (and DescribeAutoScalingGroups might not show it yet).
             let group = Group {

@@ -15,7 +15,8 @@
 //! misses also start a refill, an M/G/∞ queue; for this pool it overstates misses and
 //! sized it an instance or two too large at 99%: λT = 20 needs 30, not 32.)
 //!
-//! - λ: from the `requested-at` tags of the user groups, with three exponential kernels
+//! - λ: from the signups of the last twelve hours (the signup function's `Signups` metric,
+//!   one `GetMetricData`, see [`signup_history`]), with three exponential kernels
 //!   (long: 8 × `SIZER_SMOOTHING_S`; slow: `SIZER_SMOOTHING_S`; fast: `SIZER_FAST_S`).
 //!   The estimate is the long kernel, moved toward each shorter one only by as much of
 //!   their difference as Poisson noise cannot explain: on steady traffic it holds the
@@ -46,7 +47,6 @@ use tracing::info;
 
 use super::describe_pool;
 pub use super::erlang::{erlang_b, erlang_c, pool_size_for};
-use crate::domain::UserRecord;
 use crate::error::FlowError;
 use crate::metrics::Metric;
 use crate::ports::{Cloud, Launch, LaunchKind};
@@ -90,9 +90,9 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
             warm: None,
         });
     }
-    let users = cloud.list_user_groups(&cfg.user_group_prefix, &[]).await?;
-    let arrivals: Vec<u64> =
-        users.iter().filter_map(|g| UserRecord::from_tags(&g.tags)).map(|r| r.requested_at_ms).collect();
+    // The signups as of the last minute CloudWatch surely has: later minutes would read
+    // as a lull (the estimate is made there and projected over the refill as ever).
+    let (arrivals, as_of) = signup_history(cloud, cfg, now).await?;
     let launches = cloud.recent_launches(&cfg.pool_group).await?;
     // Preparing a new instance (into the group or into its warm pool) takes the launch
     // and pool-prep; starting a warmed one takes its start and the agent's return.
@@ -103,15 +103,17 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     let (refill_s, launches_seen) =
         if pool_state.is_some() { start_refill(&started, now, &cfg.sizer) } else { (prep_s, preps_seen) };
     let waits = cfg.pool_wait_s > 0;
-    let (rate_per_s, computed) = recommend(&arrivals, now, refill_s, (cfg.sizer.target_hit_rate, waits), &cfg.sizer);
+    let (rate_per_s, computed) = recommend(&arrivals, as_of, refill_s, (cfg.sizer.target_hit_rate, waits), &cfg.sizer);
     // A history younger than the slow kernel is no evidence of a low rate: until the
     // first signup seen is that old, the pool grows on the estimate but does not shrink
     // (a pool of 10 once shrank to 4 on its first signups and the next ones went cold).
     // No signup at all is no evidence either: the pool keeps its size (a deployment's
-    // starts at its `MinSize`). Youth is judged by the oldest user group still listed,
-    // so deleted users shorten it.
-    let young =
-        arrivals.iter().min().is_none_or(|first| now.saturating_sub(*first) < u64::from(cfg.sizer.smoothing_s) * 1000);
+    // starts at its `MinSize`). Youth is judged by the oldest signup of the history read
+    // (twelve hours, well past the slow kernel's thirty minutes).
+    let young = arrivals
+        .iter()
+        .min()
+        .is_none_or(|first| as_of.saturating_sub(*first) < u64::from(cfg.sizer.smoothing_s) * 1000);
     let wanted = if young { computed.max(pool.desired_capacity) } else { computed };
     if cfg.sizer.max_size < cfg.sizer.min_size {
         tracing::warn!(
@@ -143,7 +145,7 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     }
     let warm = match pool_state {
         Some(pool_state) => {
-            let stock = super::warm_tier::Stock { arrivals: &arrivals, now_ms: now, prep_s, preps_seen, young };
+            let stock = super::warm_tier::Stock { arrivals: &arrivals, now_ms: as_of, prep_s, preps_seen, young };
             super::warm_tier::size_warm_tier(cloud, cfg, pool_state, &stock, pool.max_size).await?
         }
         None => None,
@@ -153,6 +155,37 @@ pub async fn size_pool<C: Cloud>(cloud: &C, cfg: &Config) -> Result<SizerDecisio
     super::sizer_record::keep(cloud, &pool, &decision, now).await;
     Ok(decision)
 }
+
+/// How far back the signup history is read, in slow time constants (`SIZER_SMOOTHING_S`):
+/// three of the long kernel's (eight slow ones), past which its weights are under 5%.
+pub const HISTORY_SMOOTHINGS: u64 = 24;
+
+/// The signups of the last [`HISTORY_SMOOTHINGS`] × `SIZER_SMOOTHING_S` (12 hours by
+/// default), one arrival per signup at the middle of its minute, from the signup
+/// function's `Signups` metric ([`Metric::Signup`](crate::metrics::Metric::Signup)): one
+/// `GetMetricData` whatever the number of users, where listing the users' groups cost a
+/// call per 100 of every user ever signed up (10,000 users: 100 calls a minute against the
+/// account's Auto Scaling rate). The minute's grain is far finer than the kernels' (15
+/// minutes and up); the metric's minute or two of delay is within the fast kernel's lag.
+///
+/// Returns them with the time they are complete to: the start of the minute
+/// [`METRIC_DELAY_MS`] ago, before which CloudWatch has every minute's sum.
+async fn signup_history<C: Cloud>(cloud: &C, cfg: &Config, now: u64) -> Result<(Vec<u64>, u64), FlowError> {
+    let as_of = now.saturating_sub(METRIC_DELAY_MS) / 60_000 * 60_000;
+    let from = as_of.saturating_sub(HISTORY_SMOOTHINGS * u64::from(cfg.sizer.smoothing_s) * 1000);
+    let minutes = cloud.signups_by_minute(&cfg.pool_group, from, as_of).await?;
+    let arrivals = minutes
+        .into_iter()
+        .filter(|(start, _)| *start < as_of)
+        .flat_map(|(start, n)| std::iter::repeat_n(start + 30_000, n as usize))
+        .collect();
+    Ok((arrivals, as_of))
+}
+
+/// How long after a minute ends its sum of an EMF metric may take to be readable (ms).
+/// CloudWatch Logs extracts metrics from log events asynchronously and publishes no
+/// figure; two minutes is the assumption (the in-memory cloud's `metric_delay_s`).
+pub const METRIC_DELAY_MS: u64 = 120_000;
 
 /// From a claim to the group starting its replacement (s): the detach (seconds,
 /// sometimes tens; the in-memory cloud draws 2–15 s) and the group's next scaling pass

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use warmpool_core::Config;
+use warmpool_core::domain::{Id, UserRecord, UserState};
 use warmpool_core::ports::{Clock, MemberState};
 
 use super::autoscaling::{AsgState, Hook};
@@ -39,6 +41,66 @@ impl SimCloud {
         self.note(&mut w, format!("pool {name} starts with {size} prepared instances"));
         drop(w);
         self.start_scaling(name.to_owned());
+    }
+
+    /// Adds `n` users who finished long ago, as a deployment that has served them for a
+    /// while holds them: `live-000001`, ..., each ready for 30 days, with its host (a pool
+    /// instance once, prepared and initialised) `InService` in its own group of one.
+    /// Their groups count against the group quota; the run's own users are not among them.
+    pub fn seed_finished_users(&self, cfg: &Config, n: u32) {
+        const DAY_MS: u64 = 86_400_000;
+        let now = self.now_ms();
+        let mut w = self.world();
+        let subnets: Vec<String> = w.ec2.subnet_azs.keys().cloned().collect();
+        let mut groups = Vec::new();
+        for i in 0..n {
+            let user = format!("live-{:06}", i + 1);
+            let name = cfg.user_group(&user);
+            let host = self.prepared_instance(&mut w, &cfg.pool_group, &subnets, i, Ec2State::Running);
+            if let Some(instance) = w.ec2.instances.get_mut(&host) {
+                instance.group = Some(name.clone());
+            }
+            let (Ok(id), Ok(signup)) = (Id::parse("user_id", &user), Id::parse("signup_id", &format!("s-{user}")))
+            else {
+                continue;
+            };
+            let mut record = UserRecord::new(&id, &signup, now.saturating_sub(30 * DAY_MS));
+            record.state = UserState::Ready;
+            record.instance = Some(host.clone());
+            record.ready_at_ms = Some(record.requested_at_ms + 10_000);
+            record.updated_at_ms = record.requested_at_ms + 10_000;
+            groups.push(name.clone());
+            w.asg.groups.insert(
+                name,
+                AsgState {
+                    min: 0,
+                    max: 1,
+                    desired: 1,
+                    subnets: subnets.clone(),
+                    tags: record.to_tags().into_iter().collect(),
+                    launch_template: crate::fixture::LAUNCH_TEMPLATE.to_owned(),
+                    members: vec![(host, MemberState::InService)],
+                    hook: None,
+                    warm: None,
+                },
+            );
+        }
+        self.note(&mut w, format!("{n} users finished long ago, each with its host in its own group"));
+        drop(w);
+        // Each group keeps its one host as any group does (a lost host is replaced).
+        for group in groups {
+            self.start_scaling(group);
+        }
+    }
+
+    /// Signups the signup function recorded at `at_ms` (epoch ms) for `pool_group`'s
+    /// deployment, as its `Signups` metric holds them: a history set up by hand.
+    pub fn record_signups(&self, pool_group: &str, at_ms: impl IntoIterator<Item = u64>) {
+        let mut w = self.world();
+        let minutes = w.record.signups.entry(pool_group.to_owned()).or_default();
+        for at in at_ms {
+            *minutes.entry(at / 60_000 * 60_000).or_default() += 1;
+        }
     }
 
     /// A prepared instance of `group` (the `i`-th, in its subnets by turn), running with

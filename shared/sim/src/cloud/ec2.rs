@@ -246,8 +246,23 @@ impl SimCloud {
 /// detach).
 impl Instances for SimCloud {
     async fn instances_outside_groups(&self, launch_template: &str) -> Result<Vec<OutsideInstance>, CloudError> {
-        self.authorize(vec![Access::new("ec2:DescribeInstances", "*")]);
-        self.call("DescribeInstances").await?;
+        // A call per page of 1,000 (the adapter's `MaxResults`, EC2's largest) of the
+        // instances the filters match: the launch template's, pending or running, in a
+        // group or not (EC2 cannot filter on a tag's absence; the adapter picks those
+        // outside every group from the pages).
+        let matching = self
+            .world()
+            .ec2
+            .instances
+            .values()
+            .filter(|i| {
+                i.launch_template == launch_template && matches!(i.state, Ec2State::Pending | Ec2State::Running)
+            })
+            .count();
+        for _ in 0..matching.div_ceil(1000).max(1) {
+            self.authorize(vec![Access::new("ec2:DescribeInstances", "*")]);
+            self.call("DescribeInstances").await?;
+        }
         let mut w = self.world();
         let mut stale = false;
         let outside = w

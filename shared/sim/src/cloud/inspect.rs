@@ -115,6 +115,9 @@ pub(super) struct Record {
     pub(super) throttled: BTreeMap<String, u64>,
     /// Metrics the flow recorded: name to (count, sum of values).
     pub(super) metrics: BTreeMap<String, (u64, f64)>,
+    /// `Signups` by pool group and minute (epoch ms of its start): what CloudWatch's
+    /// one-minute sums of the metric hold.
+    pub(super) signups: BTreeMap<String, BTreeMap<u64, u32>>,
     pub(super) timeline: Vec<TimelineEntry>,
     /// Where each user's time went (the demo's breakdown).
     pub(super) waits: WaitLog,

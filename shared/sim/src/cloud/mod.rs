@@ -27,6 +27,7 @@ mod inspect;
 mod lag;
 mod operate;
 mod parameters;
+pub mod rates;
 mod scaling;
 mod sqs;
 mod ssm;
@@ -99,6 +100,7 @@ struct World {
     params: parameters::ParameterStore,
     sqs: sqs::Queues,
     record: inspect::Record,
+    rates: rates::Rates,
     lag: lag::Lag,
     faults: Faults,
     claim_strategy: ClaimStrategy,
@@ -145,6 +147,7 @@ impl SimCloud {
             params: parameters::ParameterStore::default(),
             sqs: sqs::Queues::new(visibility_s * 1000, max_receive),
             record: inspect::Record::default(),
+            rates: rates::Rates::default(),
             lag: lag::Lag::default(),
             faults: Faults::default(),
             claim_strategy: ClaimStrategy::default(),
@@ -221,6 +224,8 @@ impl SimCloud {
         *self.world().record.calls.entry(op.to_owned()).or_default() += 1;
         let ms = self.draw_ms(self.inner.model.api_ms);
         tokio::time::sleep(Duration::from_millis(ms)).await;
+        let caller = invocation.as_ref().map_or("", |inv| inv.function);
+        self.within_rate_limit(op, caller).await?;
         let Some(inv) = invocation else {
             return Ok(());
         };
@@ -271,6 +276,35 @@ impl SimCloud {
             inv.crash();
         }
         Ok(())
+    }
+}
+
+impl SimCloud {
+    /// The account's bucket for `op`'s service (see [`rates`]): a refused attempt is
+    /// retried as the SDK retries a throttled call, with backoff, until its attempts run
+    /// out (then the call fails `Throttled`).
+    async fn within_rate_limit(&self, op: &str, caller: &str) -> Result<(), CloudError> {
+        let service = rates::Service::of(op);
+        let limits = self.inner.model.api_limits;
+        let mut retries = retry::sdk_throttle();
+        loop {
+            let elapsed = self.elapsed_ms();
+            if self.world().rates.attempt(&limits, service, caller, elapsed) {
+                return Ok(());
+            }
+            let Some(delay) = retries.next() else {
+                return Err(CloudError::Throttled { operation: op.to_owned() });
+            };
+            let ms = delay.as_millis() as u64;
+            tokio::time::sleep(Duration::from_millis(self.draw_ms((ms / 2, ms)))).await;
+        }
+    }
+
+    /// What the calls of seconds `from_s..to_s` (since the cloud started) cost, with
+    /// `scheduled` the functions whose calls count as the scheduled work.
+    #[must_use]
+    pub fn api_usage(&self, from_s: usize, to_s: usize, scheduled: &[&str]) -> rates::ApiUsage {
+        self.world().rates.usage(from_s, to_s, scheduled)
     }
 }
 
@@ -340,10 +374,42 @@ impl Clock for SimCloud {
 impl Metrics for SimCloud {
     fn record(&self, metric: Metric) {
         let (name, value, _, _) = metric.parts();
+        let minute = self.now_ms() / 60_000 * 60_000;
         let mut w = self.world();
         let entry = w.record.metrics.entry(name.to_owned()).or_default();
         entry.0 += 1;
         entry.1 += value;
+        if let Metric::Signup { pool_group } = metric {
+            *w.record.signups.entry(pool_group).or_default().entry(minute).or_default() += 1;
+        }
+    }
+
+    /// CloudWatch's one-minute sums of `Signups` for the pool group, each visible once
+    /// `metric_delay_s` has passed since its minute ended (CloudWatch Logs extracts EMF
+    /// metrics asynchronously and publishes no latency: an assumption, see `CloudModel`).
+    /// `GetMetricData` has no resource-level permission (`*`).
+    async fn signups_by_minute(
+        &self,
+        pool_group: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(u64, u32)>, CloudError> {
+        self.authorize(vec![access::Access::new("cloudwatch:GetMetricData", "*")]);
+        self.call("GetMetricData").await?;
+        let now = self.now_ms();
+        let delay_ms = self.inner.model.metric_delay_s * 1000;
+        let w = self.world();
+        Ok(w.record
+            .signups
+            .get(pool_group)
+            .map(|minutes| {
+                minutes
+                    .range(from_ms / 60_000 * 60_000..to_ms)
+                    .filter(|(start, _)| *start + 60_000 + delay_ms <= now)
+                    .map(|(start, n)| (*start, *n))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
 

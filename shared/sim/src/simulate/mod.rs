@@ -206,6 +206,9 @@ pub struct SimulateOptions {
     pub set: Vec<(String, String)>,
     /// What a pool instance costs.
     pub pricing: Pricing,
+    /// Users who finished long ago, present from the start (each with its group and
+    /// host). The account's group quota is taken as raised to hold them and the run's.
+    pub live_users: u32,
 }
 
 impl Default for SimulateOptions {
@@ -225,6 +228,7 @@ impl Default for SimulateOptions {
             drain_s: 3 * 3600,
             set: Vec::new(),
             pricing: Pricing::default(),
+            live_users: 0,
         }
     }
 }
@@ -305,6 +309,12 @@ pub struct RunSummary {
     /// Claim-lock attempts that found the instance taken, per claim.
     pub claim_conflicts_per_claim: Option<f64>,
     pub simulated_hours: f64,
+    /// Users who had finished before the run began (`--live-users`).
+    pub live_users: u32,
+    /// What the run's API calls cost over the workload, by service: the busiest minute's
+    /// rate, the calls the account's buckets throttled, and the scheduled functions'
+    /// calls per minute.
+    pub api: crate::ApiUsage,
     /// Invariant violations in the ground truth at the end (must be empty).
     pub violations: Vec<String>,
 }
@@ -350,7 +360,13 @@ pub fn run(opts: &SimulateOptions, progress: &ProgressBar) -> Result<SimRun, Sim
         return Err(SimulateError::Empty);
     }
     // Users are never deleted here: each keeps its group, and the pool has one.
-    let needed = arrivals.len() + 1;
+    let needed = arrivals.len() + opts.live_users as usize + 1;
+    let mut opts = opts.clone();
+    if opts.live_users > 0 {
+        // A deployment that serves thousands has had its quota raised (README, quotas).
+        opts.model.group_quota = opts.model.group_quota.max(needed);
+    }
+    let opts = &opts;
     if needed > opts.model.group_quota {
         return Err(SimulateError::GroupQuota { users: arrivals.len(), quota: opts.model.group_quota, needed });
     }
@@ -389,6 +405,7 @@ async fn run_async(opts: &SimulateOptions, arrivals: &[f64], progress: &Progress
         pool_sizer_every_s: sizer_every_s,
         overrides,
         claim_strategy: opts.claim,
+        live_users: opts.live_users,
         ..PlatformOptions::default()
     });
     let users: Vec<String> = (1..=arrivals.len()).map(|i| format!("u-{i:06}")).collect();
@@ -456,6 +473,9 @@ struct PoolSeconds {
     ready: f64,
     stopped: f64,
 }
+
+/// The scheduled functions: their calls are the work that must not grow with history.
+pub const SCHEDULED: [&str; 2] = ["reconcile", "pool-sizer"];
 
 /// Reads the run's outcome from the cloud's ground truth.
 fn summarize(
@@ -533,64 +553,12 @@ fn summarize(
         detach_attempts_per_claim: (detach.succeeded > 0).then(|| detach.attempts as f64 / detach.succeeded as f64),
         claim_conflicts_per_claim: conflicts.filter(|(n, _)| *n > 0).map(|(n, sum)| sum / n as f64),
         simulated_hours: simulated_s / 3600.0,
+        live_users: opts.live_users,
+        api: platform.cloud().api_usage(0, duration_s.ceil() as usize, &SCHEDULED),
         violations: report.violations(),
     };
     SimRun { summary, samples, users: points }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_workload_of_more_users_than_the_group_quota_is_refused_up_front() {
-        let opts =
-            SimulateOptions { workload: Workload::Burst { users: 600, cooldown_s: 0.0 }, ..SimulateOptions::default() };
-        let err = run(&opts, &ProgressBar::hidden()).err();
-        assert!(matches!(err, Some(SimulateError::GroupQuota { users: 600, quota: 500, needed: 601 })), "{err:?}");
-    }
-
-    #[test]
-    fn policies_parse_and_reject() {
-        assert_eq!(PoolPolicy::parse("static:20"), Ok(PoolPolicy::Static(20)));
-        assert_eq!(PoolPolicy::parse("adaptive:0.99"), Ok(PoolPolicy::Adaptive(0.99)));
-        for bad in ["static", "static:-1", "adaptive:1", "adaptive:x", "fixed:3"] {
-            assert!(PoolPolicy::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn poisson_arrivals_have_their_rate() {
-        let a = Workload::Poisson { per_hour: 60.0, hours: 100.0 }.arrivals(7);
-        // 6000 expected; a Poisson count is within 4 standard deviations (≈ 310).
-        assert!((a.len() as f64 - 6000.0).abs() < 310.0, "{}", a.len());
-        assert!(a.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(a, Workload::Poisson { per_hour: 60.0, hours: 100.0 }.arrivals(7), "seeded");
-    }
-
-    #[test]
-    fn the_diurnal_day_peaks_at_noon_ten_times_its_trough() {
-        assert!((Workload::diurnal_rate(120.0, 0.0) - 12.0).abs() < 1e-9);
-        assert!((Workload::diurnal_rate(120.0, 43_200.0) - 120.0).abs() < 1e-9);
-        // Twenty days of arrivals: the hour around noon sees about ten times the hour
-        // around midnight.
-        let a = Workload::Diurnal { peak_per_hour: 120.0, hours: 480.0 }.arrivals(3);
-        let time_of_day = |t: &&f64| **t % 86_400.0;
-        let noon = a.iter().filter(|t| (time_of_day(t) - 43_200.0).abs() < 1_800.0).count() as f64;
-        let midnight = a.iter().filter(|t| time_of_day(t) < 1_800.0 || time_of_day(t) > 84_600.0).count() as f64;
-        let ratio = noon / midnight;
-        assert!((7.5..12.5).contains(&ratio), "{ratio}");
-        // The mean rate of the day is (peak + trough) / 2.
-        let per_day = a.len() as f64 / 20.0;
-        assert!((per_day - 66.0 * 24.0).abs() < 80.0, "{per_day}");
-    }
-
-    #[test]
-    fn csv_trace_files_give_seconds_and_name_bad_lines() {
-        let w = Workload::parse_csv("t.csv", "signup_s,user\n5,a\n1.5,b\n\n30,c\n").unwrap();
-        assert_eq!(w.arrivals(1), vec![1.5, 5.0, 30.0]);
-        let err = Workload::parse_csv("t.csv", "1\nsoon\n").unwrap_err();
-        assert_eq!(err, SimulateError::BadCsv { path: "t.csv".into(), line: 2, value: "soon".into() });
-        assert_eq!(Workload::parse_csv("t.csv", "header\n"), Err(SimulateError::Empty));
-    }
-}
+mod tests;
