@@ -135,6 +135,10 @@ struct DemoArgs {
     /// Simulated seconds after which the run stops, finished or not.
     #[arg(long, default_value_t = DemoOptions::default().deadline_s)]
     deadline_s: u64,
+    /// Users who finished long ago, present from the start, each with its group and host
+    /// (the account's group quota taken as raised to hold them).
+    #[arg(long, default_value_t = 0)]
+    live_users: u32,
     /// Users still unfinished at the deadline are reported (and listed on stderr) but do
     /// not fail the command; a broken invariant still does. For fault rates so high
     /// that not everyone can finish (`--crash-rate 0.5`).
@@ -266,6 +270,7 @@ fn run_demo(args: &DemoArgs) -> ExitCode {
         throttle_rate: faults.throttle_rate,
         drop_events: args.faults.drop_events,
         duplicate_events: args.faults.duplicate_events,
+        live_users: args.live_users,
     };
     let run = match demo::run(&opts) {
         Ok(run) => run,

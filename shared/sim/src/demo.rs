@@ -30,6 +30,8 @@ pub struct DemoOptions {
     pub drop_events: f64,
     /// Share of EventBridge events delivered twice.
     pub duplicate_events: f64,
+    /// Users who finished long ago, present from the start (`--live-users`).
+    pub live_users: u32,
 }
 
 impl Default for DemoOptions {
@@ -45,6 +47,7 @@ impl Default for DemoOptions {
             throttle_rate: 0.0,
             drop_events: 0.0,
             duplicate_events: 0.0,
+            live_users: 0,
         }
     }
 }
@@ -64,8 +67,13 @@ pub fn run(opts: &DemoOptions) -> std::io::Result<DemoRun> {
 }
 
 async fn run_async(opts: &DemoOptions) -> DemoRun {
+    let mut model = opts.model.clone();
+    if opts.live_users > 0 {
+        // A deployment holding that many users has had its group quota raised.
+        model.group_quota = model.group_quota.max(opts.live_users as usize + opts.users as usize + 1);
+    }
     let platform = Platform::start(PlatformOptions {
-        model: opts.model.clone(),
+        model,
         seed: opts.seed,
         pool: opts.pool,
         faults: Faults { crash_rate: opts.crash_rate, throttle_rate: opts.throttle_rate, ..Faults::default() },
@@ -73,6 +81,7 @@ async fn run_async(opts: &DemoOptions) -> DemoRun {
         duplicate_events: opts.duplicate_events,
         // Lost and duplicated events also arrive out of order.
         event_jitter_s: if opts.drop_events > 0.0 || opts.duplicate_events > 0.0 { 30 } else { 0 },
+        live_users: opts.live_users,
         ..PlatformOptions::default()
     });
     let users: Vec<String> = (1..=opts.users).map(|i| format!("u-{i:04}")).collect();
@@ -103,6 +112,8 @@ async fn run_async(opts: &DemoOptions) -> DemoRun {
     let settle_s = platform.cloud().elapsed_ms() as f64 / 1000.0 - simulated_s;
     let mut report = Report::build(platform.config(), &platform.snapshot(), &users, simulated_s);
     report.summary.settle_s = settle_s;
+    let elapsed_s = usize::try_from(platform.cloud().elapsed_ms().div_ceil(1000)).unwrap_or(usize::MAX);
+    report.api = platform.cloud().api_usage(0, elapsed_s, &crate::simulate::SCHEDULED);
     let timeline = platform.cloud().timeline().into_iter().map(|e| (e.at_ms as f64 / 1000.0, e.text)).collect();
     DemoRun { report, timeline, settled }
 }

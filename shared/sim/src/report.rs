@@ -86,6 +86,9 @@ pub struct Report {
     pub users: Vec<UserReport>,
     pub summary: Summary,
     pub cloud: CloudReport,
+    /// What the run's API calls cost, by service (filled by the run that knows its
+    /// window: the demo's whole run).
+    pub api: crate::ApiUsage,
 }
 
 impl Report {
@@ -143,6 +146,7 @@ impl Report {
                 repeated_inits: snap.repeated_inits.clone(),
                 user_group_prefix: cfg.user_group_prefix.clone(),
             },
+            api: crate::ApiUsage::default(),
         }
     }
 
