@@ -113,10 +113,29 @@ async fn a_failed_pool_event_is_left_to_the_hook_and_a_bad_body_fails_alone() {
 
 #[tokio::test(start_paused = true)]
 async fn the_schedule_still_runs_a_sweep() {
+    use warmpool_core::domain::{Id, UserRecord, UserState};
+    use warmpool_core::ports::{Clock, UserGroupSpec};
     let (cloud, cfg) = fixture::cloud_with_pool(1);
     let response = run(&cloud, &cfg, SCHEDULED).await;
     let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
     assert_eq!(report.users_checked, 0);
+    // Two users in flight and one ready: the sweep checks the two its listing returns.
+    for (user, state) in [("u-a", UserState::Claiming), ("u-b", UserState::Initializing), ("u-c", UserState::Ready)] {
+        let id = Id::parse("user_id", user).unwrap();
+        let mut record = UserRecord::new(&id, &id, cloud.now_ms());
+        record.state = state;
+        let spec = UserGroupSpec {
+            name: cfg.user_group(user),
+            launch_template: cfg.launch_template.clone(),
+            subnets: cfg.subnets.clone(),
+            tags: record.to_tags(),
+        };
+        cloud.create_user_group(&spec).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(cloud.model().stale_read_ms.1 + 1)).await;
+    let response = run(&cloud, &cfg, SCHEDULED).await;
+    let ReconcileResponse::Sweep(report) = response else { panic!("{response:?}") };
+    assert_eq!(report.users_checked, 2, "{report:?}");
 }
 
 /// A ready user's host is replaced, and lifecycle fails on the replacement's launch event
