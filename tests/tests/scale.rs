@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use warmpool_core::ports::{AutoScaling as _, Instances as _};
@@ -72,40 +73,64 @@ fn a_burst_over_the_accounts_bucket_is_throttled_retried_and_every_user_still_en
 }
 
 /// The scheduled functions' calls over `minutes` of a run with `live` finished users and a
-/// signup every two minutes.
-fn scheduled_usage(live: u32, minutes: u64) -> ApiUsage {
+/// signup every two minutes (the group quota raised to hold them all): the calls of each
+/// (function, operation) made inside invocations, and the API usage.
+fn scheduled_calls(live: u32, minutes: u64) -> (BTreeMap<(String, String), usize>, ApiUsage) {
     on_own_runtime(async {
+        let model = CloudModel { group_quota: live as usize + 1_000, ..CloudModel::default() };
         let p = Platform::start(PlatformOptions {
             pool: 5,
             live_users: live,
             pool_sizer_every_s: 60,
+            model,
             ..PlatformOptions::default()
         });
-        for i in 0..minutes / 2 {
-            p.signup(&format!("u-{i:03}"));
+        let users: Vec<String> = (0..minutes / 2).map(|i| format!("u-{i:03}")).collect();
+        for u in &users {
+            p.signup(u);
             tokio::time::sleep(Duration::from_mins(2)).await;
         }
+        assert!(p.all_final(&users[..users.len() - 2]), "the signups were served");
+        let mut by_op = BTreeMap::new();
+        for (f, op) in p.cloud().call_log() {
+            if SCHEDULED.contains(&f.as_str()) {
+                *by_op.entry((f, op)).or_default() += 1;
+            }
+        }
         let to_s = usize::try_from(minutes * 60).unwrap();
-        p.cloud().api_usage(0, to_s, &SCHEDULED)
+        (by_op, p.cloud().api_usage(0, to_s, &SCHEDULED))
     })
 }
 
 #[test]
-fn the_scheduled_work_does_not_grow_with_the_users_who_finished() {
-    let few = scheduled_usage(0, 60);
-    let many = scheduled_usage(3_000, 60);
+fn the_sweeps_listing_and_the_sizers_history_do_not_grow_with_the_users_who_finished() {
+    let (few, few_usage) = scheduled_calls(0, 60);
+    let (many, many_usage) = scheduled_calls(3_000, 60);
+    let get = |m: &BTreeMap<(String, String), usize>, f: &str, op: &str| {
+        m.get(&(f.to_owned(), op.to_owned())).copied().unwrap_or(0)
+    };
+    let sizer = |m: &BTreeMap<(String, String), usize>| -> usize {
+        m.iter().filter(|((f, _), _)| f == "pool-sizer").map(|(_, n)| n).sum()
+    };
     println!(
-        "scheduled calls a minute: {:.2} with no finished users, {:.2} with 3,000",
-        few.scheduled_calls_per_min, many.scheduled_calls_per_min
+        "scheduled calls a minute: {:.2} with no finished users, {:.2} with 3,000; the orphan scan's pages: {} and {}",
+        few_usage.scheduled_calls_per_min,
+        many_usage.scheduled_calls_per_min,
+        get(&few, "reconcile", "DescribeInstances"),
+        get(&many, "reconcile", "DescribeInstances"),
     );
-    // The sweep lists the users in flight, the pool-sizer reads one metric: 3,000
-    // finished users add only the orphan scan's pages (one in ten minutes, 3 pages
-    // against 1), within the 20% the scale target allows.
-    assert!(few.scheduled_calls_per_min > 3.0, "a sweep and a sizer run a minute: {few:?}");
-    let growth = many.scheduled_calls_per_min / few.scheduled_calls_per_min - 1.0;
+    // The sweep lists only the users in flight (a page each time, 3,000 finished users or
+    // none), and the pool-sizer reads one metric, not the users' groups.
+    let listings =
+        (get(&few, "reconcile", "DescribeAutoScalingGroups"), get(&many, "reconcile", "DescribeAutoScalingGroups"));
+    assert!(listings.0 >= 55 && listings.1 <= listings.0 + listings.0 / 10, "the sweep's listings: {listings:?}");
+    let sizer_calls = (sizer(&few), sizer(&many));
     assert!(
-        growth <= 0.2,
-        "scheduled calls grew {:.0}% with 3,000 finished users: {few:?} vs {many:?}",
-        growth * 100.0
+        sizer_calls.0 >= 55 * 3 && sizer_calls.1 <= sizer_calls.0 + sizer_calls.0 / 10,
+        "the pool-sizer's calls: {sizer_calls:?}"
     );
+    assert_eq!(get(&many, "pool-sizer", "GetMetricData"), get(&few, "pool-sizer", "GetMetricData"), "one a run");
+    // The orphan scan is the one listing that grows with the hosts (EC2 cannot filter on a
+    // tag's absence): a page per 1,000 of them each scan.
+    assert!(get(&many, "reconcile", "DescribeInstances") > get(&few, "reconcile", "DescribeInstances"));
 }
